@@ -1,0 +1,207 @@
+"""The configuration schema: every key, its type, its default, its meaning.
+
+This is the only place defaults live. ``app.yml.sample`` is checked against
+this table by the test suite, so a key cannot be added without documenting it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Option:
+    key: str
+    kind: str  # str, path, int, float, bool, dict, list, octal, concurrency, choice
+    default: Any
+    help: str
+    choices: tuple = ()
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0", ""):
+            return False
+    raise ValueError("expected true or false")
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise ValueError("expected an integer")
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        return float(value)
+    raise ValueError("expected a number")
+
+
+def _str(value: Any) -> str:
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError("expected a string")
+
+
+def _dict(value: Any) -> dict:
+    if isinstance(value, dict):
+        return value
+    raise ValueError("expected a mapping")
+
+
+def _list(value: Any) -> list:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    raise ValueError("expected a list")
+
+
+def _octal(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return int(value, 8)
+    raise ValueError("expected an octal mode such as 0750")
+
+
+def _concurrency(value: Any) -> int:
+    if value == "*":
+        return os.cpu_count() or 1
+    number = _int(value)
+    if number < 1:
+        raise ValueError("expected a positive integer or '*'")
+    return number
+
+
+_COERCE: dict[str, Callable[[Any], Any]] = {
+    "str": _str,
+    "path": _str,
+    "int": _int,
+    "float": _float,
+    "bool": _bool,
+    "dict": _dict,
+    "list": _list,
+    "octal": _octal,
+    "concurrency": _concurrency,
+    "choice": _str,
+}
+
+
+def coerce(option: Option, value: Any) -> Any:
+    if value is None:
+        return None
+    result = _COERCE[option.kind](value)
+    if option.kind == "choice" and result not in option.choices:
+        raise ValueError(f"expected one of {', '.join(option.choices)}")
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Options that apply to each manager; a value at the top level of app.yml is
+# the default for every manager.
+
+_RETRY_HELP = {
+    "max_retries": "retries of a failed {phase} transfer: -1 = none, 0 = forever, N = N times",
+    "interval_start": "seconds before the first retry of a {phase} transfer",
+    "interval_step": "seconds added to the wait after each retry",
+    "interval_max": "longest wait between two retries, in seconds",
+}
+_RETRY_DEFAULTS = {"max_retries": -1, "interval_start": 2.0, "interval_step": 2.0, "interval_max": 30.0}
+
+
+def _retry_options() -> list[Option]:
+    options = []
+    for phase, word in (("preprocess", "input"), ("postprocess", "output")):
+        for suffix, default in _RETRY_DEFAULTS.items():
+            kind = "int" if suffix == "max_retries" else "float"
+            options.append(
+                Option(f"{phase}_action_{suffix}", kind, default, _RETRY_HELP[suffix].format(phase=word))
+            )
+    return options
+
+
+MANAGER_OPTIONS: tuple[Option, ...] = (
+    Option("type", "str", "queued_python", "manager type (see docs/managers.md): queued_python"),
+    Option("num_concurrent_jobs", "concurrency", 1, "jobs run at once by this manager; '*' = CPU count"),
+    Option("staging_directory", "path", "var/staging", "where job directories live (<staging>/<job_id>/)"),
+    Option("assign_ids", "choice", "galaxy", "galaxy = use the client's job id; uuid = assign a new one",
+           ("galaxy", "uuid")),
+    Option("job_directory_mode", "octal", None, "permissions of new job directories, e.g. 0750"),
+    Option("maximum_stream_size", "int", 1048576, "bytes of each job stream kept in status replies (then capped to 64 KiB)"),
+    Option("debug", "bool", False, "keep job directories when a client asks to clean them"),
+    Option("min_polling_interval", "float", 0.5, "seconds between two checks of an external scheduler or adopted process"),
+    Option("tmp_dir", "str", None, "job temp directory; unset = a fresh <job>/tmp for each run"),
+    Option("job_name_template", "str", "pulsar_$job_id", "scheduler job name"),
+    Option("galaxy_home", "path", None, "Galaxy root on this host, reported as system_properties.galaxy_home"),
+    Option("galaxy_virtual_env", "path", None, "virtualenv activated by job scripts (system_properties.galaxy_virtual_env)"),
+    Option("galaxy_config_file", "path", None, "reported as system_properties.galaxy_config_file"),
+    Option("galaxy_dataset_files_path", "path", None, "reported as system_properties.galaxy_dataset_files_path"),
+    Option("galaxy_datatypes_config_file", "path", None, "reported as system_properties.galaxy_datatypes_config_file"),
+    Option("kill_grace_period", "float", 5.0, "seconds between SIGTERM and SIGKILL when a job is cancelled"),
+    *_retry_options(),
+)
+MANAGER_OPTION_MAP = {o.key: o for o in MANAGER_OPTIONS}
+#: Manager keys with a per-variable prefix: ``env_FOO: bar`` exports FOO=bar.
+MANAGER_PREFIXES = ("env_",)
+
+APP_OPTIONS: tuple[Option, ...] = (
+    Option("host", "str", "127.0.0.1", "address the REST face listens on"),
+    Option("port", "int", 8913, "port the REST face listens on"),
+    Option("private_token", "str", None, "shared secret clients must send (query private_token= or Authorization: Bearer)"),
+    Option("persistence_directory", "path", "var/persisted_data", "holds the job database (pulsar_lite.sqlite, WAL)"),
+    Option("managers", "dict", None, "named managers: {name: {type: ..., num_concurrent_jobs: ...}}"),
+    Option("manager", "dict", None, "the single default manager's options (Pulsar style)"),
+    Option("tool_dependency_dir", "path", "dependencies", "root of the galaxy_packages dependency resolver"),
+    Option("dependency_resolution", "dict", None, "galaxy-tool-util dependency resolution (resolvers: [...], cache, ...)"),
+    Option("dependency_resolvers_config_file", "path", None, "galaxy dependency_resolvers_conf.xml"),
+    Option("file_cache_dir", "path", None, "enables the /cache routes (client-side input caching)"),
+    Option("max_upload_size", "int", 0, "largest accepted request body in bytes; 0 = no limit"),
+    Option("max_request_line", "int", 16 * 1024 * 1024, "longest accepted request line (submit carries JSON in the query)"),
+    Option("web_threads", "int", 16, "threads serving REST requests"),
+    Option("staging_concurrency", "int", 4, "jobs pre/postprocessed at once, across all managers"),
+    Option("store_synchronous", "choice", "full", "SQLite fsync policy: full survives power loss, normal only crashes",
+           ("full", "normal")),
+    Option("log_level", "choice", "INFO", "DEBUG, INFO, WARNING or ERROR", ("DEBUG", "INFO", "WARNING", "ERROR")),
+    *MANAGER_OPTIONS[2:],  # every manager option but type/num_concurrent_jobs is an app-wide default too
+)
+APP_OPTION_MAP = {o.key: o for o in APP_OPTIONS}
+#: App keys passed through verbatim to galaxy-tool-util's dependency manager.
+APP_PREFIXES = ("conda_",)
+
+#: Pulsar app.yml keys pulsar_lite knows but does not act on (yet): a warning.
+PULSAR_UNSUPPORTED = frozenset({
+    "object_store_config_file", "object_store_config", "object_store_file_path",
+    "object_store_job_working_directory", "object_store_new_file_path", "object_store_umask",
+    "user_auth", "tool_config_files", "tool_config_file", "sentry_dsn", "sentry_event_level",
+    "send_stdout_update", "stdout_update_interval", "stdout_update_timeout", "stdout_update_chunk_size",
+    "job_metrics_config_file", "job_metrics", "job_managers_config", "ensure_cleanup",
+    "message_queue_url", "message_queue_consume", "message_queue_publish", "status_outbox_drain_interval",
+    "amqp_key_prefix", "amqp_durable", "amqp_heartbeat", "amqp_consumer_timeout", "amqp_publish_timeout",
+    "amqp_publish_retry", "amqp_publish_retry_max_retries", "amqp_publish_retry_interval_start",
+    "amqp_publish_retry_interval_step", "amqp_publish_retry_interval_max", "amqp_publish_priority",
+    "amqp_publish_delivery_mode", "amqp_acknowledge", "amqp_ack_republish_time",
+    "amqp_connect_ssl_ca_certs", "amqp_connect_ssl_keyfile", "amqp_connect_ssl_certfile",
+    "amqp_connect_ssl_cert_reqs", "message_queue_credentials_file", "message_queue_username",
+    "message_queue_password", "relay_topic_prefix", "relay_long_poll_timeout",
+    "message_queue_publish_capabilities", "cvmfsexec", "job_metrics", "config_dir", "ssl_pem",
+    "use_uwsgi", "uwsgi", "logging",
+})

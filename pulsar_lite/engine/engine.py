@@ -1,0 +1,385 @@
+"""The job engine: one lifecycle for every transport.
+
+``preprocessing -> queued -> running -> postprocessing -> complete | failed``
+(``cancelled`` and ``lost`` from anywhere before postprocessing). Each move is
+one transaction in the store; listeners get an event after it commits.
+Transports (REST, AMQP) call the public methods; managers call the hooks.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import uuid
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO, Callable
+
+from .. import wire
+from ..config import AppConfig, ManagerConfig
+from ..errors import BadRequest, Conflict, NotFound
+from ..managers import manager_class
+from ..store import IllegalTransition, JobRecord, Store
+from . import script as job_script
+from .deps import DependencyResolver
+from .jobdir import JobDirectory, check_job_id
+from .status import job_config, status_payload
+from .timers import Timers
+
+log = logging.getLogger(__name__)
+
+ACTIVE = (wire.State.PREPROCESSING, wire.State.QUEUED, wire.State.RUNNING, wire.State.POSTPROCESSING)
+Listener = Callable[[str, str, str], None]  # (manager, job_id, new state)
+
+
+class JobEngine:
+    def __init__(self, config: AppConfig):
+        self.config = config
+        self.store = Store(config.store_path, synchronous=config.store_synchronous)
+        self.timers = Timers()
+        self.staging_pool = ThreadPoolExecutor(max_workers=max(1, config.staging_concurrency),
+                                               thread_name_prefix="pulsar-lite-staging")
+        self.deps = DependencyResolver(config.tool_dependency_dir, config.dependency_resolution,
+                                       config.dependency_resolvers_config_file, config.passthrough)
+        self.manager_configs: dict[str, ManagerConfig] = dict(config.managers)
+        self.managers = {
+            name: manager_class(mc.type, name)(mc, self, self.timers) for name, mc in self.manager_configs.items()
+        }
+        self._locks = [threading.RLock() for _ in range(64)]
+        self._listeners: list[Listener] = []
+        self.started_up = False
+
+    # -- lifecycle --------------------------------------------------------
+    def start(self) -> None:
+        for manager_config in self.manager_configs.values():
+            partial = os.path.join(manager_config.staging_directory, ".partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            os.makedirs(manager_config.staging_directory, exist_ok=True)
+        for manager in self.managers.values():
+            manager.start()
+        self.recover()
+        self.started_up = True
+
+    def stop(self) -> None:
+        for manager in self.managers.values():
+            manager.stop()
+        self.staging_pool.shutdown(wait=False, cancel_futures=True)
+        self.timers.stop()
+        self.store.close()
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def recover(self) -> None:
+        """Reload every unfinished job and bring it to its true state."""
+        for record in self.store.jobs_in_states(ACTIVE):
+            manager = self.managers.get(record.manager)
+            if manager is None:
+                self._move(record.manager, record.job_id, wire.State.LOST, expect=ACTIVE,
+                           message=f"manager '{record.manager}' is no longer configured")
+                continue
+            log.info("recovering job %s (%s, manager %s)", record.job_id, record.state, record.manager)
+            if record.state == wire.State.PREPROCESSING:
+                self.staging_pool.submit(self._preprocess, record.manager, record.job_id)
+            elif record.state == wire.State.POSTPROCESSING:
+                self.staging_pool.submit(self._postprocess, record.manager, record.job_id)
+            else:
+                try:
+                    manager.recover(record)
+                except Exception as exc:
+                    log.exception("job %s: recovery failed", record.job_id)
+                    self._move(record.manager, record.job_id, wire.State.LOST, expect=ACTIVE,
+                               message=f"recovery after restart failed: {exc}")
+
+    # -- helpers ----------------------------------------------------------
+    def _lock(self, manager: str, job_id: str) -> threading.RLock:
+        return self._locks[zlib.crc32(f"{manager}/{job_id}".encode()) % len(self._locks)]
+
+    def manager_config(self, manager: str) -> ManagerConfig:
+        try:
+            return self.manager_configs[manager]
+        except KeyError:
+            raise NotFound(f"unknown manager {manager!r}") from None
+
+    def job_directory(self, manager: str, job_id: str) -> JobDirectory:
+        return JobDirectory(self.manager_config(manager).staging_directory, job_id)
+
+    def _emit(self, manager: str, job_id: str, state: str) -> None:
+        for listener in self._listeners:
+            try:
+                listener(manager, job_id, state)
+            except Exception:
+                log.exception("status listener failed")
+
+    def _move(self, manager: str, job_id: str, state: str, expect=None, message: str | None = None,
+              **fields) -> JobRecord | None:
+        try:
+            record = self.store.transition(manager, job_id, state, expect=expect, message=message, **fields)
+        except IllegalTransition as exc:
+            log.debug("ignored transition: %s", exc)
+            return None
+        log.info("job %s [%s] -> %s%s", job_id, manager, state, f" ({message})" if message else "")
+        self._emit(manager, job_id, state)
+        return record
+
+    def _fresh_job(self, manager: str, job_dir: JobDirectory, tool_id=None, tool_version=None) -> JobRecord:
+        job_dir.remove()
+        job_dir.create(self.manager_config(manager).job_directory_mode)
+        return self.store.create(manager, job_dir.job_id, tool_id, tool_version)
+
+    def _writable_job(self, manager: str, job_id: str) -> JobDirectory:
+        """A job that accepts staged files: set up but not yet submitted."""
+        job_dir = self.job_directory(manager, job_id)
+        with self._lock(manager, job_id):
+            record = self.store.get(manager, job_id)
+            if record is None or record.terminal:
+                self._fresh_job(manager, job_dir)
+            elif record.state != wire.SETUP:
+                raise Conflict(f"job {job_id} was already submitted ({record.state}); files can no longer change")
+            elif not job_dir.exists():
+                job_dir.create(self.manager_config(manager).job_directory_mode)
+        return job_dir
+
+    # -- transport API ------------------------------------------------------
+    def setup(self, manager: str, job_id: str | None, tool_id: str | None = None,
+              tool_version: str | None = None, preserve_galaxy_python_environment=None) -> dict:
+        manager_config = self.manager_config(manager)
+        if manager_config.assign_ids == "uuid":
+            job_id = uuid.uuid4().hex
+        job_id = check_job_id(job_id)
+        job_dir = self.job_directory(manager, job_id)
+        with self._lock(manager, job_id):
+            self._setup_locked(manager, job_dir, tool_id, tool_version)
+        return job_config(job_dir, manager_config, tool_id, tool_version, preserve_galaxy_python_environment)
+
+    def _setup_locked(self, manager: str, job_dir: JobDirectory, tool_id, tool_version) -> None:
+        record = self.store.get(manager, job_dir.job_id)
+        if record is None or record.terminal:
+            self._fresh_job(manager, job_dir, tool_id, tool_version)
+        elif record.state == wire.SETUP:
+            job_dir.create(self.manager_config(manager).job_directory_mode)
+            if tool_id or tool_version:
+                self.store.update(manager, job_dir.job_id, tool_id=tool_id, tool_version=tool_version)
+        # an active job: setup is idempotent, nothing changes
+
+    def submit(self, manager: str, job_id: str, launch: dict, touch_outputs: list | None = None) -> None:
+        """Queue a job (REST submit and MQ setup message alike)."""
+        self.manager_config(manager)
+        job_id = check_job_id(job_id)
+        command_line = launch.get("command_line")
+        if not command_line or not isinstance(command_line, str):
+            raise BadRequest("missing parameter: command_line")
+        if wire.REMOVED_JOBS_DIRECTORY_TOKEN in command_line:
+            raise BadRequest(f"{wire.REMOVED_JOBS_DIRECTORY_TOKEN} is no longer supported; "
+                             f"use {wire.JOB_DIRECTORY_TOKEN}")
+        setup_params = launch.get("setup_params") or {}
+        if not isinstance(setup_params, dict):
+            raise BadRequest("setup_params must be a JSON object")
+        job_dir = self.job_directory(manager, job_id)
+        with self._lock(manager, job_id):
+            record = self.store.get(manager, job_id)
+            if setup_params:
+                if record is not None and record.state in ACTIVE:
+                    log.info("job %s: duplicate submission ignored (%s)", job_id, record.state)
+                    return
+                self._setup_locked(manager, job_dir, setup_params.get("tool_id"), setup_params.get("tool_version"))
+                command_line = command_line.replace(wire.JOB_DIRECTORY_TOKEN, job_dir.path)
+                record = self.store.get(manager, job_id)
+            if record is None:
+                raise NotFound(f"job {job_id} was not set up")
+            if record.state != wire.SETUP:
+                log.info("job %s: duplicate submission ignored (%s)", job_id, record.state)
+                return
+            for name in touch_outputs or []:
+                target = job_dir.calculate_path(str(name), "output")
+                open(target, "a").close()
+            launch = {k: launch.get(k) for k in wire.LAUNCH_KEYS}
+            launch["command_line"] = command_line
+            staging = launch.get("remote_staging") or {}
+            needs_preprocessing = bool(isinstance(staging, dict) and staging.get("setup"))
+            try:
+                self._write_script(manager, job_dir, launch)
+            except Exception as exc:
+                log.warning("job %s: cannot prepare the job script: %s", job_id, exc)
+                self._move(manager, job_id, wire.State.FAILED, launch_config=launch,
+                           message=f"could not prepare the job: {exc}")
+                return
+            state = wire.State.PREPROCESSING if needs_preprocessing else wire.State.QUEUED
+            if self._move(manager, job_id, state, launch_config=launch) is None:
+                return
+        if needs_preprocessing:
+            self.staging_pool.submit(self._preprocess, manager, job_id)
+        else:
+            self.managers[manager].launch(job_id)
+
+    def _write_script(self, manager: str, job_dir: JobDirectory, launch: dict) -> None:
+        manager_config = self.manager_config(manager)
+        env = launch.get("env") or []
+        if not isinstance(env, list):
+            raise BadRequest("env must be a JSON list")
+        dependency_commands = self.deps.shell_commands(
+            launch.get("dependencies_description"), job_dir.path, job_dir.working, job_dir.sub("tool_files"))
+        setup_params = launch.get("setup_params") or {}
+        text = job_script.render(
+            job_directory=job_dir.path,
+            command_line=launch["command_line"],
+            env=env,
+            manager_env=manager_config.env,
+            dependency_commands=dependency_commands,
+            tmp_dir=manager_config.tmp_dir,
+            galaxy_virtual_env=manager_config.galaxy_virtual_env,
+            galaxy_home=manager_config.galaxy_home,
+            preserve_galaxy_python_environment=bool(setup_params.get("preserve_galaxy_python_environment")),
+        )
+        target = job_dir.sub(job_script.SCRIPT_NAME)
+        tmp = target + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o700)
+        os.replace(tmp, target)
+        for stale in ("return_code", "pid"):
+            try:
+                os.unlink(job_dir.sub(stale))
+            except FileNotFoundError:
+                pass
+
+    def status(self, manager: str, job_id: str) -> dict:
+        manager_config = self.manager_config(manager)
+        job_dir = self.job_directory(manager, check_job_id(job_id))
+        record = self.store.get(manager, job_id)
+        return status_payload(job_dir, record, manager_config)
+
+    def cancel(self, manager: str, job_id: str) -> None:
+        self.manager_config(manager)
+        job_id = check_job_id(job_id)
+        with self._lock(manager, job_id):
+            record = self.store.get(manager, job_id)
+            if record is None or record.terminal or record.state == wire.State.POSTPROCESSING:
+                return
+            if record.state == wire.State.RUNNING:
+                self.store.update(manager, job_id, cancel_requested=1)
+                self.managers[manager].kill(record)
+            else:
+                self._move(manager, job_id, wire.State.CANCELLED,
+                           expect=(wire.SETUP, wire.State.PREPROCESSING, wire.State.QUEUED),
+                           cancel_requested=1)
+
+    def clean(self, manager: str, job_id: str) -> None:
+        manager_config = self.manager_config(manager)
+        job_id = check_job_id(job_id)
+        job_dir = self.job_directory(manager, job_id)
+        with self._lock(manager, job_id):
+            record = self.store.get(manager, job_id)
+            if record is not None and record.state in ACTIVE:
+                self.cancel(manager, job_id)
+            self.store.delete(manager, job_id)
+            if not manager_config.debug:
+                job_dir.remove()
+
+    # files ------------------------------------------------------------------
+    def upload(self, manager: str, job_id: str, name: str | None, file_type: str | None,
+               stream: BinaryIO | None, length: int | None, cache_path: str | None = None) -> str:
+        job_id = check_job_id(job_id)
+        job_dir = self.job_directory(manager, job_id)
+        job_dir.type_directory(file_type)  # validate the type before touching anything
+        job_dir = self._writable_job(manager, job_id)
+        target = job_dir.calculate_path(name, file_type)
+        if os.path.isdir(target):
+            raise BadRequest(f"{name!r} is a directory")
+        if cache_path is not None:
+            job_dir.copy_in(cache_path, target)
+        else:
+            job_dir.write_stream(target, stream, length, limit=self.config.max_upload_size)
+        return target
+
+    def path(self, manager: str, job_id: str, name: str | None, file_type: str | None) -> str:
+        job_id = check_job_id(job_id)
+        job_dir = self.job_directory(manager, job_id)
+        if file_type in wire.DOWNLOAD_DIRS:
+            return job_dir.output_path(name, file_type)
+        job_dir.type_directory(file_type)
+        record = self.store.get(manager, job_id)
+        if record is None:
+            job_dir = self._writable_job(manager, job_id)
+        return job_dir.calculate_path(name, file_type)
+
+    def output_file(self, manager: str, job_id: str, name: str | None, file_type: str | None) -> str:
+        job_id = check_job_id(job_id)
+        job_dir = self.job_directory(manager, job_id)
+        path = job_dir.output_path(name, file_type or "output")
+        if not os.path.isfile(path):
+            raise NotFound(f"no output {name!r} (type {file_type or 'output'}) for job {job_id}")
+        return path
+
+    # -- manager hooks ------------------------------------------------------
+    def runnable(self, manager: str, job_id: str) -> bool:
+        record = self.store.get(manager, job_id)
+        return record is not None and record.state == wire.State.QUEUED and not record.cancel_requested
+
+    def started(self, manager: str, job_id: str, pid: int | None = None, external_id: str | None = None) -> bool:
+        fields = {}
+        if pid is not None:
+            fields["pid"] = pid
+        if external_id is not None:
+            fields["external_id"] = external_id
+        return self._move(manager, job_id, wire.State.RUNNING, expect=(wire.State.QUEUED,), **fields) is not None
+
+    def finished(self, manager: str, job_id: str, returncode: int | None, message: str | None = None) -> None:
+        record = self.store.get(manager, job_id)
+        if record is None or record.terminal or record.state == wire.State.POSTPROCESSING:
+            return
+        if record.cancel_requested:
+            self._move(manager, job_id, wire.State.CANCELLED, expect=ACTIVE, returncode=returncode)
+            return
+        moved = self._move(manager, job_id, wire.State.POSTPROCESSING,
+                           expect=(wire.State.QUEUED, wire.State.RUNNING), returncode=returncode,
+                           message=message)
+        if moved is not None:
+            self.staging_pool.submit(self._postprocess, manager, job_id)
+
+    def requeue(self, manager: str, job_id: str) -> None:
+        if self._move(manager, job_id, wire.State.QUEUED, expect=(wire.State.QUEUED, wire.State.RUNNING),
+                      pid=None) is not None:
+            self.managers[manager].launch(job_id)
+
+    # -- staging phases -----------------------------------------------------
+    def _preprocess(self, manager: str, job_id: str) -> None:
+        """Run server-side stage-in, then queue the job."""
+        record = self.store.get(manager, job_id)
+        if record is None or record.state != wire.State.PREPROCESSING:
+            return
+        try:
+            self.preprocessor(manager, self.job_directory(manager, job_id), record)
+        except Exception as exc:
+            log.warning("job %s: preprocessing failed: %s", job_id, exc)
+            self._move(manager, job_id, wire.State.FAILED, expect=(wire.State.PREPROCESSING,), returncode=1,
+                       message=f"staging inputs failed: {exc}")
+            return
+        if self._move(manager, job_id, wire.State.QUEUED, expect=(wire.State.PREPROCESSING,)) is not None:
+            self.managers[manager].launch(job_id)
+
+    def _postprocess(self, manager: str, job_id: str) -> None:
+        """Run server-side stage-out, then publish the terminal state."""
+        record = self.store.get(manager, job_id)
+        if record is None or record.state != wire.State.POSTPROCESSING:
+            return
+        try:
+            self.postprocessor(manager, self.job_directory(manager, job_id), record)
+        except Exception as exc:
+            log.warning("job %s: postprocessing failed: %s", job_id, exc)
+            self._move(manager, job_id, wire.State.FAILED, expect=(wire.State.POSTPROCESSING,),
+                       message=f"staging outputs failed: {exc}")
+            return
+        final = wire.State.FAILED if record.message else wire.State.COMPLETE
+        self._move(manager, job_id, final, expect=(wire.State.POSTPROCESSING,))
+
+    # Server-side staging is plugged in here (pull staging, issue 3).
+    def preprocessor(self, manager: str, job_dir: JobDirectory, record: JobRecord) -> None:
+        staging = (record.launch_config or {}).get("remote_staging") or {}
+        if staging.get("setup"):
+            from ..errors import NotSupported
+            raise NotSupported("server-side staging (remote_staging.setup) is not supported yet")
+
+    def postprocessor(self, manager: str, job_dir: JobDirectory, record: JobRecord) -> None:
+        return None

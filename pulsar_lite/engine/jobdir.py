@@ -1,0 +1,219 @@
+"""Job directory layout and the safe mapping of client names to paths.
+
+Every path a client names is checked here: no NUL, no ``..`` component, no
+absolute name, and the resolved path (symlinks followed) must stay inside
+the directory of its type. Violations raise :class:`BadRequest`.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+import tempfile
+import uuid
+from typing import BinaryIO
+
+from .. import wire
+from ..errors import BadRequest, NotFound
+
+CHUNK = 1024 * 1024
+
+
+def check_job_id(job_id: str | None) -> str:
+    if not job_id:
+        raise BadRequest("missing parameter: job_id")
+    if "\x00" in job_id or not wire.valid_job_id(job_id):
+        raise BadRequest(f"invalid job id {job_id!r}: use letters, digits, '_', '-' and '.' only")
+    return job_id
+
+
+def _clean_name(name: str | None) -> list[str]:
+    """Split a client (POSIX) name into safe components or raise BadRequest."""
+    if name is None or name == "":
+        raise BadRequest("missing parameter: name")
+    if "\x00" in name:
+        raise BadRequest("invalid file name: contains a NUL byte")
+    if name.startswith("/") or name.startswith("\\") or (len(name) > 1 and name[1] == ":"):
+        raise BadRequest(f"invalid file name {name!r}: absolute paths are not allowed")
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    if any(p == ".." for p in parts):
+        raise BadRequest(f"invalid file name {name!r}: '..' is not allowed")
+    if not parts:
+        raise BadRequest(f"invalid file name {name!r}")
+    return parts
+
+
+def _inside(path: str, directory: str) -> bool:
+    real_dir = os.path.realpath(directory)
+    real = os.path.realpath(path)
+    return real == real_dir or real.startswith(real_dir + os.sep)
+
+
+class JobDirectory:
+    """The on-disk directory of one job: ``<staging>/<job_id>/``."""
+
+    def __init__(self, staging_directory: str, job_id: str):
+        self.staging_directory = staging_directory
+        self.job_id = check_job_id(job_id)
+        self.path = os.path.join(staging_directory, job_id)
+
+    # standard locations ----------------------------------------------------
+    def sub(self, name: str) -> str:
+        return os.path.join(self.path, name) if name else self.path
+
+    @property
+    def working(self) -> str:
+        return self.sub("working")
+
+    @property
+    def metadata(self) -> str:
+        return self.sub("metadata")
+
+    @property
+    def outputs(self) -> str:
+        return self.sub("outputs")
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.path)
+
+    def create(self, mode: int | None = None) -> None:
+        os.makedirs(self.staging_directory, exist_ok=True)
+        for sub in ("",) + wire.JOB_SUBDIRS:
+            target = self.sub(sub)
+            os.makedirs(target, exist_ok=True)
+            if mode is not None:
+                os.chmod(target, mode)
+
+    def remove(self) -> None:
+        if os.path.lexists(self.path):
+            # the job id was validated: this is always a child of staging
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def write_metadata(self, name: str, text: str) -> None:
+        target = self.sub(name)
+        tmp = f"{target}.{uuid.uuid4().hex}.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+
+    def read_text(self, relative: str, limit: int | None = None) -> str | None:
+        try:
+            with open(self.sub(relative), "rb") as handle:
+                data = handle.read() if limit is None else handle.read(limit)
+        except OSError:
+            return None
+        return data.decode("utf-8", errors="replace")
+
+    # client name -> path ---------------------------------------------------
+    def type_directory(self, file_type: str | None) -> tuple[str, bool]:
+        if not file_type:
+            raise BadRequest("missing parameter: type")
+        try:
+            sub, nested = wire.FILE_TYPES[file_type]
+        except KeyError:
+            known = ", ".join(sorted(wire.FILE_TYPES))
+            raise BadRequest(f"unknown file type {file_type!r} (known: {known})") from None
+        return self.sub(sub), nested
+
+    def calculate_path(self, name: str | None, file_type: str | None, create_parents: bool = True) -> str:
+        """Where an upload (or server-side staging) of ``name`` goes."""
+        directory, nested = self.type_directory(file_type)
+        parts = _clean_name(name)
+        if not nested:
+            parts = parts[-1:]
+        if file_type in wire.GLOB_TYPES and any(c in "/".join(parts) for c in "*?["):
+            return self._glob(directory, "/".join(parts))
+        target = os.path.join(directory, *parts)
+        parent = os.path.dirname(target)
+        if create_parents and not os.path.isdir(parent):
+            os.makedirs(directory, exist_ok=True)
+            ancestor = parent
+            while not os.path.lexists(ancestor):
+                ancestor = os.path.dirname(ancestor)
+            if not _inside(ancestor, directory):
+                raise BadRequest(f"invalid file name {name!r}: resolves outside the job directory")
+            os.makedirs(parent, exist_ok=True)
+        if not _inside(target, directory):
+            raise BadRequest(f"invalid file name {name!r}: resolves outside the job directory")
+        return target
+
+    def _glob(self, directory: str, pattern: str) -> str:
+        for root, _dirs, files in os.walk(directory):
+            for file_name in sorted(files):
+                relative = os.path.relpath(os.path.join(root, file_name), directory)
+                if fnmatch.fnmatch(relative, pattern):
+                    path = os.path.join(directory, relative)
+                    if _inside(path, directory):
+                        return path
+        raise NotFound(f"no file matches {pattern!r}")
+
+    def output_path(self, name: str | None, file_type: str | None) -> str:
+        """Where ``download_output`` reads ``name`` from."""
+        directory = self.sub(wire.DOWNLOAD_DIRS.get(file_type or "output", "outputs"))
+        parts = _clean_name(name)
+        target = os.path.join(directory, *parts)
+        if not _inside(target, directory):
+            raise BadRequest(f"invalid file name {name!r}: resolves outside the job directory")
+        return target
+
+    # streaming writes ---------------------------------------------------------
+    def partial_directory(self) -> str:
+        path = os.path.join(self.staging_directory, ".partial")
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def write_stream(self, target: str, stream: BinaryIO, length: int | None, limit: int = 0) -> int:
+        """Stream ``length`` bytes into ``target`` atomically (temp file, then rename)."""
+        fd, tmp = tempfile.mkstemp(dir=self.partial_directory(), prefix=f"{self.job_id}.")
+        written = 0
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                remaining = length
+                while remaining is None or remaining > 0:
+                    chunk = stream.read(CHUNK if remaining is None else min(CHUNK, remaining))
+                    if not chunk:
+                        break
+                    handle.write(chunk)
+                    written += len(chunk)
+                    if remaining is not None:
+                        remaining -= len(chunk)
+                    if limit and written > limit:
+                        from ..errors import PayloadTooLarge
+                        raise PayloadTooLarge(f"request body larger than max_upload_size ({limit} bytes)")
+            if length is not None and written != length:
+                raise BadRequest(f"request body ended after {written} of {length} bytes")
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return written
+
+    def copy_in(self, source: str, target: str) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.partial_directory(), prefix=f"{self.job_id}.")
+        os.close(fd)
+        try:
+            shutil.copyfile(source, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    # listings -----------------------------------------------------------------
+    def listing(self, sub: str, recursive: bool = True) -> list[str]:
+        directory = self.sub(sub)
+        if not os.path.isdir(directory):
+            return []
+        if not recursive:
+            return sorted(os.listdir(directory))
+        result = []
+        for root, dirs, files in os.walk(directory):
+            dirs.sort()
+            for file_name in sorted(files):
+                result.append(os.path.relpath(os.path.join(root, file_name), directory))
+        return result

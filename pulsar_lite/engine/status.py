@@ -1,0 +1,139 @@
+"""Build the status payload clients receive (REST ``status`` and MQ ``status_update``)."""
+from __future__ import annotations
+
+import os
+
+from .. import wire
+from ..store import JobRecord
+from .jobdir import JobDirectory
+
+
+def trim_stream(data: bytes, cap: int) -> bytes:
+    """Keep the start and the end of ``data`` within ``cap`` bytes (start gets the larger share)."""
+    if len(data) <= cap:
+        return data
+    marker = wire.STREAM_ELISION.encode()
+    room = max(cap - len(marker), 0)
+    tail = room // 2
+    head = room - tail
+    return data[:head] + marker + (data[-tail:] if tail else b"")
+
+
+def read_stream(path: str, maximum: int, cap: int | None = wire.STATUS_STREAM_CAP) -> str:
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            if size <= maximum:
+                data = handle.read()
+            else:
+                half = maximum // 2
+                head = handle.read(maximum - half)
+                handle.seek(size - half)
+                data = head + wire.STREAM_ELISION.encode() + handle.read(half)
+    except OSError:
+        return ""
+    if cap is not None:
+        data = trim_stream(data, cap)
+    return data.decode("utf-8", errors="replace")
+
+
+def read_returncode(job_dir: JobDirectory) -> int | None:
+    text = job_dir.read_text("return_code", limit=64)
+    if text is None:
+        return None
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None
+
+
+def system_properties(manager_config) -> dict:
+    props = {"separator": os.sep}
+    for key in ("galaxy_home", "galaxy_virtual_env", "galaxy_config_file", "galaxy_dataset_files_path",
+                "galaxy_datatypes_config_file"):
+        value = getattr(manager_config, key, None)
+        if value:
+            props[key] = value
+    if "galaxy_home" not in props and os.environ.get("GALAXY_HOME"):
+        props["galaxy_home"] = os.environ["GALAXY_HOME"]
+    if "galaxy_virtual_env" not in props and os.environ.get("GALAXY_VIRTUAL_ENV"):
+        props["galaxy_virtual_env"] = os.environ["GALAXY_VIRTUAL_ENV"]
+    return props
+
+
+def job_config(job_dir: JobDirectory, manager_config, tool_id: str | None, tool_version: str | None,
+               preserve_galaxy_python_environment=None) -> dict:
+    """The setup reply (reference section 1.4)."""
+    base = job_dir.path
+    reply = {
+        "job_directory": base,
+        "working_directory": os.path.join(base, "working"),
+        "metadata_directory": os.path.join(base, "metadata"),
+        "outputs_directory": os.path.join(base, "outputs"),
+        "configs_directory": os.path.join(base, "configs"),
+        "tools_directory": os.path.join(base, "tool_files"),
+        "inputs_directory": os.path.join(base, "inputs"),
+        "unstructured_files_directory": os.path.join(base, "unstructured"),
+        "path_separator": os.sep,
+        "job_id": job_dir.job_id,
+        "system_properties": system_properties(manager_config),
+        "pulsar_version": wire.PULSAR_VERSION,
+        "preserve_galaxy_python_environment": preserve_galaxy_python_environment,
+    }
+    if tool_id:
+        reply["tool_id"] = tool_id
+    if tool_version:
+        reply["tool_version"] = tool_version
+    return reply
+
+
+def status_payload(job_dir: JobDirectory, record: JobRecord | None, manager_config) -> dict:
+    state = record.state if record else wire.State.LOST
+    job_id = job_dir.job_id
+    if state not in wire.TERMINAL_STATES:
+        return {"complete": "false", "status": wire.wire_state(state), "job_id": job_id}
+    maximum = manager_config.maximum_stream_size
+    metadata = job_dir.metadata
+    stderr = read_stream(os.path.join(metadata, "tool_stderr"), maximum)
+    if record is not None and record.message and state in (wire.State.FAILED, wire.State.LOST):
+        stderr = (stderr + "\n" if stderr else "") + f"pulsar_lite: {record.message}"
+    returncode = record.returncode if record is not None else None
+    launch = (record.launch_config or {}) if record is not None else {}
+    payload = {
+        "job_id": job_id,
+        "complete": "true",
+        "status": state,
+        "returncode": returncode,
+        "stdout": read_stream(os.path.join(metadata, "tool_stdout"), maximum),
+        "stderr": stderr,
+        "job_stdout": read_stream(os.path.join(metadata, "job_stdout"), maximum, cap=None),
+        "job_stderr": read_stream(os.path.join(metadata, "job_stderr"), maximum, cap=None),
+        "working_directory": job_dir.working,
+        "metadata_directory": metadata,
+        "job_directory": job_dir.path,
+        "working_directory_contents": job_dir.listing("working"),
+        "metadata_directory_contents": job_dir.listing("metadata"),
+        "outputs_directory_contents": job_dir.listing("outputs"),
+        "job_directory_contents": [n for n in job_dir.listing("", recursive=False) if not n.startswith(".")],
+        "system_properties": system_properties(manager_config),
+        "pulsar_version": wire.PULSAR_VERSION,
+        "realized_dynamic_file_sources": realized_dynamic_file_sources(job_dir, launch.get("dynamic_file_sources")),
+    }
+    return payload
+
+
+def realized_dynamic_file_sources(job_dir: JobDirectory, sources) -> list:
+    realized = []
+    for source in sources or []:
+        if not isinstance(source, dict) or not source.get("path"):
+            continue
+        relative = str(source["path"])
+        if relative.startswith("/") or ".." in relative.split("/"):
+            continue
+        text = job_dir.read_text(os.path.join("working", relative))
+        if text is None:
+            continue
+        entry = dict(source)
+        entry["contents"] = text
+        realized.append(entry)
+    return realized

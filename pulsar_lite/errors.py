@@ -1,0 +1,51 @@
+"""Exceptions that carry a client-facing meaning.
+
+Transports map them: REST to an HTTP status with a one-line reason, AMQP to
+a rejected message with a logged reason. Anything else is an internal error.
+"""
+
+
+class PulsarLiteError(Exception):
+    status = 500
+
+
+class BadRequest(PulsarLiteError):
+    status = 400
+
+
+class Unauthorized(PulsarLiteError):
+    status = 401
+
+
+class Forbidden(PulsarLiteError):
+    status = 403
+
+
+class NotFound(PulsarLiteError):
+    status = 404
+
+
+class Conflict(PulsarLiteError):
+    status = 409
+
+
+class LengthRequired(PulsarLiteError):
+    status = 411
+
+
+class PayloadTooLarge(PulsarLiteError):
+    status = 413
+
+
+class NotSupported(PulsarLiteError):
+    """A Pulsar feature pulsar_lite does not provide (yet)."""
+
+    status = 501
+
+
+class ConfigError(Exception):
+    """Configuration is invalid; the message names the key and file."""
+
+
+class ManagerUnavailable(ConfigError):
+    """A manager type's optional dependency is missing."""

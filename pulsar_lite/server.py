@@ -1,0 +1,89 @@
+"""Start-up in explicit steps: config -> logging -> store + engine -> faces -> serve."""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+from .config import AppConfig
+from .engine import JobEngine
+from .engine.filecache import FileCache
+
+log = logging.getLogger("pulsar_lite")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level, logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def build_app(config: AppConfig):
+    """Build and start the engine; return the WSGI application."""
+    from .web import RestApp
+
+    engine = JobEngine(config)
+    engine.start()
+    file_cache = FileCache(config.file_cache_dir, engine.store) if config.file_cache_dir else None
+    return RestApp(engine, file_cache=file_cache)
+
+
+def _handler_class(max_request_line: int):
+    from paste.httpserver import WSGIHandler
+
+    class Handler(WSGIHandler):
+        """Paste's handler with a bounded request line (submit sends long query strings)."""
+
+        def handle_one_request(self):
+            self.raw_requestline = self.rfile.readline(max_request_line + 1)
+            if not self.raw_requestline:
+                self.close_connection = 1
+                return
+            if len(self.raw_requestline) > max_request_line:
+                self.requestline = ""
+                self.request_version = ""
+                self.command = ""
+                self.send_error(414, "request line longer than max_request_line")
+                self.close_connection = 1
+                return
+            if not self.parse_request():
+                return
+            self.wsgi_execute()
+
+        def log_request(self, code="-", size="-"):
+            log.debug("%s %s", code, self.requestline.split("?", 1)[0])
+
+    return Handler
+
+
+def serve(config: AppConfig) -> None:
+    from paste import httpserver
+
+    app = build_app(config)
+    host, port = config.host, int(config.port)
+    if not config.private_token:
+        log.warning("no private_token is set: anyone who can reach %s:%s can run jobs as this user", host, port)
+    server = httpserver.serve(
+        app, host=host, port=port, handler=_handler_class(config.max_request_line),
+        use_threadpool=True, threadpool_workers=config.web_threads,
+        threadpool_options={"max_requests": 0, "spawn_if_under": config.web_threads},
+        request_queue_size=128, start_loop=False, protocol_version="HTTP/1.1")
+
+    def stop(signum, frame):
+        log.info("signal %s: stopping", signum)
+        server.running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("pulsar_lite serving on http://%s:%s/ (staging %s, state %s)", host, port,
+             ", ".join(m.staging_directory for m in config.managers.values()), config.store_path)
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        app.engine.stop()
+        # let non-daemon helper threads end; job processes keep running and are adopted on restart
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and not thread.daemon:
+                thread.join(timeout=1)

@@ -1,0 +1,240 @@
+"""The durable store: one SQLite database (WAL) for all job state.
+
+A job row, its state transitions and the status outbox are written in one
+transaction, so after a crash the database says exactly what happened last.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from . import wire
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    manager TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    tool_id TEXT,
+    tool_version TEXT,
+    launch_config TEXT,
+    external_id TEXT,
+    pid INTEGER,
+    returncode INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    message TEXT,
+    PRIMARY KEY (manager, job_id)
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE TABLE IF NOT EXISTS transitions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    manager TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    ts REAL NOT NULL,
+    message TEXT
+);
+CREATE INDEX IF NOT EXISTS transitions_job ON transitions(manager, job_id);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    manager TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS file_cache (
+    token TEXT PRIMARY KEY,
+    created REAL NOT NULL
+);
+"""
+
+_UPDATABLE = {"launch_config", "external_id", "pid", "returncode", "cancel_requested", "message",
+              "tool_id", "tool_version"}
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+@dataclass
+class JobRecord:
+    manager: str
+    job_id: str
+    state: str
+    created: float
+    updated: float
+    tool_id: str | None
+    tool_version: str | None
+    launch_config: dict | None
+    external_id: str | None
+    pid: int | None
+    returncode: int | None
+    cancel_requested: bool
+    message: str | None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in wire.TERMINAL_STATES
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "JobRecord":
+        data = dict(row)
+        data["launch_config"] = json.loads(data["launch_config"]) if data["launch_config"] else None
+        data["cancel_requested"] = bool(data["cancel_requested"])
+        return cls(**data)
+
+
+class Store:
+    def __init__(self, path: str, synchronous: str = "full"):
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self._db.executescript(SCHEMA)
+        #: set by transports that publish status updates (outbox rows are then written)
+        self.outbox_enabled = False
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- reading ----------------------------------------------------------
+    def get(self, manager: str, job_id: str) -> JobRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE manager=? AND job_id=?", (manager, job_id)).fetchone()
+        return JobRecord.from_row(row) if row else None
+
+    def jobs_in_states(self, states: Iterable[str], manager: str | None = None) -> list[JobRecord]:
+        states = list(states)
+        marks = ",".join("?" * len(states))
+        query = f"SELECT * FROM jobs WHERE state IN ({marks})"
+        args: list[Any] = list(states)
+        if manager is not None:
+            query += " AND manager=?"
+            args.append(manager)
+        query += " ORDER BY created"
+        with self._lock:
+            rows = self._db.execute(query, args).fetchall()
+        return [JobRecord.from_row(r) for r in rows]
+
+    def transitions(self, manager: str, job_id: str) -> list[tuple[str, float, str | None]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT state, ts, message FROM transitions WHERE manager=? AND job_id=? ORDER BY id",
+                (manager, job_id)).fetchall()
+        return [(r["state"], r["ts"], r["message"]) for r in rows]
+
+    def outbox(self, limit: int = 100) -> list[tuple[int, str, str, str]]:
+        with self._lock:
+            rows = self._db.execute("SELECT seq, manager, job_id, state FROM outbox ORDER BY seq LIMIT ?",
+                                    (limit,)).fetchall()
+        return [tuple(r) for r in rows]
+
+    def outbox_done(self, seq: int) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM outbox WHERE seq=?", (seq,))
+
+    # -- writing ----------------------------------------------------------
+    def create(self, manager: str, job_id: str, tool_id: str | None = None, tool_version: str | None = None) -> JobRecord:
+        """Create (or reset) a job row in state ``setup``."""
+        now = time.time()
+        with self._lock, self._transaction():
+            self._db.execute("DELETE FROM jobs WHERE manager=? AND job_id=?", (manager, job_id))
+            self._db.execute(
+                "INSERT INTO jobs(manager, job_id, state, created, updated, tool_id, tool_version)"
+                " VALUES (?,?,?,?,?,?,?)", (manager, job_id, wire.SETUP, now, now, tool_id, tool_version))
+            self._db.execute("INSERT INTO transitions(manager, job_id, state, ts) VALUES (?,?,?,?)",
+                             (manager, job_id, wire.SETUP, now))
+        return self.get(manager, job_id)
+
+    def update(self, manager: str, job_id: str, **fields: Any) -> None:
+        if not fields:
+            return
+        bad = set(fields) - _UPDATABLE
+        if bad:
+            raise ValueError(f"cannot update {bad}")
+        if "launch_config" in fields and fields["launch_config"] is not None:
+            fields["launch_config"] = json.dumps(fields["launch_config"])
+        assignments = ", ".join(f"{k}=?" for k in fields)
+        with self._lock, self._transaction():
+            self._db.execute(f"UPDATE jobs SET {assignments}, updated=? WHERE manager=? AND job_id=?",
+                             (*fields.values(), time.time(), manager, job_id))
+
+    def transition(self, manager: str, job_id: str, new_state: str, expect: Iterable[str] | None = None,
+                   message: str | None = None, **fields: Any) -> JobRecord:
+        """Move a job to ``new_state`` (with extra field updates) atomically.
+
+        ``expect`` lists the states the job may be in; by default the
+        lifecycle table in :mod:`wire` decides. Raises IllegalTransition.
+        """
+        if "launch_config" in fields and fields["launch_config"] is not None:
+            fields["launch_config"] = json.dumps(fields["launch_config"])
+        bad = set(fields) - _UPDATABLE
+        if bad:
+            raise ValueError(f"cannot update {bad}")
+        now = time.time()
+        with self._lock, self._transaction():
+            row = self._db.execute("SELECT state FROM jobs WHERE manager=? AND job_id=?", (manager, job_id)).fetchone()
+            if row is None:
+                raise IllegalTransition(f"job {job_id} does not exist")
+            current = row["state"]
+            allowed = set(expect) if expect is not None else wire.TRANSITIONS.get(current, set())
+            if expect is not None and current not in allowed:
+                raise IllegalTransition(f"job {job_id} is {current}, expected one of {sorted(allowed)}")
+            if expect is None and new_state not in allowed:
+                raise IllegalTransition(f"job {job_id} cannot move from {current} to {new_state}")
+            if message is not None:
+                fields["message"] = message
+            assignments = "".join(f", {k}=?" for k in fields)
+            self._db.execute(f"UPDATE jobs SET state=?, updated=?{assignments} WHERE manager=? AND job_id=?",
+                             (new_state, now, *fields.values(), manager, job_id))
+            self._db.execute("INSERT INTO transitions(manager, job_id, state, ts, message) VALUES (?,?,?,?,?)",
+                             (manager, job_id, new_state, now, message))
+            if self.outbox_enabled and new_state in wire.PUBLISHED_STATES:
+                self._db.execute("INSERT INTO outbox(manager, job_id, state, created) VALUES (?,?,?,?)",
+                                 (manager, job_id, new_state, now))
+            row = self._db.execute("SELECT * FROM jobs WHERE manager=? AND job_id=?", (manager, job_id)).fetchone()
+        return JobRecord.from_row(row)
+
+    def delete(self, manager: str, job_id: str) -> None:
+        with self._lock, self._transaction():
+            self._db.execute("DELETE FROM jobs WHERE manager=? AND job_id=?", (manager, job_id))
+            self._db.execute("DELETE FROM transitions WHERE manager=? AND job_id=?", (manager, job_id))
+
+    # -- file cache tokens --------------------------------------------------
+    def cache_claim(self, token: str) -> bool:
+        """Record a cache token; True when it is new (the caller should upload)."""
+        with self._lock:
+            cursor = self._db.execute("INSERT OR IGNORE INTO file_cache(token, created) VALUES (?,?)",
+                                      (token, time.time()))
+        return cursor.rowcount == 1
+
+    # -- helpers -----------------------------------------------------------
+    def _transaction(self):
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")
+        return False

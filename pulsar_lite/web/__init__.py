@@ -1,0 +1,4 @@
+"""The REST face."""
+from .app import RestApp
+
+__all__ = ["RestApp"]

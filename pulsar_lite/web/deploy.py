@@ -1,0 +1,28 @@
+"""Paste Deploy entry point, so ``paster serve server.ini`` style deployments work.
+
+server.ini::
+
+    [server:main]
+    use = egg:Paste#http
+    host = 127.0.0.1
+    port = 8913
+
+    [app:main]
+    use = egg:pulsar_lite
+    app_config = %(here)s/app.yml
+"""
+from __future__ import annotations
+
+import os
+
+from ..config import load_config
+from ..server import build_app, configure_logging
+
+
+def app_factory(global_conf, **local_conf):
+    app_config = local_conf.get("app_config")
+    here = global_conf.get("here", os.getcwd())
+    path = app_config or (os.path.join(here, "app.yml") if os.path.exists(os.path.join(here, "app.yml")) else None)
+    config = load_config(path)
+    configure_logging(config.log_level)
+    return build_app(config)

@@ -1,0 +1,188 @@
+"""REST handlers, one per route of :data:`pulsar_lite.wire.ROUTES`.
+
+Each takes ``(app, request, manager, **path_args)`` and returns a JSON-able
+value or a WebOb Response.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from webob import Response
+
+from .. import __version__, wire
+from ..errors import BadRequest, LengthRequired, NotSupported, PayloadTooLarge
+
+FILE_CHUNK = 1024 * 1024
+
+
+def _param(request, name: str, required: bool = False, default=None):
+    value = request.GET.get(name)
+    if value is None or (required and value == ""):
+        if required:
+            raise BadRequest(f"missing parameter: {name}")
+        return default
+    if "\x00" in value:
+        raise BadRequest(f"parameter {name} contains a NUL byte")
+    return value
+
+
+def _json_param(request, name: str, default=None):
+    value = request.GET.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise BadRequest(f"parameter {name} is not valid JSON") from None
+
+
+def _body(app, request):
+    """The raw request body stream and its length (never form-decoded)."""
+    length = request.environ.get("CONTENT_LENGTH")
+    if length in (None, ""):
+        if request.environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+            raise LengthRequired("chunked uploads are not supported: send Content-Length")
+        return request.environ["wsgi.input"], 0
+    try:
+        size = int(length)
+    except ValueError:
+        raise BadRequest("invalid Content-Length") from None
+    limit = app.config.max_upload_size
+    if limit and size > limit:
+        raise PayloadTooLarge(f"request body of {size} bytes is larger than max_upload_size ({limit} bytes)")
+    return request.environ["wsgi.input"], size
+
+
+def _ok():
+    from .app import ok_response
+    return ok_response()
+
+
+# -- jobs ---------------------------------------------------------------------
+def setup(app, request, manager):
+    return app.engine.setup(
+        manager,
+        _param(request, "job_id", required=True),
+        tool_id=_param(request, "tool_id"),
+        tool_version=_param(request, "tool_version"),
+        preserve_galaxy_python_environment=_param(request, "preserve_galaxy_python_environment"),
+    )
+
+
+def clean(app, request, manager, job_id):
+    app.engine.clean(manager, job_id)
+    return _ok()
+
+
+def submit(app, request, manager, job_id):
+    launch = {name: _json_param(request, name) for name in wire.SUBMIT_JSON_PARAMS}
+    launch["command_line"] = _param(request, "command_line", required=True)
+    launch["submit_params"] = launch.pop("params") or {}
+    token_endpoint = launch.get("token_endpoint")
+    if isinstance(token_endpoint, dict):
+        launch["token_endpoint"] = token_endpoint.get("token_endpoint")
+    extras = launch.pop("submit_extras") or {}
+    if not isinstance(extras, dict):
+        raise BadRequest("submit_extras must be a JSON object")
+    if launch.get("cvmfsexec"):
+        raise NotSupported("cvmfsexec is not supported by pulsar_lite")
+    app.engine.submit(manager, job_id, launch, touch_outputs=extras.get("touch_outputs") or [])
+    return _ok()
+
+
+def status(app, request, manager, job_id):
+    return app.engine.status(manager, job_id)
+
+
+def cancel(app, request, manager, job_id):
+    app.engine.cancel(manager, job_id)
+    return _ok()
+
+
+# -- files --------------------------------------------------------------------
+def upload_file(app, request, manager, job_id):
+    name = _param(request, "name", required=True)
+    file_type = _param(request, "type", required=True)
+    cache_token = _param(request, "cache_token")
+    if cache_token:
+        cache_path = _file_cache(app).cached_path(cache_token)
+        path = app.engine.upload(manager, job_id, name, file_type, None, None, cache_path=cache_path)
+    else:
+        stream, length = _body(app, request)
+        path = app.engine.upload(manager, job_id, name, file_type, stream, length)
+    return {"path": path}
+
+
+def path(app, request, manager, job_id):
+    name = _param(request, "name", required=True)
+    file_type = _param(request, "type", required=True)
+    return {"path": app.engine.path(manager, job_id, name, file_type)}
+
+
+def download_output(app, request, manager, job_id):
+    name = _param(request, "name", required=True)
+    file_type = _param(request, "type", default="output")
+    file_path = app.engine.output_file(manager, job_id, name, file_type)
+    handle = open(file_path, "rb")
+    size = os.fstat(handle.fileno()).st_size
+    return Response(app_iter=_file_iter(handle), content_length=size,
+                    content_type="application/octet-stream", charset=None)
+
+
+def _file_iter(handle):
+    try:
+        while True:
+            chunk = handle.read(FILE_CHUNK)
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        handle.close()
+
+
+# -- cache ----------------------------------------------------------------------
+def _file_cache(app):
+    if app.file_cache is None:
+        raise BadRequest("file caching is not enabled on this server (set file_cache_dir)")
+    return app.file_cache
+
+
+def _client_ip(request) -> str:
+    forwarded = request.headers.get("X-Forwarded-For")
+    if forwarded:
+        return forwarded.split(",")[-1].strip()
+    return request.environ.get("REMOTE_ADDR", "")
+
+
+def file_available(app, request, manager):
+    return _file_cache(app).status(_client_ip(request), _param(request, "path", required=True))
+
+
+def cache_required(app, request, manager):
+    return _file_cache(app).required(_client_ip(request), _param(request, "path", required=True))
+
+
+def cache_insert(app, request, manager):
+    cache = _file_cache(app)
+    stream, length = _body(app, request)
+    cache.insert(_client_ip(request), _param(request, "path", required=True), stream, length)
+    return None
+
+
+# -- object store (not provided) ----------------------------------------------------
+def _no_object_store(app, request, manager, object_id=None):
+    raise BadRequest("object store routes need an object store, which pulsar_lite does not provide "
+                     "(object_store_config_file is not supported)")
+
+
+object_store_exists = object_store_file_ready = object_store_create = _no_object_store
+object_store_empty = object_store_size = object_store_delete = _no_object_store
+object_store_get_data = object_store_get_filename = object_store_update_from_file = _no_object_store
+object_store_get_store_usage_percent = _no_object_store
+
+
+# -- health ---------------------------------------------------------------------------
+def healthz(app, request, manager):
+    return {"version": wire.PULSAR_VERSION, "pulsar_lite_version": __version__,
+            "status": "ok" if app.engine.started_up else "starting"}

@@ -1,0 +1,193 @@
+"""Protocol facts of the Galaxy Pulsar wire protocol, in one place.
+
+Every transport (REST, AMQP, ...) and the job engine take states, route
+names, file types, queue names and payload constants from here, so a
+protocol detail is written down exactly once.
+"""
+from __future__ import annotations
+
+import re
+
+#: Version reported to clients (setup reply, status payload, /healthz).
+#: Galaxy gates features on it (>= 0.15.13.dev0 for collector descriptions).
+PULSAR_VERSION = "0.16.0"
+
+DEFAULT_MANAGER = "_default_"
+
+
+class State:
+    PREPROCESSING = "preprocessing"
+    QUEUED = "queued"
+    RUNNING = "running"
+    POSTPROCESSING = "postprocessing"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+
+#: Internal state of a job that was set up (or had files uploaded) but not
+#: submitted yet. It is reported on the wire as ``preprocessing``.
+SETUP = "setup"
+
+ALL_STATES = (
+    SETUP,
+    State.PREPROCESSING,
+    State.QUEUED,
+    State.RUNNING,
+    State.POSTPROCESSING,
+    State.COMPLETE,
+    State.FAILED,
+    State.CANCELLED,
+    State.LOST,
+)
+TERMINAL_STATES = frozenset({State.COMPLETE, State.FAILED, State.CANCELLED, State.LOST})
+#: States published as ``status_update`` messages by message-queue transports.
+PUBLISHED_STATES = frozenset({State.RUNNING, State.COMPLETE, State.FAILED, State.LOST})
+#: Allowed forward moves of the lifecycle (SETUP may be re-entered when a
+#: finished job id is set up afresh; that is a reset, not a transition).
+TRANSITIONS = {
+    SETUP: {State.PREPROCESSING, State.QUEUED, State.FAILED, State.CANCELLED},
+    State.PREPROCESSING: {State.QUEUED, State.FAILED, State.CANCELLED},
+    State.QUEUED: {State.RUNNING, State.POSTPROCESSING, State.FAILED, State.CANCELLED, State.LOST},
+    State.RUNNING: {State.POSTPROCESSING, State.FAILED, State.CANCELLED, State.LOST},
+    State.POSTPROCESSING: {State.COMPLETE, State.FAILED},
+}
+
+
+def wire_state(state: str) -> str:
+    """The status string a client sees for an internal state."""
+    return State.PREPROCESSING if state == SETUP else state
+
+
+def complete_flag(state: str) -> str:
+    """``complete`` is the *string* "true"/"false" on the wire."""
+    return "true" if state in TERMINAL_STATES else "false"
+
+
+# --------------------------------------------------------------------------
+# Job directory layout (reference section 4.4)
+
+JOB_SUBDIRS = ("inputs", "working", "outputs", "configs", "tool_files", "metadata")
+
+#: path type -> (sub directory or "" for the job directory, nested names allowed)
+FILE_TYPES = {
+    "input": ("inputs", True),
+    "unstructured": ("unstructured", True),
+    "config": ("configs", False),
+    "tool": ("tool_files", True),
+    "jobdir": ("", False),
+    "workdir": ("working", False),
+    "metadata": ("metadata", True),
+    "output": ("outputs", True),
+    "output_workdir": ("working", True),
+    "output_metadata": ("metadata", True),
+    "output_jobdir": ("", False),
+}
+#: Types whose names may carry fnmatch globs (upload, path, collection).
+GLOB_TYPES = frozenset({"output_workdir"})
+#: Directory used by ``download_output`` per type; every other type -> outputs.
+DOWNLOAD_DIRS = {"output": "outputs", "output_workdir": "working", "output_metadata": "metadata"}
+
+# --------------------------------------------------------------------------
+# Streams
+
+#: Streams in a status reply are capped to this many bytes (head + tail).
+STATUS_STREAM_CAP = 64 * 1024
+STREAM_ELISION = "\n..\n"
+
+DEFAULT_DYNAMIC_OUTPUTS = (
+    r"primary_.*|galaxy.json|metadata_.*|dataset_\d+\.dat|__instrument_.*|"
+    r"dataset_\d+_files.+|outputs_populated/.*|tool_stdout|tool_stderr"
+)
+
+# --------------------------------------------------------------------------
+# REST route table (reference section 1.3). Each route is also reachable
+# under ``/managers/{manager_name}``. ``None`` as method = any method.
+
+ROUTES = (
+    ("setup", "POST", "/jobs"),
+    ("clean", "DELETE", "/jobs/{job_id}"),
+    ("submit", "POST", "/jobs/{job_id}/submit"),
+    ("status", None, "/jobs/{job_id}/status"),
+    ("cancel", "PUT", "/jobs/{job_id}/cancel"),
+    ("upload_file", "POST", "/jobs/{job_id}/files"),
+    ("path", "GET", "/jobs/{job_id}/files/path"),
+    ("download_output", "GET", "/jobs/{job_id}/files"),
+    ("file_available", "GET", "/cache/status"),
+    ("cache_required", "PUT", "/cache"),
+    ("cache_insert", "POST", "/cache"),
+    ("object_store_exists", None, "/objects/{object_id}/exists"),
+    ("object_store_file_ready", None, "/objects/{object_id}/file_ready"),
+    ("object_store_create", "POST", "/objects/{object_id}"),
+    ("object_store_empty", None, "/objects/{object_id}/empty"),
+    ("object_store_size", None, "/objects/{object_id}/size"),
+    ("object_store_delete", "DELETE", "/objects/{object_id}"),
+    ("object_store_get_data", "GET", "/objects/{object_id}"),
+    ("object_store_get_filename", None, "/objects/{object_id}/filename"),
+    ("object_store_update_from_file", "PUT", "/objects/{object_id}"),
+    ("object_store_get_store_usage_percent", None, "/object_store_usage_percent"),
+    ("healthz", "GET", "/healthz"),
+)
+MANAGER_PREFIX = "/managers/{manager_name}"
+
+#: Submit query parameters that carry JSON documents.
+SUBMIT_JSON_PARAMS = (
+    "params",
+    "dependencies_description",
+    "setup_params",
+    "remote_staging",
+    "env",
+    "submit_extras",
+    "dynamic_file_sources",
+    "cvmfsexec",
+    "token_endpoint",
+)
+
+#: Keys of a launch config (what MQ setup messages carry and what is stored).
+LAUNCH_KEYS = (
+    "remote_staging",
+    "command_line",
+    "dependencies_description",
+    "submit_params",
+    "env",
+    "setup_params",
+    "dynamic_file_sources",
+    "token_endpoint",
+    "cvmfsexec",
+)
+
+JOB_DIRECTORY_TOKEN = "__PULSAR_JOB_DIRECTORY__"
+REMOVED_JOBS_DIRECTORY_TOKEN = "__PULSAR_JOBS_DIRECTORY__"
+
+# --------------------------------------------------------------------------
+# AMQP naming (reference section 2.2)
+
+AMQP_EXCHANGE = "pulsar"
+AMQP_CONSUMED = ("setup", "kill", "status")
+
+
+def amqp_queue_name(logical: str, manager: str = DEFAULT_MANAGER, key_prefix: str | None = None) -> str:
+    """``pulsar__setup``, ``pulsar_<manager>__setup`` or ``<prefix>_setup``."""
+    if key_prefix:
+        prefix = key_prefix
+    elif manager == DEFAULT_MANAGER:
+        prefix = "pulsar_"
+    else:
+        prefix = f"pulsar_{manager}_"
+    return f"{prefix}_{logical}"
+
+
+# --------------------------------------------------------------------------
+# Identifiers
+
+_JOB_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,254}$")
+_MANAGER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+
+
+def valid_job_id(job_id: str) -> bool:
+    return bool(job_id) and job_id not in (".", "..") and bool(_JOB_ID_RE.match(job_id))
+
+
+def valid_manager_name(name: str) -> bool:
+    return bool(_MANAGER_RE.match(name or ""))
