@@ -49,6 +49,7 @@ class JobEngine:
         self._locks = [threading.RLock() for _ in range(64)]
         self._listeners: list[Listener] = []
         self.started_up = False
+        self.stopped = False
 
     # -- lifecycle --------------------------------------------------------
     def start(self) -> None:
@@ -62,6 +63,7 @@ class JobEngine:
         self.started_up = True
 
     def stop(self) -> None:
+        self.stopped = True
         for manager in self.managers.values():
             manager.stop()
         self.staging_pool.shutdown(wait=False, cancel_futures=True)
@@ -114,6 +116,8 @@ class JobEngine:
 
     def _move(self, manager: str, job_id: str, state: str, expect=None, message: str | None = None,
               **fields) -> JobRecord | None:
+        if self.stopped:
+            return None  # shutting down: the state is reconciled at the next start
         try:
             record = self.store.transition(manager, job_id, state, expect=expect, message=message, **fields)
         except IllegalTransition as exc:
@@ -314,6 +318,8 @@ class JobEngine:
 
     # -- manager hooks ------------------------------------------------------
     def runnable(self, manager: str, job_id: str) -> bool:
+        if self.stopped:
+            return False
         record = self.store.get(manager, job_id)
         return record is not None and record.state == wire.State.QUEUED and not record.cancel_requested
 
@@ -326,6 +332,8 @@ class JobEngine:
         return self._move(manager, job_id, wire.State.RUNNING, expect=(wire.State.QUEUED,), **fields) is not None
 
     def finished(self, manager: str, job_id: str, returncode: int | None, message: str | None = None) -> None:
+        if self.stopped:
+            return
         record = self.store.get(manager, job_id)
         if record is None or record.terminal or record.state == wire.State.POSTPROCESSING:
             return

@@ -1,0 +1,181 @@
+"""Shared fixtures: running pulsar_lite daemons and real Pulsar client virtualenvs.
+
+A test that needs something absent (a client virtualenv that cannot be built,
+a service) skips with the reason locally and fails when ``CI=true``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+CLIENT_VERSIONS = ("0.15.16", "0.16.0")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip locally, fail in CI, when a required service/tool is missing."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required for CI: {reason}")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# -- real clients ---------------------------------------------------------------
+def client_venv_root() -> Path:
+    return Path(os.environ.get("PULSAR_LITE_CLIENT_VENVS", REPO / ".cache" / "clients"))
+
+
+def ensure_client_venv(version: str) -> Path:
+    """Create (once) a virtualenv holding pulsar-galaxy-lib==version; return its python."""
+    venv = client_venv_root() / version
+    python = venv / "bin" / "python"
+    marker = venv / ".ready"
+    if marker.exists():
+        return python
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    f"pulsar-galaxy-lib=={version}", "galaxy-tool-util", "pycurl"], check=True)
+    marker.write_text(version)
+    return python
+
+
+@pytest.fixture(scope="session", params=CLIENT_VERSIONS, ids=lambda v: f"client-{v}")
+def client_python(request) -> Path:
+    try:
+        return ensure_client_venv(request.param)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        need(False, f"cannot build the pulsar-galaxy-lib {request.param} client virtualenv: {exc}")
+
+
+@pytest.fixture(scope="session")
+def client_python_016() -> Path:
+    try:
+        return ensure_client_venv("0.16.0")
+    except (subprocess.CalledProcessError, OSError) as exc:
+        need(False, f"cannot build the pulsar-galaxy-lib 0.16.0 client virtualenv: {exc}")
+
+
+def run_check_cli(python: Path, url: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run the real ``pulsar-check`` command line against ``url``."""
+    code = "import sys; from pulsar.client.test.check import main; sys.exit(main())"
+    return subprocess.run([str(python), "-c", code, "--url", url, *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+CHECK_RUN_DEFAULTS = dict(
+    url=None, private_token=None, transport=None, cache=False, test_errors=False, suppress_output=False,
+    disable_cleanup=False, cleanup=True, job_id="123456", explicit_tool_declarations=False,
+    legacy_galaxy_json=False, debug=False,
+)
+
+
+def run_check_api(python: Path, timeout: float = 180, **options) -> subprocess.CompletedProcess:
+    """Run ``pulsar.client.test.check.run(options)`` in the client virtualenv."""
+    values = dict(CHECK_RUN_DEFAULTS)
+    values.update(options)
+    code = (
+        "import json, optparse, sys\n"
+        "from pulsar.client.test import check\n"
+        "check.run(optparse.Values(json.loads(sys.argv[1])))\n"
+    )
+    return subprocess.run([str(python), "-c", code, json.dumps(values)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# -- a running daemon ---------------------------------------------------------------
+class Daemon:
+    def __init__(self, root: Path, app: dict):
+        self.root = root
+        self.port = free_port()
+        self.app = {
+            "staging_directory": str(root / "staging"),
+            "persistence_directory": str(root / "persisted"),
+            "tool_dependency_dir": str(root / "dependencies"),
+            **app,
+        }
+        (root / "app.yml").write_text(yaml.safe_dump(self.app))
+        self.process: subprocess.Popen | None = None
+        self.log_path = root / "server.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def staging(self) -> Path:
+        return Path(self.app["staging_directory"])
+
+    def start(self, timeout: float = 30) -> "Daemon":
+        env = dict(os.environ)
+        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pulsar_lite", "serve", "--config", str(self.root / "app.yml"),
+             "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(self.root))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daemon exited: {self.log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "healthz", timeout=1) as response:
+                    if json.load(response).get("status") == "ok":
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("daemon did not become healthy")
+
+    def kill9(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def daemon_factory(tmp_path):
+    daemons: list[Daemon] = []
+
+    def make(app: dict | None = None, name: str = "d") -> Daemon:
+        root = tmp_path / name
+        root.mkdir(exist_ok=True)
+        daemon = Daemon(root, app or {})
+        daemons.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in daemons:
+        daemon.stop()
+
+
+@pytest.fixture
+def daemon(daemon_factory):
+    return daemon_factory({"managers": {"_default_": {"type": "queued_python", "num_concurrent_jobs": 2}}}).start()
