@@ -24,7 +24,8 @@ from ..store import IllegalTransition, JobRecord, Store
 from . import script as job_script
 from .deps import DependencyResolver
 from .jobdir import JobDirectory, check_job_id
-from .status import job_config, status_payload
+from .. import staging
+from .status import job_config, realized_dynamic_file_sources, status_payload
 from .timers import Timers
 
 log = logging.getLogger(__name__)
@@ -382,12 +383,22 @@ class JobEngine:
         final = wire.State.FAILED if record.message else wire.State.COMPLETE
         self._move(manager, job_id, final, expect=(wire.State.POSTPROCESSING,))
 
-    # Server-side staging is plugged in here (pull staging, issue 3).
+    # -- server-side staging ----------------------------------------------------
     def preprocessor(self, manager: str, job_dir: JobDirectory, record: JobRecord) -> None:
-        staging = (record.launch_config or {}).get("remote_staging") or {}
-        if staging.get("setup"):
-            from ..errors import NotSupported
-            raise NotSupported("server-side staging (remote_staging.setup) is not supported yet")
+        remote_staging = (record.launch_config or {}).get("remote_staging") or {}
+        policy = staging.RetryPolicy.from_manager(self.manager_config(manager), "preprocess")
+        stats = staging.preprocess(job_dir, remote_staging, policy)
+        log.info("job %s: staged in %d file(s), %d bytes in %.3fs", job_dir.job_id, stats.files, stats.bytes,
+                 stats.seconds)
 
     def postprocessor(self, manager: str, job_dir: JobDirectory, record: JobRecord) -> None:
-        return None
+        launch = record.launch_config or {}
+        remote_staging = launch.get("remote_staging") or {}
+        if not remote_staging.get("action_mapper"):
+            return
+        policy = staging.RetryPolicy.from_manager(self.manager_config(manager), "postprocess")
+        realized = realized_dynamic_file_sources(job_dir, launch.get("dynamic_file_sources"))
+        stats = staging.postprocess(job_dir, remote_staging, realized, policy)
+        if stats.files:
+            log.info("job %s: staged out %d file(s), %d bytes in %.3fs", job_dir.job_id, stats.files,
+                     stats.bytes, stats.seconds)

@@ -51,3 +51,17 @@ def test_pulsar_check_wrong_token_fails(client_python, server):
     result = run_check_cli(client_python, server.url, "--private_token", "wrong", timeout=60)
     assert result.returncode != 0
     assert "401" in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("options", [
+    {"default_file_action": "transfer", "test_env": True, "test_rewrite_action": True, "test_unicode": True,
+     "test_requirement": True},
+    {"default_file_action": "copy"},
+    {"default_file_action": "none"},
+    {"default_file_action": "remote_copy"},
+    {"default_file_action": "remote_copy", "test_env": True, "test_rewrite_action": True, "test_unicode": True,
+     "test_requirement": True},
+], ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_pulsar_check_run_api(client_python, server, options):
+    result = run_check_api(client_python, url=server.url, private_token=TOKEN, **options)
+    _assert_ok(result, server)

@@ -1,0 +1,78 @@
+"""What each staging action does on the server: bring an input in, send an output out.
+
+Every write into the job directory goes to a temporary file first and is
+renamed into place, so an interrupted transfer never leaves a half file
+where a job would read it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+from ..errors import NotSupported
+from .mapper import LOCAL_ACTIONS, NO_STAGING_ACTIONS
+
+
+class PermanentStagingError(Exception):
+    """Retrying cannot help (missing source, 4xx, unsupported action)."""
+
+
+def _source_path(action: dict) -> str:
+    source = action.get("source") or {}
+    path = source.get("path") or action.get("path")
+    if not path:
+        raise PermanentStagingError(f"action {action.get('action_type')} has no source path")
+    return path
+
+
+def _atomic_copy(source: str, target: str) -> int:
+    directory = os.path.dirname(target)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".staging-")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return os.path.getsize(target)
+
+
+def stage_in(action: dict, target: str) -> int:
+    """Materialise an input at ``target``; returns bytes written."""
+    action_type = action.get("action_type")
+    if action_type in NO_STAGING_ACTIONS or action_type in LOCAL_ACTIONS:
+        return 0
+    if action_type == "message":
+        contents = action.get("contents")
+        if contents is None:
+            raise PermanentStagingError("message action without contents")
+        data = contents.encode("utf-8") if isinstance(contents, str) else bytes(contents)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".staging-")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+        return len(data)
+    if action_type == "remote_copy":
+        source = _source_path(action)
+        if not os.path.isfile(source):
+            raise PermanentStagingError(f"remote_copy source {source} does not exist or is not a file")
+        return _atomic_copy(source, target)
+    raise NotSupported(f"staging action {action_type!r} is not supported by this pulsar_lite version")
+
+
+def stage_out(action: dict, source: str) -> int:
+    """Send the server file ``source`` where the action says; returns bytes sent."""
+    action_type = action.get("action_type")
+    if action_type in NO_STAGING_ACTIONS or action_type in LOCAL_ACTIONS:
+        return 0
+    if not os.path.isfile(source):
+        raise PermanentStagingError(f"output {source} does not exist")
+    if action_type == "remote_copy":
+        return _atomic_copy(source, _source_path(action))
+    raise NotSupported(f"staging action {action_type!r} is not supported for outputs by this pulsar_lite version")
