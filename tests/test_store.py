@@ -1,0 +1,54 @@
+import pytest
+
+from pulsar_lite import wire
+from pulsar_lite.store import IllegalTransition, Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(str(tmp_path / "db.sqlite"))
+    yield s
+    s.close()
+
+
+def test_lifecycle_and_history(store):
+    store.create("m", "1", "tool", "1.0")
+    store.transition("m", "1", wire.State.QUEUED, launch_config={"command_line": "true"})
+    store.transition("m", "1", wire.State.RUNNING, pid=42)
+    record = store.transition("m", "1", wire.State.POSTPROCESSING, returncode=0)
+    assert record.pid == 42 and record.returncode == 0 and record.launch_config == {"command_line": "true"}
+    store.transition("m", "1", wire.State.COMPLETE)
+    states = [s for s, _, _ in store.transitions("m", "1")]
+    assert states == ["setup", "queued", "running", "postprocessing", "complete"]
+
+
+def test_terminal_is_a_sink(store):
+    store.create("m", "1")
+    store.transition("m", "1", wire.State.CANCELLED)
+    with pytest.raises(IllegalTransition):
+        store.transition("m", "1", wire.State.RUNNING)
+    with pytest.raises(IllegalTransition):
+        store.transition("m", "1", wire.State.COMPLETE, expect=(wire.State.RUNNING,))
+
+
+def test_outbox_written_with_the_transition(store):
+    store.outbox_enabled = True
+    store.create("m", "1")
+    store.transition("m", "1", wire.State.QUEUED)
+    store.transition("m", "1", wire.State.RUNNING)
+    assert [row[3] for row in store.outbox()] == ["running"]  # queued is not published
+    seq = store.outbox()[0][0]
+    store.outbox_done(seq)
+    assert store.outbox() == []
+
+
+def test_state_survives_reopen(tmp_path):
+    path = str(tmp_path / "db.sqlite")
+    store = Store(path)
+    store.create("m", "1")
+    store.transition("m", "1", wire.State.QUEUED)
+    store.close()
+    again = Store(path)
+    assert again.get("m", "1").state == wire.State.QUEUED
+    assert [r.job_id for r in again.jobs_in_states([wire.State.QUEUED])] == ["1"]
+    again.close()
