@@ -17,7 +17,7 @@ def _load(args):
 
 
 def cmd_serve(args) -> int:
-    from .server import configure_logging, serve
+    from .server import configure_logging, serve, serve_without_web
 
     config = _load(args)
     configure_logging(config.log_level)
@@ -25,7 +25,10 @@ def cmd_serve(args) -> int:
         logging.getLogger("pulsar_lite").info(
             "no --config given: using the built-in configuration (queued_python, state under %s)",
             config.persistence_directory)
-    serve(config)
+    if args.no_web:
+        serve_without_web(config)
+    else:
+        serve(config)
     return 0
 
 
@@ -50,6 +53,7 @@ def main(argv=None) -> int:
         p.add_argument("--config", "-c", help="app.yml, server.ini, or a directory holding one")
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 8913)")
+    serve.add_argument("--no-web", action="store_true", help="no HTTP face: serve the message queue only")
     serve.set_defaults(func=cmd_serve)
     check.set_defaults(func=cmd_check_config)
     args = parser.parse_args(argv)

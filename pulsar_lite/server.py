@@ -18,12 +18,29 @@ def configure_logging(level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def build_app(config: AppConfig):
-    """Build and start the engine; return the WSGI application."""
-    from .web import RestApp
-
+def start_engine(config: AppConfig) -> JobEngine:
+    """Step 1: the store and the engine (reload + reconcile unfinished jobs)."""
     engine = JobEngine(config)
     engine.start()
+    return engine
+
+
+def start_message_queue(engine: JobEngine, config: AppConfig):
+    """Step 2: the AMQP face, when message_queue_url is set (kombu is imported only then)."""
+    if not config.values.get("message_queue_url"):
+        return None
+    from .amqp import start_amqp
+
+    return start_amqp(engine, config)
+
+
+def build_app(config: AppConfig, engine: JobEngine | None = None):
+    """Step 3: the REST face (a WSGI application) over the engine."""
+    from .web import RestApp
+
+    if engine is None:
+        engine = start_engine(config)
+        engine.amqp = start_message_queue(engine, config)
     file_cache = FileCache(config.file_cache_dir, engine.store) if config.file_cache_dir else None
     return RestApp(engine, file_cache=file_cache)
 
@@ -56,6 +73,33 @@ def _handler_class(max_request_line: int):
     return Handler
 
 
+def _stop(engine: JobEngine) -> None:
+    face = getattr(engine, "amqp", None)
+    if face is not None:
+        face.stop()
+    engine.stop()
+
+
+def serve_without_web(config: AppConfig) -> None:
+    """MQ-only mode: no HTTP listener, jobs arrive over the message queue."""
+    engine = start_engine(config)
+    engine.amqp = start_message_queue(engine, config)
+    if engine.amqp is None:
+        log.warning("--no-web without message_queue_url: nothing can submit jobs to this daemon")
+    stopping = threading.Event()
+
+    def stop(signum, frame):
+        log.info("signal %s: stopping", signum)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("pulsar_lite running without web face (state %s)", config.store_path)
+    while not stopping.wait(1):
+        pass
+    _stop(engine)
+
+
 def serve(config: AppConfig) -> None:
     from paste import httpserver
 
@@ -82,7 +126,7 @@ def serve(config: AppConfig) -> None:
         server.serve_forever()
     finally:
         server.server_close()
-        app.engine.stop()
+        _stop(app.engine)
         # let non-daemon helper threads end; job processes keep running and are adopted on restart
         for thread in threading.enumerate():
             if thread is not threading.current_thread() and not thread.daemon:

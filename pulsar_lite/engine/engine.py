@@ -51,6 +51,7 @@ class JobEngine:
         self._listeners: list[Listener] = []
         self.started_up = False
         self.stopped = False
+        self.amqp = None  # the AMQP face, when one is running (set by server start-up)
 
     # -- lifecycle --------------------------------------------------------
     def start(self) -> None:
