@@ -63,17 +63,21 @@ def preprocess(job_dir, remote_staging: dict, policy: RetryPolicy) -> StagingSta
         if action.get("action_type") in NO_STAGING_ACTIONS | LOCAL_ACTIONS:
             continue
         target = job_dir.calculate_path(entry.get("name"), entry.get("type"))
-        stats.bytes += policy.run(stage_in, action, target, describe=f"staging {entry.get('name')}")
+        stats.bytes += stage_in(action, target, policy)
         stats.files += 1
     stats.seconds = time.monotonic() - started
     return stats
 
 
 def _tolerated(path_type: str, exc: Exception) -> bool:
-    """An output_workdir failure is a tool failure, not an infrastructure one."""
-    if path_type != "output_workdir":
-        return False
-    return isinstance(exc, (FileNotFoundError, PermanentStagingError)) and not isinstance(exc, NotSupported)
+    """Failures that do not fail the job.
+
+    Galaxy answering 403 means the dataset was deleted meanwhile; a missing
+    ``output_workdir`` file is a tool failure Galaxy reports itself.
+    """
+    if getattr(exc, "status", None) == 403:
+        return True
+    return path_type == "output_workdir" and isinstance(exc, (FileNotFoundError, PermanentStagingError))
 
 
 def postprocess(job_dir, remote_staging: dict, realized_sources: list, policy: RetryPolicy) -> StagingStats:
@@ -89,8 +93,7 @@ def postprocess(job_dir, remote_staging: dict, realized_sources: list, policy: R
         if action["action_type"] in LOCAL_ACTIONS | NO_STAGING_ACTIONS:
             continue
         try:
-            stats.bytes += policy.run(stage_out, action, candidate.server_path,
-                                      describe=f"staging out {candidate.server_path}")
+            stats.bytes += stage_out(action, candidate.server_path, policy)
             stats.files += 1
         except Exception as exc:
             if _tolerated(candidate.path_type, exc):

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 
 from ..errors import NotSupported
-from .mapper import LOCAL_ACTIONS, NO_STAGING_ACTIONS
+from .mapper import LOCAL_ACTIONS, NO_STAGING_ACTIONS, REMOTE_TRANSFER_ACTIONS
 
 
 class PermanentStagingError(Exception):
@@ -43,8 +43,30 @@ def _atomic_copy(source: str, target: str) -> int:
     return os.path.getsize(target)
 
 
-def stage_in(action: dict, target: str) -> int:
+def stage_in(action: dict, target: str, policy) -> int:
     """Materialise an input at ``target``; returns bytes written."""
+    action_type = action.get("action_type")
+    if action_type in REMOTE_TRANSFER_ACTIONS:
+        url = action.get("url")
+        if not url:
+            raise PermanentStagingError(f"{action_type} action for {action.get('path')} has no url")
+        from . import transfer
+
+        return transfer.download(url, target, retry=policy, expected_sha256=_sha256(action)).bytes
+    return policy.run(_stage_in_local, action, target, describe=f"staging {target}")
+
+
+def _sha256(action: dict) -> str | None:
+    source = action.get("source") or {}
+    for holder in (action, source):
+        for key in ("sha256", "hash_value"):
+            value = holder.get(key)
+            if value and (holder.get("hash_function", "sha256").lower() == "sha256"):
+                return str(value)
+    return None
+
+
+def _stage_in_local(action: dict, target: str) -> int:
     action_type = action.get("action_type")
     if action_type in NO_STAGING_ACTIONS or action_type in LOCAL_ACTIONS:
         return 0
@@ -66,13 +88,17 @@ def stage_in(action: dict, target: str) -> int:
     raise NotSupported(f"staging action {action_type!r} is not supported by this pulsar_lite version")
 
 
-def stage_out(action: dict, source: str) -> int:
+def stage_out(action: dict, source: str, policy) -> int:
     """Send the server file ``source`` where the action says; returns bytes sent."""
     action_type = action.get("action_type")
     if action_type in NO_STAGING_ACTIONS or action_type in LOCAL_ACTIONS:
         return 0
     if not os.path.isfile(source):
         raise PermanentStagingError(f"output {source} does not exist")
+    if action_type == "remote_transfer":
+        from . import transfer
+
+        return transfer.upload(action["url"], source, retry=policy).bytes
     if action_type == "remote_copy":
-        return _atomic_copy(source, _source_path(action))
+        return policy.run(_atomic_copy, source, _source_path(action), describe=f"staging out {source}")
     raise NotSupported(f"staging action {action_type!r} is not supported for outputs by this pulsar_lite version")
