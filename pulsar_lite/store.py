@@ -56,7 +56,11 @@ CREATE TABLE IF NOT EXISTS file_cache (
 """
 
 _UPDATABLE = {"launch_config", "external_id", "pid", "returncode", "cancel_requested", "message",
-              "tool_id", "tool_version"}
+              "tool_id", "tool_version", "stage_in_bytes", "stage_in_seconds", "stage_out_bytes",
+              "stage_out_seconds"}
+#: columns added after the first schema: (name, SQL type); added on open when missing
+_ADDED_COLUMNS = (("stage_in_bytes", "INTEGER"), ("stage_in_seconds", "REAL"), ("stage_out_bytes", "INTEGER"),
+                  ("stage_out_seconds", "REAL"))
 
 
 class IllegalTransition(Exception):
@@ -78,6 +82,10 @@ class JobRecord:
     returncode: int | None
     cancel_requested: bool
     message: str | None
+    stage_in_bytes: int | None = None
+    stage_in_seconds: float | None = None
+    stage_out_bytes: int | None = None
+    stage_out_seconds: float | None = None
 
     @property
     def terminal(self) -> bool:
@@ -101,6 +109,10 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._db.executescript(SCHEMA)
+        existing = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for name, sql_type in _ADDED_COLUMNS:
+            if name not in existing:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {sql_type}")
         #: set by transports that publish status updates (outbox rows are then written)
         self.outbox_enabled = False
 

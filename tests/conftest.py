@@ -88,8 +88,9 @@ CHECK_RUN_DEFAULTS = dict(
 )
 
 
-def run_check_api(python: Path, timeout: float = 180, **options) -> subprocess.CompletedProcess:
-    """Run ``pulsar.client.test.check.run(options)`` in the client virtualenv."""
+def run_check_api(python: Path, timeout: float = 180, env: dict | None = None,
+                  **options) -> subprocess.CompletedProcess:
+    """Run ``pulsar.client.test.check.run(options)`` in the client virtualenv (``env``: extra variables)."""
     values = dict(CHECK_RUN_DEFAULTS)
     values.update(options)
     code = (
@@ -98,7 +99,7 @@ def run_check_api(python: Path, timeout: float = 180, **options) -> subprocess.C
         "check.run(optparse.Values(json.loads(sys.argv[1])))\n"
     )
     return subprocess.run([str(python), "-c", code, json.dumps(values)], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 # -- a running daemon ---------------------------------------------------------------

@@ -389,6 +389,7 @@ class JobEngine:
         remote_staging = (record.launch_config or {}).get("remote_staging") or {}
         policy = staging.RetryPolicy.from_manager(self.manager_config(manager), "preprocess")
         stats = staging.preprocess(job_dir, remote_staging, policy)
+        self.store.update(manager, job_dir.job_id, stage_in_bytes=stats.bytes, stage_in_seconds=stats.seconds)
         log.info("job %s: staged in %d file(s), %d bytes in %.3fs", job_dir.job_id, stats.files, stats.bytes,
                  stats.seconds)
 
@@ -400,6 +401,7 @@ class JobEngine:
         policy = staging.RetryPolicy.from_manager(self.manager_config(manager), "postprocess")
         realized = realized_dynamic_file_sources(job_dir, launch.get("dynamic_file_sources"))
         stats = staging.postprocess(job_dir, remote_staging, realized, policy)
+        self.store.update(manager, job_dir.job_id, stage_out_bytes=stats.bytes, stage_out_seconds=stats.seconds)
         if stats.files:
             log.info("job %s: staged out %d file(s), %d bytes in %.3fs", job_dir.job_id, stats.files,
                      stats.bytes, stats.seconds)

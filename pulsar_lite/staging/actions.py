@@ -46,6 +46,9 @@ def _atomic_copy(source: str, target: str) -> int:
 def stage_in(action: dict, target: str, policy) -> int:
     """Materialise an input at ``target``; returns bytes written."""
     action_type = action.get("action_type")
+    if action_type in REMOTE_TRANSFER_ACTIONS | {"remote_copy"} and os.path.exists(target):
+        # complete files are only ever renamed into place: this one was staged before a restart
+        return 0
     if action_type in REMOTE_TRANSFER_ACTIONS:
         url = action.get("url")
         if not url:
