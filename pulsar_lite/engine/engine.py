@@ -23,7 +23,7 @@ from ..managers import manager_class
 from ..store import IllegalTransition, JobRecord, Store
 from . import script as job_script
 from .deps import DependencyResolver
-from .jobdir import JobDirectory, check_job_id
+from .jobdir import JobDirectory, check_job_id, clean_name
 from .. import staging
 from .status import job_config, realized_dynamic_file_sources, status_payload
 from .timers import Timers
@@ -288,7 +288,8 @@ class JobEngine:
                stream: BinaryIO | None, length: int | None, cache_path: str | None = None) -> str:
         job_id = check_job_id(job_id)
         job_dir = self.job_directory(manager, job_id)
-        job_dir.type_directory(file_type)  # validate the type before touching anything
+        job_dir.type_directory(file_type)  # validate type and name before touching anything
+        clean_name(name)
         job_dir = self._writable_job(manager, job_id)
         target = job_dir.calculate_path(name, file_type)
         if os.path.isdir(target):

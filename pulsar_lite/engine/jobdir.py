@@ -27,7 +27,7 @@ def check_job_id(job_id: str | None) -> str:
     return job_id
 
 
-def _clean_name(name: str | None) -> list[str]:
+def clean_name(name: str | None) -> list[str]:
     """Split a client (POSIX) name into safe components or raise BadRequest."""
     if name is None or name == "":
         raise BadRequest("missing parameter: name")
@@ -118,7 +118,7 @@ class JobDirectory:
     def calculate_path(self, name: str | None, file_type: str | None, create_parents: bool = True) -> str:
         """Where an upload (or server-side staging) of ``name`` goes."""
         directory, nested = self.type_directory(file_type)
-        parts = _clean_name(name)
+        parts = clean_name(name)
         if not nested:
             parts = parts[-1:]
         if file_type in wire.GLOB_TYPES and any(c in "/".join(parts) for c in "*?["):
@@ -150,7 +150,7 @@ class JobDirectory:
     def output_path(self, name: str | None, file_type: str | None) -> str:
         """Where ``download_output`` reads ``name`` from."""
         directory = self.sub(wire.DOWNLOAD_DIRS.get(file_type or "output", "outputs"))
-        parts = _clean_name(name)
+        parts = clean_name(name)
         target = os.path.join(directory, *parts)
         if not _inside(target, directory):
             raise BadRequest(f"invalid file name {name!r}: resolves outside the job directory")
