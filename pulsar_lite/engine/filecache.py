@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 
+from .. import fsutil
 from ..errors import BadRequest, NotFound
 
 _TOKEN = re.compile(r"^[0-9a-f]{64}$")
@@ -39,26 +39,7 @@ class FileCache:
         return self.store.cache_claim(self.token(ip, path))
 
     def insert(self, ip: str, path: str, stream, length: int) -> None:
-        target = self._path(self.token(ip, path))
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".partial-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                remaining = length
-                while remaining > 0:
-                    chunk = stream.read(min(1024 * 1024, remaining))
-                    if not chunk:
-                        break
-                    handle.write(chunk)
-                    remaining -= len(chunk)
-            if remaining:
-                raise BadRequest(f"request body ended {remaining} bytes early")
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        fsutil.write_stream(self._path(self.token(ip, path)), stream, length, tmp_dir=self.directory)
 
     def cached_path(self, token: str) -> str:
         path = self._path(token)

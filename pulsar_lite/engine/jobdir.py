@@ -9,14 +9,10 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
-import tempfile
-import uuid
 from typing import BinaryIO
 
-from .. import wire
+from .. import fsutil, wire
 from ..errors import BadRequest, NotFound
-
-CHUNK = 1024 * 1024
 
 
 def check_job_id(job_id: str | None) -> str:
@@ -90,11 +86,7 @@ class JobDirectory:
             shutil.rmtree(self.path, ignore_errors=True)
 
     def write_metadata(self, name: str, text: str) -> None:
-        target = self.sub(name)
-        tmp = f"{target}.{uuid.uuid4().hex}.tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
+        fsutil.write_bytes(self.sub(name), text.encode("utf-8"))
 
     def read_text(self, relative: str, limit: int | None = None) -> str | None:
         try:
@@ -163,46 +155,12 @@ class JobDirectory:
         return path
 
     def write_stream(self, target: str, stream: BinaryIO, length: int | None, limit: int = 0) -> int:
-        """Stream ``length`` bytes into ``target`` atomically (temp file, then rename)."""
-        fd, tmp = tempfile.mkstemp(dir=self.partial_directory(), prefix=f"{self.job_id}.")
-        written = 0
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                remaining = length
-                while remaining is None or remaining > 0:
-                    chunk = stream.read(CHUNK if remaining is None else min(CHUNK, remaining))
-                    if not chunk:
-                        break
-                    handle.write(chunk)
-                    written += len(chunk)
-                    if remaining is not None:
-                        remaining -= len(chunk)
-                    if limit and written > limit:
-                        from ..errors import PayloadTooLarge
-                        raise PayloadTooLarge(f"request body larger than max_upload_size ({limit} bytes)")
-            if length is not None and written != length:
-                raise BadRequest(f"request body ended after {written} of {length} bytes")
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        return written
+        """Stream ``length`` bytes into ``target`` atomically (temp file in .partial, then rename)."""
+        return fsutil.write_stream(target, stream, length, limit, tmp_dir=self.partial_directory(),
+                                   prefix=f"{self.job_id}.")
 
     def copy_in(self, source: str, target: str) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.partial_directory(), prefix=f"{self.job_id}.")
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        fsutil.copy_file(source, target, tmp_dir=self.partial_directory())
 
     # listings -----------------------------------------------------------------
     def listing(self, sub: str, recursive: bool = True) -> list[str]:

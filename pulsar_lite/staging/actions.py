@@ -7,9 +7,8 @@ where a job would read it.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 
+from .. import fsutil
 from ..errors import NotSupported
 from .mapper import LOCAL_ACTIONS, NO_STAGING_ACTIONS, REMOTE_TRANSFER_ACTIONS
 
@@ -27,20 +26,8 @@ def _source_path(action: dict) -> str:
 
 
 def _atomic_copy(source: str, target: str) -> int:
-    directory = os.path.dirname(target)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".staging-")
-    os.close(fd)
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return os.path.getsize(target)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    return fsutil.copy_file(source, target)
 
 
 def stage_in(action: dict, target: str, policy) -> int:
@@ -77,12 +64,7 @@ def _stage_in_local(action: dict, target: str) -> int:
         contents = action.get("contents")
         if contents is None:
             raise PermanentStagingError("message action without contents")
-        data = contents.encode("utf-8") if isinstance(contents, str) else bytes(contents)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".staging-")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-        return len(data)
+        return fsutil.write_bytes(target, contents.encode("utf-8") if isinstance(contents, str) else bytes(contents))
     if action_type == "remote_copy":
         source = _source_path(action)
         if not os.path.isfile(source):
