@@ -1,0 +1,68 @@
+import os
+
+from pulsar_lite.engine.jobdir import JobDirectory
+from pulsar_lite.staging import RetryPolicy, postprocess
+from pulsar_lite.staging.collect import candidates
+
+
+def make_job(tmp_path):
+    job = JobDirectory(str(tmp_path / "staging"), "1")
+    job.create()
+    files = {
+        "working/report.txt": "r", "working/sub/a": "a", "working/sub/b": "b", "working/galaxy.json": '{"filename": "ref"}',
+        "working/ref": "ref", "working/junk.tmp": "j", "outputs/dataset_1.dat": "1", "outputs/dataset_1_files/extra": "e",
+        "outputs/COMMAND_VERSION": "v", "metadata/tool_stdout": "out", "metadata/other": "x",
+    }
+    for name, text in files.items():
+        path = os.path.join(job.path, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as handle:
+            handle.write(text)
+    return job
+
+
+CLIENT = {
+    "working_directory": "/gx/w", "metadata_directory": "/gx/m", "job_directory": None,
+    "work_dir_outputs": [["/gx/w/report.txt", "/gx/d/dataset_9.dat"], ["/gx/w/sub", "/gx/d/dir_out"],
+                         ["/gx/w/*.tmp", "/gx/d/dataset_8.dat"]],
+    "output_files": ["/gx/d/dataset_1.dat", "/gx/d/dataset_9.dat", "/gx/d/dir_out", "/gx/d/dataset_8.dat"],
+    "version_file": "/gx/d/GALAXY_VERSION", "dynamic_outputs": None,
+}
+
+
+def test_collection_order_and_rules(tmp_path):
+    job = make_job(tmp_path)
+    realized = [{"type": "galaxy", "path": "galaxy.json", "contents": '{"filename": "ref"}'}]
+    found = [(c.path_type, os.path.relpath(c.server_path, job.path), c.client_path)
+             for c in candidates(job, CLIENT, realized)]
+    assert found[:4] == [
+        ("output_workdir", "working/report.txt", "/gx/d/dataset_9.dat"),
+        ("output_workdir", "working/sub/a", "/gx/d/dir_out/a"),
+        ("output_workdir", "working/sub/b", "/gx/d/dir_out/b"),
+        ("output_workdir", "working/junk.tmp", "/gx/d/dataset_8.dat"),
+    ]
+    assert ("output", "outputs/dataset_1.dat", "/gx/d/dataset_1.dat") in found
+    assert ("output", "outputs/dataset_1_files/extra", "/gx/d/dataset_1_files/extra") in found
+    assert ("output", "outputs/COMMAND_VERSION", "/gx/d/GALAXY_VERSION") in found
+    assert ("output_workdir", "working/galaxy.json", "/gx/w/galaxy.json") in found
+    assert ("output_workdir", "working/ref", "/gx/w/ref") in found  # referenced from galaxy.json
+    assert ("output_metadata", "metadata/tool_stdout", "/gx/m/tool_stdout") in found
+    assert not any(c[1] == "metadata/other" for c in found)
+
+
+def test_remote_copy_postprocess_and_missing_workdir_output(tmp_path):
+    job = make_job(tmp_path)
+    client = tmp_path / "gx"
+    remote_staging = {
+        "action_mapper": {"default_action": "remote_copy", "paths": []},
+        "client_outputs": {**CLIENT, "working_directory": str(client / "w"), "metadata_directory": str(client / "m"),
+                           "work_dir_outputs": [[str(client / "w" / "missing.txt"), str(client / "d" / "x.dat")]],
+                           "output_files": [str(client / "d" / "dataset_1.dat"), str(client / "d" / "x.dat")],
+                           "version_file": None},
+    }
+    stats = postprocess(job, remote_staging, [], RetryPolicy())
+    assert (client / "d" / "dataset_1.dat").read_text() == "1"
+    assert (client / "d" / "dataset_1_files" / "extra").read_text() == "e"
+    assert (client / "m" / "tool_stdout").read_text() == "out"
+    assert not (client / "d" / "x.dat").exists()  # tolerated: a tool failure, not an infrastructure one
+    assert stats.files >= 3
