@@ -76,7 +76,7 @@ class JobRecord:
     updated: float
     tool_id: str | None
     tool_version: str | None
-    launch_config: dict | None
+    launch_config_json: str | None
     external_id: str | None
     pid: int | None
     returncode: int | None
@@ -91,10 +91,20 @@ class JobRecord:
     def terminal(self) -> bool:
         return self.state in wire.TERMINAL_STATES
 
+    @property
+    def launch_config(self) -> dict | None:
+        """Parsed on first use: status polls never need it."""
+        if self.launch_config_json is None:
+            return None
+        parsed = self.__dict__.get("_launch")
+        if parsed is None:
+            parsed = self.__dict__["_launch"] = json.loads(self.launch_config_json)
+        return parsed
+
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "JobRecord":
         data = dict(row)
-        data["launch_config"] = json.loads(data["launch_config"]) if data["launch_config"] else None
+        data["launch_config_json"] = data.pop("launch_config")
         data["cancel_requested"] = bool(data["cancel_requested"])
         return cls(**data)
 
@@ -109,6 +119,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._db.executescript(SCHEMA)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._closed = False
         existing = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
         for name, sql_type in _ADDED_COLUMNS:
             if name not in existing:
@@ -118,12 +131,27 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._db.close()
+            for reader in self._readers:
+                reader.close()
+
+    def _reader(self) -> sqlite3.Connection:
+        """A per-thread read connection: with WAL, reads never wait for a commit's fsync."""
+        reader = getattr(self._local, "db", None)
+        if reader is None:
+            if self._closed:
+                raise sqlite3.ProgrammingError("store is closed")
+            reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            reader.row_factory = sqlite3.Row
+            self._local.db = reader
+            with self._lock:
+                self._readers.append(reader)
+        return reader
 
     # -- reading ----------------------------------------------------------
     def get(self, manager: str, job_id: str) -> JobRecord | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM jobs WHERE manager=? AND job_id=?", (manager, job_id)).fetchone()
+        row = self._reader().execute("SELECT * FROM jobs WHERE manager=? AND job_id=?", (manager, job_id)).fetchone()
         return JobRecord.from_row(row) if row else None
 
     def jobs_in_states(self, states: Iterable[str], manager: str | None = None) -> list[JobRecord]:

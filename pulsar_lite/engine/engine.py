@@ -125,7 +125,8 @@ class JobEngine:
         except IllegalTransition as exc:
             log.debug("ignored transition: %s", exc)
             return None
-        log.info("job %s [%s] -> %s%s", job_id, manager, state, f" ({message})" if message else "")
+        level = logging.INFO if state in wire.TERMINAL_STATES or message else logging.DEBUG
+        log.log(level, "job %s [%s] -> %s%s", job_id, manager, state, f" ({message})" if message else "")
         self._emit(manager, job_id, state)
         return record
 
