@@ -1,0 +1,316 @@
+"""HTTP transfers for pull staging (Galaxy's job-files API), on libcurl.
+
+``download`` streams to ``<target>.part`` and renames when complete and
+verified; an interrupted download (a dropped connection, a daemon restart)
+resumes from the bytes already on disk with a byte range. ``upload`` POSTs the
+file as multipart field ``file``, streamed from disk. Transient failures
+(connection errors, timeouts, 408/425/429/5xx) are retried with backoff;
+permanent ones (other 4xx, missing local files, local I/O errors) fail at once
+with one line naming the HTTP status and the URL, secrets redacted.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+try:
+    import pycurl
+except ImportError:  # pragma: no cover - exercised only where pycurl is missing
+    pycurl = None
+
+log = logging.getLogger(__name__)
+
+SECRET_PARAMS = {"job_key", "private_token", "token", "api_key", "key"}
+TRANSIENT_STATUS = {408, 425, 429}
+_sleep = time.sleep
+
+
+class TransferError(Exception):
+    def __init__(self, message: str, status: int | None = None, url: str = "", permanent: bool = False):
+        super().__init__(message)
+        self.status = status
+        self.url = url
+        self.permanent = permanent
+
+
+@dataclass
+class TransferStats:
+    bytes: int = 0
+    seconds: float = 0.0
+    resumed_from: int = 0
+    attempts: int = 0
+
+
+def redact(url: str) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = (userinfo.split(":", 1)[0] + ":***@" if ":" in userinfo else "***@") + host
+    query = urlencode([(k, "***" if k.lower() in SECRET_PARAMS else v) for k, v in parse_qsl(parts.query,
+                                                                                              keep_blank_values=True)],
+                      safe="*/")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _transient(status: int | None) -> bool:
+    return status is None or status in TRANSIENT_STATUS or status >= 500
+
+
+def _retrying(action, url: str, retry, what: str) -> TransferStats:
+    attempt = 0
+    started = time.monotonic()
+    while True:
+        attempt += 1
+        try:
+            stats = action()
+            stats.attempts = attempt
+            stats.seconds = time.monotonic() - started
+            return stats
+        except TransferError as exc:
+            max_retries = getattr(retry, "max_retries", -1)
+            exhausted = max_retries < 0 or (max_retries > 0 and attempt > max_retries)
+            if exc.permanent or exhausted:
+                raise
+            delay = min(retry.interval_start + retry.interval_step * (attempt - 1), retry.interval_max)
+            log.warning("%s (attempt %d); retrying in %.1fs", exc, attempt, delay)
+            _sleep(delay)
+
+
+class _Response:
+    def __init__(self):
+        self.status: int | None = None
+        self.body_started = False
+        self.reason = ""
+        self.headers: dict[str, str] = {}
+
+    def header_line(self, line: bytes) -> None:
+        text = line.decode("iso-8859-1").strip()
+        if text.startswith("HTTP/"):
+            self.headers = {}  # a new response (redirect, 100-continue)
+            pieces = text.split(" ", 2)
+            self.status = int(pieces[1]) if len(pieces) > 1 and pieces[1].isdigit() else None
+            self.body_started = False
+            self.reason = pieces[2] if len(pieces) > 2 else ""
+        elif ":" in text:
+            name, value = text.split(":", 1)
+            self.headers[name.strip().lower()] = value.strip()
+
+
+def _curl(url: str, timeout: float, low_speed_time: float):
+    curl = pycurl.Curl()
+    curl.setopt(pycurl.URL, url)
+    curl.setopt(pycurl.FOLLOWLOCATION, 1)
+    curl.setopt(pycurl.MAXREDIRS, 5)
+    curl.setopt(pycurl.CONNECTTIMEOUT, int(timeout))
+    curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
+    curl.setopt(pycurl.LOW_SPEED_TIME, max(1, int(low_speed_time)))
+    curl.setopt(pycurl.NOSIGNAL, 1)
+    return curl
+
+
+def _fail(method: str, url: str, status: int | None, detail: str, permanent: bool | None = None) -> TransferError:
+    shown = redact(url)
+    if permanent is None:
+        permanent = not _transient(status)
+    what = f"HTTP {status} {detail}".strip() if status else detail
+    return TransferError(f"{method} {shown} failed: {what}", status=status, url=shown, permanent=permanent)
+
+
+def _content_range_total(headers: dict) -> int | None:
+    match = re.match(r"bytes\s+(?:\*|\d+-\d+)/(\d+)", headers.get("content-range", ""))
+    return int(match.group(1)) if match else None
+
+
+def download(url: str, target: str, *, retry, expected_sha256: str | None = None, timeout: float = 30,
+             low_speed_time: float = 60) -> TransferStats:
+    """Fetch ``url`` into ``target`` (resuming ``target.part``); returns what it did."""
+    part = target + ".part"
+    if pycurl is None:
+        return _retrying(lambda: _download_urllib(url, target, part, timeout), url, retry, "download")
+    return _retrying(lambda: _download_once(url, target, part, expected_sha256, timeout, low_speed_time),
+                     url, retry, "download")
+
+
+def _download_once(url, target, part, expected_sha256, timeout, low_speed_time) -> TransferStats:
+    try:
+        return _download_attempt(url, target, part, expected_sha256, timeout, low_speed_time)
+    except _Restart:
+        # the partial file cannot be resumed (no range support, or a 416 for a wrong size):
+        # starting over is not a failure, so it costs no retry
+        return _download_attempt(url, target, part, expected_sha256, timeout, low_speed_time)
+
+
+class _Restart(Exception):
+    pass
+
+
+def _download_attempt(url, target, part, expected_sha256, timeout, low_speed_time) -> TransferStats:
+    offset = os.path.getsize(part) if os.path.exists(part) else 0
+    response = _Response()
+    curl = _curl(url, timeout, low_speed_time)
+    try:
+        handle = open(part, "ab")
+    except OSError as exc:
+        raise _fail("GET", url, None, f"cannot write {part}: {exc.strerror}", permanent=True) from None
+    written = 0
+    with handle:
+        def write(chunk: bytes):
+            nonlocal written
+            if not response.body_started:
+                response.body_started = True
+                if response.status == 200 and offset:
+                    handle.truncate(0)  # the server ignored the range: start over
+                    handle.seek(0)
+            if response.status not in (200, 206):
+                return None
+            handle.write(chunk)
+            written += len(chunk)
+            return None
+
+        curl.setopt(pycurl.WRITEFUNCTION, write)
+        curl.setopt(pycurl.HEADERFUNCTION, response.header_line)
+        if offset:
+            curl.setopt(pycurl.RESUME_FROM_LARGE, offset)
+        try:
+            curl.perform()
+            response.status = curl.getinfo(pycurl.RESPONSE_CODE)
+        except pycurl.error as exc:
+            code, message = exc.args[0], exc.args[1] if len(exc.args) > 1 else ""
+            status = curl.getinfo(pycurl.RESPONSE_CODE) or None
+            if code == pycurl.E_WRITE_ERROR and isinstance(exc.__context__, OSError):
+                raise _fail("GET", url, None, f"cannot write {part}: {exc.__context__.strerror}",
+                            permanent=True) from None
+            if code == getattr(pycurl, "E_RANGE_ERROR", 33):
+                os.unlink(part)
+                log.info("%s: the server cannot resume; restarting from zero", redact(url))
+                raise _Restart() from None
+            if status == 416:
+                pass  # handled below
+            elif status and status not in (200, 206):
+                raise _fail("GET", url, status, response.reason) from None
+            else:
+                raise _fail("GET", url, None, f"curl error {code}: {message}", permanent=False) from None
+        finally:
+            curl.close()
+        handle.flush()
+        os.fsync(handle.fileno())
+    status = response.status
+    if status == 416:
+        total = _content_range_total(response.headers)
+        if total is not None and offset == total:
+            log.info("%s was already complete (%d bytes)", redact(url), total)
+        else:
+            os.unlink(part)
+            log.info("%s: range not satisfiable; restarting from zero", redact(url))
+            raise _Restart()
+    elif status not in (200, 206):
+        raise _fail("GET", url, status, response.reason)
+    size = os.path.getsize(part)
+    if status in (200, 206):
+        length = response.headers.get("content-length")
+        expected = _content_range_total(response.headers) if status == 206 else (int(length) if length else None)
+        if expected is not None and size != expected:
+            raise _fail("GET", url, status, f"got {size} of {expected} bytes", permanent=False)
+    if expected_sha256:
+        digest = _sha256(part)
+        if digest != expected_sha256.lower():
+            os.unlink(part)
+            raise _fail("GET", url, status, f"sha256 mismatch ({digest} != {expected_sha256})", permanent=True)
+    os.replace(part, target)
+    return TransferStats(bytes=written, resumed_from=offset if status == 206 else 0)
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def upload(url: str, source: str, *, retry, timeout: float = 30, low_speed_time: float = 60) -> TransferStats:
+    """POST ``source`` to ``url`` as multipart field ``file``."""
+    if not os.path.isfile(source):
+        raise _fail("POST", url, None, f"local file {source} does not exist", permanent=True)
+    if pycurl is None:
+        return _retrying(lambda: _upload_urllib(url, source, timeout), url, retry, "upload")
+    return _retrying(lambda: _upload_once(url, source, timeout, low_speed_time), url, retry, "upload")
+
+
+def _upload_once(url, source, timeout, low_speed_time) -> TransferStats:
+    if not os.path.isfile(source):
+        raise _fail("POST", url, None, f"local file {source} does not exist", permanent=True)
+    response = _Response()
+    curl = _curl(url, timeout, low_speed_time)
+    curl.setopt(pycurl.HTTPPOST, [("file", (pycurl.FORM_FILE, source))])
+    curl.setopt(pycurl.HEADERFUNCTION, response.header_line)
+    curl.setopt(pycurl.WRITEFUNCTION, lambda chunk: None)
+    try:
+        curl.perform()
+        status = curl.getinfo(pycurl.RESPONSE_CODE)
+    except pycurl.error as exc:
+        code, message = exc.args[0], exc.args[1] if len(exc.args) > 1 else ""
+        status = curl.getinfo(pycurl.RESPONSE_CODE) or None
+        if status and not 200 <= status < 300:
+            raise _fail("POST", url, status, response.reason) from None
+        raise _fail("POST", url, None, f"curl error {code}: {message}", permanent=False) from None
+    finally:
+        curl.close()
+    if not 200 <= status < 300:
+        raise _fail("POST", url, status, response.reason)
+    return TransferStats(bytes=os.path.getsize(source))
+
+
+# -- urllib fallback (no resume) --------------------------------------------------------------
+def _download_urllib(url, target, part, timeout) -> TransferStats:  # pragma: no cover
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply, open(part, "wb") as handle:
+            written = 0
+            for chunk in iter(lambda: reply.read(1024 * 1024), b""):
+                handle.write(chunk)
+                written += len(chunk)
+    except urllib.error.HTTPError as exc:
+        raise _fail("GET", url, exc.code, exc.reason) from None
+    except OSError as exc:
+        raise _fail("GET", url, None, str(exc), permanent=False) from None
+    os.replace(part, target)
+    return TransferStats(bytes=written)
+
+
+def _upload_urllib(url, source, timeout) -> TransferStats:  # pragma: no cover
+    import uuid
+    import urllib.error
+    import urllib.request
+
+    boundary = uuid.uuid4().hex
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"{os.path.basename(source)}\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    size = os.path.getsize(source)
+
+    def body():
+        yield head
+        with open(source, "rb") as handle:
+            yield from iter(lambda: handle.read(1024 * 1024), b"")
+        yield tail
+
+    request = urllib.request.Request(url, data=body(), method="POST", headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}",
+        "Content-Length": str(len(head) + size + len(tail))})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
+            reply.read()
+    except urllib.error.HTTPError as exc:
+        raise _fail("POST", url, exc.code, exc.reason) from None
+    except OSError as exc:
+        raise _fail("POST", url, None, str(exc), permanent=False) from None
+    return TransferStats(bytes=size)
