@@ -24,6 +24,7 @@ class FaultServer:
         self.uploads: dict[str, bytes] = {}
         self.faults: list[tuple] = []
         self.requests: list[dict] = []
+        self.rate = 0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -88,6 +89,11 @@ class FaultServer:
                         self.wfile.flush()
                         time.sleep(fault[1])
                         self.close_connection = True
+                        return
+                    if server.rate:  # bytes per second, for tests that must interrupt a transfer
+                        for chunk in iter(lambda: handle.read(server.rate // 20), b""):
+                            self.wfile.write(chunk)
+                            time.sleep(0.05)
                         return
                     shutil.copyfileobj(handle, self.wfile, 1024 * 1024)
 
