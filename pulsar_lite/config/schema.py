@@ -15,7 +15,7 @@ from ..errors import ConfigError
 @dataclass(frozen=True)
 class Option:
     key: str
-    kind: str  # str, path, int, float, bool, dict, list, octal, concurrency, choice
+    kind: str  # str, path, int, float, bool, dict, list, octal, concurrency, choice, urls, heartbeat, timeout, ...
     default: Any
     help: str
     choices: tuple = ()
@@ -83,6 +83,64 @@ def _octal(value: Any) -> int:
     raise ValueError("expected an octal mode such as 0750")
 
 
+def _urls(value: Any) -> list:
+    """One broker URL or a list of them (a single string is never split)."""
+    urls = [value] if isinstance(value, str) else value
+    if not isinstance(urls, list) or not all(isinstance(u, str) and u.strip() for u in urls):
+        raise ValueError("expected a URL or a list of URLs")
+    urls = [u.strip() for u in urls]
+    for url in urls:
+        if url.lower().startswith(("http://", "https://")):
+            raise ValueError("pulsar-relay (http/https) message queues are not supported; use an amqp:// URL")
+    if len(set(urls)) != len(urls):
+        raise ValueError("the same URL is listed twice")
+    return urls
+
+
+def _heartbeat(value: Any) -> int:
+    """Seconds between AMQP heartbeats; 0/false/none/off/no/'' disable them, true means 580."""
+    if value is True:
+        return 580
+    if value is False:
+        return 0
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("false", "none", "off", "no", ""):
+            return 0
+        if lowered in ("true", "on", "yes"):
+            return 580
+    number = _int(value)
+    if number < 0:
+        raise ValueError("expected a number of seconds, 0 to disable")
+    return number
+
+
+def _timeout(value: Any) -> float | None:
+    """Seconds, or None ('None'/'none') for no limit."""
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return None
+    number = _float(value)
+    if number <= 0:
+        raise ValueError("expected a positive number of seconds or None")
+    return number
+
+
+def _delivery_mode(value: Any) -> int:
+    if isinstance(value, str) and value.strip().lower() in ("transient", "persistent"):
+        return 1 if value.strip().lower() == "transient" else 2
+    number = _int(value)
+    if number not in (1, 2):
+        raise ValueError("expected 1 (transient) or 2 (persistent)")
+    return number
+
+
+def _cert_reqs(value: Any) -> str:
+    name = _str(value).strip().lower()
+    if name not in ("cert_none", "cert_optional", "cert_required"):
+        raise ValueError("expected cert_none, cert_optional or cert_required")
+    return name
+
+
 def _concurrency(value: Any) -> int:
     if value == "*":
         return os.cpu_count() or 1
@@ -103,6 +161,11 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
     "octal": _octal,
     "concurrency": _concurrency,
     "choice": _str,
+    "urls": _urls,
+    "heartbeat": _heartbeat,
+    "timeout": _timeout,
+    "delivery_mode": _delivery_mode,
+    "cert_reqs": _cert_reqs,
 }
 
 
@@ -163,6 +226,40 @@ MANAGER_OPTION_MAP = {o.key: o for o in MANAGER_OPTIONS}
 #: Manager keys with a per-variable prefix: ``env_FOO: bar`` exports FOO=bar.
 MANAGER_PREFIXES = ("env_",)
 
+#: The AMQP face (pulsar_lite.amqp); Pulsar's keys with Pulsar's meaning.
+AMQP_OPTIONS: tuple[Option, ...] = (
+    Option("message_queue_url", "urls", None,
+           "AMQP broker URL (amqp://user:pass@host:5672/vhost) or a list of them; updates return to a job's broker"),
+    Option("message_queue_consume", "bool", True, "consume setup, status and kill messages"),
+    Option("message_queue_publish", "bool", True, "publish status_update messages when jobs change state"),
+    Option("amqp_key_prefix", "str", None,
+           "queue name prefix (<prefix>_setup); the manager name is then not part of the names, so one manager only"),
+    Option("amqp_durable", "bool", True, "durable exchange and queues, persistent messages"),
+    Option("amqp_heartbeat", "heartbeat", 580, "seconds between AMQP heartbeats; 0 or false disables them"),
+    Option("amqp_consumer_timeout", "timeout", 0.2,
+           "seconds a consumer waits for a message before checking heartbeats and shutdown (None = 1)"),
+    Option("amqp_publish_timeout", "timeout", 30.0,
+           "seconds to wait for the broker to take and confirm a publish before reconnecting (None = forever)"),
+    Option("amqp_publish_retry", "bool", False, "let kombu retry a failed publish in place (the outbox retries anyway)"),
+    Option("amqp_publish_retry_max_retries", "int", 5, "kombu publish retries (with amqp_publish_retry)"),
+    Option("amqp_publish_retry_interval_start", "float", 1.0, "seconds before the first kombu publish retry"),
+    Option("amqp_publish_retry_interval_step", "float", 2.0, "seconds added to the wait after each publish retry"),
+    Option("amqp_publish_retry_interval_max", "float", 30.0, "longest wait between two publish retries"),
+    Option("amqp_publish_priority", "int", None, "AMQP priority of published messages"),
+    Option("amqp_publish_delivery_mode", "delivery_mode", None,
+           "1 = transient, 2 = persistent; unset = persistent when amqp_durable"),
+    Option("amqp_acknowledge", "bool", False,
+           "application-level acks: status updates carry acknowledge_uuid and are republished until acked"),
+    Option("amqp_ack_republish_time", "float", 30.0, "seconds before an unacknowledged status update is republished"),
+    Option("amqp_max_message_size", "int", 16 * 1024 * 1024, "larger incoming messages are rejected (bytes)"),
+    Option("amqp_connect_ssl_ca_certs", "path", None, "CA bundle to verify the broker's TLS certificate"),
+    Option("amqp_connect_ssl_keyfile", "path", None, "client TLS key"),
+    Option("amqp_connect_ssl_certfile", "path", None, "client TLS certificate"),
+    Option("amqp_connect_ssl_cert_reqs", "cert_reqs", None, "cert_none, cert_optional or cert_required"),
+    Option("status_outbox_drain_interval", "float", 5.0,
+           "seconds between safety re-drains of the status outbox (state changes publish at once)"),
+)
+
 APP_OPTIONS: tuple[Option, ...] = (
     Option("host", "str", "127.0.0.1", "address the REST face listens on"),
     Option("port", "int", 8913, "port the REST face listens on"),
@@ -181,6 +278,7 @@ APP_OPTIONS: tuple[Option, ...] = (
     Option("store_synchronous", "choice", "full", "SQLite fsync policy: full survives power loss, normal only crashes",
            ("full", "normal")),
     Option("log_level", "choice", "INFO", "DEBUG, INFO, WARNING or ERROR", ("DEBUG", "INFO", "WARNING", "ERROR")),
+    *AMQP_OPTIONS,
     *MANAGER_OPTIONS[2:],  # every manager option but type/num_concurrent_jobs is an app-wide default too
 )
 APP_OPTION_MAP = {o.key: o for o in APP_OPTIONS}
@@ -194,13 +292,7 @@ PULSAR_UNSUPPORTED = frozenset({
     "user_auth", "tool_config_files", "tool_config_file", "sentry_dsn", "sentry_event_level",
     "send_stdout_update", "stdout_update_interval", "stdout_update_timeout", "stdout_update_chunk_size",
     "job_metrics_config_file", "job_metrics", "job_managers_config", "ensure_cleanup",
-    "message_queue_url", "message_queue_consume", "message_queue_publish", "status_outbox_drain_interval",
-    "amqp_key_prefix", "amqp_durable", "amqp_heartbeat", "amqp_consumer_timeout", "amqp_publish_timeout",
-    "amqp_publish_retry", "amqp_publish_retry_max_retries", "amqp_publish_retry_interval_start",
-    "amqp_publish_retry_interval_step", "amqp_publish_retry_interval_max", "amqp_publish_priority",
-    "amqp_publish_delivery_mode", "amqp_acknowledge", "amqp_ack_republish_time",
-    "amqp_connect_ssl_ca_certs", "amqp_connect_ssl_keyfile", "amqp_connect_ssl_certfile",
-    "amqp_connect_ssl_cert_reqs", "message_queue_credentials_file", "message_queue_username",
+    "message_queue_credentials_file", "message_queue_username",
     "message_queue_password", "relay_topic_prefix", "relay_long_poll_timeout",
     "message_queue_publish_capabilities", "cvmfsexec", "job_metrics", "config_dir", "ssl_pem",
     "use_uwsgi", "uwsgi", "logging",

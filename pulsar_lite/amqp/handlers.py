@@ -1,0 +1,202 @@
+"""What each consumed message does (reference sections 2.3-2.5).
+
+One ``MessageHandler`` per broker. Broker acks come last: a ``setup`` message
+is acked only after ``engine.submit`` returned (the job is durably recorded),
+and replies it causes are in the ledger before the ack. A message that cannot
+be handled is rejected (``requeue=False``) with its reason logged; the
+consumer goes on with the next one.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from .. import wire
+from ..errors import PulsarLiteError
+from .ledger import Ledger, Outgoing
+from .router import Router
+from .topology import (
+    ACK_RESPONSE,
+    ACK_UUID,
+    KILL,
+    SETUP,
+    STATUS,
+    STATUS_UPDATE,
+    STATUS_UPDATE_ACK,
+    Topology,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Rejected(Exception):
+    """The message cannot be handled; ``notify`` asks for a ``failed`` update to the client."""
+
+    def __init__(self, reason: str, notify: bool = False):
+        super().__init__(reason)
+        self.notify = notify
+
+
+class MessageHandler:
+    def __init__(self, engine, ledger: Ledger, router: Router, topology: Topology, broker: str,
+                 wake: Callable[[], None], max_message_size: int = 16 * 1024 * 1024):
+        self.engine = engine
+        self.ledger = ledger
+        self.router = router
+        self.topology = topology
+        self.broker = broker
+        self.wake = wake
+        self.max_message_size = max_message_size
+
+    # -- kombu callbacks -------------------------------------------------------------
+    def on_message(self, manager: str, logical: str, body, message) -> None:
+        queue = self.topology.name(logical, manager)
+        job_id = body.get("job_id") if isinstance(body, dict) else None
+        ack_uuid = None
+        reply = None
+        if logical != STATUS_UPDATE_ACK and isinstance(body, dict) and isinstance(body.get(ACK_UUID), str) \
+                and body[ACK_UUID]:
+            ack_uuid = body[ACK_UUID]
+            reply = self._ack_reply(body, logical, manager, ack_uuid)
+        try:
+            size = len(message.body or b"")
+            if size > self.max_message_size:
+                raise Rejected(f"{size} bytes is over amqp_max_message_size ({self.max_message_size})")
+            if not isinstance(body, dict):
+                raise Rejected(f"the body is a JSON {type(body).__name__}, not an object")
+            if logical == STATUS_UPDATE_ACK:
+                self._status_update_ack(body)
+                message.ack()
+                return
+            if ack_uuid:
+                if self.ledger.seen(ack_uuid):
+                    log.info("%s: message %s for job %s was already handled; acknowledging it again", queue,
+                             ack_uuid, job_id)
+                    self._commit([], ack_uuid, reply)
+                    message.ack()
+                    return
+            outgoing = self._dispatch(manager, logical, body)
+        except Rejected as exc:
+            log.warning("%s: message for job %s rejected: %s", queue, job_id, exc)
+            notices = self._failure_notice(manager, job_id, str(exc)) if exc.notify else []
+            self._commit(notices, ack_uuid, reply)  # acknowledged too: it must not come back every 30 s
+            message.reject(requeue=False)
+            return
+        except Exception as exc:
+            redelivered = (message.delivery_info or {}).get("redelivered", True)
+            if not redelivered:
+                log.exception("%s: handling the message for job %s failed; requeued for one more try", queue,
+                              job_id)
+                message.requeue()
+                return
+            log.exception("%s: handling the redelivered message for job %s failed again; rejected", queue, job_id)
+            notices = self._failure_notice(manager, job_id, f"internal error: {exc}") if logical == SETUP else []
+            self._commit(notices, ack_uuid, reply)
+            message.reject(requeue=False)
+            return
+        self._commit(outgoing, ack_uuid, reply)
+        message.ack()
+
+    def on_decode_error(self, message, exc) -> None:
+        key = (message.delivery_info or {}).get("routing_key")
+        log.warning("%s: undecodable message rejected (content type %s): %s", key, message.content_type, exc)
+        message.reject(requeue=False)
+
+    # -- handlers ------------------------------------------------------------------------
+    def _dispatch(self, manager: str, logical: str, body: dict) -> list[Outgoing]:
+        if logical == SETUP:
+            if body.get("request") == "status":  # clients before 0.16 asked on the setup queue
+                return self._status(manager, body)
+            return self._setup(manager, body)
+        if logical == STATUS:
+            return self._status(manager, body)
+        if logical == KILL:
+            return self._kill(manager, body)
+        raise Rejected(f"no handler for queue {logical}")
+
+    def _setup(self, manager: str, body: dict) -> list[Outgoing]:
+        job_id = self._job_id(body)
+        command_line = body.get("command_line")
+        if not isinstance(command_line, str) or not command_line.strip():
+            raise Rejected("missing command_line", notify=True)
+        record = self.engine.store.get(manager, job_id)
+        if record is not None and record.state != wire.SETUP:
+            # redelivery or a client republish: Pulsar ignores these; we re-announce the state
+            log.info("job %s [%s]: duplicate setup ignored (the job is %s)", job_id, manager, record.state)
+            if record.state in wire.PUBLISHED_STATES:
+                return [self.router.reply_status(self.broker, manager, job_id)]
+            return []
+        self.ledger.remember_origin(manager, job_id, self.broker)
+        launch = {key: body.get(key) for key in wire.LAUNCH_KEYS}
+        try:
+            self.engine.submit(manager, job_id, launch)
+        except PulsarLiteError as exc:
+            raise Rejected(str(exc), notify=True) from None
+        log.info("job %s [%s]: accepted from %s", job_id, manager, self.broker)
+        return []
+
+    def _status(self, manager: str, body: dict) -> list[Outgoing]:
+        job_id = self._job_id(body)
+        return [self.router.reply_status(self.broker, manager, job_id)]
+
+    def _kill(self, manager: str, body: dict) -> list[Outgoing]:
+        job_id = self._job_id(body)
+        if self.engine.store.get(manager, job_id) is None:
+            log.info("job %s [%s]: kill for an unknown job ignored", job_id, manager)
+            return []
+        try:
+            self.engine.cancel(manager, job_id)
+        except PulsarLiteError as exc:
+            raise Rejected(str(exc)) from None
+        log.info("job %s [%s]: kill requested", job_id, manager)
+        return []
+
+    def _status_update_ack(self, body: dict) -> None:
+        uuid = body.get(ACK_RESPONSE)
+        if not isinstance(uuid, str) or not uuid:
+            raise Rejected(f"no {ACK_RESPONSE}")
+        if not self.ledger.acknowledged(uuid):
+            log.debug("acknowledgement for unknown or already acknowledged update %s", uuid)
+
+    # -- helpers ----------------------------------------------------------------------------
+    @staticmethod
+    def _job_id(body: dict) -> str:
+        job_id = body.get("job_id")
+        if isinstance(job_id, int) and not isinstance(job_id, bool):
+            job_id = str(job_id)
+        if not isinstance(job_id, str) or not job_id:
+            raise Rejected("missing job_id")
+        if not wire.valid_job_id(job_id):
+            raise Rejected(f"invalid job_id {job_id[:80]!r}")
+        return job_id
+
+    def _ack_reply(self, body: dict, logical: str, manager: str, ack_uuid: str) -> Outgoing | None:
+        key = self.topology.ack_reply_key(body, logical, manager)
+        if key is None:
+            log.warning("message %s names an invalid acknowledge_queue; no acknowledgement sent", ack_uuid)
+            return None
+        return Outgoing(self.broker, key, {ACK_RESPONSE: ack_uuid})
+
+    def _failure_notice(self, manager: str, job_id, reason: str) -> list[Outgoing]:
+        """A ``failed`` update for a job whose setup was refused, so its client does not wait forever."""
+        if isinstance(job_id, int) and not isinstance(job_id, bool):
+            job_id = str(job_id)
+        if not isinstance(job_id, str) or not wire.valid_job_id(job_id):
+            return []
+        try:
+            record = self.engine.store.get(manager, job_id)
+        except Exception:
+            return []
+        if record is not None and record.state != wire.SETUP:
+            return []  # a malformed duplicate of a job that is fine: leave it alone
+        payload = {"job_id": job_id, "complete": "true", "status": wire.State.FAILED, "returncode": None,
+                   "stdout": "", "stderr": f"pulsar_lite refused the job: {reason}"}
+        return [Outgoing(self.broker, self.topology.name(STATUS_UPDATE, manager), payload)]
+
+    def _commit(self, outgoing: list[Outgoing], ack_uuid: str | None, reply: Outgoing | None) -> None:
+        messages = list(outgoing) + ([reply] if reply is not None else [])
+        if not messages and not ack_uuid:
+            return
+        self.ledger.enqueue(messages, seen_uuid=ack_uuid)
+        if messages:
+            self.wake()

@@ -1,0 +1,108 @@
+"""MessageHandler decisions on single messages (no broker, no threads)."""
+import json
+
+import pytest
+
+from pulsar_lite.amqp.handlers import MessageHandler
+from pulsar_lite.amqp.ledger import Ledger, Outgoing
+from pulsar_lite.amqp.router import Router
+from pulsar_lite.amqp.topology import Topology
+from tests.amqp import Harness, setup_body
+
+
+class FakeMessage:
+    def __init__(self, body, redelivered=False):
+        self.body = json.dumps(body).encode()
+        self.delivery_info = {"redelivered": redelivered, "routing_key": "p_setup"}
+        self.content_type = "application/json"
+        self.outcome = None
+
+    def ack(self):
+        self.outcome = "ack"
+
+    def reject(self, requeue=False):
+        self.outcome = "requeue" if requeue else "reject"
+
+    def requeue(self):
+        self.outcome = "requeue"
+
+
+@pytest.fixture
+def parts(tmp_path):
+    h = Harness(tmp_path, url="memory://")
+    engine = h.start_engine()
+    ledger = Ledger(str(tmp_path / "amqp.sqlite"), "normal")
+    topology = Topology(["_default_"], key_prefix="p", acknowledge=True)
+    woken = []
+    router = Router(engine, ledger, topology, ["B"], True, True, lambda broker: None)
+    handler = MessageHandler(engine, ledger, router, topology, "B", lambda: woken.append(1), max_message_size=2048)
+    yield engine, ledger, handler, woken
+    ledger.close()
+    h.stop()
+
+
+def handle(handler, logical, body, redelivered=False):
+    message = FakeMessage(body, redelivered)
+    handler.on_message("_default_", logical, body, message)
+    return message
+
+
+def test_setup_is_acked_after_the_job_is_recorded(parts):
+    engine, ledger, handler, _ = parts
+    assert handle(handler, "setup", setup_body("j", "sleep 5")).outcome == "ack"
+    assert engine.store.get("_default_", "j").state in ("queued", "running")
+    assert ledger.origin("_default_", "j") == "B"
+    engine.cancel("_default_", "j")
+
+
+def test_an_unexpected_failure_is_retried_once_then_rejected(parts, monkeypatch):
+    engine, ledger, handler, woken = parts
+    monkeypatch.setattr(engine, "submit", lambda *a, **k: 1 / 0)
+    body = setup_body("z", acknowledge_uuid="u1")
+    assert handle(handler, "setup", body).outcome == "requeue"
+    assert not ledger.seen("u1") and ledger.pending("B") == []  # nothing decided yet
+    assert handle(handler, "setup", body, redelivered=True).outcome == "reject"
+    sent = [p.payload for p in ledger.pending("B")]
+    assert {"acknowledge_uuid_response": "u1"} in sent
+    assert any(p.get("status") == "failed" and p["job_id"] == "z" for p in sent)
+    assert ledger.seen("u1") and woken
+
+
+def test_a_seen_uuid_is_acknowledged_but_not_handled(parts):
+    engine, ledger, handler, _ = parts
+    ledger.enqueue([], seen_uuid="old")
+    message = handle(handler, "kill", {"job_id": "k", "acknowledge_uuid": "old", "acknowledge_queue": "kill_ack"})
+    assert message.outcome == "ack"
+    assert [(p.routing_key, p.payload) for p in ledger.pending("B")] == [
+        ("p_kill_ack", {"acknowledge_uuid_response": "old"})]
+
+
+def test_ack_replies_only_go_to_ack_queues(parts, caplog):
+    engine, ledger, handler, _ = parts
+    handle(handler, "status", {"job_id": "s", "acknowledge_uuid": "u2", "acknowledge_queue": "setup"})
+    assert [p.routing_key for p in ledger.pending("B")] == ["p_status_update"]
+    assert "invalid acknowledge_queue" in caplog.text
+
+
+def test_status_update_ack(parts):
+    engine, ledger, handler, _ = parts
+    ledger.enqueue([Outgoing("B", "p_status_update", {"job_id": "x"}, ack_uuid="u3")])
+    assert handle(handler, "status_update_ack", {"acknowledge_uuid_response": "u3"}).outcome == "ack"
+    assert ledger.unacked_count() == 0
+    assert handle(handler, "status_update_ack", {"something": "else"}).outcome == "reject"
+
+
+def test_oversized_messages_are_rejected_but_acknowledged(parts):
+    engine, ledger, handler, _ = parts
+    body = setup_body("huge", "true", acknowledge_uuid="u4", acknowledge_queue="setup_ack", pad="x" * 4096)
+    assert handle(handler, "setup", body).outcome == "reject"
+    assert engine.store.get("_default_", "huge") is None
+    assert [p.payload for p in ledger.pending("B")] == [{"acknowledge_uuid_response": "u4"}]
+
+
+def test_malformed_duplicate_of_a_live_job_does_not_fail_it(parts):
+    engine, ledger, handler, _ = parts
+    handle(handler, "setup", setup_body("live", "sleep 5"))
+    assert handle(handler, "setup", {"job_id": "live"}).outcome == "reject"  # no command_line
+    assert [p for p in ledger.pending("B") if p.payload.get("status") == "failed"] == []
+    engine.cancel("_default_", "live")

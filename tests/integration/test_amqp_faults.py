@@ -1,0 +1,149 @@
+"""Broker and daemon faults while jobs flow: every job still reaches its final state on the client side.
+
+The client is the real pulsar-galaxy-lib 0.16.0 exchange (setup publishing, status_update
+consumer with its own reconnect loop). Faults: all connections closed by the broker,
+the broker application stopped and started, the broker down when the daemon starts,
+and the daemon killed with -9 and restarted.
+"""
+import json
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.amqp import (
+    CHECK_DRIVER,
+    FLOOD_DRIVER,
+    RABBIT_URL,
+    delete_queues,
+    ensure_client_kombu,
+    have_rabbitmqctl,
+    prefixed_names,
+    rabbit_available,
+    rabbitmqctl,
+    unique,
+    wait_for_broker,
+    wait_for_queues,
+)
+from tests.conftest import CHECK_RUN_DEFAULTS, need
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def client(client_python_016):
+    need(rabbit_available(), f"RabbitMQ is not reachable at {RABBIT_URL}")
+    need(have_rabbitmqctl(), "rabbitmqctl is needed to inject broker faults")
+    need(ensure_client_kombu(client_python_016), "cannot install kombu into the client virtualenv")
+    return client_python_016
+
+
+@pytest.fixture
+def prefix():
+    prefix = unique("plf")
+    yield prefix
+    ensure_broker_running()
+    delete_queues(prefixed_names(prefix))
+
+
+def ensure_broker_running():
+    """Whatever happened in a test, leave the shared broker up."""
+    if not rabbit_available():
+        rabbitmqctl("start_app")
+        wait_for_broker(timeout=60)
+
+
+def start_daemon(daemon_factory, prefix, **app):
+    settings = {"message_queue_url": RABBIT_URL, "amqp_key_prefix": prefix, "amqp_heartbeat": 10,
+                "managers": {"_default_": {"num_concurrent_jobs": 4}}, **app}
+    return daemon_factory(settings).start()
+
+
+def start_flood(python, prefix, jobs, command, pace=0.05, timeout=150):
+    config = {"url": RABBIT_URL, "manager_kwargs": {"amqp_key_prefix": prefix, "amqp_publish_retry": True},
+              "jobs": jobs, "command": command, "pace": pace, "timeout": timeout}
+    return subprocess.Popen([str(python), "-c", FLOOD_DRIVER, json.dumps(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finish_flood(process, daemon, timeout=170):
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+    summary = out.strip().splitlines()[-1] if out.strip() else "{}"
+    assert process.returncode == 0, (
+        f"not every job finished: {summary}\n--- client stderr\n{err[-4000:]}\n"
+        f"--- server log\n{daemon.log()[-6000:]}")
+    return json.loads(summary)
+
+
+def test_jobs_survive_connection_drops_and_a_broker_restart(client, daemon_factory, prefix):
+    daemon = start_daemon(daemon_factory, prefix, amqp_acknowledge=True, amqp_ack_republish_time=3)
+    wait_for_queues([f"{prefix}_setup", f"{prefix}_status_update"])
+    jobs = [f"f{index:03d}" for index in range(60)]
+    flood = start_flood(client, prefix, jobs, "sleep 0.8; echo done > ../metadata/tool_stdout", pace=0.08)
+    faults = []
+    try:
+        time.sleep(2.0)
+        faults.append(rabbitmqctl("close_all_connections", "test"))
+        time.sleep(2.5)
+        faults.append(rabbitmqctl("stop_app"))
+        time.sleep(3.0)
+        faults.append(rabbitmqctl("start_app"))
+        time.sleep(2.0)
+        faults.append(rabbitmqctl("close_all_connections", "test"))
+        summary = finish_flood(flood, daemon)
+    finally:
+        ensure_broker_running()
+    assert all(f.returncode == 0 for f in faults), [f.stderr for f in faults]
+    assert summary["final"] == len(jobs) and summary["missing"] == [] and summary["not_complete"] == []
+    log = daemon.log()
+    assert "reconnecting" in log and log.count("AMQP consumer: consuming") >= 3
+    assert "Traceback" not in log
+    daemon.stop()
+
+
+def test_broker_down_when_the_daemon_starts(client, daemon_factory, prefix):
+    stopped = rabbitmqctl("stop_app")
+    try:
+        assert stopped.returncode == 0, stopped.stderr
+        daemon = start_daemon(daemon_factory, prefix)  # does not wait for the broker
+        time.sleep(1.5)
+        assert "cannot reach" in daemon.log()
+    finally:
+        rabbitmqctl("start_app")
+        ensure_broker_running()
+    wait_for_queues([f"{prefix}_setup", f"{prefix}_status", f"{prefix}_kill", f"{prefix}_status_update"],
+                    timeout=30)
+    options = dict(CHECK_RUN_DEFAULTS, job_id=unique("late"), manager_url=RABBIT_URL,
+                   jobs_directory=str(daemon.staging), default_file_action="remote_copy")
+    result = subprocess.run([str(client), "-c", CHECK_DRIVER, json.dumps(options),
+                             json.dumps({"amqp_key_prefix": prefix})], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "CHECK OK" in result.stdout, (
+        f"{result.stderr[-4000:]}\n--- server log\n{daemon.log()[-4000:]}")
+
+
+def test_daemon_killed_mid_flow_loses_no_status_update(client, daemon_factory, prefix):
+    daemon = start_daemon(daemon_factory, prefix)
+    wait_for_queues([f"{prefix}_setup", f"{prefix}_status_update"])
+    jobs = [f"k{index:03d}" for index in range(30)]
+    flood = start_flood(client, prefix, jobs, "sleep 0.6; echo done > ../metadata/tool_stdout", pace=0.05)
+    restarted = threading.Event()
+
+    def kill_and_restart():
+        time.sleep(2.5)
+        daemon.kill9()  # running jobs keep running; queued ones wait in the store; updates in the outbox
+        time.sleep(1.0)
+        daemon.start()
+        restarted.set()
+
+    killer = threading.Thread(target=kill_and_restart)
+    killer.start()
+    summary = finish_flood(flood, daemon)
+    killer.join()
+    assert restarted.is_set()
+    assert summary["missing"] == [] and summary["not_complete"] == []
+    daemon.stop()
