@@ -120,7 +120,6 @@ class Store:
         self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._db.executescript(SCHEMA)
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
         self._closed = False
         existing = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
         for name, sql_type in _ADDED_COLUMNS:
@@ -133,8 +132,8 @@ class Store:
         with self._lock:
             self._closed = True
             self._db.close()
-            for reader in self._readers:
-                reader.close()
+            # readers are left to the garbage collector: closing a connection another
+            # thread is using at this moment crashes the sqlite3 module
 
     def _reader(self) -> sqlite3.Connection:
         """A per-thread read connection: with WAL, reads never wait for a commit's fsync."""
@@ -145,8 +144,6 @@ class Store:
             reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             reader.row_factory = sqlite3.Row
             self._local.db = reader
-            with self._lock:
-                self._readers.append(reader)
         return reader
 
     # -- reading ----------------------------------------------------------

@@ -47,14 +47,17 @@ def ensure_client_venv(version: str) -> Path:
     """Create (once) a virtualenv holding pulsar-galaxy-lib==version; return its python."""
     venv = client_venv_root() / version
     python = venv / "bin" / "python"
+    packages = [f"pulsar-galaxy-lib=={version}", "galaxy-tool-util", "pycurl", "kombu"]
     marker = venv / ".ready"
+    if marker.exists() and marker.read_text() != " ".join(packages):
+        marker.unlink()  # made with another package list: rebuild
     if marker.exists():
         return python
     venv.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    f"pulsar-galaxy-lib=={version}", "galaxy-tool-util", "pycurl"], check=True)
-    marker.write_text(version)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *packages],
+                   check=True)
+    marker.write_text(" ".join(packages))
     return python
 
 

@@ -184,5 +184,9 @@ object_store_get_store_usage_percent = _no_object_store
 
 # -- health ---------------------------------------------------------------------------
 def healthz(app, request, manager):
-    return {"version": wire.PULSAR_VERSION, "pulsar_lite_version": __version__,
-            "status": "ok" if app.engine.started_up else "starting"}
+    reply = {"version": wire.PULSAR_VERSION, "pulsar_lite_version": __version__,
+             "status": "ok" if app.engine.started_up else "starting"}
+    face = getattr(app.engine, "amqp", None)
+    if face is not None:
+        reply["message_queue"] = face.health()
+    return reply
