@@ -25,7 +25,7 @@ def cmd_serve(args) -> int:
         logging.getLogger("pulsar_lite").info(
             "no --config given: using the built-in configuration (queued_python, state under %s)",
             config.persistence_directory)
-    if args.no_web:
+    if args.no_web or not config.web:
         serve_without_web(config)
     else:
         serve(config)

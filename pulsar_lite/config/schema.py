@@ -188,7 +188,9 @@ _RETRY_HELP = {
     "interval_step": "seconds added to the wait after each retry",
     "interval_max": "longest wait between two retries, in seconds",
 }
-_RETRY_DEFAULTS = {"max_retries": -1, "interval_start": 2.0, "interval_step": 2.0, "interval_max": 30.0}
+# Pulsar's default is -1 (no retry), which fails a job on the first dropped connection;
+# pulsar_lite retries transient errors 5 times (about a minute) unless told otherwise.
+_RETRY_DEFAULTS = {"max_retries": 5, "interval_start": 2.0, "interval_step": 2.0, "interval_max": 30.0}
 
 
 def _retry_options() -> list[Option]:
@@ -273,6 +275,7 @@ APP_OPTIONS: tuple[Option, ...] = (
     Option("file_cache_dir", "path", None, "enables the /cache routes (client-side input caching)"),
     Option("max_upload_size", "int", 0, "largest accepted request body in bytes; 0 = no limit"),
     Option("max_request_line", "int", 16 * 1024 * 1024, "longest accepted request line (submit carries JSON in the query)"),
+    Option("web", "bool", True, "serve the REST face; false = message queue only (like serve --no-web)"),
     Option("web_threads", "int", 16, "threads serving REST requests"),
     Option("staging_concurrency", "int", 4, "jobs pre/postprocessed at once, across all managers"),
     Option("store_synchronous", "choice", "full", "SQLite fsync policy: full survives power loss, normal only crashes",
