@@ -37,12 +37,19 @@ PAGE_KB = 1
 
 def venv(path: Path, *packages: str) -> Path:
     python = path / "bin" / "python"
-    if not (path / ".ready").exists():
+    marker = path / ".ready"
+    wanted = " ".join(packages)
+    if marker.exists() and marker.read_text() != wanted:
+        # made with other packages: add what is missing
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *packages],
+                       check=True)
+        marker.write_text(wanted)
+    if not marker.exists():
         print(f"creating {path} ({' '.join(packages)}) ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(path)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *packages],
                        check=True)
-        (path / ".ready").write_text("ok")
+        marker.write_text(wanted)
     return python
 
 
@@ -211,7 +218,7 @@ def main() -> int:
     if args.only != "pulsar":
         servers.append(PulsarLite("pulsar_lite", scratch / "pulsar_lite"))
     if args.only != "pulsar_lite":
-        pulsar_python = venv(CACHE / "bench" / "pulsar-0.16.0", "pulsar-app[web]==0.16.0")
+        pulsar_python = venv(CACHE / "bench" / "pulsar-0.16.0", "pulsar-app[web]==0.16.0", "kombu")
         servers.append(Pulsar("pulsar 0.16.0", scratch / "pulsar", pulsar_python))
     results = {}
     for server in servers:
