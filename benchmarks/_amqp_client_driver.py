@@ -7,16 +7,15 @@ the client's submit_job over the message queue; latency = submit -> final status
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from pulsar.client.manager import build_client_manager
-from pulsar.client.staging.inputs import CLIENT_INPUT_PATH_TYPES, ClientInput, ClientInputs
-from pulsar.client.staging.models import ClientJobDescription, ClientOutputs
 from pulsar.client.staging.up import submit_job
+
+from _job_files import job_description
 
 url, manager_name, jobs_directory, jobs, concurrency, out_path = sys.argv[1:7]
 jobs, concurrency = int(jobs), int(concurrency)
@@ -38,35 +37,12 @@ manager.ensure_has_status_update_callback(on_update)
 time.sleep(1)
 
 
-class Tool:
-    id = "bench_tool"
-    version = "1.0"
-
-    def __init__(self, tool_dir):
-        self.tool_dir = tool_dir
-
-
 def one(index: int) -> float:
-    base = tempfile.mkdtemp(prefix="bench-amqp-")
-    inputs = []
-    for k in range(3):
-        path = os.path.join(base, f"dataset_{index}{k}.dat")
-        with open(path, "w") as handle:
-            handle.write(f"input {k} of job {index}\n" * 20)
-        inputs.append(path)
-    work, meta, tool = (os.path.join(base, d) for d in ("w", "m", "t"))
-    for d in (work, meta, tool):
-        os.makedirs(d)
-    out1, out2 = os.path.join(base, "dataset_9001.dat"), os.path.join(base, "dataset_9002.dat")
+    description, outputs, (out1, out2) = job_description(index)
     job_id = f"{prefix}{index}"
     finished[job_id] = threading.Event()
     client = manager.get_client({"jobs_directory": jobs_directory, "default_file_action": "remote_copy"},
                                 job_id=job_id)
-    outputs = ClientOutputs(working_directory=work, metadata_directory=meta, output_files=[out1, out2])
-    description = ClientJobDescription(
-        command_line=f"cat {inputs[0]} {inputs[1]} > {out1}; cat {inputs[2]} > {out2}", tool=Tool(tool),
-        config_files=[], client_inputs=ClientInputs([ClientInput(p, CLIENT_INPUT_PATH_TYPES.INPUT_PATH) for p in inputs]),
-        client_outputs=outputs, working_directory=work, metadata_directory=meta)
     started = time.time()
     submit_job(client, description)
     if not finished[job_id].wait(300):

@@ -1,0 +1,35 @@
+"""The benchmark job, shared by the client drivers: 3 small inputs, 2 outputs, one command."""
+import os
+import tempfile
+
+from pulsar.client.staging.inputs import CLIENT_INPUT_PATH_TYPES, ClientInput, ClientInputs
+from pulsar.client.staging.models import ClientJobDescription, ClientOutputs
+
+
+class Tool:
+    id = "bench_tool"
+    version = "1.0"
+
+    def __init__(self, tool_dir):
+        self.tool_dir = tool_dir
+
+
+def job_description(index: int):
+    """(ClientJobDescription, ClientOutputs, [output paths]) for benchmark job ``index``."""
+    base = tempfile.mkdtemp(prefix="bench-")
+    inputs = []
+    for k in range(3):
+        path = os.path.join(base, f"dataset_{index}{k}.dat")
+        with open(path, "w") as handle:
+            handle.write(f"input {k} of job {index}\n" * 20)
+        inputs.append(path)
+    work, meta, tool = (os.path.join(base, d) for d in ("w", "m", "t"))
+    for d in (work, meta, tool):
+        os.makedirs(d)
+    out1, out2 = os.path.join(base, "dataset_9001.dat"), os.path.join(base, "dataset_9002.dat")
+    outputs = ClientOutputs(working_directory=work, metadata_directory=meta, output_files=[out1, out2])
+    description = ClientJobDescription(
+        command_line=f"cat {inputs[0]} {inputs[1]} > {out1}; cat {inputs[2]} > {out2}", tool=Tool(tool),
+        config_files=[], client_inputs=ClientInputs([ClientInput(p, CLIENT_INPUT_PATH_TYPES.INPUT_PATH) for p in inputs]),
+        client_outputs=outputs, working_directory=work, metadata_directory=meta)
+    return description, outputs, [out1, out2]
