@@ -51,7 +51,9 @@ def ensure_broker_running():
     """Whatever happened in a test, leave the shared broker up."""
     if not rabbit_available():
         rabbitmqctl("start_app")
-        wait_for_broker(timeout=60)
+        if not wait_for_broker(timeout=20):
+            subprocess.run(["rabbitmq-server", "-detached"], capture_output=True, timeout=60)
+            wait_for_broker(timeout=90)
 
 
 def start_daemon(daemon_factory, prefix, **app):
@@ -146,4 +148,28 @@ def test_daemon_killed_mid_flow_loses_no_status_update(client, daemon_factory, p
     killer.join()
     assert restarted.is_set()
     assert summary["missing"] == [] and summary["not_complete"] == []
+    daemon.stop()
+
+
+def test_jobs_survive_a_full_broker_stop_and_start(client, daemon_factory, prefix):
+    """100 jobs while the whole broker (the Erlang node) is stopped and started again."""
+    need(subprocess.run(["which", "rabbitmq-server"], capture_output=True).returncode == 0,
+         "rabbitmq-server is needed to restart the broker")
+    daemon = start_daemon(daemon_factory, prefix)
+    wait_for_queues([f"{prefix}_setup", f"{prefix}_status_update"])
+    jobs = [f"s{index:03d}" for index in range(100)]
+    flood = start_flood(client, prefix, jobs, "sleep 0.3; echo done > ../metadata/tool_stdout", pace=0.05,
+                        timeout=200)
+    try:
+        time.sleep(2.0)
+        stopped = rabbitmqctl("stop", timeout=120)
+        assert stopped.returncode == 0, stopped.stderr
+        time.sleep(2.0)
+        subprocess.run(["rabbitmq-server", "-detached"], capture_output=True, timeout=60)
+        assert wait_for_broker(timeout=90), "the broker did not come back"
+        summary = finish_flood(flood, daemon, timeout=230)
+    finally:
+        ensure_broker_running()
+    assert summary["final"] == len(jobs) and summary["missing"] == [] and summary["not_complete"] == []
+    assert daemon.process.poll() is None  # the daemon never needed a restart
     daemon.stop()

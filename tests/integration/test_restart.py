@@ -36,7 +36,7 @@ def test_job_that_died_with_the_daemon_is_failed_not_running(daemon_factory):
     daemon = daemon_factory(ONE_AT_A_TIME).start()
     submit(daemon.url, "doomed", "sleep 30")
     wait_status(daemon.url, "doomed", {"running"})
-    pid = int((daemon.staging / "doomed" / "pid").read_text())
+    pid = job_pid(daemon, "doomed")
     daemon.kill9()
     os.killpg(pid, signal.SIGKILL)  # the job dies while nobody watches
     time.sleep(0.2)
@@ -87,7 +87,7 @@ def test_cancel_after_restart_kills_adopted_job(daemon_factory):
     daemon = daemon_factory(ONE_AT_A_TIME).start()
     submit(daemon.url, "long", "sleep 60")
     wait_status(daemon.url, "long", {"running"})
-    pid = int((daemon.staging / "long" / "pid").read_text())
+    pid = job_pid(daemon, "long")
     daemon.kill9()
     daemon.start()
     assert status(daemon.url, "long")["status"] == "running"
@@ -104,3 +104,15 @@ def alive(pid):
             return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
     except FileNotFoundError:
         return False
+
+
+def job_pid(daemon, job_id, timeout=10):
+    """The job script's pid (its first line writes it, just after the job is reported running)."""
+    path = daemon.staging / job_id / "pid"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        text = path.read_text() if path.exists() else ""
+        if text.strip().isdigit():
+            return int(text)
+        time.sleep(0.02)
+    raise AssertionError(f"job {job_id} wrote no pid file")
