@@ -14,6 +14,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,6 +26,7 @@ class FaultServer:
         self.faults: list[tuple] = []
         self.requests: list[dict] = []
         self.rate = 0
+        self.tus: dict[str, dict] = {}
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -97,12 +99,52 @@ class FaultServer:
                         return
                     shutil.copyfileobj(handle, self.wfile, 1024 * 1024)
 
+            def do_HEAD(self):
+                entry, _ = self._record()
+                upload = server.tus.get(entry["path"].rsplit("/", 1)[-1])
+                if upload is None:
+                    return self._status(404)
+                self.send_response(200)
+                self.send_header("Upload-Offset", str(len(upload["data"])))
+                self.send_header("Upload-Length", str(upload["length"]))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_PATCH(self):
+                entry, fault = self._record()
+                upload = server.tus.get(entry["path"].rsplit("/", 1)[-1])
+                length = int(self.headers.get("Content-Length", 0))
+                if fault and fault[0] == "drop":  # take part of the chunk, then vanish
+                    upload["data"].extend(self.rfile.read(min(fault[1], length)))
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                body = self.rfile.read(length)
+                if upload is None or int(self.headers["Upload-Offset"]) != len(upload["data"]):
+                    return self._status(409)
+                upload["data"].extend(body)
+                self.send_response(204)
+                self.send_header("Upload-Offset", str(len(upload["data"])))
+                self.end_headers()
+
             def do_POST(self):
                 entry, fault = self._record()
                 if fault and fault[0] == "status":
                     length = int(self.headers.get("Content-Length", 0))
                     self.rfile.read(length)
                     return self._status(fault[1])
+                if entry["path"].endswith("/job_files/resumable_upload"):
+                    upload_id = uuid.uuid4().hex
+                    server.tus[upload_id] = {"length": int(self.headers["Upload-Length"]), "data": bytearray()}
+                    self.send_response(201)
+                    self.send_header("Location", f"{entry['path']}/{upload_id}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+                    form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+                    server.uploads[entry["query"]["path"][0]] = bytes(server.tus[form["session_id"][0]]["data"])
+                    return self._status(200)
                 form = cgi.FieldStorage(fp=self.rfile, headers=self.headers,
                                         environ={"REQUEST_METHOD": "POST", "CONTENT_TYPE": self.headers["Content-Type"]})
                 server.uploads[entry["query"]["path"][0]] = form["file"].file.read()
