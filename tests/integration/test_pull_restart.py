@@ -47,3 +47,36 @@ def test_kill9_mid_pull_resumes(daemon_factory, tmp_path):
     assert (daemon.staging / "pull" / "inputs" / "big.dat").read_bytes() == payload
     resumed = [r for r in origin.requests if r["range"]]
     assert resumed and int(resumed[0]["range"].split("=")[1].rstrip("-")) >= done_before
+
+
+def test_kill9_mid_push_resumes_with_tus(daemon_factory, tmp_path, monkeypatch):
+    monkeypatch.setenv("PULSAR_TUS_CHUNK_SIZE", str(4 * 1024 * 1024))
+    daemon = daemon_factory({"managers": {"_default_": {"num_concurrent_jobs": 1}}}).start()
+    with FaultServer(str(tmp_path)) as origin:
+        origin.rate = 16 * 1024 * 1024
+        staging = {
+            "action_mapper": {"default_action": "remote_transfer_tus",
+                              "files_endpoint": origin.url + "/api/jobs/1/files?job_key=k", "paths": []},
+            "client_outputs": {"working_directory": "/gx/w", "metadata_directory": None,
+                               "output_files": ["/gx/out.dat"], "work_dir_outputs": []},
+        }
+        assert rest(daemon.url, "POST", "/jobs", job_id="push")[0] == 200
+        command = f"head -c {SIZE} /dev/urandom > ../outputs/out.dat"
+        code, body = rest(daemon.url, "POST", "/jobs/push/submit", remote_staging=json.dumps(staging),
+                          command_line=command)
+        assert code == 200, body
+        deadline = time.time() + 30
+        while time.time() < deadline and origin.patched_bytes < 16 * 1024 * 1024:
+            time.sleep(0.05)
+        assert wait_status(daemon.url, "push", {"postprocessing"})
+        daemon.kill9()
+        sent_before = origin.patched_bytes
+        assert 0 < sent_before < SIZE
+        origin.rate = 0
+        daemon.start()
+        final = wait_status(daemon.url, "push", {"complete", "failed"}, timeout=60)
+        assert final["status"] == "complete", final
+        expected = (daemon.staging / "push" / "outputs" / "out.dat").read_bytes()
+        assert origin.uploads["/gx/out.dat"] == expected
+        assert origin.patched_bytes < SIZE + 4 * 1024 * 1024  # resumed, not sent again from zero
+        assert [r["method"] for r in origin.requests].count("HEAD") >= 1

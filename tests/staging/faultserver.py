@@ -27,6 +27,7 @@ class FaultServer:
         self.requests: list[dict] = []
         self.rate = 0
         self.tus: dict[str, dict] = {}
+        self.patched_bytes = 0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -119,10 +120,19 @@ class FaultServer:
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
-                body = self.rfile.read(length)
                 if upload is None or int(self.headers["Upload-Offset"]) != len(upload["data"]):
+                    self.rfile.read(length)
                     return self._status(409)
-                upload["data"].extend(body)
+                remaining = length
+                while remaining:  # keep what arrives, like a real TUS server, even if the sender dies
+                    piece = self.rfile.read(min(remaining, server.rate // 20 if server.rate else remaining))
+                    if not piece:
+                        return
+                    upload["data"].extend(piece)
+                    server.patched_bytes += len(piece)
+                    remaining -= len(piece)
+                    if server.rate:
+                        time.sleep(0.05)
                 self.send_response(204)
                 self.send_header("Upload-Offset", str(len(upload["data"])))
                 self.end_headers()
