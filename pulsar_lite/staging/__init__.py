@@ -32,8 +32,8 @@ class RetryPolicy:
         while True:
             try:
                 return function(*args)
-            except (PermanentStagingError, NotSupported, ValueError):
-                raise
+            except (PermanentStagingError, NotSupported, ValueError, OSError):
+                raise  # local I/O errors (disk full, permissions) and bad input: retrying cannot help
             except Exception as exc:
                 attempt += 1
                 if self.max_retries < 0 or (self.max_retries > 0 and attempt > self.max_retries):

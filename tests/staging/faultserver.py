@@ -28,6 +28,9 @@ class FaultServer:
         self.rate = 0
         self.tus: dict[str, dict] = {}
         self.patched_bytes = 0
+        self.lock = threading.Lock()
+        self.active = 0
+        self.max_active = 0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,6 +54,16 @@ class FaultServer:
                 self.wfile.write(body)
 
             def do_GET(self):
+                with server.lock:
+                    server.active += 1
+                    server.max_active = max(server.max_active, server.active)
+                try:
+                    self._get()
+                finally:
+                    with server.lock:
+                        server.active -= 1
+
+            def _get(self):
                 entry, fault = self._record()
                 if fault and fault[0] == "status":
                     return self._status(fault[1])
@@ -94,9 +107,11 @@ class FaultServer:
                         self.close_connection = True
                         return
                     if server.rate:  # bytes per second, for tests that must interrupt a transfer
-                        for chunk in iter(lambda: handle.read(server.rate // 20), b""):
+                        for index, chunk in enumerate(iter(lambda: handle.read(server.rate // 20), b"")):
+                            if index:
+                                time.sleep(0.05)  # never after the last chunk: the request is over then
                             self.wfile.write(chunk)
-                            time.sleep(0.05)
+                        self.wfile.flush()
                         return
                     shutil.copyfileobj(handle, self.wfile, 1024 * 1024)
 
