@@ -9,7 +9,6 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -321,26 +321,3 @@ class Harness:
                 return self.state(job_id, manager)
             time.sleep(0.01)
         raise AssertionError(f"job {job_id} is {self.state(job_id, manager)}, never reached {states}")
-
-
-def start_daemon_without_healthz(daemon, ready, timeout: float = 30):
-    """Start a conftest ``Daemon`` whose /healthz cannot answer (no ``_default_`` manager).
-
-    Same command line as ``Daemon.start``; readiness is ``ready()`` (e.g. its queues exist).
-    """
-    import sys
-
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
-    log = open(daemon.log_path, "ab")
-    daemon.process = subprocess.Popen(
-        [sys.executable, "-m", "pulsar_lite", "serve", "--config", str(daemon.root / "app.yml"),
-         "--port", str(daemon.port)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(daemon.root))
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if daemon.process.poll() is not None:
-            raise RuntimeError(f"daemon exited: {daemon.log()[-3000:]}")
-        if ready():
-            return daemon
-        time.sleep(0.1)
-    raise RuntimeError(f"daemon not ready: {daemon.log()[-3000:]}")

@@ -22,10 +22,8 @@ from tests.amqp import (
     manager_names,
     prefixed_names,
     queue,
-    queue_exists,
     rabbit_available,
     rabbitmqctl,
-    start_daemon_without_healthz,
     unique,
     wait_for_queues,
 )
@@ -94,8 +92,9 @@ def test_check_named_manager_with_acknowledgements(amqp_client, daemon_factory, 
     client_store = tmp_path / "client-persisted"
     names = manager_names(manager)
     try:
-        # no _default_ manager (it would consume the broker-wide pulsar__setup); /healthz needs one
-        start_daemon_without_healthz(daemon, lambda: all(queue_exists(n) for n in consumed))
+        # no _default_ manager: it would consume the broker-wide pulsar__setup
+        daemon.start()
+        wait_for_queues(consumed)
         declare([f"pulsar_{manager}__setup_ack", f"pulsar_{manager}__kill_ack"])  # Galaxy's ack consumers
         result = run_check(amqp_client, daemon.staging, unique("job"),
                            {"manager": manager, "amqp_acknowledge": True,

@@ -65,3 +65,11 @@ def test_pulsar_check_wrong_token_fails(client_python, server):
 def test_pulsar_check_run_api(client_python, server, options):
     result = run_check_api(client_python, url=server.url, private_token=TOKEN, **options)
     _assert_ok(result, server)
+
+
+def test_pulsar_check_run_api_local_setup(client_python, server):
+    """jobs_directory: the client lays out paths itself; setup happens inside submit, config arrives as a message."""
+    result = run_check_api(client_python, url=server.url, private_token=TOKEN, default_file_action="remote_copy",
+                           jobs_directory=str(server.staging), test_env=True, test_requirement=True,
+                           test_unicode=True, test_rewrite_action=True)
+    _assert_ok(result, server)
