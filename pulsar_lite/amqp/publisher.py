@@ -8,6 +8,7 @@ the client has not acknowledged (``amqp_acknowledge``).
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 
@@ -40,6 +41,7 @@ class PublisherThread(threading.Thread):
         self._connection: kombu.Connection | None = None
         self._producer: kombu.Producer | None = None
         self._failures: dict[int, int] = {}
+        self._last_read = 0.0
 
     # -- loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -52,6 +54,7 @@ class PublisherThread(threading.Thread):
                 self._ensure_connected()
                 self._drain()
                 self._republish()
+                self._read_incoming()
                 self._connection.heartbeat_check()
                 backoff.reset()
             except Stopping:
@@ -86,6 +89,19 @@ class PublisherThread(threading.Thread):
         return max(timeout, 0.05)
 
     # -- connection ----------------------------------------------------------------------
+    def _read_incoming(self) -> None:
+        """Take in what the broker sent while we were idle (its heartbeats): without reading them,
+        the heartbeat check would count them as missed and drop a healthy connection."""
+        heartbeat = self.settings.heartbeat
+        if not heartbeat or time.monotonic() - self._last_read < heartbeat / 4.0:
+            return
+        self._last_read = time.monotonic()
+        while True:
+            try:
+                self._connection.drain_events(timeout=0.001)
+            except socket.timeout:
+                return
+
     def _ensure_connected(self) -> None:
         if self._connection is not None and self._connection.connected:
             return

@@ -210,7 +210,7 @@ print("CHECK OK in %.2fs" % (time.time() - started), flush=True)
 #: Submits many small jobs through the real client's exchange and waits for every final status.
 #: Publishing is retried by hand so broker faults injected by the test cannot fail the client side.
 FLOOD_DRIVER = r'''
-import json, sys, threading, time
+import json, os, sys, threading, time
 from pulsar.client.manager import build_client_manager
 
 config = json.loads(sys.argv[1])
@@ -243,7 +243,16 @@ def publish(queue, body):
             print("publish retry:", type(exc).__name__, exc, flush=True)
             time.sleep(0.5)
 
+published_at = {}
 for index, job_id in enumerate(config["jobs"]):
+    if index == config.get("pause_before"):
+        # the test breaks the broker now; without amqp_acknowledge the client's own publish has no
+        # confirm, so a setup written into a dying broker would be lost by the client, not the daemon
+        open(config["pause_dir"] + "/paused", "w").close()
+        deadline = time.time() + 200
+        while not os.path.exists(config["pause_dir"] + "/resume") and time.time() < deadline:
+            time.sleep(0.1)
+    published_at[job_id] = time.time()
     publish("setup", {"command_line": config["command"], "job_id": job_id,
                       "setup_params": {"job_id": job_id, "tool_id": "flood", "tool_version": "1.0"}})
     time.sleep(config["pace"])
@@ -252,6 +261,9 @@ done.wait(config["timeout"])
 manager.shutdown()
 missing = sorted(set(config["jobs"]) - set(final))
 bad = sorted(j for j, body in final.items() if body["status"] != "complete")
+for job_id in missing:
+    print("missing", job_id, "setup published at", time.strftime("%H:%M:%S", time.localtime(published_at[job_id])),
+          "%.3f" % (published_at[job_id] % 1), "updates seen:", seen.get(job_id), flush=True)
 print(json.dumps({"final": len(final), "missing": missing, "not_complete": bad,
                   "updates": sum(len(v) for v in seen.values())}), flush=True)
 sys.exit(0 if not missing and not bad else 1)

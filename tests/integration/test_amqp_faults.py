@@ -62,9 +62,10 @@ def start_daemon(daemon_factory, prefix, **app):
     return daemon_factory(settings).start()
 
 
-def start_flood(python, prefix, jobs, command, pace=0.05, timeout=150):
+def start_flood(python, prefix, jobs, command, pace=0.05, timeout=150, pause_before=None, pause_dir=None):
     config = {"url": RABBIT_URL, "manager_kwargs": {"amqp_key_prefix": prefix, "amqp_publish_retry": True},
-              "jobs": jobs, "command": command, "pace": pace, "timeout": timeout}
+              "jobs": jobs, "command": command, "pace": pace, "timeout": timeout,
+              "pause_before": pause_before, "pause_dir": str(pause_dir)}
     return subprocess.Popen([str(python), "-c", FLOOD_DRIVER, json.dumps(config)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -76,9 +77,14 @@ def finish_flood(process, daemon, timeout=170):
         process.kill()
         out, err = process.communicate()
     summary = out.strip().splitlines()[-1] if out.strip() else "{}"
-    assert process.returncode == 0, (
-        f"not every job finished: {summary}\n--- client stderr\n{err[-4000:]}\n"
-        f"--- server log\n{daemon.log()[-6000:]}")
+    if process.returncode != 0:
+        missing = json.loads(summary).get("missing", []) if summary.startswith("{") else []
+        server_log = daemon.log()
+        traces = "\n".join(line for line in server_log.splitlines()
+                           if any(f"job {job_id} " in line for job_id in missing))
+        pytest.fail(f"not every job finished: {summary}\n--- client stdout\n{out[-3000:]}\n"
+                    f"--- client stderr\n{err[-4000:]}\n--- server log lines of the missing jobs\n{traces}\n"
+                    f"--- server log\n{server_log[-6000:]}")
     return json.loads(summary)
 
 
@@ -151,25 +157,32 @@ def test_daemon_killed_mid_flow_loses_no_status_update(client, daemon_factory, p
     daemon.stop()
 
 
-def test_jobs_survive_a_full_broker_stop_and_start(client, daemon_factory, prefix):
-    """100 jobs while the whole broker (the Erlang node) is stopped and started again."""
+def test_jobs_survive_a_full_broker_stop_and_start(client, daemon_factory, prefix, tmp_path):
+    """100 jobs; the whole broker (the Erlang node) is stopped and started while 40 of them are queued or
+    running in the daemon, so their status updates wait in the outbox for the broker to come back."""
     need(subprocess.run(["which", "rabbitmq-server"], capture_output=True).returncode == 0,
          "rabbitmq-server is needed to restart the broker")
     daemon = start_daemon(daemon_factory, prefix)
     wait_for_queues([f"{prefix}_setup", f"{prefix}_status_update"])
     jobs = [f"s{index:03d}" for index in range(100)]
-    flood = start_flood(client, prefix, jobs, "sleep 0.3; echo done > ../metadata/tool_stdout", pace=0.05,
-                        timeout=200)
+    flood = start_flood(client, prefix, jobs, "sleep 0.5; echo done > ../metadata/tool_stdout", pace=0.02,
+                        timeout=200, pause_before=40, pause_dir=tmp_path)
     try:
-        time.sleep(2.0)
+        deadline = time.time() + 60
+        while not (tmp_path / "paused").exists() and flood.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert (tmp_path / "paused").exists(), "the client did not publish its first 40 jobs"
         stopped = rabbitmqctl("stop", timeout=120)
         assert stopped.returncode == 0, stopped.stderr
+        unfinished = daemon.unfinished_jobs()
         time.sleep(2.0)
         subprocess.run(["rabbitmq-server", "-detached"], capture_output=True, timeout=60)
         assert wait_for_broker(timeout=90), "the broker did not come back"
+        (tmp_path / "resume").touch()
         summary = finish_flood(flood, daemon, timeout=230)
     finally:
         ensure_broker_running()
     assert summary["final"] == len(jobs) and summary["missing"] == [] and summary["not_complete"] == []
+    assert unfinished, "no job was still queued or running in the daemon while the broker was down"
     assert daemon.process.poll() is None  # the daemon never needed a restart
     daemon.stop()
