@@ -71,6 +71,7 @@ class JobEngine:
         self.staging_pool.shutdown(wait=False, cancel_futures=True)
         self.timers.stop()
         self.store.close()
+        log.info("job engine stopped; running jobs keep running and are adopted at the next start")
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -347,8 +348,12 @@ class JobEngine:
         moved = self._move(manager, job_id, wire.State.POSTPROCESSING,
                            expect=(wire.State.QUEUED, wire.State.RUNNING), returncode=returncode,
                            message=message)
-        if moved is not None:
+        if moved is None:
+            return
+        if _stages_out(moved):
             self.staging_pool.submit(self._postprocess, manager, job_id)
+        else:
+            self._postprocess(manager, job_id)  # nothing to transfer: no hand-off to a staging thread
 
     def requeue(self, manager: str, job_id: str) -> None:
         if self._move(manager, job_id, wire.State.QUEUED, expect=(wire.State.QUEUED, wire.State.RUNNING),
@@ -407,3 +412,9 @@ class JobEngine:
         if stats.files:
             log.info("job %s: staged out %d file(s), %d bytes in %.3fs", job_dir.job_id, stats.files,
                      stats.bytes, stats.seconds)
+
+
+def _stages_out(record: JobRecord) -> bool:
+    """Whether postprocessing has transfers to do (an action mapper came with the launch)."""
+    remote_staging = (record.launch_config or {}).get("remote_staging") or {}
+    return bool(isinstance(remote_staging, dict) and remote_staging.get("action_mapper"))

@@ -67,6 +67,22 @@ export GALAXY_SLOTS
 """
 
 
+#: GALAXY_PYTHON = the first python, else python3, on PATH (what `command -v` finds), without a subshell
+FIND_PYTHON = r"""
+_galaxy_find_python() {
+    local IFS=: dir
+    for dir in $PATH; do
+        if [ -x "${dir:-.}/$1" ] && [ ! -d "${dir:-.}/$1" ]; then GALAXY_PYTHON="${dir:-.}/$1"; return 0; fi
+    done
+    return 1
+}
+GALAXY_PYTHON=
+_galaxy_find_python python || _galaxy_find_python python3
+unset -f _galaxy_find_python
+export GALAXY_PYTHON
+""".strip()
+
+
 def render(*, job_directory: str, command_line: str, env: list | None = None,
            manager_env: dict[str, str] | None = None, dependency_commands: list[str] | None = None,
            tmp_dir: str | None = None, galaxy_virtual_env: str | None = None,
@@ -88,7 +104,9 @@ def render(*, job_directory: str, command_line: str, env: list | None = None,
         f"_GALAXY_JOB_TMP_DIR={_q(tmp)}",
         "export _GALAXY_JOB_DIR _GALAXY_JOB_HOME_DIR _GALAXY_JOB_TMP_DIR",
         *env_lines,
-        'mkdir -p "$_GALAXY_JOB_TMP_DIR" "$_GALAXY_JOB_HOME_DIR"',
+        # builtins only where a line runs for every job: each external command is a fork + exec
+        '[ -d "$_GALAXY_JOB_TMP_DIR" ] || mkdir -p "$_GALAXY_JOB_TMP_DIR"',
+        '[ -d "$_GALAXY_JOB_HOME_DIR" ] || mkdir -p "$_GALAXY_JOB_HOME_DIR"',
     ]
     if galaxy_virtual_env:
         lines.append(f"GALAXY_VIRTUAL_ENV={_q(galaxy_virtual_env)}; export GALAXY_VIRTUAL_ENV")
@@ -105,18 +123,18 @@ def render(*, job_directory: str, command_line: str, env: list | None = None,
         'TMP="${TMP:-$TMPDIR}"',
         'TEMP="${TEMP:-$TMPDIR}"',
         "export TMPDIR TMP TEMP",
-        'GALAXY_PYTHON=$(command -v python || command -v python3); export GALAXY_PYTHON',
+        FIND_PYTHON,
         f"cd {_q(working)} || exit 1",
         f'echo "$GALAXY_SLOTS" > {_q(os.path.join(metadata, "__instrument_core_galaxy_slots"))}',
         f'[ -z "$GALAXY_MEMORY_MB" ] || echo "$GALAXY_MEMORY_MB" > '
         f'{_q(os.path.join(metadata, "__instrument_core_galaxy_memory_mb"))}',
-        f"date +%s > {_q(os.path.join(metadata, '__instrument_core_epoch_start'))}",
+        f"printf '%(%s)T\\n' -1 > {_q(os.path.join(metadata, '__instrument_core_epoch_start'))}",
     ]
     lines += list(dependency_commands or [])
     lines += [
         command_line,
         "return_code=$?",
-        f"date +%s > {_q(os.path.join(metadata, '__instrument_core_epoch_end'))}",
+        f"printf '%(%s)T\\n' -1 > {_q(os.path.join(metadata, '__instrument_core_epoch_end'))}",
         f"echo $return_code > {_q(os.path.join(job_directory, 'return_code'))}",
         "exit $return_code",
         "",
