@@ -12,7 +12,8 @@ from .errors import ConfigError
 def _load(args):
     from .config import load_config
 
-    overrides = {"host": getattr(args, "host", None), "port": getattr(args, "port", None)}
+    overrides = {"host": getattr(args, "host", None), "port": getattr(args, "port", None),
+                 "web_server": getattr(args, "server", None)}
     return load_config(args.config, overrides=overrides)
 
 
@@ -53,6 +54,7 @@ def main(argv=None) -> int:
         p.add_argument("--config", "-c", help="app.yml, server.ini, or a directory holding one")
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default 8913)")
+    serve.add_argument("--server", choices=("paste", "granian"), help="HTTP server (default: web_server, paste)")
     serve.add_argument("--no-web", action="store_true", help="no HTTP face: serve the message queue only")
     serve.set_defaults(func=cmd_serve)
     check.set_defaults(func=cmd_check_config)

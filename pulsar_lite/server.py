@@ -12,6 +12,9 @@ from .engine.filecache import FileCache
 
 log = logging.getLogger("pulsar_lite")
 
+#: paste's request threads when web_threads is 0 (each request holds one thread from accept to the end)
+PASTE_THREADS = 16
+
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level, logging.INFO),
@@ -101,16 +104,20 @@ def serve_without_web(config: AppConfig) -> None:
 
 
 def serve(config: AppConfig) -> None:
-    from paste import httpserver
-
-    app = build_app(config)
     host, port = config.host, int(config.port)
     if not config.private_token:
         log.warning("no private_token is set: anyone who can reach %s:%s can run jobs as this user", host, port)
+    if config.web_server == "granian":
+        from .web.granian_server import serve_granian
+
+        return serve_granian(config)
+    from paste import httpserver
+
+    app = build_app(config)
     server = httpserver.serve(
         app, host=host, port=port, handler=_handler_class(config.max_request_line),
-        use_threadpool=True, threadpool_workers=config.web_threads,
-        threadpool_options={"max_requests": 0, "spawn_if_under": config.web_threads},
+        use_threadpool=True, threadpool_workers=config.web_threads or PASTE_THREADS,
+        threadpool_options={"max_requests": 0, "spawn_if_under": config.web_threads or PASTE_THREADS},
         request_queue_size=128, start_loop=False, protocol_version="HTTP/1.1")
 
     def stop(signum, frame):

@@ -134,7 +134,8 @@ class Daemon:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pulsar_lite", "serve", "--config", str(self.root / "app.yml"),
-             "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(self.root))
+             "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(self.root),
+            start_new_session=True)  # its own process group: kill9 takes granian's worker too
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.process.poll() is not None:
@@ -148,20 +149,59 @@ class Daemon:
         raise RuntimeError("daemon did not become healthy")
 
     def kill9(self) -> None:
+        """SIGKILL to every daemon process (job processes run in their own sessions and survive)."""
         if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.process.wait(10)
+            self._wait_group_gone()
+
+    def _wait_group_gone(self, timeout: float = 10) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                os.killpg(self.process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+    def worker_pids(self) -> list[int]:
+        """The daemon's child processes in its own process group (granian's worker; none with paste)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.process.pid and int(fields[2]) == self.process.pid:
+                pids.append(int(entry.name))
+        return pids
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(15)
+                self._wait_group_gone()
             except subprocess.TimeoutExpired:
                 self.kill9()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def unfinished_jobs(self) -> list[str]:
+        """Job ids the daemon's store holds in a non-terminal state (read from its SQLite file)."""
+        import sqlite3
+
+        path = Path(self.app["persistence_directory"]) / "pulsar_lite.sqlite"
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as db:
+            rows = db.execute("SELECT job_id FROM jobs WHERE state IN ('preprocessing', 'queued', 'running', "
+                              "'postprocessing')").fetchall()
+        return [row[0] for row in rows]
 
 
 @pytest.fixture

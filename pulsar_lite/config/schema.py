@@ -275,7 +275,10 @@ APP_OPTIONS: tuple[Option, ...] = (
     Option("max_upload_size", "int", 0, "largest accepted request body in bytes; 0 = no limit"),
     Option("max_request_line", "int", 16 * 1024 * 1024, "longest accepted request line (submit carries JSON in the query)"),
     Option("web", "bool", True, "serve the REST face; false = message queue only (like serve --no-web)"),
-    Option("web_threads", "int", 16, "threads serving REST requests"),
+    Option("web_threads", "int", 0, "threads running REST requests; 0 = the server's default "
+           "(paste: 16; granian: 2 x CPUs + 1, as its requests wait in Rust, not in a thread)"),
+    Option("web_server", "choice", "paste", "HTTP server of the REST face: paste (default) or granian "
+           "(faster, pip install 'pulsar_lite[granian]')", ("paste", "granian")),
     Option("staging_concurrency", "int", 4, "jobs pre/postprocessed at once, across all managers"),
     Option("store_synchronous", "choice", "full", "SQLite fsync policy: full survives power loss, normal only crashes",
            ("full", "normal")),

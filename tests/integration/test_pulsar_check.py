@@ -40,6 +40,16 @@ def test_pulsar_check_cli(client_python, server, options):
     _assert_ok(result, server)
 
 
+@pytest.mark.parametrize("options", [[], ["--transport", "curl"]], ids=lambda o: " ".join(o) or "default")
+def test_pulsar_check_cli_granian(client_python, daemon_factory, options):
+    """The same client checks with web_server: granian instead of paste."""
+    daemon = daemon_factory({"private_token": TOKEN, "web_server": "granian",
+                             "managers": {"_default_": {"num_concurrent_jobs": 2}}}).start()
+    result = run_check_cli(client_python, daemon.url, "--private_token", TOKEN, *options)
+    _assert_ok(result, daemon)
+    assert "granian" in daemon.log()
+
+
 def test_pulsar_check_named_manager(client_python, daemon_factory):
     daemon = daemon_factory({"managers": {"_default_": {}, "other": {"num_concurrent_jobs": 2}}}).start()
     result = run_check_cli(client_python, daemon.url + "managers/other")

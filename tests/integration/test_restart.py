@@ -13,9 +13,10 @@ pytestmark = pytest.mark.integration
 ONE_AT_A_TIME = {"managers": {"_default_": {"type": "queued_python", "num_concurrent_jobs": 1}}}
 
 
-def test_kill9_with_jobs_queued_and_running(daemon_factory):
-    daemon = daemon_factory(ONE_AT_A_TIME).start()
-    submit(daemon.url, "run", "sleep 2; echo ran > ../outputs/out")
+@pytest.mark.parametrize("web_server", ["paste", "granian"])
+def test_kill9_with_jobs_queued_and_running(daemon_factory, web_server):
+    daemon = daemon_factory({**ONE_AT_A_TIME, "web_server": web_server}).start()
+    submit(daemon.url, "run", "sleep 4; echo ran > ../outputs/out")  # still running after the restart
     for index in range(4):
         submit(daemon.url, f"q{index}", f"echo {index} > ../outputs/out")
     wait_status(daemon.url, "run", {"running"})
@@ -30,6 +31,28 @@ def test_kill9_with_jobs_queued_and_running(daemon_factory):
         assert final["status"] == "complete"
         assert rest(daemon.url, "GET", f"/jobs/q{index}/files", name="out")[1] == f"{index}\n".encode()
     assert "adopting process" in daemon.log()
+
+
+def test_granian_worker_killed_is_respawned_and_jobs_go_on(daemon_factory):
+    """web_server granian: the worker process holds the engine; when it dies (OOM killer, crash), the
+    supervisor starts a new one, which reloads and reconciles the jobs like any restart."""
+    daemon = daemon_factory({**ONE_AT_A_TIME, "web_server": "granian"}).start()
+    submit(daemon.url, "run", "sleep 4; echo ran > ../outputs/out")
+    submit(daemon.url, "next", "echo next > ../outputs/out")
+    wait_status(daemon.url, "run", {"running"})
+    [worker] = daemon.worker_pids()
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.time() + 30
+    while time.time() < deadline and daemon.worker_pids() in ([], [worker]):
+        time.sleep(0.1)
+    assert daemon.worker_pids() not in ([], [worker]), "granian did not start a new worker"
+    final = wait_status(daemon.url, "run", {"complete", "failed"})
+    assert final["status"] == "complete" and final["returncode"] == 0
+    assert rest(daemon.url, "GET", "/jobs/run/files", name="out")[1] == b"ran\n"
+    assert wait_status(daemon.url, "next", {"complete", "failed"})["status"] == "complete"
+    assert "adopting process" in daemon.log()
+    daemon.stop()
+    assert "job engine stopped" in daemon.log()  # SIGTERM reaches the worker's engine
 
 
 def test_job_that_died_with_the_daemon_is_failed_not_running(daemon_factory):

@@ -1,0 +1,70 @@
+"""Serve the REST face with granian (Rust HTTP/1.1 server, WSGI interface) instead of paste.
+
+Chosen with ``web_server: granian`` or ``pulsar-lite serve --server granian``. granian
+runs a supervisor process and one worker process; the worker is forked from this
+process after the configuration is loaded, builds the engine and the WSGI application
+(``_load_app``) and runs requests on ``web_threads`` Python threads (connections and
+waiting requests are held by granian's Rust runtime, not by threads). If the worker
+dies, the supervisor starts a new one, which reloads and reconciles every job from the
+store like any restart. Only one worker: the engine owns the store and the job
+processes, so it must be a single process.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing.util
+import os
+
+from ..errors import ConfigError
+
+log = logging.getLogger("pulsar_lite")
+
+#: room for the request headers on top of the longest accepted request line
+HEADER_ROOM = 64 * 1024
+
+
+def _import_granian():
+    try:
+        import granian  # noqa: F401
+        from granian.constants import Interfaces
+        from granian.http import HTTP1Settings
+        from granian.server import Server
+    except ImportError as exc:
+        raise ConfigError(f"web_server: granian needs the granian package ({exc}); "
+                          f"install it with: pip install 'pulsar_lite[granian]'") from None
+    return Server, Interfaces, HTTP1Settings
+
+
+def _load_app(config):
+    """Runs in the granian worker: engine (reload + reconcile) and WSGI app, stopped when the worker exits."""
+    from ..server import _stop, build_app, configure_logging
+
+    configure_logging(config.log_level)
+    app = build_app(config)
+    # multiprocessing runs finalizers with an exit priority when the worker process ends (granian
+    # stops it with SIGTERM); the engine closes its store and the AMQP face its connections
+    multiprocessing.util.Finalize(app, _stop, args=(app.engine,), exitpriority=10)
+    log.info("pulsar_lite worker %s serving (granian)", os.getpid())
+    return app
+
+
+def serve_granian(config) -> None:
+    Server, Interfaces, HTTP1Settings = _import_granian()
+    host, port = config.host, int(config.port)
+    server = Server(
+        "pulsar_lite",  # the target name; _load_app below builds the application instead
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=1,
+        blocking_threads=config.web_threads or 2 * (os.cpu_count() or 1) + 1,
+        backlog=1024,
+        http1_settings=HTTP1Settings(max_buffer_size=max(8192, config.max_request_line + HEADER_ROOM)),
+        respawn_failed_workers=True,
+        workers_kill_timeout=30,
+        log_enabled=True,
+        log_level=config.log_level.lower() if config.log_level != "WARNING" else "warning",
+    )
+    log.info("pulsar_lite serving on http://%s:%s/ with granian (staging %s, state %s)", host, port,
+             ", ".join(m.staging_directory for m in config.managers.values()), config.store_path)
+    server.serve(target_loader=lambda: _load_app(config), wrap_loader=False)
