@@ -177,9 +177,12 @@ class Store:
                                     (limit,)).fetchall()
         return [tuple(r) for r in rows]
 
-    def outbox_done(self, seq: int) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM outbox WHERE seq=?", (seq,))
+    def outbox_done(self, *seqs: int) -> None:
+        """Forget routed outbox rows (one transaction for all of them)."""
+        if not seqs:
+            return
+        with self._lock, self._transaction():
+            self._db.executemany("DELETE FROM outbox WHERE seq=?", [(seq,) for seq in seqs])
 
     # -- writing ----------------------------------------------------------
     def create(self, manager: str, job_id: str, tool_id: str | None = None, tool_version: str | None = None) -> JobRecord:
@@ -207,13 +210,17 @@ class Store:
             self._db.execute(f"UPDATE jobs SET {assignments}, updated=? WHERE manager=? AND job_id=?",
                              (*fields.values(), time.time(), manager, job_id))
 
-    def transition(self, manager: str, job_id: str, new_state: str, expect: Iterable[str] | None = None,
-                   message: str | None = None, **fields: Any) -> JobRecord:
+    def transition(self, manager: str, job_id: str, new_state: str | tuple[str, ...],
+                   expect: Iterable[str] | None = None, message: str | None = None, **fields: Any) -> JobRecord:
         """Move a job to ``new_state`` (with extra field updates) atomically.
 
         ``expect`` lists the states the job may be in; by default the
-        lifecycle table in :mod:`wire` decides. Raises IllegalTransition.
+        lifecycle table in :mod:`wire` decides. A tuple of states moves through
+        each of them in order, in the same transaction (each step recorded and
+        published, one commit). Raises IllegalTransition.
         """
+        path = new_state if isinstance(new_state, tuple) else (new_state,)
+        new_state = path[-1]
         if "launch_config" in fields and fields["launch_config"] is not None:
             fields["launch_config"] = json.dumps(fields["launch_config"])
         bad = set(fields) - _UPDATABLE
@@ -228,18 +235,22 @@ class Store:
             allowed = set(expect) if expect is not None else wire.TRANSITIONS.get(current, set())
             if expect is not None and current not in allowed:
                 raise IllegalTransition(f"job {job_id} is {current}, expected one of {sorted(allowed)}")
-            if expect is None and new_state not in allowed:
-                raise IllegalTransition(f"job {job_id} cannot move from {current} to {new_state}")
+            if expect is None and path[0] not in allowed:
+                raise IllegalTransition(f"job {job_id} cannot move from {current} to {path[0]}")
+            for before, after in zip(path, path[1:]):
+                if after not in wire.TRANSITIONS.get(before, set()):
+                    raise IllegalTransition(f"job {job_id} cannot move from {before} to {after}")
             if message is not None:
                 fields["message"] = message
             assignments = "".join(f", {k}=?" for k in fields)
             self._db.execute(f"UPDATE jobs SET state=?, updated=?{assignments} WHERE manager=? AND job_id=?",
                              (new_state, now, *fields.values(), manager, job_id))
-            self._db.execute("INSERT INTO transitions(manager, job_id, state, ts, message) VALUES (?,?,?,?,?)",
-                             (manager, job_id, new_state, now, message))
-            if self.outbox_enabled and new_state in wire.PUBLISHED_STATES:
-                self._db.execute("INSERT INTO outbox(manager, job_id, state, created) VALUES (?,?,?,?)",
-                                 (manager, job_id, new_state, now))
+            for state in path:
+                self._db.execute("INSERT INTO transitions(manager, job_id, state, ts, message) VALUES (?,?,?,?,?)",
+                                 (manager, job_id, state, now, message if state == path[0] else None))
+                if self.outbox_enabled and state in wire.PUBLISHED_STATES:
+                    self._db.execute("INSERT INTO outbox(manager, job_id, state, created) VALUES (?,?,?,?)",
+                                     (manager, job_id, state, now))
             row = self._db.execute("SELECT * FROM jobs WHERE manager=? AND job_id=?", (manager, job_id)).fetchone()
         return JobRecord.from_row(row)
 

@@ -42,6 +42,25 @@ def test_outbox_written_with_the_transition(store):
     assert store.outbox() == []
 
 
+def test_path_of_states_in_one_transaction(store):
+    store.outbox_enabled = True
+    store.create("m", "1")
+    store.transition("m", "1", wire.State.QUEUED)
+    store.transition("m", "1", wire.State.RUNNING)
+    with pytest.raises(IllegalTransition):  # every step must be allowed, not only the first
+        store.transition("m", "1", (wire.State.POSTPROCESSING, wire.State.QUEUED))
+    assert store.get("m", "1").state == wire.State.RUNNING  # nothing of the refused path was kept
+    record = store.transition("m", "1", (wire.State.POSTPROCESSING, wire.State.FAILED), returncode=3,
+                              message="boom")
+    assert record.state == wire.State.FAILED and record.returncode == 3 and record.message == "boom"
+    history = store.transitions("m", "1")
+    assert [s for s, _, _ in history][-2:] == ["postprocessing", "failed"]
+    assert history[-2][2] == "boom" and history[-1][2] is None
+    assert [row[3] for row in store.outbox()] == ["running", "failed"]  # postprocessing is not published
+    store.outbox_done(*(row[0] for row in store.outbox()))
+    assert store.outbox() == []
+
+
 def test_state_survives_reopen(tmp_path):
     path = str(tmp_path / "db.sqlite")
     store = Store(path)

@@ -167,12 +167,17 @@ class Ledger:
             return self._read("SELECT count(*) FROM pending")[0][0]
         return self._read("SELECT count(*) FROM pending WHERE broker=?", (broker,))[0][0]
 
-    def sent(self, item: Pending) -> None:
-        """The broker confirmed ``item``: forget it, and start its acknowledgement clock."""
-        statements = [("DELETE FROM pending WHERE id=?", (item.id,))]
-        if item.ack_uuid:
-            statements.append(("UPDATE unacked SET sent=? WHERE uuid=?", (time.time(), item.ack_uuid)))
-        self._write(statements)
+    def sent(self, *items: Pending) -> None:
+        """The broker confirmed ``items``: forget them, and start their acknowledgement clocks (one
+        transaction for all of them)."""
+        now = time.time()
+        statements = []
+        for item in items:
+            statements.append(("DELETE FROM pending WHERE id=?", (item.id,)))
+            if item.ack_uuid:
+                statements.append(("UPDATE unacked SET sent=? WHERE uuid=?", (now, item.ack_uuid)))
+        if statements:
+            self._write(statements)
 
     def brokers_with_pending(self) -> set[str]:
         return {r[0] for r in self._read("SELECT DISTINCT broker FROM pending")}

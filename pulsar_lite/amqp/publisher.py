@@ -147,17 +147,23 @@ class PublisherThread(threading.Thread):
             batch = self.ledger.pending(self.broker.label, limit=100)
             if not batch:
                 return
-            for item in batch:
-                try:
-                    self._publish(item.routing_key, item.payload)
-                except Exception as exc:
-                    self._count_failure(item, exc)
-                    raise
-                self._failures.pop(item.id, None)
-                self.ledger.sent(item)
-                log.debug("AMQP published to %s: %s", item.routing_key, _summary(item.payload))
-                if self.stop_event.is_set():
-                    return
+            confirmed = []
+            try:
+                for item in batch:
+                    try:
+                        self._publish(item.routing_key, item.payload)
+                    except Exception as exc:
+                        self._count_failure(item, exc)
+                        raise
+                    self._failures.pop(item.id, None)
+                    confirmed.append(item)
+                    log.debug("AMQP published to %s: %s", item.routing_key, _summary(item.payload))
+                    if self.stop_event.is_set():
+                        return
+            finally:
+                # the broker has these: one transaction forgets them all (a crash before it only
+                # means duplicates, which receivers tolerate)
+                self.ledger.sent(*confirmed)
 
     def _count_failure(self, item, exc: Exception) -> None:
         """Drop a message the broker refuses again and again (not for connection problems)."""

@@ -93,8 +93,7 @@ class Router:
                         if message is not None:
                             messages.append(message)
                 self.ledger.enqueue(messages)
-                for seq, *_ in rows:
-                    store.outbox_done(seq)
+                store.outbox_done(*(seq for seq, *_ in rows))
                 routed += len(messages)
                 for broker in {m.broker for m in messages}:
                     self.wake(broker)

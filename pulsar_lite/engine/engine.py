@@ -117,8 +117,8 @@ class JobEngine:
             except Exception:
                 log.exception("status listener failed")
 
-    def _move(self, manager: str, job_id: str, state: str, expect=None, message: str | None = None,
-              **fields) -> JobRecord | None:
+    def _move(self, manager: str, job_id: str, state: str | tuple[str, ...], expect=None,
+              message: str | None = None, **fields) -> JobRecord | None:
         if self.stopped:
             return None  # shutting down: the state is reconciled at the next start
         try:
@@ -126,9 +126,10 @@ class JobEngine:
         except IllegalTransition as exc:
             log.debug("ignored transition: %s", exc)
             return None
-        level = logging.INFO if state in wire.TERMINAL_STATES or message else logging.DEBUG
-        log.log(level, "job %s [%s] -> %s%s", job_id, manager, state, f" ({message})" if message else "")
-        self._emit(manager, job_id, state)
+        for step in state if isinstance(state, tuple) else (state,):
+            level = logging.INFO if step in wire.TERMINAL_STATES or message else logging.DEBUG
+            log.log(level, "job %s [%s] -> %s%s", job_id, manager, step, f" ({message})" if message else "")
+            self._emit(manager, job_id, step)
         return record
 
     def _fresh_job(self, manager: str, job_dir: JobDirectory, tool_id=None, tool_version=None) -> JobRecord:
@@ -345,15 +346,19 @@ class JobEngine:
         if record.cancel_requested:
             self._move(manager, job_id, wire.State.CANCELLED, expect=ACTIVE, returncode=returncode)
             return
+        if not _stages_out(record):
+            # nothing to transfer: through postprocessing to the end in one transaction (one commit,
+            # every step still recorded and published)
+            failed = message if message is not None else record.message
+            final = wire.State.FAILED if failed else wire.State.COMPLETE
+            self._move(manager, job_id, (wire.State.POSTPROCESSING, final),
+                       expect=(wire.State.QUEUED, wire.State.RUNNING), returncode=returncode, message=message)
+            return
         moved = self._move(manager, job_id, wire.State.POSTPROCESSING,
                            expect=(wire.State.QUEUED, wire.State.RUNNING), returncode=returncode,
                            message=message)
-        if moved is None:
-            return
-        if _stages_out(moved):
+        if moved is not None:
             self.staging_pool.submit(self._postprocess, manager, job_id)
-        else:
-            self._postprocess(manager, job_id)  # nothing to transfer: no hand-off to a staging thread
 
     def requeue(self, manager: str, job_id: str) -> None:
         if self._move(manager, job_id, wire.State.QUEUED, expect=(wire.State.QUEUED, wire.State.RUNNING),
