@@ -6,6 +6,7 @@ the client's submit_job over the message queue; latency = submit -> final status
 """
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -50,6 +51,7 @@ def one(index: int) -> float:
     latency = time.time() - started
     if final[job_id]["status"] != "complete" or not os.path.getsize(out1) or not os.path.getsize(out2):
         raise RuntimeError(f"job {job_id} ended {final[job_id]['status']}")
+    shutil.rmtree(os.path.dirname(out1), ignore_errors=True)  # the job's client-side files
     return latency
 
 
