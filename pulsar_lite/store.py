@@ -113,6 +113,7 @@ class Store:
     def __init__(self, path: str, synchronous: str = "full"):
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
+        self.synchronous = synchronous.upper()
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
@@ -181,7 +182,7 @@ class Store:
         """Forget routed outbox rows (one transaction for all of them)."""
         if not seqs:
             return
-        with self._lock, self._transaction():
+        with self._lock, self._transaction(durable=False):  # lost: re-routed, and the router dedupes
             self._db.executemany("DELETE FROM outbox WHERE seq=?", [(seq,) for seq in seqs])
 
     # -- writing ----------------------------------------------------------
@@ -268,21 +269,32 @@ class Store:
         return cursor.rowcount == 1
 
     # -- helpers -----------------------------------------------------------
-    def _transaction(self):
-        return _Transaction(self._db)
+    def _transaction(self, durable: bool = True):
+        return _Transaction(self._db, None if durable or self.synchronous != "FULL" else "NORMAL")
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection):
+    """BEGIN IMMEDIATE ... COMMIT. With ``relaxed`` ("NORMAL"), this commit does not wait for fsync:
+    for bookkeeping whose loss only repeats work (a re-routed outbox row, a re-published message).
+    In WAL mode the log is written in order, so the next durable commit makes it durable too."""
+
+    def __init__(self, db: sqlite3.Connection, relaxed: str | None = None):
         self.db = db
+        self.relaxed = relaxed
 
     def __enter__(self):
+        if self.relaxed:
+            self.db.execute(f"PRAGMA synchronous={self.relaxed}")
         self.db.execute("BEGIN IMMEDIATE")
         return self.db
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.db.execute("COMMIT")
-        else:
-            self.db.execute("ROLLBACK")
+        try:
+            if exc_type is None:
+                self.db.execute("COMMIT")
+            else:
+                self.db.execute("ROLLBACK")
+        finally:
+            if self.relaxed:
+                self.db.execute("PRAGMA synchronous=FULL")
         return False
