@@ -6,6 +6,7 @@ the client's submit_job over the message queue; latency = submit -> final status
 """
 import json
 import os
+import resource
 import shutil
 import sys
 import threading
@@ -55,10 +56,17 @@ def one(index: int) -> float:
     return latency
 
 
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+cpu_before = cpu()
 began = time.time()
 with ThreadPoolExecutor(concurrency) as pool:
     latencies = list(pool.map(one, range(jobs)))
 elapsed = time.time() - began
+client_cpu = cpu() - cpu_before  # the job phase only, not interpreter start-up
 manager.shutdown()
 with open(out_path, "w") as handle:
-    json.dump({"elapsed": elapsed, "latencies": latencies}, handle)
+    json.dump({"elapsed": elapsed, "latencies": latencies, "client_cpu": client_cpu}, handle)

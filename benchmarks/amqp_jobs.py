@@ -22,7 +22,21 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rest_jobs import CACHE, cpu_seconds, memory_kib, percentile, server_pids, venv  # noqa: E402
+from rest_jobs import (  # noqa: E402
+    CACHE, cpu_seconds, machine_busy_seconds, memory_kib, percentile, server_pids, venv)
+
+
+def broker_pids() -> list[int]:
+    """RabbitMQ's Erlang VM (beam.smp) on this machine, for its CPU per job."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"beam.smp" in (entry / "cmdline").read_bytes().split(b"\0")[0]:
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
 
 DRIVER = Path(__file__).resolve().parent / "_amqp_client_driver.py"
 BROKER = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -65,17 +79,23 @@ def run(daemon: Daemon, client_python: Path, jobs: int, concurrencies: list[int]
         results = {"idle_rss_mib": memory_kib(server_pids(daemon.process.pid), "VmRSS") / 1024}
         for concurrency in concurrencies:
             print(f"  {daemon.name}: {jobs} jobs at concurrency {concurrency} ...", flush=True)
-            pids = server_pids(daemon.process.pid)
-            before = cpu_seconds(pids)
+            pids, broker = server_pids(daemon.process.pid), broker_pids()
+            before, jobs_before = cpu_seconds(pids), cpu_seconds(pids, children=True)
+            broker_before, machine_before = cpu_seconds(broker), machine_busy_seconds()
             out = daemon.workdir / f"result-{concurrency}.json"
             subprocess.run([str(client_python), str(DRIVER), BROKER, daemon.manager, str(daemon.staging), str(jobs),
                             str(concurrency), str(out)], check=True, timeout=1800)
+            machine = machine_busy_seconds() - machine_before
             pids = server_pids(daemon.process.pid)
             data = json.loads(out.read_text())
             results[concurrency] = {
                 "jobs_per_s": jobs / data["elapsed"], "p50_ms": percentile(data["latencies"], 0.5) * 1000,
                 "p95_ms": percentile(data["latencies"], 0.95) * 1000,
-                "cpu_per_job": (cpu_seconds(pids) - before) / jobs, "peak_rss_mib": memory_kib(pids, "VmHWM") / 1024}
+                "cpu_per_job": (cpu_seconds(pids) - before) / jobs, "peak_rss_mib": memory_kib(pids, "VmHWM") / 1024,
+                "client_cpu_per_job": data["client_cpu"] / jobs,
+                "job_cpu_per_job": (cpu_seconds(pids, children=True) - jobs_before) / jobs,
+                "broker_cpu_per_job": (cpu_seconds(broker) - broker_before) / jobs,
+                "machine_cpu_per_job": machine / jobs}
         return results
     finally:
         daemon.stop()
@@ -103,14 +123,19 @@ def main() -> int:
 
     print(f"\n{args.jobs} jobs per run over AMQP ({BROKER.split('@')[-1]}), client pulsar-galaxy-lib 0.16.0, "
           f"{os.cpu_count()} CPUs\n")
-    header = f"{'server':<15}{'conc':>5}{'jobs/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'CPU ms/job':>12}{'peak MiB':>10}"
+    header = (f"{'server':<15}{'conc':>5}{'jobs/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'CPU ms/job':>12}{'peak MiB':>10}"
+              f"{'| client':>9}{'jobs':>6}{'broker':>8}{'machine':>9}")
     print(header + "\n" + "-" * len(header))
     for name, result in results.items():
         for c in concurrencies:
             r = result[c]
             print(f"{name:<15}{c:>5}{r['jobs_per_s']:>9.1f}{r['p50_ms']:>9.0f}{r['p95_ms']:>9.0f}"
-                  f"{r['cpu_per_job'] * 1000:>12.2f}{r['peak_rss_mib']:>10.1f}")
+                  f"{r['cpu_per_job'] * 1000:>12.2f}{r['peak_rss_mib']:>10.1f}{r['client_cpu_per_job'] * 1000:>9.1f}"
+                  f"{r['job_cpu_per_job'] * 1000:>6.1f}{r['broker_cpu_per_job'] * 1000:>8.1f}"
+                  f"{r['machine_cpu_per_job'] * 1000:>9.1f}")
         print(f"{name:<15} idle RSS {result['idle_rss_mib']:.1f} MiB")
+    print("(CPU ms/job: the server's own processes; client: the client driver; jobs: the job scripts the server "
+          "ran; broker: RabbitMQ; machine: every CPU of the machine)")
     lite = results.get("pulsar_lite")
     if lite:
         low = min(concurrencies)
@@ -124,6 +149,13 @@ def main() -> int:
             if c == max(concurrencies):
                 line += f"   [target jobs/s >= x3: {'PASS' if ratio >= 3 else 'MISS'}]"
             print(line)
+        top = max(concurrencies)
+        r = lite[top]
+        fixed = r["client_cpu_per_job"] + r["job_cpu_per_job"] + r["broker_cpu_per_job"]
+        ceiling = (os.cpu_count() or 1) / fixed if fixed else float("inf")
+        print(f"CPU ceiling at concurrency {top}: client + job scripts + broker use {fixed * 1000:.1f} ms per job of "
+              f"these {os.cpu_count()} CPUs; with a server costing nothing the machine tops out near "
+              f"{ceiling:.0f} jobs/s = x{ceiling / pulsar[top]['jobs_per_s']:.2f} Pulsar's rate")
     return 0
 
 
