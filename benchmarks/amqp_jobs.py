@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rest_jobs import (  # noqa: E402
-    CACHE, cpu_seconds, machine_busy_seconds, memory_kib, percentile, server_pids, venv)
+    CACHE, client_venv, cpu_seconds, machine_busy_seconds, memory_kib, percentile, server_pids, venv)
 
 
 def broker_pids() -> list[int]:
@@ -108,8 +108,7 @@ def main() -> int:
     parser.add_argument("--only", choices=("pulsar_lite", "pulsar"))
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
-    client_python = venv(CACHE / "clients" / "0.16.0", "pulsar-galaxy-lib==0.16.0", "galaxy-tool-util", "pycurl",
-                         "kombu")
+    client_python = client_venv()
     scratch = Path(tempfile.mkdtemp(prefix="pulsar-lite-amqp-bench-"))
     daemons = []
     if args.only != "pulsar":

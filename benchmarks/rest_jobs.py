@@ -55,6 +55,15 @@ def venv(path: Path, *packages: str) -> Path:
     return python
 
 
+#: the client virtualenv's packages: the same list as the test suite's (tests/conftest.py), so both
+#: recognise the virtualenv under .cache/clients/ and neither rebuilds it under the other
+CLIENT_PACKAGES = ("pulsar-galaxy-lib==0.16.0", "galaxy-tool-util", "pycurl", "kombu")
+
+
+def client_venv() -> Path:
+    return venv(CACHE / "clients" / "0.16.0", *CLIENT_PACKAGES)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -259,7 +268,7 @@ def main() -> int:
                         help="client processes sharing the concurrency (Galaxy's job handlers)")
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
-    client_python = venv(CACHE / "clients" / "0.16.0", "pulsar-galaxy-lib==0.16.0", "galaxy-tool-util", "pycurl")
+    client_python = client_venv()
     scratch = Path(tempfile.mkdtemp(prefix="pulsar-lite-bench-"))
     servers = []
     if args.only in (None, "pulsar_lite"):

@@ -47,6 +47,7 @@ def ensure_client_venv(version: str) -> Path:
     """Create (once) a virtualenv holding pulsar-galaxy-lib==version; return its python."""
     venv = client_venv_root() / version
     python = venv / "bin" / "python"
+    # benchmarks/rest_jobs.py CLIENT_PACKAGES is the same list: the two share these virtualenvs
     packages = [f"pulsar-galaxy-lib=={version}", "galaxy-tool-util", "pycurl", "kombu"]
     marker = venv / ".ready"
     if marker.exists() and marker.read_text() != " ".join(packages):
