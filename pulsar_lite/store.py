@@ -10,10 +10,12 @@ import os
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 from . import wire
+from .groupsync import GroupSync
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -118,7 +120,8 @@ class Store:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        # "full": commits are made durable by group commit (see groupsync), not inside COMMIT
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
         self._local = threading.local()
         self._closed = False
@@ -128,11 +131,14 @@ class Store:
                 self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {sql_type}")
         #: set by transports that publish status updates (outbox rows are then written)
         self.outbox_enabled = False
+        self._sync = GroupSync(path) if self.synchronous == "FULL" else None
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             self._db.close()
+            if self._sync is not None:
+                self._sync.close()
             # readers are left to the garbage collector: closing a connection another
             # thread is using at this moment crashes the sqlite3 module
 
@@ -182,14 +188,14 @@ class Store:
         """Forget routed outbox rows (one transaction for all of them)."""
         if not seqs:
             return
-        with self._lock, self._transaction(durable=False):  # lost: re-routed, and the router dedupes
+        with self._transaction(durable=False):  # lost: re-routed, and the router dedupes
             self._db.executemany("DELETE FROM outbox WHERE seq=?", [(seq,) for seq in seqs])
 
     # -- writing ----------------------------------------------------------
     def create(self, manager: str, job_id: str, tool_id: str | None = None, tool_version: str | None = None) -> JobRecord:
         """Create (or reset) a job row in state ``setup``."""
         now = time.time()
-        with self._lock, self._transaction():
+        with self._transaction():
             self._db.execute("DELETE FROM jobs WHERE manager=? AND job_id=?", (manager, job_id))
             self._db.execute(
                 "INSERT INTO jobs(manager, job_id, state, created, updated, tool_id, tool_version)"
@@ -207,7 +213,7 @@ class Store:
         if "launch_config" in fields and fields["launch_config"] is not None:
             fields["launch_config"] = json.dumps(fields["launch_config"])
         assignments = ", ".join(f"{k}=?" for k in fields)
-        with self._lock, self._transaction():
+        with self._transaction():
             self._db.execute(f"UPDATE jobs SET {assignments}, updated=? WHERE manager=? AND job_id=?",
                              (*fields.values(), time.time(), manager, job_id))
 
@@ -228,7 +234,7 @@ class Store:
         if bad:
             raise ValueError(f"cannot update {bad}")
         now = time.time()
-        with self._lock, self._transaction():
+        with self._transaction():
             row = self._db.execute("SELECT state FROM jobs WHERE manager=? AND job_id=?", (manager, job_id)).fetchone()
             if row is None:
                 raise IllegalTransition(f"job {job_id} does not exist")
@@ -256,7 +262,7 @@ class Store:
         return JobRecord.from_row(row)
 
     def delete(self, manager: str, job_id: str) -> None:
-        with self._lock, self._transaction():
+        with self._transaction():
             self._db.execute("DELETE FROM jobs WHERE manager=? AND job_id=?", (manager, job_id))
             self._db.execute("DELETE FROM transitions WHERE manager=? AND job_id=?", (manager, job_id))
 
@@ -269,32 +275,18 @@ class Store:
         return cursor.rowcount == 1
 
     # -- helpers -----------------------------------------------------------
+    @contextmanager
     def _transaction(self, durable: bool = True):
-        return _Transaction(self._db, None if durable or self.synchronous != "FULL" else "NORMAL")
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT. With ``relaxed`` ("NORMAL"), this commit does not wait for fsync:
-    for bookkeeping whose loss only repeats work (a re-routed outbox row, a re-published message).
-    In WAL mode the log is written in order, so the next durable commit makes it durable too."""
-
-    def __init__(self, db: sqlite3.Connection, relaxed: str | None = None):
-        self.db = db
-        self.relaxed = relaxed
-
-    def __enter__(self):
-        if self.relaxed:
-            self.db.execute(f"PRAGMA synchronous={self.relaxed}")
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None:
-                self.db.execute("COMMIT")
-            else:
-                self.db.execute("ROLLBACK")
-        finally:
-            if self.relaxed:
-                self.db.execute("PRAGMA synchronous=FULL")
-        return False
+        """BEGIN IMMEDIATE ... COMMIT under the write lock; then, unless ``durable`` is False (bookkeeping
+        whose loss only repeats work, e.g. a re-routed outbox row), wait until the commit is on disk."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            ticket = self._sync.committed() if self._sync is not None else None
+        if durable and ticket is not None:
+            self._sync.wait(ticket)

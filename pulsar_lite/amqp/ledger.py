@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from .. import wire
+from ..groupsync import GroupSync
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS origins (
@@ -88,32 +89,33 @@ class Ledger:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        # "full": commits are made durable by group commit (pulsar_lite.groupsync), outside the lock
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._sync = GroupSync(path) if self.synchronous == "FULL" else None
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._sync is not None:
+                self._sync.close()
 
     def _write(self, statements: Iterable[tuple[str, tuple]], durable: bool = True) -> None:
-        """One transaction. ``durable=False`` skips the fsync of this commit (when losing it only
-        means a duplicate message); the WAL keeps order, so the next durable commit covers it."""
-        relax = not durable and self.synchronous == "FULL"
+        """One transaction, on disk when this returns. ``durable=False`` does not wait for the disk
+        (when losing the commit only means a duplicate message); the log keeps order, so the next
+        durable commit covers it."""
         with self._lock:
-            if relax:
-                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for sql, args in statements:
-                        self._db.execute(sql, args)
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            finally:
-                if relax:
-                    self._db.execute("PRAGMA synchronous=FULL")
+                for sql, args in statements:
+                    self._db.execute(sql, args)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            ticket = self._sync.committed() if self._sync is not None else None
+        if durable and ticket is not None:
+            self._sync.wait(ticket)
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
