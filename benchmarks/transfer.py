@@ -443,6 +443,9 @@ def main() -> int:
     return status
 
 
+DURABLE = "  durable (curl + sync)"
+
+
 def functions_part(args, root: Path, source: Path, block: bytes, get_url: str, post_url: str) -> dict:
     results: dict[str, dict] = {}
     out = root / "out" / "curl.bin"
@@ -450,6 +453,11 @@ def functions_part(args, root: Path, source: Path, block: bytes, get_url: str, p
         "get": best_of(2, lambda: timed(["curl", "-sf", "-o", str(out), get_url])),
         "post": best_of(2, lambda: timed(["curl", "-sf", "-F", f"file=@{source}", post_url])),
         "rss_get": 0, "rss_post": 0}
+    # pulsar_lite makes a staged input durable (fsync) before the job may read it; curl alone leaves it
+    # in the page cache. The same download followed by an fsync of the file (coreutils `sync FILE`):
+    results[DURABLE] = {
+        "get": best_of(2, lambda: timed(["sh", "-c", f"curl -sf -o '{out}' '{get_url}' && sync '{out}'"])),
+        "post": results["loopback (nginx + curl)"]["post"], "rss_get": 0, "rss_post": 0}
     out.unlink()
     runners = []
     if args.only != "pulsar":
@@ -488,7 +496,9 @@ def print_functions(args, results: dict, size: int) -> None:
     if lite:
         pull, push = limit["get"] / lite["get"], limit["post"] / lite["post"]
         growth = max(lite["rss_get"], lite["rss_post"])
-        print(f"\ntargets: pull >= 80% of loopback {'PASS' if pull >= 0.8 else 'MISS'}, push >= 80% "
+        durable = results[DURABLE]["get"] / lite["get"]
+        print(f"\ntargets: pull >= 80% of loopback {'PASS' if pull >= 0.8 else 'MISS'} "
+              f"(of the durable loopback: {100 * durable:.0f}%, {'PASS' if durable >= 0.8 else 'MISS'}), push >= 80% "
               f"{'PASS' if push >= 0.8 else 'MISS'}, RSS growth < 32 MiB {'PASS' if growth < 32 else 'MISS'}")
 
 
