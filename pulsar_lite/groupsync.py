@@ -12,7 +12,10 @@ caller that waits, at a fraction of the fsyncs.
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 
 class GroupSync:
@@ -58,3 +61,33 @@ class GroupSync:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def open_database(path: str, schema: str, synchronous: str = "full") -> tuple[sqlite3.Connection, GroupSync | None]:
+    """A connection in WAL mode with ``schema`` applied, and its GroupSync when ``synchronous`` is
+    "full" (commits then made durable by group commit, outside COMMIT); None for "normal"."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(schema)
+    return db, GroupSync(path) if synchronous.upper() == "FULL" else None
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection, lock: threading.Lock, sync: GroupSync | None,
+                durable: bool = True) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT under ``lock``; then, unless ``durable`` is False (a commit whose loss
+    only repeats work: a re-routed outbox row, a re-published message), wait outside the lock until
+    ``sync`` has the commit on disk (no wait without ``sync``: synchronous "normal")."""
+    with lock:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        ticket = sync.committed() if sync is not None else None
+    if durable and ticket is not None:
+        sync.wait(ticket)

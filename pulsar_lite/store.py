@@ -6,16 +6,14 @@ transaction, so after a crash the database says exactly what happened last.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 from . import wire
-from .groupsync import GroupSync
+from .groupsync import open_database, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -113,16 +111,10 @@ class JobRecord:
 
 class Store:
     def __init__(self, path: str, synchronous: str = "full"):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
-        self.synchronous = synchronous.upper()
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db, self._sync = open_database(path, SCHEMA, synchronous)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # "full": commits are made durable by group commit (see groupsync), not inside COMMIT
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
         self._local = threading.local()
         self._closed = False
         existing = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
@@ -131,7 +123,6 @@ class Store:
                 self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {sql_type}")
         #: set by transports that publish status updates (outbox rows are then written)
         self.outbox_enabled = False
-        self._sync = GroupSync(path) if self.synchronous == "FULL" else None
 
     def close(self) -> None:
         with self._lock:
@@ -275,18 +266,5 @@ class Store:
         return cursor.rowcount == 1
 
     # -- helpers -----------------------------------------------------------
-    @contextmanager
     def _transaction(self, durable: bool = True):
-        """BEGIN IMMEDIATE ... COMMIT under the write lock; then, unless ``durable`` is False (bookkeeping
-        whose loss only repeats work, e.g. a re-routed outbox row), wait until the commit is on disk."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-            ticket = self._sync.committed() if self._sync is not None else None
-        if durable and ticket is not None:
-            self._sync.wait(ticket)
+        return transaction(self._db, self._lock, self._sync, durable)

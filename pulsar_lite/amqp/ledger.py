@@ -12,15 +12,13 @@ any point gives a duplicate, never a loss.
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from typing import Iterable
 
 from .. import wire
-from ..groupsync import GroupSync
+from ..groupsync import open_database, transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS origins (
@@ -83,16 +81,9 @@ class Pending:
 
 class Ledger:
     def __init__(self, path: str, synchronous: str = "full"):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self.path = path
-        self.synchronous = synchronous.upper()
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # "full": commits are made durable by group commit (pulsar_lite.groupsync), outside the lock
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._sync = GroupSync(path) if self.synchronous == "FULL" else None
+        self._db, self._sync = open_database(path, SCHEMA, synchronous)
 
     def close(self) -> None:
         with self._lock:
@@ -104,18 +95,9 @@ class Ledger:
         """One transaction, on disk when this returns. ``durable=False`` does not wait for the disk
         (when losing the commit only means a duplicate message); the log keeps order, so the next
         durable commit covers it."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, args in statements:
-                    self._db.execute(sql, args)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-            ticket = self._sync.committed() if self._sync is not None else None
-        if durable and ticket is not None:
-            self._sync.wait(ticket)
+        with transaction(self._db, self._lock, self._sync, durable):
+            for sql, args in statements:
+                self._db.execute(sql, args)
 
     def _read(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
