@@ -406,10 +406,10 @@ class JobEngine:
                  stats.seconds)
 
     def postprocessor(self, manager: str, job_dir: JobDirectory, record: JobRecord) -> None:
-        launch = record.launch_config or {}
-        remote_staging = launch.get("remote_staging") or {}
-        if not remote_staging.get("action_mapper"):
+        if not _stages_out(record):
             return
+        launch = record.launch_config
+        remote_staging = launch["remote_staging"]
         policy = staging.RetryPolicy.from_manager(self.manager_config(manager), "postprocess")
         realized = realized_dynamic_file_sources(job_dir, launch.get("dynamic_file_sources"))
         stats = staging.postprocess(job_dir, remote_staging, realized, policy)

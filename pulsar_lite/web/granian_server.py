@@ -25,7 +25,6 @@ HEADER_ROOM = 64 * 1024
 
 def _import_granian():
     try:
-        import granian  # noqa: F401
         from granian.constants import Interfaces
         from granian.http import HTTP1Settings
         from granian.server import Server
@@ -63,7 +62,7 @@ def serve_granian(config) -> None:
         respawn_failed_workers=True,
         workers_kill_timeout=30,
         log_enabled=True,
-        log_level=config.log_level.lower() if config.log_level != "WARNING" else "warning",
+        log_level=config.log_level.lower(),
     )
     log.info("pulsar_lite serving on http://%s:%s/ with granian (staging %s, state %s)", host, port,
              ", ".join(m.staging_directory for m in config.managers.values()), config.store_path)
