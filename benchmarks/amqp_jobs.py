@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rest_jobs import (  # noqa: E402
-    CACHE, client_venv, cpu_seconds, machine_busy_seconds, memory_kib, percentile, server_pids, venv)
+    CACHE, client_venv, cpu_ceiling, cpu_seconds, machine_busy_seconds, memory_kib, percentile, server_pids, venv)
 
 
 def broker_pids() -> list[int]:
@@ -151,7 +151,7 @@ def main() -> int:
         top = max(concurrencies)
         r = lite[top]
         fixed = r["client_cpu_per_job"] + r["job_cpu_per_job"] + r["broker_cpu_per_job"]
-        ceiling = (os.cpu_count() or 1) / fixed if fixed else float("inf")
+        ceiling = cpu_ceiling(fixed)
         print(f"CPU ceiling at concurrency {top}: client + job scripts + broker use {fixed * 1000:.1f} ms per job of "
               f"these {os.cpu_count()} CPUs; with a server costing nothing the machine tops out near "
               f"{ceiling:.0f} jobs/s = x{ceiling / pulsar[top]['jobs_per_s']:.2f} Pulsar's rate")

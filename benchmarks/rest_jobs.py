@@ -110,25 +110,19 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq) / CLK
 
 
-def pss_kib(pids: list[int]) -> int:
-    """Proportional set size: shared pages split between the processes sharing them (a forked
-    supervisor and its worker are not counted twice, as a sum of RSS would)."""
+def cpu_ceiling(fixed_seconds_per_job: float) -> float:
+    """Jobs/s this machine's CPUs allow when the client, job scripts (and broker) cost this much per
+    job and the server nothing."""
+    return (os.cpu_count() or 1) / fixed_seconds_per_job if fixed_seconds_per_job else float("inf")
+
+
+def memory_kib(pids: list[int], field: str, source: str = "status") -> int:
+    """Sum of a kB ``field`` of /proc/<pid>/``source`` (status: VmRSS, VmHWM; smaps_rollup: Pss, the
+    proportional set size, where a forked supervisor and its worker do not count shared pages twice)."""
     total = 0
     for pid in pids:
         try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
-
-
-def memory_kib(pids: list[int], field: str) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            for line in Path(f"/proc/{pid}/{source}").read_text().splitlines():
                 if line.startswith(field + ":"):
                     total += int(line.split()[1])
         except OSError:
@@ -242,7 +236,7 @@ def measure(server: Server, client_python: Path, jobs: int, concurrencies: list[
     try:
         time.sleep(3)
         pids = server_pids(server.process.pid)
-        results = {"idle_rss_mib": pss_kib(pids) / 1024, "idle_rss_sum_mib": memory_kib(pids, "VmRSS") / 1024}
+        results = {"idle_rss_mib": memory_kib(pids, "Pss", "smaps_rollup") / 1024, "idle_rss_sum_mib": memory_kib(pids, "VmRSS") / 1024}
         for concurrency in concurrencies:
             print(f"  {server.name}: {jobs} jobs at concurrency {concurrency} ...", flush=True)
             results[concurrency] = run_one(server, client_python, jobs, concurrency, poll,
@@ -322,7 +316,7 @@ def main() -> int:
         r = pulsar[top]
         fixed = r["client_cpu_per_job"] + results[LITE_GRANIAN if LITE_GRANIAN in results else LITE][top][
             "job_cpu_per_job"]
-        ceiling = (os.cpu_count() or 1) / fixed if fixed else float("inf")
+        ceiling = cpu_ceiling(fixed)
         print(f"\nCPU ceiling at concurrency {top}: the client ({r['client_cpu_per_job'] * 1000:.1f} ms/job) and the "
               f"job scripts share these {os.cpu_count()} CPUs with the server; with a server costing nothing the "
               f"machine tops out near {ceiling:.0f} jobs/s = x{ceiling / r['jobs_per_s']:.2f} Pulsar's rate")
