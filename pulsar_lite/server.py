@@ -114,10 +114,11 @@ def serve(config: AppConfig) -> None:
     from paste import httpserver
 
     app = build_app(config)
+    threads = config.web_threads or PASTE_THREADS
     server = httpserver.serve(
         app, host=host, port=port, handler=_handler_class(config.max_request_line),
-        use_threadpool=True, threadpool_workers=config.web_threads or PASTE_THREADS,
-        threadpool_options={"max_requests": 0, "spawn_if_under": config.web_threads or PASTE_THREADS},
+        use_threadpool=True, threadpool_workers=threads,
+        threadpool_options={"max_requests": 0, "spawn_if_under": threads},
         request_queue_size=128, start_loop=False, protocol_version="HTTP/1.1")
 
     def stop(signum, frame):
