@@ -6,23 +6,41 @@ leaves only a temporary file behind, which start-up sweeps.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
 from .errors import BadRequest, PayloadTooLarge
 
 CHUNK = 1024 * 1024
+_TEMPORARY_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _create_temporary(directory: str, prefix: str) -> tuple[int, str]:
+    """Create and open a new file with a random name in ``directory`` (made if missing), mode 0600."""
+    for _ in range(100):
+        path = os.path.join(directory, prefix + secrets.token_hex(6))
+        try:
+            return os.open(path, _TEMPORARY_FLAGS, 0o600), path
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            os.makedirs(directory, exist_ok=True)
+    raise FileExistsError(f"no free temporary name in {directory}")
+
 
 
 @contextmanager
-def atomic_target(target: str, tmp_dir: str | None = None, prefix: str = ".partial-") -> Iterator[str]:
-    """Yield a temporary path; on success it replaces ``target``, on failure it is removed."""
-    fd, tmp = tempfile.mkstemp(dir=tmp_dir or os.path.dirname(target), prefix=prefix)
-    os.close(fd)
+def atomic_target(target: str, tmp_dir: str | None = None, prefix: str = ".partial-") -> Iterator[tuple[int, str]]:
+    """Yield an open descriptor and the path of a temporary file; on success it replaces ``target``
+    (the descriptor is closed either way), on failure it is removed."""
+    fd, tmp = _create_temporary(tmp_dir or os.path.dirname(target), prefix)
     try:
-        yield tmp
+        try:
+            yield fd, tmp
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -32,17 +50,23 @@ def atomic_target(target: str, tmp_dir: str | None = None, prefix: str = ".parti
         raise
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def write_stream(target: str, stream: BinaryIO, length: int | None, limit: int = 0,
                  tmp_dir: str | None = None, prefix: str = ".partial-") -> int:
     """Copy ``length`` bytes (or to EOF) from ``stream`` to ``target``, atomically, in 1 MiB chunks."""
     written = 0
-    with atomic_target(target, tmp_dir, prefix) as tmp, open(tmp, "wb") as handle:
+    with atomic_target(target, tmp_dir, prefix) as (fd, _tmp):
         remaining = length
         while remaining is None or remaining > 0:
             chunk = stream.read(CHUNK if remaining is None else min(CHUNK, remaining))
             if not chunk:
                 break
-            handle.write(chunk)
+            _write_all(fd, chunk)
             written += len(chunk)
             if remaining is not None:
                 remaining -= len(chunk)
@@ -54,12 +78,12 @@ def write_stream(target: str, stream: BinaryIO, length: int | None, limit: int =
 
 
 def write_bytes(target: str, data: bytes, tmp_dir: str | None = None) -> int:
-    with atomic_target(target, tmp_dir) as tmp, open(tmp, "wb") as handle:
-        handle.write(data)
+    with atomic_target(target, tmp_dir) as (fd, _tmp):
+        _write_all(fd, data)
     return len(data)
 
 
 def copy_file(source: str, target: str, tmp_dir: str | None = None) -> int:
-    with atomic_target(target, tmp_dir) as tmp:
+    with atomic_target(target, tmp_dir) as (_fd, tmp):
         shutil.copyfile(source, tmp)
     return os.path.getsize(target)

@@ -23,6 +23,7 @@ from ..managers import manager_class
 from ..store import IllegalTransition, JobRecord, Store
 from . import script as job_script
 from .deps import DependencyResolver
+from .dirpool import DirectoryPool
 from .jobdir import JobDirectory, check_job_id, clean_name
 from .. import staging
 from .status import job_config, realized_dynamic_file_sources, status_payload
@@ -47,6 +48,10 @@ class JobEngine:
         self.managers = {
             name: manager_class(mc.type, name)(mc, self, self.timers) for name, mc in self.manager_configs.items()
         }
+        self.directory_pools = {
+            staging: DirectoryPool(staging, size=config.recycled_job_directories)
+            for staging in {mc.staging_directory for mc in self.manager_configs.values()}
+        }
         self._locks = [threading.RLock() for _ in range(64)]
         self._listeners: list[Listener] = []
         self.started_up = False
@@ -58,7 +63,9 @@ class JobEngine:
         for manager_config in self.manager_configs.values():
             partial = os.path.join(manager_config.staging_directory, ".partial")
             shutil.rmtree(partial, ignore_errors=True)
-            os.makedirs(manager_config.staging_directory, exist_ok=True)
+            os.makedirs(partial, exist_ok=True)
+        for pool in self.directory_pools.values():
+            pool.reset()
         for manager in self.managers.values():
             manager.start()
         self.recover()
@@ -108,7 +115,8 @@ class JobEngine:
             raise NotFound(f"unknown manager {manager!r}") from None
 
     def job_directory(self, manager: str, job_id: str) -> JobDirectory:
-        return JobDirectory(self.manager_config(manager).staging_directory, job_id)
+        staging = self.manager_config(manager).staging_directory
+        return JobDirectory(staging, job_id, self.directory_pools[staging])
 
     def _emit(self, manager: str, job_id: str, state: str) -> None:
         for listener in self._listeners:

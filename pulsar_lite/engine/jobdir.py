@@ -9,10 +9,12 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
+import stat
 from typing import BinaryIO
 
 from .. import fsutil, wire
 from ..errors import BadRequest, NotFound
+from .dirpool import TREE, DirectoryPool
 
 
 def check_job_id(job_id: str | None) -> str:
@@ -40,18 +42,41 @@ def clean_name(name: str | None) -> list[str]:
 
 
 def _inside(path: str, directory: str) -> bool:
+    """Whether ``path`` (``directory`` joined with clean components) resolves, symlinks followed, to
+    ``directory`` or below it. Without a symlink from ``directory`` down it does (one lstat per existing
+    component); with one, both sides are resolved in full."""
+    if _no_symlink_below(path, directory):
+        return True
     real_dir = os.path.realpath(directory)
     real = os.path.realpath(path)
     return real == real_dir or real.startswith(real_dir + os.sep)
 
 
+def _no_symlink_below(path: str, directory: str) -> bool:
+    if path != directory and not path.startswith(directory + os.sep):
+        return False
+    current = directory
+    for part in [""] + path[len(directory) + 1:].split(os.sep):
+        if part:
+            current = os.path.join(current, part)
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return False
+        except FileNotFoundError:
+            return True  # nothing exists from here down, so nothing can point elsewhere
+        except OSError:
+            return False
+    return True
+
+
 class JobDirectory:
     """The on-disk directory of one job: ``<staging>/<job_id>/``."""
 
-    def __init__(self, staging_directory: str, job_id: str):
+    def __init__(self, staging_directory: str, job_id: str, pool: DirectoryPool | None = None):
         self.staging_directory = staging_directory
         self.job_id = check_job_id(job_id)
         self.path = os.path.join(staging_directory, job_id)
+        self.pool = pool
 
     # standard locations ----------------------------------------------------
     def sub(self, name: str) -> str:
@@ -73,17 +98,30 @@ class JobDirectory:
         return os.path.isdir(self.path)
 
     def create(self, mode: int | None = None) -> None:
-        os.makedirs(self.staging_directory, exist_ok=True)
-        for sub in ("",) + wire.JOB_SUBDIRS:
-            target = self.sub(sub)
-            os.makedirs(target, exist_ok=True)
-            if mode is not None:
-                os.chmod(target, mode)
+        """Make sure the job directory and its standard tree exist (a recycled tree when there is one)."""
+        if not (self.pool is not None and not os.path.lexists(self.path) and self.pool.take(self.path)):
+            try:
+                os.mkdir(self.path)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                os.makedirs(self.path, exist_ok=True)
+            for sub in TREE:
+                try:
+                    os.mkdir(self.sub(sub))
+                except FileExistsError:
+                    pass
+        if mode is not None:
+            for sub in ("",) + TREE:
+                os.chmod(self.sub(sub), mode)
 
     def remove(self) -> None:
         if os.path.lexists(self.path):
             # the job id was validated: this is always a child of staging
-            shutil.rmtree(self.path, ignore_errors=True)
+            if self.pool is not None:
+                self.pool.give(self.path)
+            else:
+                shutil.rmtree(self.path, ignore_errors=True)
 
     def write_metadata(self, name: str, text: str) -> None:
         fsutil.write_bytes(self.sub(name), text.encode("utf-8"))
@@ -150,9 +188,8 @@ class JobDirectory:
 
     # streaming writes ---------------------------------------------------------
     def partial_directory(self) -> str:
-        path = os.path.join(self.staging_directory, ".partial")
-        os.makedirs(path, exist_ok=True)
-        return path
+        """Where uploads are written before their rename (made by start-up, or by the first write)."""
+        return os.path.join(self.staging_directory, ".partial")
 
     def write_stream(self, target: str, stream: BinaryIO, length: int | None, limit: int = 0) -> int:
         """Stream ``length`` bytes into ``target`` atomically (temp file in .partial, then rename)."""
