@@ -428,6 +428,12 @@ class JobEngine:
 
 
 def _stages_out(record: JobRecord) -> bool:
-    """Whether postprocessing has transfers to do (an action mapper came with the launch)."""
+    """Whether postprocessing may have transfers to do: an action mapper came with the launch, and
+    it can resolve some path to a remote action."""
     remote_staging = (record.launch_config or {}).get("remote_staging") or {}
-    return bool(isinstance(remote_staging, dict) and remote_staging.get("action_mapper"))
+    if not (isinstance(remote_staging, dict) and remote_staging.get("action_mapper")):
+        return False
+    try:
+        return staging.ActionMapper(remote_staging["action_mapper"]).acts_on_server()
+    except Exception:  # let postprocessing report what is wrong with it
+        return True

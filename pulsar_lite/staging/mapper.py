@@ -81,6 +81,12 @@ class ActionMapper:
         self.ssh = {k: serialized.get(k) for k in ("ssh_key", "ssh_user", "ssh_port", "ssh_host")}
         self.rules = [_PathRule(d) for d in serialized.get("paths") or [] if isinstance(d, dict)]
 
+    def acts_on_server(self) -> bool:
+        """Whether any path can resolve to an action the server carries out (a remote one); when not,
+        the client moves every byte and server-side staging has nothing to do."""
+        passive = LOCAL_ACTIONS | NO_STAGING_ACTIONS
+        return self.default_action not in passive or any(rule.action not in passive for rule in self.rules)
+
     def action(self, path: str, path_type: str) -> dict:
         """The action dict for a (client path, type), as the client would resolve it."""
         action_type = None

@@ -25,3 +25,11 @@ def test_remote_transfer_url():
                            "files_endpoint": "https://gx/api/jobs/abc/files?job_key=k"})
     action = mapper.action("/gx/out 1.dat", "output")
     assert action["url"] == "https://gx/api/jobs/abc/files?job_key=k&path=%2Fgx%2Fout+1.dat&file_type=output"
+
+
+def test_acts_on_server_only_when_some_path_can_map_to_a_remote_action():
+    assert not ActionMapper({"default_action": "transfer"}).acts_on_server()
+    assert not ActionMapper({"default_action": "none", "paths": [{"path": "/x", "action": "copy"}]}).acts_on_server()
+    assert ActionMapper({"default_action": "remote_transfer"}).acts_on_server()
+    assert ActionMapper({"default_action": "transfer",
+                         "paths": [{"path": "/idx", "action": "remote_copy"}]}).acts_on_server()
