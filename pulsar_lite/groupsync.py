@@ -76,10 +76,11 @@ def open_database(path: str, schema: str, synchronous: str = "full") -> tuple[sq
 
 @contextmanager
 def transaction(db: sqlite3.Connection, lock: threading.Lock, sync: GroupSync | None,
-                durable: bool = True) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT under ``lock``; then, unless ``durable`` is False (a commit whose loss
-    only repeats work: a re-routed outbox row, a re-published message), wait outside the lock until
-    ``sync`` has the commit on disk (no wait without ``sync``: synchronous "normal")."""
+                durable: bool = True, on_commit=None) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT under ``lock`` (then ``on_commit()``, still under it); then, unless
+    ``durable`` is False (a commit whose loss only repeats work: a re-routed outbox row, a re-published
+    message), wait outside the lock until ``sync`` has the commit on disk (no wait without ``sync``:
+    synchronous "normal")."""
     with lock:
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -88,6 +89,8 @@ def transaction(db: sqlite3.Connection, lock: threading.Lock, sync: GroupSync | 
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        if on_commit is not None:
+            on_commit()
         ticket = sync.committed() if sync is not None else None
     if durable and ticket is not None:
         sync.wait(ticket)

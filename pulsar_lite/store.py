@@ -9,8 +9,9 @@ import json
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from . import wire
 from .groupsync import open_database, transaction
@@ -110,9 +111,16 @@ class JobRecord:
 
 
 class Store:
+    #: job records kept in memory (the most recently written); a read of any other goes to SQLite
+    CACHE_SIZE = 4096
+
     def __init__(self, path: str, synchronous: str = "full"):
         self.path = path
         self._lock = threading.Lock()
+        # write-through: filled and changed only right after a commit, under the write lock, with the
+        # row as committed, so a hit is what SQLite holds; readers never fill it (a reader could
+        # otherwise put back a row a writer has just replaced)
+        self._cache: dict[tuple[str, str], JobRecord] = {}
         self._db, self._sync = open_database(path, SCHEMA, synchronous)
         self._db.row_factory = sqlite3.Row
         self._local = threading.local()
@@ -146,6 +154,9 @@ class Store:
 
     # -- reading ----------------------------------------------------------
     def get(self, manager: str, job_id: str) -> JobRecord | None:
+        cached = self._cache.get((manager, job_id))
+        if cached is not None:
+            return cached
         row = self._reader().execute("SELECT * FROM jobs WHERE manager=? AND job_id=?", (manager, job_id)).fetchone()
         return JobRecord.from_row(row) if row else None
 
@@ -186,14 +197,15 @@ class Store:
     def create(self, manager: str, job_id: str, tool_id: str | None = None, tool_version: str | None = None) -> JobRecord:
         """Create (or reset) a job row in state ``setup``."""
         now = time.time()
-        with self._transaction():
+        with self._writing() as written:
             self._db.execute("DELETE FROM jobs WHERE manager=? AND job_id=?", (manager, job_id))
             self._db.execute(
                 "INSERT INTO jobs(manager, job_id, state, created, updated, tool_id, tool_version)"
                 " VALUES (?,?,?,?,?,?,?)", (manager, job_id, wire.SETUP, now, now, tool_id, tool_version))
             self._db.execute("INSERT INTO transitions(manager, job_id, state, ts) VALUES (?,?,?,?)",
                              (manager, job_id, wire.SETUP, now))
-        return self.get(manager, job_id)
+            record = written[(manager, job_id)] = self._select(manager, job_id)
+        return record
 
     def update(self, manager: str, job_id: str, **fields: Any) -> None:
         if not fields:
@@ -204,9 +216,10 @@ class Store:
         if "launch_config" in fields and fields["launch_config"] is not None:
             fields["launch_config"] = json.dumps(fields["launch_config"])
         assignments = ", ".join(f"{k}=?" for k in fields)
-        with self._transaction():
+        with self._writing() as written:
             self._db.execute(f"UPDATE jobs SET {assignments}, updated=? WHERE manager=? AND job_id=?",
                              (*fields.values(), time.time(), manager, job_id))
+            written[(manager, job_id)] = self._select(manager, job_id)
 
     def transition(self, manager: str, job_id: str, new_state: str | tuple[str, ...],
                    expect: Iterable[str] | None = None, message: str | None = None, **fields: Any) -> JobRecord:
@@ -225,7 +238,7 @@ class Store:
         if bad:
             raise ValueError(f"cannot update {bad}")
         now = time.time()
-        with self._transaction():
+        with self._writing() as written:
             row = self._db.execute("SELECT state FROM jobs WHERE manager=? AND job_id=?", (manager, job_id)).fetchone()
             if row is None:
                 raise IllegalTransition(f"job {job_id} does not exist")
@@ -249,11 +262,12 @@ class Store:
                 if self.outbox_enabled and state in wire.PUBLISHED_STATES:
                     self._db.execute("INSERT INTO outbox(manager, job_id, state, created) VALUES (?,?,?,?)",
                                      (manager, job_id, state, now))
-            row = self._db.execute("SELECT * FROM jobs WHERE manager=? AND job_id=?", (manager, job_id)).fetchone()
-        return JobRecord.from_row(row)
+            record = written[(manager, job_id)] = self._select(manager, job_id)
+        return record
 
     def delete(self, manager: str, job_id: str) -> None:
-        with self._transaction():
+        with self._writing() as written:
+            written[(manager, job_id)] = None
             self._db.execute("DELETE FROM jobs WHERE manager=? AND job_id=?", (manager, job_id))
             self._db.execute("DELETE FROM transitions WHERE manager=? AND job_id=?", (manager, job_id))
 
@@ -268,3 +282,26 @@ class Store:
     # -- helpers -----------------------------------------------------------
     def _transaction(self, durable: bool = True):
         return transaction(self._db, self._lock, self._sync, durable)
+
+    def _select(self, manager: str, job_id: str) -> JobRecord | None:
+        """The job's row as this (writing) transaction sees it."""
+        row = self._db.execute("SELECT * FROM jobs WHERE manager=? AND job_id=?", (manager, job_id)).fetchone()
+        return JobRecord.from_row(row) if row else None
+
+    @contextmanager
+    def _writing(self, durable: bool = True) -> Iterator[dict]:
+        """A write transaction; the records put in the yielded dict (None: gone) replace the cached ones
+        once it has committed."""
+        written: dict[tuple[str, str], JobRecord | None] = {}
+
+        def remember():
+            cache = self._cache
+            for key, record in written.items():
+                cache.pop(key, None)
+                if record is not None:
+                    cache[key] = record
+            while len(cache) > self.CACHE_SIZE:
+                del cache[next(iter(cache))]
+
+        with transaction(self._db, self._lock, self._sync, durable, on_commit=remember):
+            yield written

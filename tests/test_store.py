@@ -71,3 +71,33 @@ def test_state_survives_reopen(tmp_path):
     assert again.get("m", "1").state == wire.State.QUEUED
     assert [r.job_id for r in again.jobs_in_states([wire.State.QUEUED])] == ["1"]
     again.close()
+
+
+def _from_disk(store, manager, job_id):
+    fresh = Store(store.path)
+    try:
+        return fresh.get(manager, job_id)
+    finally:
+        fresh.close()
+
+
+def test_cached_records_are_what_sqlite_holds(store):
+    store.create("m", "1", "tool")
+    store.transition("m", "1", wire.State.QUEUED, launch_config={"command_line": "true"})
+    store.update("m", "1", pid=7)
+    with pytest.raises(IllegalTransition):  # rolled back: the cache keeps the committed row
+        store.transition("m", "1", wire.State.COMPLETE, expect=(wire.State.RUNNING,))
+    cached, disk = store.get("m", "1"), _from_disk(store, "m", "1")
+    assert (cached.state, cached.pid, cached.launch_config) == (disk.state, disk.pid, disk.launch_config)
+    assert cached.state == wire.State.QUEUED and cached.pid == 7
+    store.delete("m", "1")
+    assert store.get("m", "1") is None and _from_disk(store, "m", "1") is None
+
+
+def test_the_cache_is_bounded_and_misses_read_sqlite(store, monkeypatch):
+    monkeypatch.setattr(Store, "CACHE_SIZE", 3)
+    for job_id in "abcde":
+        store.create("m", job_id)
+    assert len(store._cache) == 3
+    assert ("m", "a") not in store._cache
+    assert store.get("m", "a").state == wire.SETUP  # from SQLite
