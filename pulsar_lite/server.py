@@ -7,13 +7,13 @@ import sys
 import threading
 
 from .config import AppConfig
+from .config.schema import WEB_THREADS
 from .engine import JobEngine
 from .engine.filecache import FileCache
 
 log = logging.getLogger("pulsar_lite")
 
 #: paste's request threads when web_threads is 0 (each request holds one thread from accept to the end)
-PASTE_THREADS = 16
 
 
 def configure_logging(level: str) -> None:
@@ -114,7 +114,7 @@ def serve(config: AppConfig) -> None:
     from paste import httpserver
 
     app = build_app(config)
-    threads = config.web_threads or PASTE_THREADS
+    threads = config.web_threads or WEB_THREADS["paste"]
     server = httpserver.serve(
         app, host=host, port=port, handler=_handler_class(config.max_request_line),
         use_threadpool=True, threadpool_workers=threads,

@@ -11,6 +11,10 @@ from typing import Any, Callable
 
 
 
+#: ``web_threads: 0`` means this many for each HTTP server
+WEB_THREADS = {"paste": 16, "granian": 4}
+
+
 @dataclass(frozen=True)
 class Option:
     key: str
@@ -276,7 +280,8 @@ APP_OPTIONS: tuple[Option, ...] = (
     Option("max_request_line", "int", 16 * 1024 * 1024, "longest accepted request line (submit carries JSON in the query)"),
     Option("web", "bool", True, "serve the REST face; false = message queue only (like serve --no-web)"),
     Option("web_threads", "int", 0, "threads running REST requests; 0 = the server's default "
-           "(paste: 16; granian: 2 x CPUs + 1, as its requests wait in Rust, not in a thread)"),
+           "(paste: 16; granian: 4, as its waiting requests and idle connections hold no thread, and more "
+           "threads only contend for the GIL)"),
     Option("web_server", "choice", "paste", "HTTP server of the REST face: paste (default) or granian "
            "(faster, pip install 'pulsar_lite[granian]')", ("paste", "granian")),
     Option("staging_concurrency", "int", 4, "jobs pre/postprocessed at once, across all managers"),

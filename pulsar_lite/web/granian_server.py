@@ -15,6 +15,7 @@ import logging
 import multiprocessing.util
 import os
 
+from ..config.schema import WEB_THREADS
 from ..errors import ConfigError
 
 log = logging.getLogger("pulsar_lite")
@@ -56,7 +57,7 @@ def serve_granian(config) -> None:
         port=port,
         interface=Interfaces.WSGI,
         workers=1,
-        blocking_threads=config.web_threads or 2 * (os.cpu_count() or 1) + 1,
+        blocking_threads=config.web_threads or WEB_THREADS["granian"],
         backlog=1024,
         http1_settings=HTTP1Settings(max_buffer_size=max(8192, config.max_request_line + HEADER_ROOM)),
         respawn_failed_workers=True,
