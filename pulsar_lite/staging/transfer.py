@@ -128,33 +128,6 @@ def _content_range_total(headers: dict) -> int | None:
     return int(match.group(1)) if match else None
 
 
-class _EarlyWriteback:
-    """Start writing a download to disk while it is still arriving, so that the fsync at its end (which
-    makes the file durable before a job reads it) finds little left to write, and a large file does
-    not fill the page cache. Every WINDOW bytes the new range is handed to the kernel's write-back
-    (posix_fadvise DONTNEED starts it without waiting)."""
-
-    WINDOW = 32 * 1024 * 1024
-
-    def __init__(self, handle):
-        self.handle = handle
-        self.pending = 0
-        self.enabled = hasattr(os, "posix_fadvise")
-
-    def wrote(self, size: int) -> None:
-        self.pending += size
-        if self.pending < self.WINDOW or not self.enabled:
-            return
-        self.handle.flush()
-        end = self.handle.tell()
-        try:
-            os.posix_fadvise(self.handle.fileno(), max(0, end - self.pending - self.WINDOW),
-                             self.pending + self.WINDOW, os.POSIX_FADV_DONTNEED)
-        except OSError:
-            self.enabled = False
-        self.pending = 0
-
-
 def download(url: str, target: str, *, retry, expected_sha256: str | None = None, timeout: float = 30,
              low_speed_time: float = 60) -> TransferStats:
     """Fetch ``url`` into ``target`` (resuming ``target.part``); returns what it did."""
@@ -187,7 +160,6 @@ def _download_attempt(url, target, part, expected_sha256, timeout, low_speed_tim
     except OSError as exc:
         raise _fail("GET", url, None, f"cannot write {part}: {exc.strerror}", permanent=True) from None
     written = 0
-    flusher = _EarlyWriteback(handle)
     with handle:
         def write(chunk: bytes):
             nonlocal written
@@ -200,7 +172,6 @@ def _download_attempt(url, target, part, expected_sha256, timeout, low_speed_tim
                 return None
             handle.write(chunk)
             written += len(chunk)
-            flusher.wrote(len(chunk))
             return None
 
         curl.setopt(pycurl.WRITEFUNCTION, write)
@@ -229,6 +200,10 @@ def _download_attempt(url, target, part, expected_sha256, timeout, low_speed_tim
         finally:
             curl.close()
         handle.flush()
+        # durable before the job may read it (and before preprocessing's commit says it is staged).
+        # One fsync at the end: handing each stretch to the write-back as it arrives (tried: fadvise
+        # DONTNEED, sync_file_range) slowed the download and evicted the input the job reads next
+        # (whole 1 GiB job 5.9-6.5 s against 4.5-4.6 s without)
         os.fsync(handle.fileno())
     status = response.status
     if status == 416:
