@@ -30,7 +30,6 @@ def _create_temporary(directory: str, prefix: str) -> tuple[int, str]:
     raise FileExistsError(f"no free temporary name in {directory}")
 
 
-
 @contextmanager
 def atomic_target(target: str, tmp_dir: str | None = None, prefix: str = ".partial-") -> Iterator[tuple[int, str]]:
     """Yield an open descriptor and the path of a temporary file; on success it replaces ``target``

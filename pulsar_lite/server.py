@@ -13,8 +13,6 @@ from .engine.filecache import FileCache
 
 log = logging.getLogger("pulsar_lite")
 
-#: paste's request threads when web_threads is 0 (each request holds one thread from accept to the end)
-
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level, logging.INFO),

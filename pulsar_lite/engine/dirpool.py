@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 #: the directories every job directory holds from its setup on
 TREE = wire.JOB_SUBDIRS + ("tmp", "home")
 POOL_DIRECTORY = ".recycle"
-DEFAULT_SIZE = 64
 
 
 def current_umask() -> int:
@@ -46,7 +45,8 @@ def current_umask() -> int:
 
 
 class DirectoryPool:
-    def __init__(self, staging_directory: str, size: int = DEFAULT_SIZE, mode: int | None = None):
+    def __init__(self, staging_directory: str, size: int, mode: int | None = None):
+        """``size``: trees kept at most (the ``recycled_job_directories`` key; its default is in the schema)."""
         self.root = os.path.join(staging_directory, POOL_DIRECTORY)
         self.size = size
         self.mode = mode if mode is not None else 0o777 & ~current_umask()
