@@ -201,14 +201,35 @@ class JobDirectory:
 
     # listings -----------------------------------------------------------------
     def listing(self, sub: str, recursive: bool = True) -> list[str]:
+        """Names of the files below ``sub`` relative to it, as ``os.walk`` orders them (each directory's
+        files sorted, then its subdirectories in order; symlinked directories are not entered)."""
         directory = self.sub(sub)
-        if not os.path.isdir(directory):
-            return []
         if not recursive:
-            return sorted(os.listdir(directory))
-        result = []
-        for root, dirs, files in os.walk(directory):
-            dirs.sort()
-            for file_name in sorted(files):
-                result.append(os.path.relpath(os.path.join(root, file_name), directory))
+            try:
+                return sorted(os.listdir(directory))
+            except OSError:
+                return []
+        result: list[str] = []
+        _list_files(directory, "", result)
         return result
+
+
+def _list_files(directory: str, prefix: str, result: list[str]) -> None:
+    files, subdirs = [], []
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                if not is_dir:
+                    files.append(entry.name)
+                elif not entry.is_symlink():
+                    subdirs.append(entry.name)
+    except OSError:
+        return
+    files.sort()
+    result.extend(prefix + name for name in files)
+    for name in sorted(subdirs):
+        _list_files(os.path.join(directory, name), prefix + name + os.sep, result)

@@ -21,8 +21,8 @@ def trim_stream(data: bytes, cap: int) -> bytes:
 
 def read_stream(path: str, maximum: int, cap: int | None = wire.STATUS_STREAM_CAP) -> str:
     try:
-        size = os.path.getsize(path)
         with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
             if size <= maximum:
                 data = handle.read()
             else:

@@ -56,3 +56,30 @@ def test_listing(job):
     open(os.path.join(job.outputs, "a"), "w").close()
     assert job.listing("outputs") == ["a", "d_files/e"]
     assert "outputs" in job.listing("", recursive=False)
+
+
+def _walk_listing(directory):
+    """The listing as Pulsar computes it (os.walk, sorted)."""
+    result = []
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        result.extend(os.path.relpath(os.path.join(root, name), directory) for name in sorted(files))
+    return result
+
+
+def test_listing_matches_os_walk(job, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("x")
+    top = job.working
+    for name in ("b/z", "b/a/deep/f", "a_files/1", "a_files/10", "a_files/2", "c"):
+        os.makedirs(os.path.dirname(os.path.join(top, name)) or top, exist_ok=True)
+        open(os.path.join(top, name), "w").close()
+    os.makedirs(os.path.join(top, "empty_dir"))
+    os.symlink(str(outside), os.path.join(top, "linked_dir"))  # listed by neither, not entered
+    os.symlink(os.path.join(top, "c"), os.path.join(top, "link_to_file"))
+    os.symlink(os.path.join(top, "missing"), os.path.join(top, "dangling"))
+    assert job.listing("working") == _walk_listing(top)
+    assert "b/a/deep/f" in job.listing("working") and "dangling" in job.listing("working")
+    assert not any("secret" in name for name in job.listing("working"))
+    assert job.listing("no_such_dir") == [] and job.listing("no_such_dir", recursive=False) == []
