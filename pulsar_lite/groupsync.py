@@ -40,6 +40,12 @@ class GroupSync:
             self._committed += 1
             return self._committed
 
+    def wait_committed(self) -> None:
+        """Return once every commit made so far is on disk (at once when the last fsync covered them)."""
+        with self._cond:
+            ticket = self._committed
+        self.wait(ticket)
+
     def wait(self, ticket: int) -> None:
         """Return once the commit with ``ticket`` is on disk (sharing an fsync when one is running)."""
         with self._cond:

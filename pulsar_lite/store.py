@@ -222,13 +222,15 @@ class Store:
             written[(manager, job_id)] = self._select(manager, job_id)
 
     def transition(self, manager: str, job_id: str, new_state: str | tuple[str, ...],
-                   expect: Iterable[str] | None = None, message: str | None = None, **fields: Any) -> JobRecord:
+                   expect: Iterable[str] | None = None, message: str | None = None, durable: bool = True,
+                   **fields: Any) -> JobRecord:
         """Move a job to ``new_state`` (with extra field updates) atomically.
 
         ``expect`` lists the states the job may be in; by default the
         lifecycle table in :mod:`wire` decides. A tuple of states moves through
         each of them in order, in the same transaction (each step recorded and
-        published, one commit). Raises IllegalTransition.
+        published, one commit). Raises IllegalTransition. ``durable=False``: return without waiting for
+        the commit to reach the disk (the next durable commit takes it along).
         """
         path = new_state if isinstance(new_state, tuple) else (new_state,)
         new_state = path[-1]
@@ -238,7 +240,7 @@ class Store:
         if bad:
             raise ValueError(f"cannot update {bad}")
         now = time.time()
-        with self._writing() as written:
+        with self._writing(durable) as written:
             row = self._db.execute("SELECT state FROM jobs WHERE manager=? AND job_id=?", (manager, job_id)).fetchone()
             if row is None:
                 raise IllegalTransition(f"job {job_id} does not exist")
@@ -265,8 +267,13 @@ class Store:
             record = written[(manager, job_id)] = self._select(manager, job_id)
         return record
 
-    def delete(self, manager: str, job_id: str) -> None:
-        with self._writing() as written:
+    def delete(self, manager: str, job_id: str, durable: bool = True) -> None:
+        """Forget a job. ``durable=False`` suits a finished job: losing the delete in a crash only brings
+        back its terminal record, which nothing acts on. Either way, what the delete removes is on disk
+        before it is removed (so a crash cannot bring back the job as it was before it finished)."""
+        if not durable and self._sync is not None:
+            self._sync.wait_committed()  # at once, unless the job's last commit is being synced right now
+        with self._writing(durable) as written:
             written[(manager, job_id)] = None
             self._db.execute("DELETE FROM jobs WHERE manager=? AND job_id=?", (manager, job_id))
             self._db.execute("DELETE FROM transitions WHERE manager=? AND job_id=?", (manager, job_id))

@@ -64,3 +64,28 @@ def test_store_commits_are_grouped_and_full_is_the_default(tmp_path):
     assert all(store.get("m", f"j{i}").state == wire.State.QUEUED for i in range(16))
     store.close()
     assert Store(str(tmp_path / "db.sqlite"), synchronous="normal")._sync is None
+
+
+def test_non_durable_commits_ride_on_the_next_fsync_and_a_finished_jobs_delete_needs_none(tmp_path):
+    store = Store(str(tmp_path / "db.sqlite"))
+    sync = store._sync
+    store.create("m", "1")
+    store.transition("m", "1", wire.State.QUEUED)
+    store.transition("m", "1", wire.State.RUNNING, durable=False, pid=7)
+    assert sync._synced < sync._committed  # returned before the disk had it
+    fsyncs = sync.fsyncs
+    store.transition("m", "1", (wire.State.POSTPROCESSING, wire.State.COMPLETE), returncode=0)
+    assert sync._synced == sync._committed and sync.fsyncs == fsyncs + 1  # one fsync took both along
+    store.delete("m", "1", durable=False)  # what it deletes is on disk already: no fsync
+    assert sync.fsyncs == fsyncs + 1 and sync._synced < sync._committed
+    store.create("m", "2")
+    store.transition("m", "2", wire.State.QUEUED)
+    store.transition("m", "2", wire.State.RUNNING, durable=False)
+    assert sync.fsyncs == fsyncs + 3  # create and queued
+    store.delete("m", "2", durable=False)  # the running state it deletes is synced first
+    assert sync.fsyncs == fsyncs + 4 and sync._synced == sync._committed - 1
+    sync.wait_committed()
+    assert sync.fsyncs == fsyncs + 5 and sync._synced == sync._committed
+    sync.wait_committed()
+    assert sync.fsyncs == fsyncs + 5  # nothing new: no fsync
+    store.close()

@@ -126,11 +126,12 @@ class JobEngine:
                 log.exception("status listener failed")
 
     def _move(self, manager: str, job_id: str, state: str | tuple[str, ...], expect=None,
-              message: str | None = None, **fields) -> JobRecord | None:
+              message: str | None = None, durable: bool = True, **fields) -> JobRecord | None:
         if self.stopped:
             return None  # shutting down: the state is reconciled at the next start
         try:
-            record = self.store.transition(manager, job_id, state, expect=expect, message=message, **fields)
+            record = self.store.transition(manager, job_id, state, expect=expect, message=message,
+                                           durable=durable, **fields)
         except IllegalTransition as exc:
             log.debug("ignored transition: %s", exc)
             return None
@@ -288,9 +289,11 @@ class JobEngine:
         job_dir = self.job_directory(manager, job_id)
         with self._lock(manager, job_id):
             record = self.store.get(manager, job_id)
-            if record is not None and record.state in ACTIVE:
+            active = record is not None and record.state in ACTIVE
+            if active:
                 self.cancel(manager, job_id)
-            self.store.delete(manager, job_id)
+            # an active job's delete must survive a crash, or the restart would take the job up again
+            self.store.delete(manager, job_id, durable=active)
             if not manager_config.debug:
                 job_dir.remove()
 
@@ -343,7 +346,10 @@ class JobEngine:
             fields["pid"] = pid
         if external_id is not None:
             fields["external_id"] = external_id
-        return self._move(manager, job_id, wire.State.RUNNING, expect=(wire.State.QUEUED,), **fields) is not None
+        # not waited for: lost in a crash, the job is queued again at the restart, and recovery treats a
+        # queued job like a running one (adopts its process from the pid it wrote, or reads its exit code)
+        return self._move(manager, job_id, wire.State.RUNNING, expect=(wire.State.QUEUED,), durable=False,
+                          **fields) is not None
 
     def finished(self, manager: str, job_id: str, returncode: int | None, message: str | None = None) -> None:
         if self.stopped:

@@ -261,3 +261,21 @@ def test_stream_cap_in_status(app):
     status = wait_state(app, "big", {"complete"})
     assert len(status["stdout"].encode()) <= 64 * 1024
     assert status["stdout"].startswith("aaa") and status["stdout"].rstrip().endswith("END")
+
+
+def test_clean_waits_for_the_disk_only_for_an_active_job(app):
+    """Cleaning a finished job need not be durable (a lost delete only brings back a terminal record);
+    cleaning an active job must be, or a crash would let the restart take the job up again."""
+    sync = app.engine.store._sync
+    call(app, "POST", "/jobs", job_id="done")
+    call(app, "POST", "/jobs/done/submit", command_line="true")
+    wait_state(app, "done", ("complete",))
+    assert call(app, "DELETE", "/jobs/done").body == b"OK"
+    assert app.engine.store.get("_default_", "done") is None
+    assert sync._synced < sync._committed  # the delete returned before its commit reached the disk
+    call(app, "POST", "/jobs", job_id="busy")
+    call(app, "POST", "/jobs/busy/submit", command_line="sleep 60")
+    wait_state(app, "busy", ("running",))
+    assert call(app, "DELETE", "/jobs/busy").body == b"OK"
+    assert app.engine.store.get("_default_", "busy") is None
+    assert sync._synced == sync._committed  # every commit, the delete's last, is on disk
