@@ -11,6 +11,13 @@ are not counted twice) and peak RSS of the server processes, and the CPU the cli
 scripts used (the machine's CPU is shared by all of them).
 
     python benchmarks/rest_jobs.py [--jobs 200] [--concurrency 1,16] [--only pulsar_lite|pulsar]
+                                   [--staging-root DIR] [--client-tmp DIR] [--settle SECONDS]
+
+The servers' staging and state go under --staging-root (default: the system temporary directory);
+its filesystem is printed, as it matters: on ext4 without a journal every file a server creates
+costs a scan over the inodes freed in the last minute (README.md). The client's own files (Galaxy's
+side: inputs it uploads, outputs it downloads) go to --client-tmp, /dev/shm by default, so that the
+load generator's file churn does not tax the disk and CPUs the servers are measured on.
 
 Virtualenvs are made on first use under .cache/ (Pulsar: pulsar-app[web]==0.16.0;
 client: pulsar-galaxy-lib==0.16.0). Everything listens on 127.0.0.1 only.
@@ -130,6 +137,34 @@ def memory_kib(pids: list[int], field: str, source: str = "status") -> int:
     return total
 
 
+def filesystem(path: Path) -> str:
+    """``path``'s filesystem type and device, and for ext4 whether it has a journal (without one, the
+    kernel scans the inodes freed in the last minute at every inode allocation: see README.md)."""
+    best, fstype, device = "", "?", "?"
+    target = str(path.resolve())
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        mount_point = fields[4]
+        after = fields[fields.index("-") + 1:]
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, fstype, device = mount_point, after[0], after[1]
+    if fstype == "ext4":
+        try:
+            header = subprocess.run(["dumpe2fs", "-h", device], capture_output=True, text=True).stdout
+            fstype += " with journal" if "has_journal" in header else " without journal"
+        except OSError:
+            pass
+    return f"{fstype} on {device}"
+
+
+def default_client_tmp() -> str:
+    """Where the client keeps its (Galaxy-side) files: tmpfs when there is one, so that the load
+    generator's own file churn does not tax the disk and CPUs the servers are measured on."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else tempfile.gettempdir()
+
+
 class Server:
     def __init__(self, name: str, workdir: Path):
         self.name = name
@@ -204,13 +239,14 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def run_one(server: Server, client_python: Path, jobs: int, concurrency: int, poll: float,
-            client_processes: int = 1) -> dict:
+            client_processes: int = 1, client_tmp: str | None = None) -> dict:
     pids = server_pids(server.process.pid)
     cpu_before, jobs_before = cpu_seconds(pids), cpu_seconds(pids, children=True)
     machine_before = machine_busy_seconds()
     out = server.workdir / f"result-{concurrency}.json"
     subprocess.run([str(client_python), str(DRIVER), server.url, TOKEN, str(jobs), str(concurrency), str(poll),
-                    str(out), str(client_processes)], check=True, timeout=1800)
+                    str(out), str(client_processes)], check=True, timeout=1800,
+                   env=dict(os.environ, TMPDIR=client_tmp or tempfile.gettempdir()))
     machine = machine_busy_seconds() - machine_before
     pids = server_pids(server.process.pid)
     cpu = cpu_seconds(pids) - cpu_before
@@ -231,7 +267,7 @@ def run_one(server: Server, client_python: Path, jobs: int, concurrency: int, po
 
 
 def measure(server: Server, client_python: Path, jobs: int, concurrencies: list[int], poll: float,
-            client_processes: int = 1) -> dict:
+            client_processes: int = 1, client_tmp: str | None = None) -> dict:
     server.start()
     try:
         time.sleep(3)
@@ -240,7 +276,7 @@ def measure(server: Server, client_python: Path, jobs: int, concurrencies: list[
         for concurrency in concurrencies:
             print(f"  {server.name}: {jobs} jobs at concurrency {concurrency} ...", flush=True)
             results[concurrency] = run_one(server, client_python, jobs, concurrency, poll,
-                                           client_processes if concurrency > 1 else 1)
+                                           client_processes if concurrency > 1 else 1, client_tmp)
         return results
     finally:
         server.stop()
@@ -260,10 +296,23 @@ def main() -> int:
                         help="one server: pulsar_lite with paste, with granian, or Pulsar")
     parser.add_argument("--client-processes", type=int, default=1,
                         help="client processes sharing the concurrency (Galaxy's job handlers)")
+    parser.add_argument("--staging-root", default=tempfile.gettempdir(),
+                        help="directory under which each server's staging and state directories are made "
+                             "(default: the system temporary directory)")
+    parser.add_argument("--client-tmp", default=default_client_tmp(),
+                        help="where the client keeps its Galaxy-side files (default: /dev/shm when writable)")
+    parser.add_argument("--settle", type=float, default=None,
+                        help="seconds to wait before each server, so that the previous server's deletions "
+                             "do not slow this one's inode allocations (default: 65 on ext4 without a "
+                             "journal, else 5)")
     args = parser.parse_args()
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     client_python = client_venv()
-    scratch = Path(tempfile.mkdtemp(prefix="pulsar-lite-bench-"))
+    scratch = Path(tempfile.mkdtemp(prefix="pulsar-lite-bench-", dir=args.staging_root))
+    staging_fs = filesystem(scratch)
+    settle = args.settle if args.settle is not None else (65 if "without journal" in staging_fs else 5)
+    print(f"server staging and state under {scratch} ({staging_fs}); client files in {args.client_tmp} "
+          f"({filesystem(Path(args.client_tmp))}); {settle:.0f} s settle before each server", flush=True)
     servers = []
     if args.only in (None, "pulsar_lite"):
         servers.append(PulsarLite(LITE, scratch / "pulsar_lite"))
@@ -274,11 +323,13 @@ def main() -> int:
         servers.append(Pulsar(PULSAR, scratch / "pulsar", pulsar_python))
     results = {}
     for server in servers:
+        time.sleep(settle)
         results[server.name] = measure(server, client_python, args.jobs, concurrencies, args.poll,
-                                       args.client_processes)
+                                       args.client_processes, args.client_tmp)
 
     print(f"\n{args.jobs} jobs per run, client pulsar-galaxy-lib 0.16.0, poll {args.poll}s, "
-          f"{args.client_processes} client process(es), {os.cpu_count()} CPUs\n")
+          f"{args.client_processes} client process(es), {os.cpu_count()} CPUs")
+    print(f"staging: {staging_fs}; client files: {args.client_tmp}\n")
     header = (f"{'server':<15}{'conc':>5}{'jobs/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'CPU ms/job':>12}{'peak MiB':>10}"
               f"{'| client':>9}{'jobs':>6}{'machine':>9}")
     print(header)
