@@ -103,8 +103,17 @@ class _Response:
             self.headers[name.strip().lower()] = value.strip()
 
 
+#: libcurl's receive buffer: each write callback (a Python call and a write(2)) gets up to this much,
+#: not 16 KiB (libcurl's default); libcurl accepts up to 10 MiB
+RECEIVE_BUFFER = 1024 * 1024
+#: libcurl's send buffer for uploads it reads from the file itself (its maximum is 2 MiB)
+SEND_BUFFER = 2 * 1024 * 1024
+
+
 def _curl(url: str, timeout: float, low_speed_time: float):
     curl = pycurl.Curl()
+    curl.setopt(pycurl.BUFFERSIZE, RECEIVE_BUFFER)
+    curl.setopt(pycurl.UPLOAD_BUFFERSIZE, SEND_BUFFER)
     curl.setopt(pycurl.URL, url)
     curl.setopt(pycurl.FOLLOWLOCATION, 1)
     curl.setopt(pycurl.MAXREDIRS, 5)
