@@ -33,9 +33,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     message TEXT,
     PRIMARY KEY (manager, job_id)
 );
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+-- no index on state: only start-up looks jobs up by state, and a scan of the live jobs is cheap there;
+-- an index would cost a page write at every transition (databases made before still have it: dropped)
+DROP INDEX IF EXISTS jobs_state;
+-- id: SQLite's rowid (the next is the largest + 1), increasing within a job's history, which is all
+-- that orders; AUTOINCREMENT would write its counter page at every transition
 CREATE TABLE IF NOT EXISTS transitions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     manager TEXT NOT NULL,
     job_id TEXT NOT NULL,
     state TEXT NOT NULL,

@@ -101,3 +101,28 @@ def test_the_cache_is_bounded_and_misses_read_sqlite(store, monkeypatch):
     assert len(store._cache) == 3
     assert ("m", "a") not in store._cache
     assert store.get("m", "a").state == wire.SETUP  # from SQLite
+
+
+def test_history_stays_ordered_when_row_ids_are_reused(store):
+    store.create("m", "old")
+    store.transition("m", "old", wire.State.QUEUED)
+    store.create("m", "new")  # its rows follow old's
+    store.delete("m", "old")  # the largest ids go; new ids may reuse them
+    for state in (wire.State.QUEUED, wire.State.RUNNING, wire.State.POSTPROCESSING, wire.State.COMPLETE):
+        store.transition("m", "new", state)
+    assert [s for s, _, _ in store.transitions("m", "new")] == [
+        "setup", "queued", "running", "postprocessing", "complete"]
+
+
+def test_a_database_made_with_the_state_index_loses_it(tmp_path):
+    import sqlite3
+    path = str(tmp_path / "db.sqlite")
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.execute("CREATE INDEX jobs_state ON jobs(state)")  # as databases made before had it
+    db.commit()
+    db.close()
+    Store(path).close()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT name FROM sqlite_master WHERE name='jobs_state'").fetchall() == []
+    db.close()
