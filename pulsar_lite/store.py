@@ -198,10 +198,11 @@ class Store:
             self._db.executemany("DELETE FROM outbox WHERE seq=?", [(seq,) for seq in seqs])
 
     # -- writing ----------------------------------------------------------
-    def create(self, manager: str, job_id: str, tool_id: str | None = None, tool_version: str | None = None) -> JobRecord:
-        """Create (or reset) a job row in state ``setup``."""
+    def create(self, manager: str, job_id: str, tool_id: str | None = None, tool_version: str | None = None,
+               durable: bool = True) -> JobRecord:
+        """Create (or reset) a job row in state ``setup`` (``durable=False``: without waiting for the disk)."""
         now = time.time()
-        with self._writing() as written:
+        with self._writing(durable) as written:
             self._db.execute("DELETE FROM jobs WHERE manager=? AND job_id=?", (manager, job_id))
             self._db.execute(
                 "INSERT INTO jobs(manager, job_id, state, created, updated, tool_id, tool_version)"

@@ -144,7 +144,11 @@ class JobEngine:
     def _fresh_job(self, manager: str, job_dir: JobDirectory, tool_id=None, tool_version=None) -> JobRecord:
         job_dir.remove()
         job_dir.create(self.manager_config(manager).job_directory_mode)
-        return self.store.create(manager, job_dir.job_id, tool_id, tool_version)
+        # not waited for: a set-up job is only a promise until its submit, whose commit is durable and
+        # takes this one along. Lost in a crash (the OS's: a killed daemon loses no commit), the job is
+        # unknown afterwards, and its submit gets a clear 404; its uploads, not fsynced, could not have
+        # been trusted after such a crash anyway
+        return self.store.create(manager, job_dir.job_id, tool_id, tool_version, durable=False)
 
     def _writable_job(self, manager: str, job_id: str) -> JobDirectory:
         """A job that accepts staged files: set up but not yet submitted."""

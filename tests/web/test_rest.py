@@ -279,3 +279,13 @@ def test_clean_waits_for_the_disk_only_for_an_active_job(app):
     assert call(app, "DELETE", "/jobs/busy").body == b"OK"
     assert app.engine.store.get("_default_", "busy") is None
     assert sync._synced == sync._committed  # every commit, the delete's last, is on disk
+
+
+def test_setup_is_not_waited_for_but_submit_makes_it_durable(app):
+    sync = app.engine.store._sync
+    call(app, "POST", "/jobs", job_id="promise")
+    setup_ticket = sync._committed
+    assert sync._synced < setup_ticket  # the setup reply did not wait for the disk
+    assert call(app, "POST", "/jobs/promise/submit", command_line="true").body == b"OK"
+    assert sync._synced >= setup_ticket + 1  # the queued commit, and the setup before it, are on disk
+    assert call(app, "POST", "/jobs/never-set-up/submit", command_line="true").status_int == 404
