@@ -29,6 +29,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -266,17 +267,27 @@ def run_one(server: Server, client_python: Path, jobs: int, concurrency: int, po
     }
 
 
+def median_run(runs: list[dict]) -> dict:
+    """Each metric's median over the runs, and the range of jobs/s and CPU per job."""
+    merged = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    merged["peak_rss_mib"] = max(run["peak_rss_mib"] for run in runs)
+    for key in ("jobs_per_s", "cpu_per_job"):
+        merged[key + "_range"] = (min(run[key] for run in runs), max(run[key] for run in runs))
+    return merged
+
+
 def measure(server: Server, client_python: Path, jobs: int, concurrencies: list[int], poll: float,
-            client_processes: int = 1, client_tmp: str | None = None) -> dict:
+            client_processes: int = 1, client_tmp: str | None = None, repeat: int = 1) -> dict:
     server.start()
     try:
         time.sleep(3)
         pids = server_pids(server.process.pid)
         results = {"idle_rss_mib": memory_kib(pids, "Pss", "smaps_rollup") / 1024, "idle_rss_sum_mib": memory_kib(pids, "VmRSS") / 1024}
         for concurrency in concurrencies:
-            print(f"  {server.name}: {jobs} jobs at concurrency {concurrency} ...", flush=True)
-            results[concurrency] = run_one(server, client_python, jobs, concurrency, poll,
-                                           client_processes if concurrency > 1 else 1, client_tmp)
+            print(f"  {server.name}: {repeat} x {jobs} jobs at concurrency {concurrency} ...", flush=True)
+            results[concurrency] = median_run([
+                run_one(server, client_python, jobs, concurrency, poll, client_processes if concurrency > 1 else 1,
+                        client_tmp) for _ in range(repeat)])
         return results
     finally:
         server.stop()
@@ -296,6 +307,9 @@ def main() -> int:
                         help="one server: pulsar_lite with paste, with granian, or Pulsar")
     parser.add_argument("--client-processes", type=int, default=1,
                         help="client processes sharing the concurrency (Galaxy's job handlers)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of --jobs jobs per server and concurrency; each metric's median is printed "
+                             "(with the range of jobs/s and CPU per job)")
     parser.add_argument("--staging-root", default=tempfile.gettempdir(),
                         help="directory under which each server's staging and state directories are made "
                              "(default: the system temporary directory)")
@@ -325,13 +339,13 @@ def main() -> int:
     for server in servers:
         time.sleep(settle)
         results[server.name] = measure(server, client_python, args.jobs, concurrencies, args.poll,
-                                       args.client_processes, args.client_tmp)
+                                       args.client_processes, args.client_tmp, args.repeat)
 
-    print(f"\n{args.jobs} jobs per run, client pulsar-galaxy-lib 0.16.0, poll {args.poll}s, "
+    print(f"\n{args.jobs} jobs per run, median of {args.repeat} runs, client pulsar-galaxy-lib 0.16.0, poll {args.poll}s, "
           f"{args.client_processes} client process(es), {os.cpu_count()} CPUs")
     print(f"staging: {staging_fs}; client files: {args.client_tmp}\n")
     header = (f"{'server':<15}{'conc':>5}{'jobs/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'CPU ms/job':>12}{'peak MiB':>10}"
-              f"{'| client':>9}{'jobs':>6}{'machine':>9}")
+              f"{'| client':>9}{'jobs':>6}{'machine':>9}   range over the runs")
     print(header)
     print("-" * len(header))
     for name, result in results.items():
@@ -340,7 +354,9 @@ def main() -> int:
             print(f"{name:<15}{concurrency:>5}{r['jobs_per_s']:>9.1f}{r['p50_ms']:>9.0f}{r['p95_ms']:>9.0f}"
                   f"{r['cpu_per_job'] * 1000:>12.2f}{r['peak_rss_mib']:>10.1f}"
                   f"{r['client_cpu_per_job'] * 1000:>9.1f}{r['job_cpu_per_job'] * 1000:>6.1f}"
-                  f"{r['machine_cpu_per_job'] * 1000:>9.1f}")
+                  f"{r['machine_cpu_per_job'] * 1000:>9.1f}"
+                  f"   {r['jobs_per_s_range'][0]:.0f}-{r['jobs_per_s_range'][1]:.0f} jobs/s, "
+                  f"{r['cpu_per_job_range'][0] * 1000:.2f}-{r['cpu_per_job_range'][1] * 1000:.2f} ms")
         print(f"{name:<15} idle memory {result['idle_rss_mib']:.1f} MiB PSS "
               f"({result['idle_rss_sum_mib']:.1f} MiB sum of RSS)")
     print("(CPU ms/job: the server's own processes; client: the client driver; jobs: the job scripts the "
