@@ -47,5 +47,9 @@ class ConfigError(Exception):
     """Configuration is invalid; the message names the key and file."""
 
 
+class StateInUse(ConfigError):
+    """Another daemon holds the state directory (two engines on one store would both run its jobs)."""
+
+
 class ManagerUnavailable(ConfigError):
     """A manager type's optional dependency is missing."""

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 
@@ -10,6 +12,8 @@ from .config import AppConfig
 from .config.schema import WEB_THREADS
 from .engine import JobEngine
 from .engine.filecache import FileCache
+from .errors import ConfigError
+from .store import claim_state
 
 log = logging.getLogger("pulsar_lite")
 
@@ -101,13 +105,30 @@ def serve_without_web(config: AppConfig) -> None:
     _stop(engine)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port something already listens on, before the engine takes up any job. (granian binds
+    with SO_REUSEPORT: a second daemon would otherwise share the port and get half the requests.)"""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed connection's TIME_WAIT is no owner
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror} (is another pulsar_lite "
+                              f"or another server running there?)") from None
+
+
 def serve(config: AppConfig) -> None:
     host, port = config.host, int(config.port)
+    check_port_free(host, port)
     if not config.private_token:
         log.warning("no private_token is set: anyone who can reach %s:%s can run jobs as this user", host, port)
     if config.web_server == "granian":
         from .web.granian_server import serve_granian
 
+        # the worker process takes the state; refuse here, at once, when another daemon has it (a worker
+        # failing on it would be restarted over and over)
+        os.close(claim_state(config.store_path))
         return serve_granian(config)
     from paste import httpserver
 

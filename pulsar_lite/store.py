@@ -5,7 +5,9 @@ transaction, so after a crash the database says exactly what happened last.
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from . import wire
+from .errors import StateInUse
 from .groupsync import open_database, transaction
 
 SCHEMA = """
@@ -72,6 +75,24 @@ class IllegalTransition(Exception):
     pass
 
 
+def claim_state(path: str) -> int:
+    """Lock ``<path>.lock`` for this process (flock, released when the process ends, however it ends) and
+    write its pid there; raise StateInUse naming the holder when another daemon has it."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    lock_path = path + ".lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StateInUse(f"the job state {path} is in use by another pulsar_lite daemon (pid {holder}); "
+                         f"stop it first, or give this one its own persistence_directory") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 @dataclass
 class JobRecord:
     manager: str
@@ -120,6 +141,7 @@ class Store:
 
     def __init__(self, path: str, synchronous: str = "full"):
         self.path = path
+        self._claim = claim_state(path)
         self._lock = threading.Lock()
         # write-through: filled and changed only right after a commit, under the write lock, with the
         # row as committed, so a hit is what SQLite holds; readers never fill it (a reader could
@@ -142,6 +164,7 @@ class Store:
             self._db.close()
             if self._sync is not None:
                 self._sync.close()
+            os.close(self._claim)
             # readers are left to the garbage collector: closing a connection another
             # thread is using at this moment crashes the sqlite3 module
 

@@ -74,9 +74,14 @@ def test_state_survives_reopen(tmp_path):
 
 
 def _from_disk(store, manager, job_id):
-    fresh = Store(store.path)
+    """The row as a fresh SQLite connection reads it (not through any Store)."""
+    import sqlite3
+    from pulsar_lite.store import JobRecord
+    fresh = sqlite3.connect(store.path)
+    fresh.row_factory = sqlite3.Row
     try:
-        return fresh.get(manager, job_id)
+        row = fresh.execute("SELECT * FROM jobs WHERE manager=? AND job_id=?", (manager, job_id)).fetchone()
+        return JobRecord.from_row(row) if row else None
     finally:
         fresh.close()
 
@@ -126,3 +131,14 @@ def test_a_database_made_with_the_state_index_loses_it(tmp_path):
     db = sqlite3.connect(path)
     assert db.execute("SELECT name FROM sqlite_master WHERE name='jobs_state'").fetchall() == []
     db.close()
+
+
+def test_a_second_store_on_the_same_state_is_refused_with_the_holders_pid(tmp_path):
+    import os
+    from pulsar_lite.errors import StateInUse
+    path = str(tmp_path / "db.sqlite")
+    first = Store(path)
+    with pytest.raises(StateInUse, match=f"in use by another pulsar_lite daemon \\(pid {os.getpid()}\\)"):
+        Store(path)
+    first.close()
+    Store(path).close()  # released with the store (and by the kernel when a daemon dies)
