@@ -168,13 +168,13 @@ class JobDirectory:
         return target
 
     def _glob(self, directory: str, pattern: str) -> str:
-        for root, _dirs, files in os.walk(directory):
-            for file_name in sorted(files):
-                relative = os.path.relpath(os.path.join(root, file_name), directory)
-                if fnmatch.fnmatch(relative, pattern):
-                    path = os.path.join(directory, relative)
-                    if _inside(path, directory):
-                        return path
+        names: list[str] = []
+        _list_files(directory, "", names)
+        for relative in names:
+            if fnmatch.fnmatch(relative, pattern):
+                path = os.path.join(directory, relative)
+                if _inside(path, directory):
+                    return path
         raise NotFound(f"no file matches {pattern!r}")
 
     def output_path(self, name: str | None, file_type: str | None) -> str:
