@@ -25,6 +25,12 @@ class NotFound(PulsarLiteError):
     status = 404
 
 
+class RequestTimeout(PulsarLiteError):
+    """The client stopped sending in the middle of its request body."""
+
+    status = 408
+
+
 class Conflict(PulsarLiteError):
     status = 409
 

@@ -11,7 +11,7 @@ import shutil
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
-from .errors import BadRequest, PayloadTooLarge
+from .errors import BadRequest, PayloadTooLarge, RequestTimeout
 
 CHUNK = 1024 * 1024
 _TEMPORARY_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -62,7 +62,14 @@ def write_stream(target: str, stream: BinaryIO, length: int | None, limit: int =
     with atomic_target(target, tmp_dir, prefix) as (fd, _tmp):
         remaining = length
         while remaining is None or remaining > 0:
-            chunk = stream.read(CHUNK if remaining is None else min(CHUNK, remaining))
+            try:
+                chunk = stream.read(CHUNK if remaining is None else min(CHUNK, remaining))
+            except TimeoutError:
+                raise RequestTimeout("request body stalled: the client sent nothing for web_io_timeout "
+                                     "seconds; the upload was dropped") from None
+            except OSError as exc:
+                raise BadRequest(f"request body could not be read after {written} bytes ({exc}); "
+                                 f"the upload was dropped") from None
             if not chunk:
                 break
             _write_all(fd, chunk)

@@ -50,11 +50,18 @@ def build_app(config: AppConfig, engine: JobEngine | None = None):
     return RestApp(engine, file_cache=file_cache)
 
 
-def _handler_class(max_request_line: int):
+def _handler_class(max_request_line: int, io_timeout: float | None):
     from paste.httpserver import WSGIHandler
 
     class Handler(WSGIHandler):
-        """Paste's handler with a bounded request line (submit sends long query strings)."""
+        """Paste's handler with a bounded request line (submit sends long query strings) and a timeout on
+        every read and write of the connection. paste gives each accepted connection a thread: without a
+        timeout a client that goes silent mid-upload, or keeps an idle connection open, holds its thread
+        for good (and web_threads such clients the whole server). (paste's own socket_timeout does not
+        work with its thread pool, which makes each connection blocking again; StreamRequestHandler
+        applies ``timeout`` when the handler starts on its thread.)"""
+
+        timeout = io_timeout
 
         def handle_one_request(self):
             self.raw_requestline = self.rfile.readline(max_request_line + 1)
@@ -135,7 +142,7 @@ def serve(config: AppConfig) -> None:
     app = build_app(config)
     threads = config.web_threads or WEB_THREADS["paste"]
     server = httpserver.serve(
-        app, host=host, port=port, handler=_handler_class(config.max_request_line),
+        app, host=host, port=port, handler=_handler_class(config.max_request_line, config.web_io_timeout),
         use_threadpool=True, threadpool_workers=threads,
         threadpool_options={"max_requests": 0, "spawn_if_under": threads},
         request_queue_size=128, start_loop=False, protocol_version="HTTP/1.1")

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 
 #: ``web_threads: 0`` means this many for each HTTP server
-WEB_THREADS = {"paste": 16, "granian": 4}
+WEB_THREADS = {"paste": 16, "granian": 16}
 
 
 @dataclass(frozen=True)
@@ -279,9 +279,12 @@ APP_OPTIONS: tuple[Option, ...] = (
     Option("max_upload_size", "int", 0, "largest accepted request body in bytes; 0 = no limit"),
     Option("max_request_line", "int", 16 * 1024 * 1024, "longest accepted request line (submit carries JSON in the query)"),
     Option("web", "bool", True, "serve the REST face; false = message queue only (like serve --no-web)"),
-    Option("web_threads", "int", 0, "threads running REST requests; 0 = the server's default "
-           "(paste: 16; granian: 4, as its waiting requests and idle connections hold no thread, and more "
-           "threads only contend for the GIL)"),
+    Option("web_threads", "int", 0, "threads running REST requests; 0 = the server's default (16). An upload "
+           "holds one for as long as its body takes to arrive, so this bounds the uploads in progress at once "
+           "(paste: every open connection holds one, idle or not)"),
+    Option("web_io_timeout", "timeout", 60.0, "seconds a client may stay silent in the middle of a request "
+           "before its connection is dropped (paste: every read and write, and idle kept-alive connections; "
+           "granian: reading the request headers, at most 60 s; granian has no timeout for a stalled body)"),
     Option("web_server", "choice", "paste", "HTTP server of the REST face: paste (default) or granian "
            "(faster, pip install 'pulsar_lite[granian]')", ("paste", "granian")),
     Option("staging_concurrency", "int", 4, "jobs pre/postprocessed at once, across all managers"),

@@ -73,6 +73,9 @@ class RestApp:
         except PulsarLiteError as exc:
             if exc.status >= 500:
                 log.error("%s %s: %s", request.method, request.path_info, exc)
+            elif exc.status == 408:  # a client that stalls: the operator may want to know who
+                log.warning("%s %s from %s: %s", request.method, request.path_info,
+                            request.environ.get("REMOTE_ADDR", "?"), exc)
             return _error(exc.status, str(exc))
         except Exception:
             reference = uuid.uuid4().hex[:12]

@@ -3,8 +3,9 @@
 Chosen with ``web_server: granian`` or ``pulsar-lite serve --server granian``. granian
 runs a supervisor process and one worker process; the worker is forked from this
 process after the configuration is loaded, builds the engine and the WSGI application
-(``_load_app``) and runs requests on ``web_threads`` Python threads (connections and
-waiting requests are held by granian's Rust runtime, not by threads). If the worker
+(``_load_app``) and runs requests on ``web_threads`` Python threads (idle connections and
+waiting requests are held by granian's Rust runtime, not by threads; a request whose body is still
+arriving does hold its thread: granian reads the body as the application asks for it). If the worker
 dies, the supervisor starts a new one, which reloads and reconciles every job from the
 store like any restart. Only one worker: the engine owns the store and the job
 processes, so it must be a single process.
@@ -22,6 +23,8 @@ log = logging.getLogger("pulsar_lite")
 
 #: room for the request headers on top of the longest accepted request line
 HEADER_ROOM = 64 * 1024
+#: the longest header read timeout granian accepts
+GRANIAN_MAX_HEADER_READ_TIMEOUT_MS = 60_000
 
 
 def _import_granian():
@@ -48,6 +51,13 @@ def _load_app(config):
     return app
 
 
+def header_read_timeout_ms(timeout: float | None) -> int:
+    """granian's limit for reading request headers, in its range (1 ms to 60 s); None: its longest."""
+    if timeout is None:
+        return GRANIAN_MAX_HEADER_READ_TIMEOUT_MS
+    return max(1, min(GRANIAN_MAX_HEADER_READ_TIMEOUT_MS, int(timeout * 1000)))
+
+
 def serve_granian(config) -> None:
     Server, Interfaces, HTTP1Settings = _import_granian()
     host, port = config.host, int(config.port)
@@ -59,7 +69,8 @@ def serve_granian(config) -> None:
         workers=1,
         blocking_threads=config.web_threads or WEB_THREADS["granian"],
         backlog=1024,
-        http1_settings=HTTP1Settings(max_buffer_size=max(8192, config.max_request_line + HEADER_ROOM)),
+        http1_settings=HTTP1Settings(max_buffer_size=max(8192, config.max_request_line + HEADER_ROOM),
+                                     header_read_timeout=header_read_timeout_ms(config.web_io_timeout)),
         respawn_failed_workers=True,
         workers_kill_timeout=30,
         log_enabled=True,
