@@ -9,7 +9,7 @@ import sys
 import threading
 
 from .config import AppConfig
-from .config.schema import WEB_THREADS
+from .config.schema import DEFAULT_WEB_THREADS
 from .engine import JobEngine
 from .engine.filecache import FileCache
 from .errors import ConfigError
@@ -140,7 +140,7 @@ def serve(config: AppConfig) -> None:
     from paste import httpserver
 
     app = build_app(config)
-    threads = config.web_threads or WEB_THREADS["paste"]
+    threads = config.web_threads or DEFAULT_WEB_THREADS
     server = httpserver.serve(
         app, host=host, port=port, handler=_handler_class(config.max_request_line, config.web_io_timeout),
         use_threadpool=True, threadpool_workers=threads,

@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 
 
-#: ``web_threads: 0`` means this many for each HTTP server
-WEB_THREADS = {"paste": 16, "granian": 16}
+#: ``web_threads: 0`` means this many, with either HTTP server
+DEFAULT_WEB_THREADS = 16
 
 
 @dataclass(frozen=True)

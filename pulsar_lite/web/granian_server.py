@@ -16,7 +16,7 @@ import logging
 import multiprocessing.util
 import os
 
-from ..config.schema import WEB_THREADS
+from ..config.schema import DEFAULT_WEB_THREADS
 from ..errors import ConfigError
 
 log = logging.getLogger("pulsar_lite")
@@ -67,7 +67,7 @@ def serve_granian(config) -> None:
         port=port,
         interface=Interfaces.WSGI,
         workers=1,
-        blocking_threads=config.web_threads or WEB_THREADS["granian"],
+        blocking_threads=config.web_threads or DEFAULT_WEB_THREADS,
         backlog=1024,
         http1_settings=HTTP1Settings(max_buffer_size=max(8192, config.max_request_line + HEADER_ROOM),
                                      header_read_timeout=header_read_timeout_ms(config.web_io_timeout)),
