@@ -262,13 +262,9 @@ def _upload_once(url, source, timeout, low_speed_time) -> TransferStats:
         raise _fail("POST", url, None, f"local file {source} does not exist", permanent=True)
     response = _Response()
     curl = _curl(url, timeout, low_speed_time)
-    mime = None
-    if hasattr(pycurl, "CurlMime"):  # pycurl 7.49+: libcurl's mime API (HTTPPOST is deprecated there)
-        mime = pycurl.CurlMime(curl)
-        mime.add_file("file", source)  # libcurl reads the file itself, in C; the part is named after it
-        curl.setopt(pycurl.MIMEPOST, mime)
-    else:
-        curl.setopt(pycurl.HTTPPOST, [("file", (pycurl.FORM_FILE, source))])
+    mime = pycurl.CurlMime(curl)  # libcurl's mime API (pycurl 7.49+; HTTPPOST is deprecated)
+    mime.add_file("file", source)  # libcurl reads the file itself, in C; the part is named after it
+    curl.setopt(pycurl.MIMEPOST, mime)
     curl.setopt(pycurl.HEADERFUNCTION, response.header_line)
     curl.setopt(pycurl.WRITEFUNCTION, lambda chunk: None)
     try:
@@ -281,8 +277,7 @@ def _upload_once(url, source, timeout, low_speed_time) -> TransferStats:
             raise _fail("POST", url, status, response.reason) from None
         raise _fail("POST", url, None, f"curl error {code}: {message}", permanent=False) from None
     finally:
-        if mime is not None:
-            mime.close()
+        mime.close()
         curl.close()
     if not 200 <= status < 300:
         raise _fail("POST", url, status, response.reason)
