@@ -10,6 +10,10 @@ themselves; job processes are excluded), idle memory (PSS, so a forked superviso
 are not counted twice) and peak RSS of the server processes, and the CPU the client and the job
 scripts used (the machine's CPU is shared by all of them).
 
+The servers run side by side and the runs are interleaved (round 1: each server at each
+concurrency, then round 2, ...; --repeat rounds, each metric's median printed): this machine's
+speed drifts by a quarter within an hour, and a drift must not land on one server only.
+
     python benchmarks/rest_jobs.py [--jobs 200] [--concurrency 1,16] [--only pulsar_lite|pulsar]
                                    [--staging-root DIR] [--client-tmp DIR] [--settle SECONDS]
 
@@ -276,21 +280,42 @@ def median_run(runs: list[dict]) -> dict:
     return merged
 
 
-def measure(server: Server, client_python: Path, jobs: int, concurrencies: list[int], poll: float,
-            client_processes: int = 1, client_tmp: str | None = None, repeat: int = 1) -> dict:
-    server.start()
+def idle_memory(server: Server) -> dict:
+    pids = server_pids(server.process.pid)
+    return {"idle_rss_mib": memory_kib(pids, "Pss", "smaps_rollup") / 1024,
+            "idle_rss_sum_mib": memory_kib(pids, "VmRSS") / 1024}
+
+
+def measure_interleaved(servers: list[Server], client_python: Path, jobs: int, concurrencies: list[int],
+                        poll: float, client_processes: int = 1, client_tmp: str | None = None, repeat: int = 1,
+                        settle: float = 0) -> dict:
+    """Every server runs side by side (idle while another is driven); each round drives each server once at
+    each concurrency, so a change in the machine's speed during the run (seen here: 25 % within an hour)
+    touches every server alike. {server name: {"idle_rss_mib", "idle_rss_sum_mib", concurrency: median_run}}."""
+    results: dict[str, dict] = {}
+    runs: dict[str, dict[int, list[dict]]] = {s.name: {c: [] for c in concurrencies} for s in servers}
     try:
+        for server in servers:
+            server.start()
         time.sleep(3)
-        pids = server_pids(server.process.pid)
-        results = {"idle_rss_mib": memory_kib(pids, "Pss", "smaps_rollup") / 1024, "idle_rss_sum_mib": memory_kib(pids, "VmRSS") / 1024}
-        for concurrency in concurrencies:
-            print(f"  {server.name}: {repeat} x {jobs} jobs at concurrency {concurrency} ...", flush=True)
-            results[concurrency] = median_run([
-                run_one(server, client_python, jobs, concurrency, poll, client_processes if concurrency > 1 else 1,
-                        client_tmp) for _ in range(repeat)])
-        return results
+        for server in servers:
+            results[server.name] = idle_memory(server)
+        for round_ in range(repeat):
+            for concurrency in concurrencies:
+                for server in servers:
+                    print(f"  round {round_ + 1} of {repeat}: {server.name}, {jobs} jobs at concurrency "
+                          f"{concurrency} ...", flush=True)
+                    time.sleep(settle)
+                    runs[server.name][concurrency].append(run_one(
+                        server, client_python, jobs, concurrency, poll,
+                        client_processes if concurrency > 1 else 1, client_tmp))
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
+    for name, by_concurrency in runs.items():
+        for concurrency, done in by_concurrency.items():
+            results[name][concurrency] = median_run(done)
+    return results
 
 
 LITE = "pulsar_lite"
@@ -316,7 +341,7 @@ def main() -> int:
     parser.add_argument("--client-tmp", default=default_client_tmp(),
                         help="where the client keeps its Galaxy-side files (default: /dev/shm when writable)")
     parser.add_argument("--settle", type=float, default=None,
-                        help="seconds to wait before each server, so that the previous server's deletions "
+                        help="seconds to wait before each run, so that the previous run's deletions "
                              "do not slow this one's inode allocations (default: 65 on ext4 without a "
                              "journal, else 5)")
     args = parser.parse_args()
@@ -326,7 +351,7 @@ def main() -> int:
     staging_fs = filesystem(scratch)
     settle = args.settle if args.settle is not None else (65 if "without journal" in staging_fs else 5)
     print(f"server staging and state under {scratch} ({staging_fs}); client files in {args.client_tmp} "
-          f"({filesystem(Path(args.client_tmp))}); {settle:.0f} s settle before each server", flush=True)
+          f"({filesystem(Path(args.client_tmp))}); {settle:.0f} s settle before each run", flush=True)
     servers = []
     if args.only in (None, "pulsar_lite"):
         servers.append(PulsarLite(LITE, scratch / "pulsar_lite"))
@@ -335,11 +360,8 @@ def main() -> int:
     if args.only in (None, "pulsar"):
         pulsar_python = venv(CACHE / "bench" / "pulsar-0.16.0", "pulsar-app[web]==0.16.0", "kombu")
         servers.append(Pulsar(PULSAR, scratch / "pulsar", pulsar_python))
-    results = {}
-    for server in servers:
-        time.sleep(settle)
-        results[server.name] = measure(server, client_python, args.jobs, concurrencies, args.poll,
-                                       args.client_processes, args.client_tmp, args.repeat)
+    results = measure_interleaved(servers, client_python, args.jobs, concurrencies, args.poll,
+                                  args.client_processes, args.client_tmp, args.repeat, settle)
 
     print(f"\n{args.jobs} jobs per run, median of {args.repeat} runs, client pulsar-galaxy-lib 0.16.0, poll {args.poll}s, "
           f"{args.client_processes} client process(es), {os.cpu_count()} CPUs")

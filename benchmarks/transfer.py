@@ -9,26 +9,29 @@ Part 1, the transfer functions. Compared in the same run against:
 * pulsar_lite's ``pulsar_lite.staging.transfer.download`` / ``upload`` (libcurl).
 
 Downloads are written to disk; uploads are multipart POSTs (field ``file``) that nginx
-reads completely into a temporary file. Printed: GB/s (best of two runs each), % of the loopback limit, and
-the RSS growth of the transferring process.
+reads completely into a temporary file. Loopback speed on this kind of machine swings from run to
+run by a factor of two (the same curl POST: 0.46 to 1.14 GB/s in a row), so every party is measured
+--runs times (default 5), interleaved (run 1 of each party, then run 2 of each, ...) so that a slow
+spell of the machine hits all of them alike. Printed: GB/s of the best run and the median run, % of
+the loopback limit (best against best, median against median), and the RSS growth of the
+transferring process (worst run).
 
 Part 2, whole jobs (skip with --skip-jobs). Each daemon (pulsar_lite, and Pulsar 0.16.0 served as
 benchmarks/rest_jobs.py serves it) runs real jobs submitted over REST by the real client
 (pulsar-galaxy-lib 0.16.0) with default_file_action "remote_transfer": the daemon pulls one input
 from a Galaxy-style job-files API, the job copies it (``cp``) to an output, and the daemon pushes
-that output back before the job reports complete (checked). Two jobs per daemon (--job-runs): the
-best run of each direction is printed, as for curl, and the worst RSS growth. The job-files API is
-the same nginx: GET answers with the file named by the ``path`` query argument, POST reads the whole
-multipart body into a temporary file (on /dev/shm) and answers 200. Speeds are measured at the
-origin, from nginx's access log ($request_time with $bytes_sent / $request_length), the same way for
-both daemons and for curl, which gives the loopback limit of this part (best of two). curl follows
-the job's sequence (GET the input to disk, cp it, POST the copy at once), since a file written a
-moment ago posts slower here than one at rest; the POST of the copy at rest is printed as well.
-RSS growth is the peak (VmHWM, reset before each job) of the daemon's processes minus their idle
-VmRSS.
+that output back before the job reports complete (checked). The job-files API is the same nginx: GET
+answers with the file named by the ``path`` query argument, POST reads the whole multipart body into
+a temporary file (on /dev/shm) and answers 200. Speeds are measured at the origin, from nginx's
+access log ($request_time with $bytes_sent / $request_length), the same way for both daemons and
+for curl, which gives the loopback limit of this part. curl follows the job's sequence (GET the
+input to disk, cp it, POST the copy at once); the POST of the same copy at rest (synced first) is
+printed as well. Both daemons run side by side; each of the --runs rounds runs curl's sequence and
+then one job on each daemon. RSS growth is the peak (VmHWM, reset before each job) of the daemon's
+processes minus their idle VmRSS (worst job).
 
     python benchmarks/transfer.py [--size-mib 1024] [--only pulsar_lite] [--skip-jobs] [--skip-functions]
-                                  [--job-runs 2]
+                                  [--runs 5]
 """
 from __future__ import annotations
 
@@ -37,11 +40,13 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -243,14 +248,11 @@ def origin_transfer(entries: list[dict], method: str, client_path: str) -> dict:
             "requests": len(mine)}
 
 
-def loopback_job_files(log: OriginLog, endpoint: str, source: Path, root: Path) -> dict:
-    """curl against the job-files API, measured at the origin like the daemons, best of two each way.
+def curl_job_sequence(log: OriginLog, endpoint: str, source: Path, root: Path) -> dict:
+    """One round of curl against the job-files API, measured at the origin like the daemons.
 
-    The limit follows the job's own sequence: GET the input to disk, ``cp`` it to an output, POST
-    that output at once. A file written a moment ago (its write-back still under way) posts slower
-    on this machine than one at rest, so the POST of a file at rest (synced first) is measured too.
-    """
-    pulls, pushes, at_rest = [], [], []
+    It follows the job's own sequence: GET the input to disk, ``cp`` it to an output, POST that
+    output at once; then the same output is synced and POSTed again (at rest)."""
     inputs, output = root / "out" / "curl-input.bin", root / "out" / "curl-output.bin"
     target = str(root / "client-curl" / "dataset_2.dat")
 
@@ -260,105 +262,126 @@ def loopback_job_files(log: OriginLog, endpoint: str, source: Path, root: Path) 
             {"path": target, "file_type": "output"})], check=True, stdout=subprocess.DEVNULL)
         return log.transfer(mark, "POST", target)["seconds"]
 
-    for _ in range(2):
-        os.sync()
-        mark = log.mark()
-        subprocess.run(["curl", "-sf", "-o", str(inputs), endpoint + "&" + urllib.parse.urlencode(
-            {"path": str(source), "file_type": "input"})], check=True, stdout=subprocess.DEVNULL)
-        pulls.append(log.transfer(mark, "GET", str(source))["seconds"])
-        subprocess.run(["cp", str(inputs), str(output)], check=True)
-        pushes.append(post(output))
-        os.sync()
-        at_rest.append(post(output))
-        inputs.unlink()
-        output.unlink()
-    return {"pull_s": min(pulls), "push_s": min(pushes), "push_at_rest_s": min(at_rest)}
+    os.sync()
+    mark = log.mark()
+    subprocess.run(["curl", "-sf", "-o", str(inputs), endpoint + "&" + urllib.parse.urlencode(
+        {"path": str(source), "file_type": "input"})], check=True, stdout=subprocess.DEVNULL)
+    pull = log.transfer(mark, "GET", str(source))["seconds"]
+    subprocess.run(["cp", str(inputs), str(output)], check=True)
+    push = post(output)
+    os.sync()
+    at_rest = post(output)
+    inputs.unlink()
+    output.unlink()
+    return {"pull_s": pull, "push_s": push, "push_at_rest_s": at_rest}
 
 
-def run_jobs(server: Server, client_python: Path, log: OriginLog, endpoint: str, source: Path, size: int,
-             runs: int) -> dict:
-    """``runs`` remote_transfer jobs, one after the other, on ``server``: origin-side speeds (best run
-    for each direction), RSS growth (worst run), and each job's outcome."""
-    server.start()
-    try:
-        time.sleep(3)
-        jobs = []
-        for run in range(runs):
-            pids = server_pids(server.process.pid)
-            for pid in pids:  # start VmHWM afresh at the idle RSS, so the peak is this job's (Linux >= 4.0)
-                try:
-                    Path(f"/proc/{pid}/clear_refs").write_text("5")
-                except OSError:
-                    pass
-            idle = memory_kib(pids, "VmRSS")
-            base = server.workdir / f"client-{run}"
-            out_json = server.workdir / f"job-{run}.json"
-            os.sync()
-            mark = log.mark()
-            with open(server.workdir / "client.out", "wb") as client_out:  # the client prints to stdout
-                driver = subprocess.run([str(client_python), "-c", JOB_DRIVER, server.url, TOKEN, endpoint,
-                                         str(source), str(base), f"transfer-bench-{run}", str(out_json)],
-                                        timeout=3600, stdout=client_out, stderr=subprocess.PIPE, text=True)
-            pids = sorted(set(pids) | set(server_pids(server.process.pid)))
-            peak = memory_kib(pids, "VmHWM")
-            if driver.returncode == 0:
-                job = json.loads(out_json.read_text())
-            else:
-                job = {"status": "client error", "states": [], "failures": [driver.stderr[-1500:]], "stderr": "",
-                       "seconds": float("nan"), "output": str(base / "outputs" / "dataset_2.dat")}
-            job["pull"] = log.transfer(mark, "GET", str(source))
-            job["push"] = log.transfer(mark, "POST", job["output"])
-            job["rss_growth_mib"] = (peak - idle) / 1024
-            job["ok"] = (job["status"] == "complete" and not job["failures"]
-                         and job["pull"]["bytes"] >= size and job["push"]["bytes"] >= size)
-            if not job["ok"]:
-                job["log"] = (server.workdir / "server.log").read_text(errors="replace")[-3000:]
-            jobs.append(job)
-            # the client cleaned the job up (cleanup_job always); a failed one may have left its files
-            shutil.rmtree(server.workdir / "staging" / f"transfer-bench-{run}", ignore_errors=True)
-        good = [j for j in jobs if j["ok"]] or jobs
-        return {"jobs": jobs, "ok": all(j["ok"] for j in jobs), "status": ", ".join(j["status"] for j in jobs),
-                "pull_s": min(j["pull"]["seconds"] for j in good), "push_s": min(j["push"]["seconds"] for j in good),
-                "rss_growth_mib": max(j["rss_growth_mib"] for j in jobs),
-                "seconds": min(j["seconds"] for j in good)}
-    finally:
-        server.stop()
+def run_job(server: Server, client_python: Path, log: OriginLog, endpoint: str, source: Path, size: int,
+            run: int) -> dict:
+    """One remote_transfer job on a running ``server``: origin-side transfers, RSS growth, outcome."""
+    pids = server_pids(server.process.pid)
+    for pid in pids:  # start VmHWM afresh at the idle RSS, so the peak is this job's (Linux >= 4.0)
+        try:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        except OSError:
+            pass
+    idle = memory_kib(pids, "VmRSS")
+    base = server.workdir / f"client-{run}"
+    out_json = server.workdir / f"job-{run}.json"
+    os.sync()
+    mark = log.mark()
+    with open(server.workdir / "client.out", "wb") as client_out:  # the client prints to stdout
+        driver = subprocess.run([str(client_python), "-c", JOB_DRIVER, server.url, TOKEN, endpoint,
+                                 str(source), str(base), f"transfer-bench-{run}", str(out_json)],
+                                timeout=3600, stdout=client_out, stderr=subprocess.PIPE, text=True)
+    pids = sorted(set(pids) | set(server_pids(server.process.pid)))
+    peak = memory_kib(pids, "VmHWM")
+    if driver.returncode == 0:
+        job = json.loads(out_json.read_text())
+    else:
+        job = {"status": "client error", "states": [], "failures": [driver.stderr[-1500:]], "stderr": "",
+               "seconds": float("nan"), "output": str(base / "outputs" / "dataset_2.dat")}
+    job["pull"] = log.transfer(mark, "GET", str(source))
+    job["push"] = log.transfer(mark, "POST", job["output"])
+    job["rss_growth_mib"] = (peak - idle) / 1024
+    job["ok"] = (job["status"] == "complete" and not job["failures"]
+                 and job["pull"]["bytes"] >= size and job["push"]["bytes"] >= size)
+    if not job["ok"]:
+        job["log"] = (server.workdir / "server.log").read_text(errors="replace")[-3000:]
+    # the client cleaned the job up (cleanup_job always); a failed one may have left its files
+    shutil.rmtree(server.workdir / "staging" / f"transfer-bench-{run}", ignore_errors=True)
+    shutil.rmtree(base, ignore_errors=True)
+    return job
+
+
+def summary(jobs: list[dict]) -> dict:
+    """Best and median seconds of each direction over the good jobs, worst RSS growth, outcomes."""
+    good = [j for j in jobs if j["ok"]] or jobs
+    pulls = [j["pull"]["seconds"] for j in good]
+    pushes = [j["push"]["seconds"] for j in good]
+    return {"jobs": jobs, "ok": all(j["ok"] for j in jobs),
+            "status": ", ".join(f"{n} {s}" for s, n in Counter(j["status"] for j in jobs).items()),
+            "pull_s": min(pulls), "pull_median_s": statistics.median(pulls),
+            "push_s": min(pushes), "push_median_s": statistics.median(pushes),
+            "rss_growth_mib": max(j["rss_growth_mib"] for j in jobs),
+            "seconds": statistics.median(j["seconds"] for j in good)}
 
 
 def jobs_part(args, root: Path, port: int, source: Path, size: int) -> int:
     log = OriginLog(root / "origin.log")
     endpoint = f"http://127.0.0.1:{port}/api/jobs/1/files?job_key=bench-job-key"
     client_python = client_venv()
-    limit = loopback_job_files(log, endpoint, source, root)
     servers = []
     if args.only != "pulsar":
         servers.append(Lite("pulsar_lite", root / "daemon-lite"))
     if args.only != "pulsar_lite":
         pulsar = venv(CACHE / "bench" / "pulsar-0.16.0", "pulsar-app[web]==0.16.0", "kombu")
         servers.append(Pulsar("pulsar 0.16.0", root / "daemon-pulsar", pulsar))
-    results = {}
-    for server in servers:
-        print(f"  {args.job_runs} whole job(s) on {server.name} ...", flush=True)
-        results[server.name] = run_jobs(server, client_python, log, endpoint, source, size, args.job_runs)
+    rounds: list[dict] = []
+    jobs: dict[str, list[dict]] = {server.name: [] for server in servers}
+    try:
+        for server in servers:
+            server.start()
+        time.sleep(3)
+        for run in range(args.runs):
+            print(f"  round {run + 1} of {args.runs}: curl, then a whole job on "
+                  f"{' and '.join(s.name for s in servers)} ...", flush=True)
+            rounds.append(curl_job_sequence(log, endpoint, source, root))
+            for server in servers:
+                jobs[server.name].append(run_job(server, client_python, log, endpoint, source, size, run))
+    finally:
+        for server in servers:
+            server.stop()
+    limit = {key: min(r[key] for r in rounds) for key in rounds[0]}
+    median = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    results = {name: summary(runs) for name, runs in jobs.items()}
 
     print(f"\nWhole jobs: remote_transfer, {args.size_mib} MiB input pulled, job `cp`, {args.size_mib} MiB output "
           f"pushed;\nclient pulsar-galaxy-lib 0.16.0 over REST; speeds measured at the origin (nginx access log); "
-          f"best of {args.job_runs} job(s) per daemon, best of 2 for curl\n")
-    header = (f"{'':<26}{'pull GB/s':>10}{'% limit':>9}{'push GB/s':>11}{'% limit':>9}{'RSS growth MiB':>16}"
-              f"{'job s':>8}  status")
+          f"{args.runs} interleaved rounds (curl, then one job per daemon)\n")
+    header = (f"{'':<26}{'pull GB/s':>10}{'median':>8}{'% limit':>9}{'push GB/s':>11}{'median':>8}{'% limit':>9}"
+              f"{'RSS growth MiB':>16}{'job s':>7}  status")
     print(header + "\n" + "-" * len(header))
-    print(f"{'loopback (nginx + curl)':<26}{size / limit['pull_s'] / 1e9:>10.2f}{100:>8.0f}%"
-          f"{size / limit['push_s'] / 1e9:>11.2f}{100:>8.0f}%{'':>16}{'':>8}  GET, cp, POST as a job")
-    print(f"{'  push of a file at rest':<26}{'':>10}{'':>9}{size / limit['push_at_rest_s'] / 1e9:>11.2f}"
-          f"{100 * limit['push_s'] / limit['push_at_rest_s']:>8.0f}%{'':>16}{'':>8}  synced before the POST")
+
+    def row(name, pull, pull_median, push, push_median, pull_ref, push_ref, rest=""):
+        pull_pct = f"{100 * pull_ref[0] / pull:.0f}/{100 * pull_ref[1] / pull_median:.0f}%" if pull else ""
+        print(f"{name:<26}{_rate(size, pull):>10}{_rate(size, pull_median):>8}{pull_pct:>9}"
+              f"{_rate(size, push):>11}{_rate(size, push_median):>8}"
+              f"{100 * push_ref[0] / push:>4.0f}/{100 * push_ref[1] / push_median:.0f}%{rest}")
+
+    pull_ref = (limit["pull_s"], median["pull_s"])
+    push_ref = (limit["push_s"], median["push_s"])
+    row("loopback (nginx + curl)", limit["pull_s"], median["pull_s"], limit["push_s"], median["push_s"],
+        pull_ref, push_ref, f"{'':>16}{'':>7}  GET, cp, POST as a job")
+    row("  push of a file at rest", 0, 0, limit["push_at_rest_s"], median["push_at_rest_s"], pull_ref, push_ref,
+        f"{'':>16}{'':>7}  the same copy, synced first")
     for name, r in results.items():
-        pull, push = r["pull_s"], r["push_s"]
-        print(f"{name:<26}{size / pull / 1e9:>10.2f}{100 * limit['pull_s'] / pull:>8.0f}%"
-              f"{size / push / 1e9:>11.2f}{100 * limit['push_s'] / push:>8.0f}%{r['rss_growth_mib']:>16.1f}"
-              f"{r['seconds']:>8.1f}  {r['status']}{'' if r['ok'] else ' (NOT OK)'}")
-    print("(GB/s: payload bytes / time the origin spent on the request; % limit: of the loopback row, where curl "
-          "pushes a just-written copy as the daemons push the job's just-written output; RSS growth: peak of the "
-          "daemon's processes during the job minus their idle RSS; job s: submit -> complete, as the client saw it)")
+        row(name, r["pull_s"], r["pull_median_s"], r["push_s"], r["push_median_s"], pull_ref, push_ref,
+            f"{r['rss_growth_mib']:>16.1f}{r['seconds']:>7.1f}  {r['status']}{'' if r['ok'] else ' (NOT OK)'}")
+    print("(GB/s: payload bytes / time the origin spent on the request, best run and median run; % limit: "
+          "best / best and median / median, of the loopback row, where curl pushes a just-written copy as the "
+          "daemons push the job's just-written output; RSS growth: the worst job's peak of the daemon's processes "
+          "minus their idle RSS; job s: submit -> complete as the client saw it, median)")
     for name, r in results.items():
         for job in r["jobs"]:
             if not job["ok"]:
@@ -368,15 +391,24 @@ def jobs_part(args, root: Path, port: int, source: Path, size: int) -> int:
     lite = results.get("pulsar_lite")
     if lite:
         pull, push = limit["pull_s"] / lite["pull_s"], limit["push_s"] / lite["push_s"]
+        pull_median, push_median = median["pull_s"] / lite["pull_median_s"], median["push_s"] / lite["push_median_s"]
+        at_rest = limit["push_at_rest_s"] / lite["push_s"]
         growth = lite["rss_growth_mib"]
         ok = lite["ok"]
-        at_rest = limit["push_at_rest_s"] / lite["push_s"]
-        print(f"\ntargets (whole job, pulsar_lite): job complete {'PASS' if ok else 'MISS'}, "
-              f"pull >= 80% of loopback {'PASS' if ok and pull >= 0.8 else 'MISS'}, "
-              f"push >= 80% {'PASS' if ok and push >= 0.8 else 'MISS'} "
-              f"(vs curl pushing the file at rest: {100 * at_rest:.0f}%, {'PASS' if ok and at_rest >= 0.8 else 'MISS'}), "
-              f"RSS growth < 32 MiB {'PASS' if growth < 32 else 'MISS'}")
+        print(f"\ntargets (whole job, pulsar_lite, best runs): job complete {'PASS' if ok else 'MISS'}, "
+              f"pull >= 80% of loopback {_verdict(ok and pull >= 0.8)} ({100 * pull:.0f}%; medians "
+              f"{100 * pull_median:.0f}%), push >= 80% {_verdict(ok and push >= 0.8)} ({100 * push:.0f}%; medians "
+              f"{100 * push_median:.0f}%; of curl's best push of the copy at rest: {100 * at_rest:.0f}%), "
+              f"RSS growth < 32 MiB {_verdict(growth < 32)}")
     return 0 if all(r["ok"] for r in results.values()) else 1
+
+
+def _rate(size: int, seconds: float) -> str:
+    return f"{size / seconds / 1e9:.2f}" if seconds else ""
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
 
 
 def timed(command: list[str]) -> float:
@@ -386,18 +418,15 @@ def timed(command: list[str]) -> float:
     return time.time() - start
 
 
-def best_of(runs: int, measure):
-    return min(measure() for _ in range(runs))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--only", choices=("pulsar_lite", "pulsar"))
     parser.add_argument("--skip-functions", action="store_true", help="skip part 1 (the transfer functions)")
     parser.add_argument("--skip-jobs", action="store_true", help="skip part 2 (whole remote_transfer jobs)")
-    parser.add_argument("--job-runs", type=int, default=2,
-                        help="jobs per daemon in part 2; the best is printed, as for curl (default 2)")
+    parser.add_argument("--runs", type=int, default=5,
+                        help="interleaved runs of every party (curl, pulsar_lite, Pulsar) in each part; the best "
+                             "and the median are printed (default 5)")
     args = parser.parse_args()
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(nginx):
@@ -447,59 +476,87 @@ DURABLE = "  durable (curl + sync)"
 
 
 def functions_part(args, root: Path, source: Path, block: bytes, get_url: str, post_url: str) -> dict:
-    results: dict[str, dict] = {}
+    """Each party's get and post, ``args.runs`` interleaved rounds: {party: {"get": [s, ...], "post": [...],
+    "rss_get": worst MiB, "rss_post": worst MiB}}."""
     out = root / "out" / "curl.bin"
-    results["loopback (nginx + curl)"] = {
-        "get": best_of(2, lambda: timed(["curl", "-sf", "-o", str(out), get_url])),
-        "post": best_of(2, lambda: timed(["curl", "-sf", "-F", f"file=@{source}", post_url])),
-        "rss_get": 0, "rss_post": 0}
-    # pulsar_lite makes a staged input durable (fsync) before the job may read it; curl alone leaves it
-    # in the page cache. The same download followed by an fsync of the file (coreutils `sync FILE`):
-    results[DURABLE] = {
-        "get": best_of(2, lambda: timed(["sh", "-c", f"curl -sf -o '{out}' '{get_url}' && sync '{out}'"])),
-        "post": results["loopback (nginx + curl)"]["post"], "rss_get": 0, "rss_post": 0}
-    out.unlink()
+    parties = {
+        "loopback (nginx + curl)": {
+            "get": lambda: timed(["curl", "-sf", "-o", str(out), get_url]),
+            "post": lambda: timed(["curl", "-sf", "-F", f"file=@{source}", post_url])},
+        # pulsar_lite makes a staged input durable (fsync) before the job may read it; curl alone leaves it
+        # in the page cache. The same download followed by an fsync of the file (coreutils `sync FILE`):
+        DURABLE: {"get": lambda: timed(["sh", "-c", f"curl -sf -o '{out}' '{get_url}' && sync '{out}'"])},
+    }
     runners = []
     if args.only != "pulsar":
         runners.append(("pulsar_lite", sys.executable, "lite"))
     if args.only != "pulsar_lite":
         pulsar = venv(CACHE / "bench" / "pulsar-0.16.0", "pulsar-app[web]==0.16.0", "kombu")
         runners.append(("pulsar 0.16.0", str(pulsar), "pulsar"))
+    rss: dict[str, dict[str, float]] = {name: {"get": 0.0, "post": 0.0} for name in parties}
+
+    def measured(name, python, mode, direction, url, path):
+        def run():
+            os.sync()
+            reply = subprocess.run([python, "-c", MEASURE, mode, direction, url, str(path)], check=True,
+                                   capture_output=True, text=True)
+            data = json.loads(reply.stdout.strip().splitlines()[-1])
+            rss[name][direction] = max(rss[name][direction], data["rss_growth_kib"] / 1024)
+            return data["seconds"]
+        return run
+
     for name, python, mode in runners:
-        entry = {}
-        for direction, url, path in (("get", get_url, root / "out" / f"{mode}.bin"), ("post", post_url, source)):
-            runs = []
-            for _ in range(2):
-                os.sync()
-                reply = subprocess.run([python, "-c", MEASURE, mode, direction, url, str(path)], check=True,
-                                       capture_output=True, text=True)
-                runs.append(json.loads(reply.stdout.strip().splitlines()[-1]))
-            data = min(runs, key=lambda r: r["seconds"])
-            entry[direction], entry[f"rss_{direction}"] = data["seconds"], data["rss_growth_kib"] / 1024
-        if (root / "out" / f"{mode}.bin").read_bytes()[:1 << 20] != block:
-            raise RuntimeError(f"{name}: downloaded file differs")
-        (root / "out" / f"{mode}.bin").unlink()
-        results[name] = entry
-    return results
+        rss[name] = {"get": 0.0, "post": 0.0}
+        parties[name] = {"get": measured(name, python, mode, "get", get_url, root / "out" / f"{mode}.bin"),
+                         "post": measured(name, python, mode, "post", post_url, source)}
+    times: dict[str, dict[str, list[float]]] = {name: {"get": [], "post": []} for name in parties}
+    for run in range(args.runs):
+        print(f"  transfer functions, round {run + 1} of {args.runs} ...", flush=True)
+        for direction in ("get", "post"):
+            for name, measures in parties.items():
+                if direction in measures:
+                    times[name][direction].append(measures[direction]())
+        for name, python, mode in runners:
+            downloaded = root / "out" / f"{mode}.bin"
+            if downloaded.read_bytes()[:1 << 20] != block:
+                raise RuntimeError(f"{name}: downloaded file differs")
+            downloaded.unlink()
+    times[DURABLE]["post"] = times["loopback (nginx + curl)"]["post"]
+    out.unlink()
+    return {name: {"get": t["get"], "post": t["post"], "rss_get": rss[name]["get"], "rss_post": rss[name]["post"]}
+            for name, t in times.items()}
 
 
 def print_functions(args, results: dict, size: int) -> None:
     limit = results["loopback (nginx + curl)"]
-    print(f"\nTransfer functions: {args.size_mib} MiB over loopback, {os.cpu_count()} CPUs\n")
-    header = f"{'':<26}{'pull GB/s':>10}{'% limit':>9}{'push GB/s':>11}{'% limit':>9}{'RSS growth MiB':>16}"
+    best = {name: {d: min(r[d]) for d in ("get", "post")} for name, r in results.items()}
+    median = {name: {d: statistics.median(r[d]) for d in ("get", "post")} for name, r in results.items()}
+    print(f"\nTransfer functions: {args.size_mib} MiB over loopback, {os.cpu_count()} CPUs, "
+          f"{args.runs} interleaved runs each\n")
+    header = (f"{'':<26}{'pull GB/s':>10}{'median':>8}{'% limit':>9}{'push GB/s':>11}{'median':>8}{'% limit':>9}"
+              f"{'RSS growth MiB':>16}")
     print(header + "\n" + "-" * len(header))
+    ref = best["loopback (nginx + curl)"], median["loopback (nginx + curl)"]
     for name, r in results.items():
-        get_rate, post_rate = size / r["get"] / 1e9, size / r["post"] / 1e9
-        print(f"{name:<26}{get_rate:>10.2f}{100 * limit['get'] / r['get']:>8.0f}%{post_rate:>11.2f}"
-              f"{100 * limit['post'] / r['post']:>8.0f}%{max(r['rss_get'], r['rss_post']):>16.1f}")
-    lite = results.get("pulsar_lite")
+        cells = []
+        for d in ("get", "post"):
+            pct = f"{100 * ref[0][d] / best[name][d]:.0f}/{100 * ref[1][d] / median[name][d]:.0f}%"
+            cells.append(f"{_rate(size, best[name][d]):>{10 if d == 'get' else 11}}"
+                         f"{_rate(size, median[name][d]):>8}{pct:>9}")
+        print(f"{name:<26}{''.join(cells)}{max(r['rss_get'], r['rss_post']):>16.1f}")
+    print("(best run and median run; % limit: best / best and median / median, of the loopback row; RSS growth: "
+          "worst run)")
+    lite = best.get("pulsar_lite")
     if lite:
-        pull, push = limit["get"] / lite["get"], limit["post"] / lite["post"]
-        growth = max(lite["rss_get"], lite["rss_post"])
-        durable = results[DURABLE]["get"] / lite["get"]
-        print(f"\ntargets: pull >= 80% of loopback {'PASS' if pull >= 0.8 else 'MISS'} "
-              f"(of the durable loopback: {100 * durable:.0f}%, {'PASS' if durable >= 0.8 else 'MISS'}), push >= 80% "
-              f"{'PASS' if push >= 0.8 else 'MISS'}, RSS growth < 32 MiB {'PASS' if growth < 32 else 'MISS'}")
+        pull, push = ref[0]["get"] / lite["get"], ref[0]["post"] / lite["post"]
+        pull_median = ref[1]["get"] / median["pulsar_lite"]["get"]
+        push_median = ref[1]["post"] / median["pulsar_lite"]["post"]
+        growth = max(results["pulsar_lite"]["rss_get"], results["pulsar_lite"]["rss_post"])
+        durable = best[DURABLE]["get"] / lite["get"]
+        print(f"\ntargets (best runs): pull >= 80% of loopback {_verdict(pull >= 0.8)} ({100 * pull:.0f}%; medians "
+              f"{100 * pull_median:.0f}%; of the durable loopback: {100 * durable:.0f}%), push >= 80% "
+              f"{_verdict(push >= 0.8)} ({100 * push:.0f}%; medians {100 * push_median:.0f}%), "
+              f"RSS growth < 32 MiB {_verdict(growth < 32)}")
 
 
 if __name__ == "__main__":
