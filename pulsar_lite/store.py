@@ -200,6 +200,16 @@ class Store:
             rows = self._db.execute(query, args).fetchall()
         return [JobRecord.from_row(r) for r in rows]
 
+    def jobs_updated_before(self, states: Iterable[str], cutoff: float, limit: int | None = None) -> list[JobRecord]:
+        """Jobs in one of ``states`` whose record last changed before ``cutoff`` (a time.time() value), oldest
+        first, at most ``limit``."""
+        states = list(states)
+        marks = ",".join("?" * len(states))
+        with self._lock:
+            rows = self._db.execute(f"SELECT * FROM jobs WHERE state IN ({marks}) AND updated < ? ORDER BY updated"
+                                    f" LIMIT ?", (*states, cutoff, -1 if limit is None else limit)).fetchall()
+        return [JobRecord.from_row(r) for r in rows]
+
     def transitions(self, manager: str, job_id: str) -> list[tuple[str, float, str | None]]:
         with self._lock:
             rows = self._db.execute(

@@ -288,6 +288,9 @@ APP_OPTIONS: tuple[Option, ...] = (
     Option("web_server", "choice", "paste", "HTTP server of the REST face: paste (default) or granian "
            "(faster, pip install 'pulsar_lite[granian]')", ("paste", "granian")),
     Option("staging_concurrency", "int", 4, "jobs pre/postprocessed at once, across all managers"),
+    Option("job_retention", "timeout", None, "seconds a job is kept once it has finished (or was set up and never "
+           "submitted) when no client cleans it up; then its record and directory are removed. None = for good. "
+           "Set it well above the longest time Galaxy may take to collect a finished job (e.g. 864000, 10 days)"),
     Option("recycled_job_directories", "int", 64, "emptied directory trees of cleaned jobs kept for new jobs "
            "(saves nine mkdir and rmdir per job); 0 = delete them"),
     Option("store_synchronous", "choice", "full", "SQLite fsync policy: full survives power loss, normal only crashes",

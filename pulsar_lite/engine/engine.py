@@ -25,6 +25,7 @@ from . import script as job_script
 from .deps import DependencyResolver
 from .dirpool import DirectoryPool
 from .jobdir import JobDirectory, check_job_id, clean_name
+from .retention import SWEPT_STATES, RetentionSweeper
 from .. import staging
 from .status import job_config, realized_dynamic_file_sources, status_payload
 from .timers import Timers
@@ -69,6 +70,8 @@ class JobEngine:
         for manager in self.managers.values():
             manager.start()
         self.recover()
+        if self.config.job_retention is not None:
+            RetentionSweeper(self, self.config.job_retention).start()
         self.started_up = True
 
     def stop(self) -> None:
@@ -300,6 +303,19 @@ class JobEngine:
             self.store.delete(manager, job_id, durable=active)
             if not manager_config.debug:
                 job_dir.remove()
+
+    def expire(self, manager: str, job_id: str, cutoff: float) -> bool:
+        """Remove a job left behind by its client (retention): only when it is still set up or finished and
+        unchanged since before ``cutoff``, checked under the job's lock. True when it went."""
+        manager_config = self.manager_configs.get(manager)
+        with self._lock(manager, job_id):
+            record = self.store.get(manager, job_id)
+            if record is None or record.state not in SWEPT_STATES or record.updated >= cutoff:
+                return False
+            self.store.delete(manager, job_id, durable=False)
+            if manager_config is not None and not manager_config.debug:
+                self.job_directory(manager, job_id).remove()
+        return True
 
     # files ------------------------------------------------------------------
     def upload(self, manager: str, job_id: str, name: str | None, file_type: str | None,
