@@ -206,6 +206,27 @@ class Daemon:
 
 
 @pytest.fixture
+def engine_factory(tmp_path):
+    """A started JobEngine in tmp_path (no faces); ``make(**app_keys)``; stopped at teardown."""
+    from pulsar_lite.config import build_config
+    from pulsar_lite.engine import JobEngine
+
+    engines = []
+
+    def make(**app):
+        config = build_config({"staging_directory": str(tmp_path / "staging"),
+                               "persistence_directory": str(tmp_path / "p"), "store_synchronous": "normal", **app})
+        engine = JobEngine(config)
+        engine.start()
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.stop()
+
+
+@pytest.fixture
 def daemon_factory(tmp_path):
     daemons: list[Daemon] = []
 

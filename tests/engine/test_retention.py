@@ -6,27 +6,9 @@ import pytest
 
 from pulsar_lite import wire
 from pulsar_lite.config import build_config
-from pulsar_lite.engine import JobEngine
 from pulsar_lite.engine.retention import RetentionSweeper, sweep_interval
 
 M = "_default_"
-
-
-@pytest.fixture
-def engine_factory(tmp_path):
-    engines = []
-
-    def make(**app):
-        config = build_config({"staging_directory": str(tmp_path / "staging"),
-                               "persistence_directory": str(tmp_path / "p"), "store_synchronous": "normal", **app})
-        engine = JobEngine(config)
-        engine.start()
-        engines.append(engine)
-        return engine
-
-    yield make
-    for engine in engines:
-        engine.stop()
 
 
 def run_job(engine, job_id, command="true"):

@@ -3,32 +3,11 @@ import os
 import time
 import warnings
 
-import pytest
-
 from pulsar_lite import wire
-from pulsar_lite.config import build_config
-from pulsar_lite.engine import JobEngine
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from .faultserver import FaultServer
-
-
-@pytest.fixture
-def engine_factory(tmp_path):
-    engines = []
-
-    def make(**app):
-        config = build_config({"staging_directory": str(tmp_path / "staging"),
-                               "persistence_directory": str(tmp_path / "p"), "store_synchronous": "normal", **app})
-        engine = JobEngine(config)
-        engine.start()
-        engines.append(engine)
-        return engine
-
-    yield make
-    for engine in engines:
-        engine.stop()
 
 
 def wait_terminal(engine, job_ids, timeout=30):
