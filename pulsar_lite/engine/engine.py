@@ -300,22 +300,28 @@ class JobEngine:
             if active:
                 self.cancel(manager, job_id)
             # an active job's delete must survive a crash, or the restart would take the job up again
-            self.store.delete(manager, job_id, durable=active)
-            if not manager_config.debug:
-                job_dir.remove()
+            self._forget(manager, manager_config, job_dir, durable=active)
 
     def expire(self, manager: str, job_id: str, cutoff: float) -> bool:
         """Remove a job left behind by its client (retention): only when it is still set up or finished and
         unchanged since before ``cutoff``, checked under the job's lock. True when it went."""
-        manager_config = self.manager_configs.get(manager)
         with self._lock(manager, job_id):
             record = self.store.get(manager, job_id)
             if record is None or record.state not in SWEPT_STATES or record.updated >= cutoff:
                 return False
-            self.store.delete(manager, job_id, durable=False)
-            if manager_config is not None and not manager_config.debug:
-                self.job_directory(manager, job_id).remove()
+            manager_config = self.manager_configs.get(manager)
+            if manager_config is None:  # its manager is gone: nowhere to find its directory
+                self.store.delete(manager, job_id, durable=False)
+            else:
+                self._forget(manager, manager_config, self.job_directory(manager, job_id), durable=False)
         return True
+
+    def _forget(self, manager: str, manager_config: ManagerConfig, job_dir: JobDirectory, durable: bool) -> None:
+        """Delete a job's record, then its directory unless the manager keeps them (``debug``); under the
+        job's lock."""
+        self.store.delete(manager, job_dir.job_id, durable=durable)
+        if not manager_config.debug:
+            job_dir.remove()
 
     # files ------------------------------------------------------------------
     def upload(self, manager: str, job_id: str, name: str | None, file_type: str | None,
