@@ -50,7 +50,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -536,7 +536,7 @@ def functions_part(args, root: Path, source: Path, block: bytes, get_url: str, p
     if args.only != "pulsar_lite":
         pulsar = venv(CACHE / "bench" / "pulsar-0.16.0", "pulsar-app[web]==0.16.0", "kombu")
         runners.append(("pulsar 0.16.0", str(pulsar), "pulsar"))
-    rss: dict[str, dict[str, float]] = {name: {"get": 0.0, "post": 0.0} for name in parties}
+    rss: dict[str, dict[str, float]] = defaultdict(lambda: {"get": 0.0, "post": 0.0})  # worst growth, MiB
 
     def measured(name, python, mode, direction, url, path):
         def run():
@@ -549,7 +549,6 @@ def functions_part(args, root: Path, source: Path, block: bytes, get_url: str, p
         return run
 
     for name, python, mode in runners:
-        rss[name] = {"get": 0.0, "post": 0.0}
         parties[name] = {"get": measured(name, python, mode, "get", get_url, root / "out" / f"{mode}.bin"),
                          "post": measured(name, python, mode, "post", post_url, source)}
     times: dict[str, dict[str, list[float]]] = {name: {"get": [], "post": []} for name in parties}
