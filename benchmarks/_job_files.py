@@ -19,14 +19,15 @@ def job_description(index: int):
     base = tempfile.mkdtemp(prefix="bench-")
     inputs = []
     for k in range(3):
-        path = os.path.join(base, f"dataset_{index}{k}.dat")
+        # Galaxy-style names, from a range the outputs' names never reach
+        path = os.path.join(base, f"dataset_{3 * index + k + 1}.dat")
         with open(path, "w") as handle:
             handle.write(f"input {k} of job {index}\n" * 20)
         inputs.append(path)
     work, meta, tool = (os.path.join(base, d) for d in ("w", "m", "t"))
     for d in (work, meta, tool):
         os.makedirs(d)
-    out1, out2 = os.path.join(base, "dataset_9001.dat"), os.path.join(base, "dataset_9002.dat")
+    out1, out2 = (os.path.join(base, f"dataset_{1_000_000_000 + 2 * index + n}.dat") for n in (1, 2))
     outputs = ClientOutputs(working_directory=work, metadata_directory=meta, output_files=[out1, out2])
     description = ClientJobDescription(
         command_line=f"cat {inputs[0]} {inputs[1]} > {out1}; cat {inputs[2]} > {out2}", tool=Tool(tool),

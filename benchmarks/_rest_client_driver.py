@@ -44,8 +44,10 @@ def run_share(args):
             time.sleep(poll)
         failed = finish_job(client=client, cleanup_job="always", job_completed_normally=True,
                             client_outputs=outputs, pulsar_outputs=PulsarOutputs.from_status_response(status))
-        if failed or status["status"] != "complete" or not os.path.getsize(out1) or not os.path.getsize(out2):
-            raise RuntimeError(f"job {index} did not complete properly: {status['status']} {failed}")
+        sizes = [os.path.getsize(out) if os.path.exists(out) else None for out in (out1, out2)]
+        if failed or status["status"] != "complete" or not all(sizes):
+            raise RuntimeError(f"job {client.job_id} (index {index}) did not complete properly: {status['status']}, "
+                               f"failed collections {failed}, output sizes {sizes}, status {status}")
         elapsed = time.time() - started
         shutil.rmtree(os.path.dirname(out1), ignore_errors=True)  # the job's client-side files
         return elapsed
