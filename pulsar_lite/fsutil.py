@@ -15,6 +15,8 @@ from .errors import BadRequest, PayloadTooLarge, RequestTimeout
 
 CHUNK = 1024 * 1024
 _TEMPORARY_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+#: for reading files a job may have replaced: a FIFO in their place must not block the reader
+READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 
 
 def _create_temporary(directory: str, prefix: str) -> tuple[int, str]:
@@ -49,7 +51,7 @@ def atomic_target(target: str, tmp_dir: str | None = None, prefix: str = ".parti
         raise
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
@@ -72,7 +74,7 @@ def write_stream(target: str, stream: BinaryIO, length: int | None, limit: int =
                                  f"the upload was dropped") from None
             if not chunk:
                 break
-            _write_all(fd, chunk)
+            write_all(fd, chunk)
             written += len(chunk)
             if remaining is not None:
                 remaining -= len(chunk)
@@ -83,9 +85,42 @@ def write_stream(target: str, stream: BinaryIO, length: int | None, limit: int =
     return written
 
 
+def pread_exactly(fd: int, size: int, offset: int = 0) -> bytes:
+    """Up to ``size`` bytes from ``offset`` (fewer only at the end of the file)."""
+    parts = []
+    while size > 0:
+        chunk = os.pread(fd, min(size, CHUNK), offset)
+        if not chunk:
+            break
+        parts.append(chunk)
+        size -= len(chunk)
+        offset += len(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def read_bytes(path: str, limit: int | None = None, tail: int = 0, marker: bytes = b"") -> bytes | None:
+    """A small file's content (None when it cannot be read), at the cost of open, fstat, read(s), close
+    (a Python file object adds an fstat, an ioctl and a read at the end). A file longer than ``limit``
+    gives its first ``limit - tail`` bytes, then ``marker`` and its last ``tail`` bytes."""
+    try:
+        fd = os.open(path, READ_FLAGS)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        if limit is None or size <= limit:
+            return pread_exactly(fd, size) if size else b""
+        head = pread_exactly(fd, limit - tail)
+        return head + marker + (pread_exactly(fd, tail, size - tail) if tail else b"")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def write_bytes(target: str, data: bytes, tmp_dir: str | None = None) -> int:
     with atomic_target(target, tmp_dir) as (fd, _tmp):
-        _write_all(fd, data)
+        write_all(fd, data)
     return len(data)
 
 

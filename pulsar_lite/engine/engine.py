@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 import threading
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Callable
 
-from .. import wire
+from .. import fsutil, wire
 from ..config import AppConfig, ManagerConfig
 from ..errors import BadRequest, Conflict, NotFound
 from ..managers import manager_class
@@ -259,9 +260,15 @@ class JobEngine:
         )
         target = job_dir.sub(job_script.SCRIPT_NAME)
         tmp = target + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o700)
+        try:
+            os.unlink(tmp)  # left by a crash: its mode would survive O_CREAT
+        except FileNotFoundError:
+            pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o700)
+        try:
+            fsutil.write_all(fd, text.encode("utf-8"))
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
         for stale in ("return_code", "pid"):
             try:
@@ -351,13 +358,21 @@ class JobEngine:
             job_dir = self._writable_job(manager, job_id)
         return job_dir.calculate_path(name, file_type)
 
-    def output_file(self, manager: str, job_id: str, name: str | None, file_type: str | None) -> str:
+    def open_output(self, manager: str, job_id: str, name: str | None, file_type: str | None) -> tuple[int, int]:
+        """A read-only descriptor on a job's output file (the caller closes it) and the file's size."""
         job_id = check_job_id(job_id)
         job_dir = self.job_directory(manager, job_id)
         path = job_dir.output_path(name, file_type or "output")
-        if not os.path.isfile(path):
-            raise NotFound(f"no output {name!r} (type {file_type or 'output'}) for job {job_id}")
-        return path
+        try:
+            fd = os.open(path, fsutil.READ_FLAGS)
+        except OSError:
+            fd = None
+        if fd is not None:
+            info = os.fstat(fd)
+            if stat.S_ISREG(info.st_mode):
+                return fd, info.st_size
+            os.close(fd)
+        raise NotFound(f"no output {name!r} (type {file_type or 'output'}) for job {job_id}")
 
     # -- manager hooks ------------------------------------------------------
     def runnable(self, manager: str, job_id: str) -> bool:

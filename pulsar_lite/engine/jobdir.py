@@ -127,12 +127,8 @@ class JobDirectory:
         fsutil.write_bytes(self.sub(name), text.encode("utf-8"))
 
     def read_text(self, relative: str, limit: int | None = None) -> str | None:
-        try:
-            with open(self.sub(relative), "rb") as handle:
-                data = handle.read() if limit is None else handle.read(limit)
-        except OSError:
-            return None
-        return data.decode("utf-8", errors="replace")
+        data = fsutil.read_bytes(self.sub(relative), limit)
+        return None if data is None else data.decode("utf-8", errors="replace")
 
     # client name -> path ---------------------------------------------------
     def type_directory(self, file_type: str | None) -> tuple[str, bool]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from .. import wire
+from .. import fsutil, wire
 from ..store import JobRecord
 from .jobdir import JobDirectory
 
@@ -20,17 +20,8 @@ def trim_stream(data: bytes, cap: int) -> bytes:
 
 
 def read_stream(path: str, maximum: int, cap: int | None = wire.STATUS_STREAM_CAP) -> str:
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size <= maximum:
-                data = handle.read()
-            else:
-                half = maximum // 2
-                head = handle.read(maximum - half)
-                handle.seek(size - half)
-                data = head + wire.STREAM_ELISION.encode() + handle.read(half)
-    except OSError:
+    data = fsutil.read_bytes(path, limit=maximum, tail=maximum // 2, marker=wire.STREAM_ELISION.encode())
+    if data is None:
         return ""
     if cap is not None:
         data = trim_stream(data, cap)

@@ -123,22 +123,35 @@ def path(app, request, manager, job_id):
 def download_output(app, request, manager, job_id):
     name = _param(request, "name", required=True)
     file_type = _param(request, "type", default="output")
-    file_path = app.engine.output_file(manager, job_id, name, file_type)
-    handle = open(file_path, "rb")
-    size = os.fstat(handle.fileno()).st_size
-    return Response(app_iter=_file_iter(handle), content_length=size,
+    fd, size = app.engine.open_output(manager, job_id, name, file_type)
+    return Response(app_iter=FileBody(fd, size), content_length=size,
                     content_type="application/octet-stream", charset=None)
 
 
-def _file_iter(handle):
-    try:
-        while True:
-            chunk = handle.read(FILE_CHUNK)
-            if not chunk:
-                return
-            yield chunk
-    finally:
-        handle.close()
+class FileBody:
+    """A response body read from an open descriptor: its first ``size`` bytes, FILE_CHUNK at a time (a
+    small output in one read). The descriptor is closed when the server closes the body, whether or not
+    the body was read (a generator's ``finally`` would not run when it was never started)."""
+
+    def __init__(self, fd: int, size: int):
+        self.fd, self.remaining = fd, size
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        if self.remaining <= 0 or self.fd < 0:
+            raise StopIteration
+        chunk = os.read(self.fd, min(FILE_CHUNK, self.remaining))
+        if not chunk:  # the file shrank while it was being sent
+            raise StopIteration
+        self.remaining -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
 
 
 # -- cache ----------------------------------------------------------------------

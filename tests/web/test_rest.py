@@ -90,6 +90,33 @@ def test_full_job_over_rest(app):
     assert json.loads(call(app, "GET", "/jobs/7/status").body)["status"] == "lost"
 
 
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_download_output_edges(app, tmp_path):
+    from pulsar_lite.web import handlers
+    call(app, "POST", "/jobs", job_id="dl")
+    outputs = tmp_path / "staging" / "dl" / "outputs"
+    big = os.urandom(handlers.FILE_CHUNK * 2 + 123)
+    (outputs / "big.dat").write_bytes(big)
+    (outputs / "empty.dat").write_bytes(b"")
+    (outputs / "adir").mkdir()
+    os.mkfifo(outputs / "fifo")  # a job may leave one: it must neither block nor be served
+    before = open_descriptors()
+    download = call(app, "GET", "/jobs/dl/files", name="big.dat", type="output")
+    assert download.status_int == 200 and download.content_length == len(big) and download.body == big
+    empty = call(app, "GET", "/jobs/dl/files", name="empty.dat", type="output")
+    assert empty.status_int == 200 and empty.body == b""
+    for name in ("missing.dat", "adir", "fifo"):
+        response = call(app, "GET", "/jobs/dl/files", name=name, type="output")
+        assert response.status_int == 404 and name in response.text
+    unread = app(Request.blank("/jobs/dl/files?name=big.dat&type=output").environ, lambda *args: None)
+    assert open_descriptors() == before + 1
+    unread.close()  # a server that closes the body unread (the client went away)
+    assert open_descriptors() == before and list(unread) == []  # read to the end, refused, or unread: closed
+
+
 def test_unknown_job_is_lost_in_full_shape(app):
     status = json.loads(call(app, "GET", "/jobs/nope/status").body)
     assert status["status"] == "lost" and status["complete"] == "true" and status["returncode"] is None
