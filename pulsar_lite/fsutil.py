@@ -33,13 +33,18 @@ def _create_temporary(directory: str, prefix: str) -> tuple[int, str]:
 
 
 @contextmanager
-def atomic_target(target: str, tmp_dir: str | None = None, prefix: str = ".partial-") -> Iterator[tuple[int, str]]:
+def atomic_target(target: str, tmp_dir: str | None = None, prefix: str = ".partial-",
+                  durable: bool = False) -> Iterator[tuple[int, str]]:
     """Yield an open descriptor and the path of a temporary file; on success it replaces ``target``
-    (the descriptor is closed either way), on failure it is removed."""
+    (the descriptor is closed either way), on failure it is removed. ``durable``: the file's data is on
+    disk before its name appears (so an OS crash or power cut cannot leave ``target`` empty or short
+    under a commit that came after it)."""
     fd, tmp = _create_temporary(tmp_dir or os.path.dirname(target), prefix)
     try:
         try:
             yield fd, tmp
+            if durable:
+                os.fdatasync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, target)
@@ -58,10 +63,10 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 def write_stream(target: str, stream: BinaryIO, length: int | None, limit: int = 0,
-                 tmp_dir: str | None = None, prefix: str = ".partial-") -> int:
+                 tmp_dir: str | None = None, prefix: str = ".partial-", durable: bool = False) -> int:
     """Copy ``length`` bytes (or to EOF) from ``stream`` to ``target``, atomically, in 1 MiB chunks."""
     written = 0
-    with atomic_target(target, tmp_dir, prefix) as (fd, _tmp):
+    with atomic_target(target, tmp_dir, prefix, durable) as (fd, _tmp):
         remaining = length
         while remaining is None or remaining > 0:
             try:
@@ -118,13 +123,13 @@ def read_bytes(path: str, limit: int | None = None, tail: int = 0, marker: bytes
         os.close(fd)
 
 
-def write_bytes(target: str, data: bytes, tmp_dir: str | None = None) -> int:
-    with atomic_target(target, tmp_dir) as (fd, _tmp):
+def write_bytes(target: str, data: bytes, tmp_dir: str | None = None, durable: bool = False) -> int:
+    with atomic_target(target, tmp_dir, durable=durable) as (fd, _tmp):
         write_all(fd, data)
     return len(data)
 
 
-def copy_file(source: str, target: str, tmp_dir: str | None = None) -> int:
-    with atomic_target(target, tmp_dir) as (_fd, tmp):
-        shutil.copyfile(source, tmp)
+def copy_file(source: str, target: str, tmp_dir: str | None = None, durable: bool = False) -> int:
+    with atomic_target(target, tmp_dir, durable=durable) as (_fd, tmp):
+        shutil.copyfile(source, tmp)  # through its own descriptor: the fdatasync on ours covers the inode
     return os.path.getsize(target)

@@ -46,7 +46,8 @@ def build_app(config: AppConfig, engine: JobEngine | None = None):
     if engine is None:
         engine = start_engine(config)
         engine.amqp = start_message_queue(engine, config)
-    file_cache = FileCache(config.file_cache_dir, engine.store) if config.file_cache_dir else None
+    file_cache = (FileCache(config.file_cache_dir, engine.store, durable=engine.durable_files)
+                  if config.file_cache_dir else None)
     return RestApp(engine, file_cache=file_cache)
 
 

@@ -293,7 +293,9 @@ APP_OPTIONS: tuple[Option, ...] = (
            "Set it well above the longest time Galaxy may take to collect a finished job (e.g. 864000, 10 days)"),
     Option("recycled_job_directories", "int", 64, "emptied directory trees of cleaned jobs kept for new jobs "
            "(saves nine mkdir and rmdir per job); 0 = delete them"),
-    Option("store_synchronous", "choice", "full", "SQLite fsync policy: full survives power loss, normal only crashes",
+    Option("store_synchronous", "choice", "full", "what survives a power cut: full = job state and every file pushed to a job (each upload "
+           "and cache entry is on disk before it is answered); normal = a killed daemon loses nothing, an OS crash or "
+           "power cut may lose the last changes and leave recent uploads short",
            ("full", "normal")),
     Option("log_level", "choice", "INFO", "DEBUG, INFO, WARNING or ERROR", ("DEBUG", "INFO", "WARNING", "ERROR")),
     *AMQP_OPTIONS,

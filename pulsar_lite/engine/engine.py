@@ -41,6 +41,9 @@ class JobEngine:
     def __init__(self, config: AppConfig):
         self.config = config
         self.store = Store(config.store_path, synchronous=config.store_synchronous)
+        #: pushed files on disk before they count as uploaded, as the submit commit that follows them is
+        #: (store_synchronous "full": what a job reads survives a power cut as its record does)
+        self.durable_files = config.store_synchronous == "full"
         self.timers = Timers()
         self.staging_pool = ThreadPoolExecutor(max_workers=max(1, config.staging_concurrency),
                                                thread_name_prefix="pulsar-lite-staging")
@@ -150,8 +153,8 @@ class JobEngine:
         job_dir.create(self.manager_config(manager).job_directory_mode)
         # not waited for: a set-up job is only a promise until its submit, whose commit is durable and
         # takes this one along. Lost in a crash (the OS's: a killed daemon loses no commit), the job is
-        # unknown afterwards, and its submit gets a clear 404; its uploads, not fsynced, could not have
-        # been trusted after such a crash anyway
+        # unknown afterwards, and its submit gets a clear 404 (its uploads, each on disk before it was
+        # answered, are left to the next setup of the id, which starts from an empty directory)
         return self.store.create(manager, job_dir.job_id, tool_id, tool_version, durable=False)
 
     def _writable_job(self, manager: str, job_id: str) -> JobDirectory:
@@ -342,9 +345,10 @@ class JobEngine:
         if os.path.isdir(target):
             raise BadRequest(f"{name!r} is a directory")
         if cache_path is not None:
-            job_dir.copy_in(cache_path, target)
+            job_dir.copy_in(cache_path, target, durable=self.durable_files)
         else:
-            job_dir.write_stream(target, stream, length, limit=self.config.max_upload_size)
+            job_dir.write_stream(target, stream, length, limit=self.config.max_upload_size,
+                                 durable=self.durable_files)
         return target
 
     def path(self, manager: str, job_id: str, name: str | None, file_type: str | None) -> str:

@@ -17,9 +17,10 @@ _TOKEN = re.compile(r"^[0-9a-f]{64}$")
 
 
 class FileCache:
-    def __init__(self, directory: str, store):
+    def __init__(self, directory: str, store, durable: bool = True):
         self.directory = directory
         self.store = store
+        self.durable = durable  # entries on disk before they are ready (jobs copy them in as inputs)
         os.makedirs(directory, exist_ok=True)
 
     @staticmethod
@@ -39,7 +40,8 @@ class FileCache:
         return self.store.cache_claim(self.token(ip, path))
 
     def insert(self, ip: str, path: str, stream, length: int) -> None:
-        fsutil.write_stream(self._path(self.token(ip, path)), stream, length, tmp_dir=self.directory)
+        fsutil.write_stream(self._path(self.token(ip, path)), stream, length, tmp_dir=self.directory,
+                            durable=self.durable)
 
     def cached_path(self, token: str) -> str:
         path = self._path(token)

@@ -187,13 +187,15 @@ class JobDirectory:
         """Where uploads are written before their rename (made by start-up, or by the first write)."""
         return os.path.join(self.staging_directory, ".partial")
 
-    def write_stream(self, target: str, stream: BinaryIO, length: int | None, limit: int = 0) -> int:
-        """Stream ``length`` bytes into ``target`` atomically (temp file in .partial, then rename)."""
+    def write_stream(self, target: str, stream: BinaryIO, length: int | None, limit: int = 0,
+                     durable: bool = False) -> int:
+        """Stream ``length`` bytes into ``target`` atomically (temp file in .partial, then rename; ``durable``:
+        on disk before the rename)."""
         return fsutil.write_stream(target, stream, length, limit, tmp_dir=self.partial_directory(),
-                                   prefix=f"{self.job_id}.")
+                                   prefix=f"{self.job_id}.", durable=durable)
 
-    def copy_in(self, source: str, target: str) -> None:
-        fsutil.copy_file(source, target, tmp_dir=self.partial_directory())
+    def copy_in(self, source: str, target: str, durable: bool = False) -> None:
+        fsutil.copy_file(source, target, tmp_dir=self.partial_directory(), durable=durable)
 
     # listings -----------------------------------------------------------------
     def listing(self, sub: str, recursive: bool = True) -> list[str]:

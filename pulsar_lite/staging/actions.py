@@ -25,9 +25,9 @@ def _source_path(action: dict) -> str:
     return path
 
 
-def _atomic_copy(source: str, target: str) -> int:
+def _atomic_copy(source: str, target: str, durable: bool = False) -> int:
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    return fsutil.copy_file(source, target)
+    return fsutil.copy_file(source, target, durable=durable)
 
 
 def stage_in(action: dict, target: str, policy) -> int:
@@ -64,12 +64,15 @@ def _stage_in_local(action: dict, target: str) -> int:
         contents = action.get("contents")
         if contents is None:
             raise PermanentStagingError("message action without contents")
-        return fsutil.write_bytes(target, contents.encode("utf-8") if isinstance(contents, str) else bytes(contents))
+        # inputs are on disk before the job may read them (and before preprocessing's commit says they
+        # are staged), as pulled ones are
+        return fsutil.write_bytes(target, contents.encode("utf-8") if isinstance(contents, str) else bytes(contents),
+                                  durable=True)
     if action_type == "remote_copy":
         source = _source_path(action)
         if not os.path.isfile(source):
             raise PermanentStagingError(f"remote_copy source {source} does not exist or is not a file")
-        return _atomic_copy(source, target)
+        return _atomic_copy(source, target, durable=True)
     raise NotSupported(f"staging action {action_type!r} is not supported by this pulsar_lite version")
 
 

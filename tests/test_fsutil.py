@@ -1,0 +1,57 @@
+"""Atomic writes (durable or not) and small-file reads."""
+import os
+import threading
+
+import pytest
+
+from pulsar_lite import fsutil
+
+
+@pytest.fixture
+def synced(monkeypatch):
+    """The paths fdatasync was called on, each with whether the target name already existed then."""
+    calls = []
+    real = os.fdatasync
+
+    def spy(fd):
+        calls.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(fsutil.os, "fdatasync", spy)
+    return calls
+
+
+@pytest.mark.parametrize("write", [
+    lambda target, durable: fsutil.write_bytes(str(target), b"data", durable=durable),
+    lambda target, durable: fsutil.write_stream(str(target), open(__file__, "rb"), None, durable=durable),
+    lambda target, durable: fsutil.copy_file(__file__, str(target), durable=durable),
+])
+def test_durable_writes_reach_the_disk_before_the_name_appears(tmp_path, synced, write):
+    target = tmp_path / "out"
+    write(target, True)
+    assert len(synced) == 1 and synced[0] != str(target)  # the temporary file, before its rename
+    assert target.stat().st_size > 0
+    write(tmp_path / "plain", False)
+    assert len(synced) == 1  # not durable: no sync
+
+
+def test_read_bytes_head_and_tail(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"a" * 50 + b"b" * 50)
+    assert fsutil.read_bytes(str(path)) == b"a" * 50 + b"b" * 50
+    assert fsutil.read_bytes(str(path), limit=10) == b"a" * 10
+    assert fsutil.read_bytes(str(path), limit=10, tail=4, marker=b"..") == b"aaaaaa..bbbb"
+    assert fsutil.read_bytes(str(path), limit=100, tail=4, marker=b"..") == b"a" * 50 + b"b" * 50
+    assert fsutil.read_bytes(str(tmp_path / "missing")) is None
+    (tmp_path / "empty").write_bytes(b"")
+    assert fsutil.read_bytes(str(tmp_path / "empty")) == b""
+
+
+def test_read_bytes_does_not_block_on_a_fifo(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    result = []
+    reader = threading.Thread(target=lambda: result.append(fsutil.read_bytes(str(fifo))), daemon=True)
+    reader.start()
+    reader.join(5)
+    assert not reader.is_alive() and result == [b""]
