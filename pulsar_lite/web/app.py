@@ -89,7 +89,7 @@ class RestApp:
     def _authorized(self, request: Request) -> bool:
         if self._token is None:
             return True
-        offered = request.GET.get("private_token")
+        offered = handlers.query(request).get("private_token")
         if offered is None:
             header = request.headers.get("Authorization", "")
             if header[:7].lower() == "bearer ":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from urllib.parse import parse_qsl
 
 from webob import Response
 
@@ -16,8 +17,27 @@ from ..errors import BadRequest, LengthRequired, NotSupported, PayloadTooLarge
 FILE_CHUNK = 1024 * 1024
 
 
+QUERY_KEY = "pulsar_lite.query"
+
+
+def query(request) -> dict[str, str]:
+    """The query string's parameters, parsed once per request (the last of a repeated name wins, '&' and ';'
+    separate, '+' is a space, as in webob's ``request.GET``, at about half its cost on a submit's long
+    query); BadRequest when it is not UTF-8."""
+    environ = request.environ
+    params = environ.get(QUERY_KEY)
+    if params is None:
+        try:
+            text = environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8")  # PEP 3333: bytes as latin-1
+            params = dict(parse_qsl(text.replace(";", "&"), keep_blank_values=True, errors="strict"))
+        except UnicodeError:
+            raise BadRequest("the query string is not valid UTF-8") from None
+        environ[QUERY_KEY] = params
+    return params
+
+
 def _param(request, name: str, required: bool = False, default=None):
-    value = request.GET.get(name)
+    value = query(request).get(name)
     if value is None or (required and value == ""):
         if required:
             raise BadRequest(f"missing parameter: {name}")
@@ -28,7 +48,7 @@ def _param(request, name: str, required: bool = False, default=None):
 
 
 def _json_param(request, name: str, default=None):
-    value = request.GET.get(name)
+    value = query(request).get(name)
     if value is None or value == "":
         return default
     try:

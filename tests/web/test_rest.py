@@ -117,6 +117,18 @@ def test_download_output_edges(app, tmp_path):
     assert open_descriptors() == before and list(unread) == []  # read to the end, refused, or unread: closed
 
 
+def test_query_string_parsing(app):
+    from pulsar_lite.web.handlers import query
+    parsed = query(Request.blank("/x?a=1&b=x+y%2Bz;c=%C3%A9&a=2&empty=&d=\u00e9".encode().decode("latin-1")))
+    assert parsed == {"a": "2", "b": "x y+z", "c": "\u00e9", "empty": "", "d": "\u00e9"}
+    response = call(app, "POST", "/jobs/x/files", body=b"x", name="a", type="input")
+    assert response.status_int == 200
+    bad = Request.blank("/jobs", method="POST")
+    bad.environ["QUERY_STRING"] = "job_id=%FF"
+    response = bad.get_response(app)
+    assert response.status_int == 400 and "UTF-8" in response.text
+
+
 def test_unknown_job_is_lost_in_full_shape(app):
     status = json.loads(call(app, "GET", "/jobs/nope/status").body)
     assert status["status"] == "lost" and status["complete"] == "true" and status["returncode"] is None
