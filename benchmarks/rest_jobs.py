@@ -115,6 +115,30 @@ def cpu_seconds(pids: list[int], children: bool = False) -> float:
     return total
 
 
+def context_switches(pids: list[int]) -> dict[str, int]:
+    """Voluntary and involuntary context switches of every thread of ``pids``, per thread
+    ({"<tid>": (voluntary, involuntary)}; a thread that ends between two readings drops out of both)."""
+    counts = {}
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/task/{tid}/status").read_text()
+                              .splitlines() if "ctxt_switches" in line)
+            except (OSError, ValueError):
+                continue
+            counts[tid] = (int(fields["voluntary_ctxt_switches"]), int(fields["nonvoluntary_ctxt_switches"]))
+    return counts
+
+
+def switches_between(before: dict, after: dict) -> int:
+    """Context switches of the threads seen at both readings, plus those of threads started in between."""
+    return sum(sum(now) - sum(before.get(tid, (0, 0))) for tid, now in after.items())
+
+
 def machine_busy_seconds() -> float:
     with open("/proc/stat") as handle:
         fields = handle.readline().split()[1:]
@@ -247,6 +271,7 @@ def run_one(server: Server, client_python: Path, jobs: int, concurrency: int, po
             client_processes: int = 1, client_tmp: str | None = None) -> dict:
     pids = server_pids(server.process.pid)
     cpu_before, jobs_before = cpu_seconds(pids), cpu_seconds(pids, children=True)
+    switches_before = context_switches(pids)
     machine_before = machine_busy_seconds()
     out = server.workdir / f"result-{concurrency}.json"
     subprocess.run([str(client_python), str(DRIVER), server.url, TOKEN, str(jobs), str(concurrency), str(poll),
@@ -256,6 +281,7 @@ def run_one(server: Server, client_python: Path, jobs: int, concurrency: int, po
     pids = server_pids(server.process.pid)
     cpu = cpu_seconds(pids) - cpu_before
     job_cpu = cpu_seconds(pids, children=True) - jobs_before
+    switches = switches_between(switches_before, context_switches(pids))
     result = json.loads(out.read_text())
     latencies = result["latencies"]
     client = result["client_cpu"]
@@ -268,6 +294,7 @@ def run_one(server: Server, client_python: Path, jobs: int, concurrency: int, po
         "job_cpu_per_job": job_cpu / jobs,
         "machine_cpu_per_job": machine / jobs,
         "peak_rss_mib": memory_kib(pids, "VmHWM") / 1024,
+        "switches_per_job": switches / jobs,
     }
 
 
@@ -366,23 +393,24 @@ def main() -> int:
     print(f"\n{args.jobs} jobs per run, median of {args.repeat} runs, client pulsar-galaxy-lib 0.16.0, poll {args.poll}s, "
           f"{args.client_processes} client process(es), {os.cpu_count()} CPUs")
     print(f"staging: {staging_fs}; client files: {args.client_tmp}\n")
-    header = (f"{'server':<15}{'conc':>5}{'jobs/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'CPU ms/job':>12}{'peak MiB':>10}"
-              f"{'| client':>9}{'jobs':>6}{'machine':>9}   range over the runs")
+    header = (f"{'server':<15}{'conc':>5}{'jobs/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'CPU ms/job':>12}{'cs/job':>8}"
+              f"{'peak MiB':>10}{'| client':>9}{'jobs':>6}{'machine':>9}   range over the runs")
     print(header)
     print("-" * len(header))
     for name, result in results.items():
         for concurrency in concurrencies:
             r = result[concurrency]
             print(f"{name:<15}{concurrency:>5}{r['jobs_per_s']:>9.1f}{r['p50_ms']:>9.0f}{r['p95_ms']:>9.0f}"
-                  f"{r['cpu_per_job'] * 1000:>12.2f}{r['peak_rss_mib']:>10.1f}"
+                  f"{r['cpu_per_job'] * 1000:>12.2f}{r['switches_per_job']:>8.0f}{r['peak_rss_mib']:>10.1f}"
                   f"{r['client_cpu_per_job'] * 1000:>9.1f}{r['job_cpu_per_job'] * 1000:>6.1f}"
                   f"{r['machine_cpu_per_job'] * 1000:>9.1f}"
                   f"   {r['jobs_per_s_range'][0]:.0f}-{r['jobs_per_s_range'][1]:.0f} jobs/s, "
                   f"{r['cpu_per_job_range'][0] * 1000:.2f}-{r['cpu_per_job_range'][1] * 1000:.2f} ms")
         print(f"{name:<15} idle memory {result['idle_rss_mib']:.1f} MiB PSS "
               f"({result['idle_rss_sum_mib']:.1f} MiB sum of RSS)")
-    print("(CPU ms/job: the server's own processes; client: the client driver; jobs: the job scripts the "
-          "server ran; machine: every CPU of the machine)")
+    print("(CPU ms/job: the server's own processes; cs/job: their threads' context switches, voluntary and "
+          "involuntary; client: the client driver; jobs: the job scripts the server ran; machine: every CPU of the "
+          "machine)")
     if PULSAR in results:
         pulsar = results[PULSAR]
         top = max(concurrencies)
@@ -403,8 +431,9 @@ def main() -> int:
             print(f"  idle PSS {idle:.1f} MiB vs {pulsar['idle_rss_mib']:.1f} MiB "
                   f"[target <= 64 MiB: {'PASS' if idle <= 64 else 'MISS'}]")
         r = pulsar[top]
-        fixed = r["client_cpu_per_job"] + results[LITE_GRANIAN if LITE_GRANIAN in results else LITE][top][
-            "job_cpu_per_job"]
+        # pulsar_lite's job scripts (lighter than Pulsar's); Pulsar's own when it ran alone (--only pulsar)
+        scripts = next((results[name][top] for name in (LITE_GRANIAN, LITE) if name in results), r)
+        fixed = r["client_cpu_per_job"] + scripts["job_cpu_per_job"]
         ceiling = cpu_ceiling(fixed)
         print(f"\nCPU ceiling at concurrency {top}: the client ({r['client_cpu_per_job'] * 1000:.1f} ms/job) and the "
               f"job scripts share these {os.cpu_count()} CPUs with the server; with a server costing nothing the "
