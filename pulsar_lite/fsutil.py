@@ -19,12 +19,12 @@ _TEMPORARY_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_C
 READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 
 
-def _create_temporary(directory: str, prefix: str) -> tuple[int, str]:
-    """Create and open a new file with a random name in ``directory`` (made if missing), mode 0600."""
+def _create_temporary(directory: str, prefix: str, mode: int = 0o600) -> tuple[int, str]:
+    """Create and open a new file with a random name in ``directory`` (made if missing), with ``mode``."""
     for _ in range(100):
         path = os.path.join(directory, prefix + secrets.token_hex(6))
         try:
-            return os.open(path, _TEMPORARY_FLAGS, 0o600), path
+            return os.open(path, _TEMPORARY_FLAGS, mode), path
         except FileExistsError:
             continue
         except FileNotFoundError:
@@ -34,12 +34,12 @@ def _create_temporary(directory: str, prefix: str) -> tuple[int, str]:
 
 @contextmanager
 def atomic_target(target: str, tmp_dir: str | None = None, prefix: str = ".partial-",
-                  durable: bool = False) -> Iterator[tuple[int, str]]:
+                  durable: bool = False, mode: int = 0o600) -> Iterator[tuple[int, str]]:
     """Yield an open descriptor and the path of a temporary file; on success it replaces ``target``
     (the descriptor is closed either way), on failure it is removed. ``durable``: the file's data is on
     disk before its name appears (so an OS crash or power cut cannot leave ``target`` empty or short
-    under a commit that came after it)."""
-    fd, tmp = _create_temporary(tmp_dir or os.path.dirname(target), prefix)
+    under a commit that came after it). ``mode``: the file's permissions (less the umask)."""
+    fd, tmp = _create_temporary(tmp_dir or os.path.dirname(target), prefix, mode)
     try:
         try:
             yield fd, tmp
@@ -56,7 +56,7 @@ def atomic_target(target: str, tmp_dir: str | None = None, prefix: str = ".parti
         raise
 
 
-def write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
@@ -79,7 +79,7 @@ def write_stream(target: str, stream: BinaryIO, length: int | None, limit: int =
                                  f"the upload was dropped") from None
             if not chunk:
                 break
-            write_all(fd, chunk)
+            _write_all(fd, chunk)
             written += len(chunk)
             if remaining is not None:
                 remaining -= len(chunk)
@@ -114,7 +114,7 @@ def read_bytes(path: str, limit: int | None = None, tail: int = 0, marker: bytes
     try:
         size = os.fstat(fd).st_size
         if limit is None or size <= limit:
-            return pread_exactly(fd, size) if size else b""
+            return pread_exactly(fd, size)
         head = pread_exactly(fd, limit - tail)
         return head + marker + (pread_exactly(fd, tail, size - tail) if tail else b"")
     except OSError:
@@ -123,9 +123,10 @@ def read_bytes(path: str, limit: int | None = None, tail: int = 0, marker: bytes
         os.close(fd)
 
 
-def write_bytes(target: str, data: bytes, tmp_dir: str | None = None, durable: bool = False) -> int:
-    with atomic_target(target, tmp_dir, durable=durable) as (fd, _tmp):
-        write_all(fd, data)
+def write_bytes(target: str, data: bytes, tmp_dir: str | None = None, durable: bool = False,
+                mode: int = 0o600) -> int:
+    with atomic_target(target, tmp_dir, durable=durable, mode=mode) as (fd, _tmp):
+        _write_all(fd, data)
     return len(data)
 
 

@@ -206,6 +206,21 @@ class Daemon:
 
 
 @pytest.fixture
+def synced_paths(monkeypatch):
+    """The paths ``os.fdatasync`` is called on by anything in this process during the test, in order (each
+    sync still happens)."""
+    calls = []
+    real = os.fdatasync
+
+    def spy(fd):
+        calls.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", spy)
+    return calls
+
+
+@pytest.fixture
 def engine_factory(tmp_path):
     """A started JobEngine in tmp_path (no faces); ``make(**app_keys)``; stopped at teardown."""
     from pulsar_lite.config import build_config

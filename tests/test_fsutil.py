@@ -7,32 +7,18 @@ import pytest
 from pulsar_lite import fsutil
 
 
-@pytest.fixture
-def synced(monkeypatch):
-    """The paths fdatasync was called on, each with whether the target name already existed then."""
-    calls = []
-    real = os.fdatasync
-
-    def spy(fd):
-        calls.append(os.readlink(f"/proc/self/fd/{fd}"))
-        real(fd)
-
-    monkeypatch.setattr(fsutil.os, "fdatasync", spy)
-    return calls
-
-
 @pytest.mark.parametrize("write", [
     lambda target, durable: fsutil.write_bytes(str(target), b"data", durable=durable),
     lambda target, durable: fsutil.write_stream(str(target), open(__file__, "rb"), None, durable=durable),
     lambda target, durable: fsutil.copy_file(__file__, str(target), durable=durable),
 ])
-def test_durable_writes_reach_the_disk_before_the_name_appears(tmp_path, synced, write):
+def test_durable_writes_reach_the_disk_before_the_name_appears(tmp_path, synced_paths, write):
     target = tmp_path / "out"
     write(target, True)
-    assert len(synced) == 1 and synced[0] != str(target)  # the temporary file, before its rename
+    assert len(synced_paths) == 1 and synced_paths[0] != str(target)  # the temporary file, before its rename
     assert target.stat().st_size > 0
     write(tmp_path / "plain", False)
-    assert len(synced) == 1  # not durable: no sync
+    assert len(synced_paths) == 1  # not durable: no sync
 
 
 def test_read_bytes_head_and_tail(tmp_path):

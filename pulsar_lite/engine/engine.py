@@ -261,18 +261,7 @@ class JobEngine:
             galaxy_home=manager_config.galaxy_home,
             preserve_galaxy_python_environment=bool(setup_params.get("preserve_galaxy_python_environment")),
         )
-        target = job_dir.sub(job_script.SCRIPT_NAME)
-        tmp = target + ".tmp"
-        try:
-            os.unlink(tmp)  # left by a crash: its mode would survive O_CREAT
-        except FileNotFoundError:
-            pass
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o700)
-        try:
-            fsutil.write_all(fd, text.encode("utf-8"))
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
+        fsutil.write_bytes(job_dir.sub(job_script.SCRIPT_NAME), text.encode("utf-8"), mode=0o700)
         for stale in ("return_code", "pid"):
             try:
                 os.unlink(job_dir.sub(stale))

@@ -84,6 +84,8 @@ def test_full_job_over_rest(app):
     assert status["stdout"] == "tool-out\n"
     assert "out.dat" in status["outputs_directory_contents"]
     assert "command.sh" in status["job_directory_contents"]
+    script = os.path.join(status["job_directory"], "command.sh")
+    assert os.stat(script).st_mode & 0o777 == 0o700
     download = call(app, "GET", "/jobs/7/files", name="out.dat", type="output")
     assert download.status_int == 200 and download.body == body
     assert call(app, "DELETE", "/jobs/7").body == b"OK"
