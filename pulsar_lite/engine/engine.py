@@ -28,7 +28,7 @@ from .dirpool import DirectoryPool
 from .jobdir import JobDirectory, check_job_id, clean_name
 from .retention import SWEPT_STATES, RetentionSweeper
 from .. import staging
-from .status import job_config, realized_dynamic_file_sources, status_payload
+from .status import FinishedStatuses, job_config, realized_dynamic_file_sources, status_payload
 from .timers import Timers
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class JobEngine:
         }
         self._locks = [threading.RLock() for _ in range(64)]
         self._listeners: list[Listener] = []
+        self._finished_statuses = FinishedStatuses()
         self.started_up = False
         self.stopped = False
         self.amqp = None  # the AMQP face, when one is running (set by server start-up)
@@ -272,7 +273,14 @@ class JobEngine:
         manager_config = self.manager_config(manager)
         job_dir = self.job_directory(manager, check_job_id(job_id))
         record = self.store.get(manager, job_id)
-        return status_payload(job_dir, record, manager_config)
+        if record is None or not record.terminal:
+            return status_payload(job_dir, record, manager_config)
+        key = (manager, job_id)
+        payload = self._finished_statuses.get(key, record)
+        if payload is None:
+            payload = status_payload(job_dir, record, manager_config)
+            self._finished_statuses.put(key, record, payload)
+        return payload
 
     def cancel(self, manager: str, job_id: str) -> None:
         self.manager_config(manager)
@@ -319,6 +327,7 @@ class JobEngine:
         """Delete a job's record, then its directory unless the manager keeps them (``debug``); under the
         job's lock."""
         self.store.delete(manager, job_dir.job_id, durable=durable)
+        self._finished_statuses.forget((manager, job_dir.job_id))
         if not manager_config.debug:
             job_dir.remove()
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 from .. import fsutil, wire
 from ..store import JobRecord
@@ -111,6 +112,43 @@ def status_payload(job_dir: JobDirectory, record: JobRecord | None, manager_conf
         "realized_dynamic_file_sources": realized_dynamic_file_sources(job_dir, launch.get("dynamic_file_sources")),
     }
     return payload
+
+
+class FinishedStatuses:
+    """Status payloads of finished jobs, kept for the next poll of the same job.
+
+    Galaxy reads a finished job's status at least twice (the poll that sees it finish, then the full status
+    it finishes the job with), and building it reads four streams and lists four directories. Nothing in a
+    finished job's directory changes until the job is cleaned or set up again, and both write a new record,
+    so a payload is only handed out again for the very record it was built from (the store hands out the
+    same instance until the job's row is written). At most ``size`` payloads, each with at most
+    ``stream_bytes`` of output streams, are kept; the oldest go first."""
+
+    STREAMS = ("stdout", "stderr", "job_stdout", "job_stderr")
+
+    def __init__(self, size: int = 64, stream_bytes: int = 64 * 1024):
+        self.size = size
+        self.stream_bytes = stream_bytes
+        self._entries: dict[tuple[str, str], tuple[JobRecord, dict]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str], record: JobRecord) -> dict | None:
+        """A copy of the payload built from ``record`` (the caller may change the copy), or None."""
+        entry = self._entries.get(key)
+        return dict(entry[1]) if entry is not None and entry[0] is record else None
+
+    def put(self, key: tuple[str, str], record: JobRecord, payload: dict) -> None:
+        if sum(len(payload.get(name) or "") for name in self.STREAMS) > self.stream_bytes:
+            return
+        with self._lock:
+            self._entries.pop(key, None)
+            self._entries[key] = (record, dict(payload))
+            while len(self._entries) > self.size:
+                del self._entries[next(iter(self._entries))]
+
+    def forget(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
 
 
 def realized_dynamic_file_sources(job_dir: JobDirectory, sources) -> list:

@@ -15,3 +15,24 @@ def test_read_stream_respects_maximum_then_cap(tmp_path):
     assert read_stream(str(path), maximum=100, cap=None).endswith("END")
     assert len(read_stream(str(path), maximum=100, cap=None).encode()) <= 104
     assert read_stream(str(tmp_path / "missing"), 100) == ""
+
+
+def test_finished_statuses_match_the_record_instance_and_stay_bounded():
+    from types import SimpleNamespace
+
+    from pulsar_lite.engine.status import FinishedStatuses
+    cache = FinishedStatuses(size=2, stream_bytes=10)
+    record, newer = SimpleNamespace(), SimpleNamespace()
+    cache.put(("m", "a"), record, {"status": "complete", "stdout": "ok"})
+    copy = cache.get(("m", "a"), record)
+    assert copy == {"status": "complete", "stdout": "ok"}
+    copy["status"] = "changed"  # a caller's change does not reach the cache
+    assert cache.get(("m", "a"), record)["status"] == "complete"
+    assert cache.get(("m", "a"), newer) is None  # the job's row was written since
+    cache.put(("m", "big"), record, {"stdout": "x" * 6, "job_stderr": "y" * 6})  # more stream bytes than kept
+    assert cache.get(("m", "big"), record) is None
+    cache.put(("m", "b"), record, {})
+    cache.put(("m", "c"), record, {})
+    assert cache.get(("m", "a"), record) is None and cache.get(("m", "c"), record) == {}  # the oldest went
+    cache.forget(("m", "c"))
+    assert cache.get(("m", "c"), record) is None
