@@ -1,6 +1,7 @@
-"""The REST face: a WebOb WSGI application over the job engine.
+"""The REST face: a WSGI application (requests read through WebOb) over the job engine.
 
-Routing, authentication and error mapping live here; handlers live in
+Routing (:mod:`pulsar_lite.web.routes`), authentication, error mapping and responses live here;
+handlers live in
 :mod:`pulsar_lite.web.handlers`. Every parameter comes from the query string,
 upload bodies are raw bytes (never parsed as forms), and every failure a
 client can cause is a 4xx with a one-line reason.
@@ -10,21 +11,20 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import re
 import uuid
+from http import HTTPStatus
 
-from webob import Request, Response
+from webob import Request
 
 from .. import wire
 from ..errors import PulsarLiteError
 from . import handlers
+from .routes import MethodNotAllowed, NoRoute, Router
 
 log = logging.getLogger(__name__)
 
-
-def _compile(template: str) -> re.Pattern:
-    pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
-    return re.compile(f"^{pattern}$")
+#: "404 Not Found" and the like, for every status the face answers with
+STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 
 class RestApp:
@@ -34,35 +34,36 @@ class RestApp:
         self.file_cache = file_cache
         token = self.config.private_token
         self._token = token.encode() if token else None
-        self._routes = []
+        routes = []
         for name, method, template in wire.ROUTES:
-            handler = getattr(handlers, name)
-            self._routes.append((_compile(template), method, handler, False))
+            routes.append((template, method, getattr(handlers, name)))
+        for name, method, template in wire.ROUTES:
             if name != "healthz":
-                self._routes.append((_compile(wire.MANAGER_PREFIX + template), method, handler, True))
+                routes.append((wire.MANAGER_PREFIX + template, method, getattr(handlers, name)))
+        self._router = Router(routes)
 
     # -- WSGI ---------------------------------------------------------------
     def __call__(self, environ, start_response):
         request = Request(environ)
-        response = self.handle(request)
-        return response(environ, start_response)
+        status, headers, body = self.handle(request)
+        start_response(STATUS_LINES[status], headers)
+        return body
 
-    def handle(self, request: Request) -> Response:
-        path = request.path_info or "/"
-        matched_path = False
-        for pattern, method, handler, prefixed in self._routes:
-            match = pattern.match(path)
-            if not match:
-                continue
-            matched_path = True
-            if method is not None and request.method != method:
-                continue
-            return self._dispatch(request, handler, match.groupdict())
-        if matched_path:
+    def handle(self, request: Request) -> tuple[int, list[tuple[str, str]], object]:
+        """(status, headers, WSGI body) for ``request``."""
+        try:
+            path = request.path_info or "/"
+        except UnicodeDecodeError:
+            return _error(400, "the request path is not valid UTF-8")
+        try:
+            handler, groups = self._router.match(request.method, path)
+        except MethodNotAllowed:
             return _error(405, f"method {request.method} not allowed on {path}")
-        return _error(404, f"no such route: {request.method} {path}")
+        except NoRoute:
+            return _error(404, f"no such route: {request.method} {path}")
+        return self._dispatch(request, path, handler, groups)
 
-    def _dispatch(self, request: Request, handler, groups: dict) -> Response:
+    def _dispatch(self, request: Request, path: str, handler, groups: dict):
         try:
             if handler is not handlers.healthz and not self._authorized(request):
                 return _error(401, "missing or wrong private_token")
@@ -72,26 +73,27 @@ class RestApp:
             result = handler(self, request, manager, **groups)
         except PulsarLiteError as exc:
             if exc.status >= 500:
-                log.error("%s %s: %s", request.method, request.path_info, exc)
+                log.error("%s %s: %s", request.method, path, exc)
             elif exc.status == 408:  # a client that stalls: the operator may want to know who
-                log.warning("%s %s from %s: %s", request.method, request.path_info,
-                            request.environ.get("REMOTE_ADDR", "?"), exc)
+                log.warning("%s %s from %s: %s", request.method, path, request.environ.get("REMOTE_ADDR", "?"), exc)
             return _error(exc.status, str(exc))
         except Exception:
             reference = uuid.uuid4().hex[:12]
-            log.exception("internal error (reference %s) handling %s %s", reference, request.method,
-                          request.path_info)
+            log.exception("internal error (reference %s) handling %s %s", reference, request.method, path)
             return _error(500, f"internal server error (reference {reference}, see the server log)")
-        if isinstance(result, Response):
-            return result
-        return json_response(result)
+        if result is handlers.OK:
+            return _body(200, "text/plain", b"OK")
+        if isinstance(result, handlers.FileBody):
+            return 200, [("Content-Type", "application/octet-stream"),
+                         ("Content-Length", str(result.remaining))], result
+        return _body(200, "application/json", json.dumps(result).encode())
 
     def _authorized(self, request: Request) -> bool:
         if self._token is None:
             return True
         offered = handlers.query(request).get("private_token")
         if offered is None:
-            header = request.headers.get("Authorization", "")
+            header = request.environ.get("HTTP_AUTHORIZATION", "")
             if header[:7].lower() == "bearer ":
                 offered = header[7:].strip()
         if offered is None:
@@ -99,16 +101,10 @@ class RestApp:
         return hmac.compare_digest(offered.encode(), self._token)
 
 
-def json_response(value) -> Response:
-    body = json.dumps(value).encode()
-    return Response(body=body, content_type="application/json", charset=None)
+def _body(status: int, content_type: str, body: bytes):
+    return status, [("Content-Type", content_type), ("Content-Length", str(len(body)))], [body]
 
 
-def ok_response() -> Response:
-    return Response(body=b"OK", content_type="text/plain", charset=None)
-
-
-def _error(status: int, message: str) -> Response:
+def _error(status: int, message: str):
     message = message.replace("\n", " ").strip()
-    return Response(status=status, body=(message + "\n").encode("utf-8", "replace"),
-                    content_type="text/plain", charset="utf-8")
+    return _body(status, "text/plain; charset=UTF-8", (message + "\n").encode("utf-8", "replace"))

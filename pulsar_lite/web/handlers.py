@@ -1,15 +1,13 @@
 """REST handlers, one per route of :data:`pulsar_lite.wire.ROUTES`.
 
 Each takes ``(app, request, manager, **path_args)`` and returns a JSON-able
-value or a WebOb Response.
+value, :data:`OK` (a plain ``OK``) or a :class:`FileBody` (a file's bytes).
 """
 from __future__ import annotations
 
 import json
 import os
-from urllib.parse import parse_qsl
-
-from webob import Response
+from urllib.parse import unquote_plus
 
 from .. import __version__, wire
 from ..errors import BadRequest, LengthRequired, NotSupported, PayloadTooLarge
@@ -18,18 +16,37 @@ FILE_CHUNK = 1024 * 1024
 
 
 QUERY_KEY = "pulsar_lite.query"
+#: what a handler returns for a plain ``OK`` reply
+OK = object()
+
+
+def parse_query(text: str) -> dict[str, str]:
+    """Query parameters as webob's ``request.GET`` reads them: '&' and ';' separate, '+' is a space,
+    %-escapes are UTF-8, a name without '=' has the value '', the last of a repeated name wins (only
+    the fields that hold an escape are unquoted: half the cost of ``urllib.parse.parse_qsl``).
+    UnicodeError when the text is not UTF-8."""
+    if not text.isascii():
+        text = text.encode("latin-1").decode("utf-8")  # PEP 3333: the raw bytes, as latin-1
+    params = {}
+    for field in text.replace(";", "&").split("&"):
+        if not field:
+            continue
+        name, _, value = field.partition("=")
+        if "%" in name or "+" in name:
+            name = unquote_plus(name, errors="strict")
+        if "%" in value or "+" in value:
+            value = unquote_plus(value, errors="strict")
+        params[name] = value
+    return params
 
 
 def query(request) -> dict[str, str]:
-    """The query string's parameters, parsed once per request (the last of a repeated name wins, '&' and ';'
-    separate, '+' is a space, as in webob's ``request.GET``, at about half its cost on a submit's long
-    query); BadRequest when it is not UTF-8."""
+    """The query string's parameters, parsed once per request; BadRequest when it is not UTF-8."""
     environ = request.environ
     params = environ.get(QUERY_KEY)
     if params is None:
         try:
-            text = environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8")  # PEP 3333: bytes as latin-1
-            params = dict(parse_qsl(text.replace(";", "&"), keep_blank_values=True, errors="strict"))
+            params = parse_query(environ.get("QUERY_STRING", ""))
         except UnicodeError:
             raise BadRequest("the query string is not valid UTF-8") from None
         environ[QUERY_KEY] = params
@@ -74,11 +91,6 @@ def _body(app, request):
     return request.environ["wsgi.input"], size
 
 
-def _ok():
-    from .app import ok_response
-    return ok_response()
-
-
 # -- jobs ---------------------------------------------------------------------
 def setup(app, request, manager):
     return app.engine.setup(
@@ -92,7 +104,7 @@ def setup(app, request, manager):
 
 def clean(app, request, manager, job_id):
     app.engine.clean(manager, job_id)
-    return _ok()
+    return OK
 
 
 def submit(app, request, manager, job_id):
@@ -108,7 +120,7 @@ def submit(app, request, manager, job_id):
     if launch.get("cvmfsexec"):
         raise NotSupported("cvmfsexec is not supported by pulsar_lite")
     app.engine.submit(manager, job_id, launch, touch_outputs=extras.get("touch_outputs") or [])
-    return _ok()
+    return OK
 
 
 def status(app, request, manager, job_id):
@@ -117,7 +129,7 @@ def status(app, request, manager, job_id):
 
 def cancel(app, request, manager, job_id):
     app.engine.cancel(manager, job_id)
-    return _ok()
+    return OK
 
 
 # -- files --------------------------------------------------------------------
@@ -144,14 +156,14 @@ def download_output(app, request, manager, job_id):
     name = _param(request, "name", required=True)
     file_type = _param(request, "type", default="output")
     fd, size = app.engine.open_output(manager, job_id, name, file_type)
-    return Response(app_iter=FileBody(fd, size), content_length=size,
-                    content_type="application/octet-stream", charset=None)
+    return FileBody(fd, size)
 
 
 class FileBody:
-    """A response body read from an open descriptor: its first ``size`` bytes, FILE_CHUNK at a time (a
-    small output in one read). The descriptor is closed when the server closes the body, whether or not
-    the body was read (a generator's ``finally`` would not run when it was never started)."""
+    """A response body read from an open descriptor: its first ``size`` bytes (the Content-Length),
+    FILE_CHUNK at a time (a small output in one read). The descriptor is closed when the server closes
+    the body, whether or not the body was read (a generator's ``finally`` would not run when it was
+    never started)."""
 
     def __init__(self, fd: int, size: int):
         self.fd, self.remaining = fd, size

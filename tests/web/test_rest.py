@@ -131,6 +131,46 @@ def test_query_string_parsing(app):
     assert response.status_int == 400 and "UTF-8" in response.text
 
 
+@pytest.mark.parametrize("text", ["", "a", "a=", "=v", "a=1&&b=2", "a=1;b=2&a=3", "x+y=%2B+%20", "k=%e2%82%ac",
+                                  "k=%", "k=%zz", "k=%2", "q=a=b", "%41=%42", "\u00e9=\u00e8", "a=+&b=++c"])
+def test_query_parsing_matches_the_standard_library(text):
+    from urllib.parse import parse_qsl
+
+    from pulsar_lite.web.handlers import parse_query
+    raw = text.encode().decode("latin-1")  # PEP 3333: the query's bytes as latin-1
+    expected = dict(parse_qsl(text.replace(";", "&"), keep_blank_values=True, errors="strict"))
+    assert parse_query(raw) == expected
+    if "%2" not in text.replace("%2B", "").replace("%20", ""):  # webob reads a lone "%2" as "\x02"
+        assert parse_query(raw) == dict(Request({"QUERY_STRING": raw}).GET)
+
+
+def test_path_that_is_not_utf8_is_a_400(app):
+    request = Request.blank("/jobs/x/status")
+    request.environ["PATH_INFO"] = "/jobs/\xff/status"
+    response = request.get_response(app)
+    assert response.status_int == 400 and "UTF-8" in response.text
+
+
+def test_finished_status_is_built_once_per_record(app, monkeypatch):
+    from pulsar_lite.engine import engine as engine_module
+    built = []
+    real = engine_module.status_payload
+    monkeypatch.setattr(engine_module, "status_payload", lambda *a: built.append(a[1]) or real(*a))
+    call(app, "POST", "/jobs", job_id="f")
+    call(app, "POST", "/jobs/f/submit", command_line="echo first")
+    first = wait_state(app, "f", {"complete"})
+    count = len(built)
+    again = json.loads(call(app, "GET", "/jobs/f/status").body)
+    assert again == first and first["job_stdout"] == "first\n" and len(built) == count  # the repeat poll: no rebuild
+    # the same id run again: a new record, so a new payload
+    call(app, "POST", "/jobs", job_id="f")
+    call(app, "POST", "/jobs/f/submit", command_line="echo second")
+    assert wait_state(app, "f", {"complete"})["job_stdout"] == "second\n"
+    # cleaned: the job is unknown again, not its old finished self
+    call(app, "DELETE", "/jobs/f")
+    assert json.loads(call(app, "GET", "/jobs/f/status").body)["status"] == "lost"
+
+
 def test_unknown_job_is_lost_in_full_shape(app):
     status = json.loads(call(app, "GET", "/jobs/nope/status").body)
     assert status["status"] == "lost" and status["complete"] == "true" and status["returncode"] is None
