@@ -41,6 +41,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / ".cache"
 DRIVER = Path(__file__).resolve().parent / "_rest_client_driver.py"
@@ -241,9 +243,12 @@ class Server:
 
 
 class PulsarLite(Server):
-    def __init__(self, name, workdir, web_server: str = "paste"):
+    def __init__(self, name, workdir, web_server: str = "paste", options: dict | None = None):
         super().__init__(name, workdir)
         self.web_server = web_server
+        if options:  # --lite-option: app.yml keys for pulsar_lite only
+            path = workdir / "app.yml"
+            path.write_text(json.dumps({**json.loads(path.read_text()), **options}))
 
     def command(self):
         return [sys.executable, "-m", "pulsar_lite", "serve", "--config", str(self.workdir / "app.yml"),
@@ -371,7 +376,15 @@ def main() -> int:
                         help="seconds to wait before each run, so that the previous run's deletions "
                              "do not slow this one's inode allocations (default: 65 on ext4 without a "
                              "journal, else 5)")
+    parser.add_argument("--lite-option", action="append", default=[], metavar="KEY=YAML",
+                        help="an app.yml setting for pulsar_lite's runs only (repeatable), e.g. web_threads=4")
     args = parser.parse_args()
+    lite_options = {}
+    for option in args.lite_option:
+        key, sep, value = option.partition("=")
+        if not sep:
+            parser.error(f"--lite-option {option!r}: expected KEY=VALUE")
+        lite_options[key.strip()] = yaml.safe_load(value)
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     client_python = client_venv()
     scratch = Path(tempfile.mkdtemp(prefix="pulsar-lite-bench-", dir=args.staging_root))
@@ -381,9 +394,10 @@ def main() -> int:
           f"({filesystem(Path(args.client_tmp))}); {settle:.0f} s settle before each run", flush=True)
     servers = []
     if args.only in (None, "pulsar_lite"):
-        servers.append(PulsarLite(LITE, scratch / "pulsar_lite"))
+        servers.append(PulsarLite(LITE, scratch / "pulsar_lite", options=lite_options))
     if args.only in (None, "granian"):
-        servers.append(PulsarLite(LITE_GRANIAN, scratch / "pulsar_lite_granian", web_server="granian"))
+        servers.append(PulsarLite(LITE_GRANIAN, scratch / "pulsar_lite_granian", web_server="granian",
+                                  options=lite_options))
     if args.only in (None, "pulsar"):
         pulsar_python = venv(CACHE / "bench" / "pulsar-0.16.0", "pulsar-app[web]==0.16.0", "kombu")
         servers.append(Pulsar(PULSAR, scratch / "pulsar", pulsar_python))
