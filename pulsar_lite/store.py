@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Iterator
 
 from . import wire
@@ -73,6 +73,16 @@ _ADDED_COLUMNS = (("stage_in_bytes", "INTEGER"), ("stage_in_seconds", "REAL"), (
 
 class IllegalTransition(Exception):
     pass
+
+
+def _changed(record: "JobRecord", **columns: Any) -> "JobRecord":
+    """``record`` with ``columns`` set as an UPDATE of those columns stores them (a new instance: the
+    store's cached instances never change)."""
+    if "launch_config" in columns:
+        columns["launch_config_json"] = columns.pop("launch_config")
+    if "cancel_requested" in columns:
+        columns["cancel_requested"] = bool(columns["cancel_requested"])
+    return replace(record, **columns)
 
 
 def claim_state(path: str) -> int:
@@ -242,7 +252,10 @@ class Store:
                 " VALUES (?,?,?,?,?,?,?)", (manager, job_id, wire.SETUP, now, now, tool_id, tool_version))
             self._db.execute("INSERT INTO transitions(manager, job_id, state, ts) VALUES (?,?,?,?)",
                              (manager, job_id, wire.SETUP, now))
-            record = written[(manager, job_id)] = self._select(manager, job_id)
+            # the row as just inserted (every other column NULL, cancel_requested 0), without reading it back
+            record = written[(manager, job_id)] = JobRecord(
+                manager, job_id, wire.SETUP, now, now, tool_id, tool_version, launch_config_json=None,
+                external_id=None, pid=None, returncode=None, cancel_requested=False, message=None)
         return record
 
     def update(self, manager: str, job_id: str, **fields: Any) -> None:
@@ -279,10 +292,16 @@ class Store:
             raise ValueError(f"cannot update {bad}")
         now = time.time()
         with self._writing(durable) as written:
-            row = self._db.execute("SELECT state FROM jobs WHERE manager=? AND job_id=?", (manager, job_id)).fetchone()
-            if row is None:
-                raise IllegalTransition(f"job {job_id} does not exist")
-            current = row["state"]
+            # under the write lock the cached record is the committed row: read it instead of SQLite
+            cached = self._cache.get((manager, job_id))
+            if cached is not None:
+                current = cached.state
+            else:
+                row = self._db.execute("SELECT state FROM jobs WHERE manager=? AND job_id=?",
+                                       (manager, job_id)).fetchone()
+                if row is None:
+                    raise IllegalTransition(f"job {job_id} does not exist")
+                current = row["state"]
             allowed = set(expect) if expect is not None else wire.TRANSITIONS.get(current, set())
             if expect is not None and current not in allowed:
                 raise IllegalTransition(f"job {job_id} is {current}, expected one of {sorted(allowed)}")
@@ -302,7 +321,11 @@ class Store:
                 if self.outbox_enabled and state in wire.PUBLISHED_STATES:
                     self._db.execute("INSERT INTO outbox(manager, job_id, state, created) VALUES (?,?,?,?)",
                                      (manager, job_id, state, now))
-            record = written[(manager, job_id)] = self._select(manager, job_id)
+            if cached is not None:
+                record = _changed(cached, state=new_state, updated=now, **fields)
+            else:
+                record = self._select(manager, job_id)
+            written[(manager, job_id)] = record
         return record
 
     def delete(self, manager: str, job_id: str, durable: bool = True) -> None:

@@ -99,6 +99,35 @@ def test_cached_records_are_what_sqlite_holds(store):
     assert store.get("m", "1") is None and _from_disk(store, "m", "1") is None
 
 
+def test_records_built_without_reading_back_equal_the_rows(store):
+    """create and transition build the new record from the cached one instead of reading the row back:
+    every column must come out as SQLite stores it."""
+    assert store.create("m", "r", "tool", "1.0") == _from_disk(store, "m", "r")
+    steps = [
+        (wire.State.QUEUED, {"launch_config": {"command_line": "true", "env": [{"name": "A", "value": "é"}]}}),
+        (wire.State.RUNNING, {"pid": 4242, "external_id": "x-1"}),
+        ((wire.State.POSTPROCESSING, wire.State.FAILED), {"returncode": -9, "message": "killed",
+                                                          "cancel_requested": 1, "stage_out_seconds": 0.25}),
+    ]
+    for state, fields in steps:
+        record = store.transition("m", "r", state, **fields)
+        disk = _from_disk(store, "m", "r")
+        assert record == disk and record.launch_config == disk.launch_config
+        assert store.get("m", "r") is record
+    assert record.cancel_requested is True and record.launch_config["env"][0]["value"] == "é"
+
+
+def test_a_transition_of_an_uncached_job_reads_sqlite(store, monkeypatch):
+    monkeypatch.setattr(Store, "CACHE_SIZE", 1)
+    store.create("m", "old")
+    store.create("m", "new")  # pushes "old" out of the cache
+    assert ("m", "old") not in store._cache
+    record = store.transition("m", "old", wire.State.QUEUED, launch_config={"command_line": "true"})
+    assert record == _from_disk(store, "m", "old") and record.state == wire.State.QUEUED
+    with pytest.raises(IllegalTransition):
+        store.transition("m", "gone", wire.State.QUEUED)
+
+
 def test_the_cache_is_bounded_and_misses_read_sqlite(store, monkeypatch):
     monkeypatch.setattr(Store, "CACHE_SIZE", 3)
     for job_id in "abcde":
