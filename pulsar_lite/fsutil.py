@@ -6,7 +6,7 @@ leaves only a temporary file behind, which start-up sweeps.
 from __future__ import annotations
 
 import os
-import secrets
+import random
 import shutil
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator
@@ -22,7 +22,9 @@ READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 def _create_temporary(directory: str, prefix: str, mode: int = 0o600) -> tuple[int, str]:
     """Create and open a new file with a random name in ``directory`` (made if missing), with ``mode``."""
     for _ in range(100):
-        path = os.path.join(directory, prefix + secrets.token_hex(6))
+        # unique, not secret: O_EXCL refuses a name that exists (then the next is tried), O_NOFOLLOW a
+        # symlink planted there (and the random module needs no system call, unlike secrets)
+        path = os.path.join(directory, f"{prefix}{random.getrandbits(48):012x}")
         try:
             return os.open(path, _TEMPORARY_FLAGS, mode), path
         except FileExistsError:

@@ -340,13 +340,14 @@ class JobEngine:
         clean_name(name)
         job_dir = self._writable_job(manager, job_id)
         target = job_dir.calculate_path(name, file_type)
-        if os.path.isdir(target):
-            raise BadRequest(f"{name!r} is a directory")
-        if cache_path is not None:
-            job_dir.copy_in(cache_path, target, durable=self.durable_files)
-        else:
-            job_dir.write_stream(target, stream, length, limit=self.config.max_upload_size,
-                                 durable=self.durable_files)
+        try:
+            if cache_path is not None:
+                job_dir.copy_in(cache_path, target, durable=self.durable_files)
+            else:
+                job_dir.write_stream(target, stream, length, limit=self.config.max_upload_size,
+                                     durable=self.durable_files)
+        except IsADirectoryError:  # the final rename found a directory there (its temporary file is gone)
+            raise BadRequest(f"{name!r} is a directory") from None
         return target
 
     def path(self, manager: str, job_id: str, name: str | None, file_type: str | None) -> str:

@@ -16,3 +16,16 @@ def test_uploads_follow_store_synchronous(engine_factory, synced_paths, tmp_path
     assert open(target, "rb").read() == body
     # the uploads' temporary files under .partial (not the store's log)
     assert len([path for path in synced_paths if "/.partial/" in path]) == syncs
+
+
+def test_upload_onto_a_directory_is_refused_and_leaves_nothing(engine_factory, tmp_path):
+    from pulsar_lite.errors import BadRequest
+    engine = engine_factory()
+    engine.setup("_default_", "d1")
+    (tmp_path / "staging" / "d1" / "working" / "sub").mkdir()
+    for cache_path in (None, str(tmp_path / "cached")):
+        (tmp_path / "cached").write_bytes(b"x")
+        with pytest.raises(BadRequest, match="is a directory"):
+            engine.upload("_default_", "d1", "sub", "workdir", io.BytesIO(b"x"), 1, cache_path=cache_path)
+    assert (tmp_path / "staging" / "d1" / "working" / "sub").is_dir()
+    assert list((tmp_path / "staging" / ".partial").iterdir()) == []
