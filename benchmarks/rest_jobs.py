@@ -281,7 +281,8 @@ def run_one(server: Server, client_python: Path, jobs: int, concurrency: int, po
     out = server.workdir / f"result-{concurrency}.json"
     subprocess.run([str(client_python), str(DRIVER), server.url, TOKEN, str(jobs), str(concurrency), str(poll),
                     str(out), str(client_processes)], check=True, timeout=1800,
-                   env=dict(os.environ, TMPDIR=client_tmp or tempfile.gettempdir()))
+                   env=dict(os.environ, TMPDIR=client_tmp or tempfile.gettempdir()),
+                   stdout=subprocess.DEVNULL)  # the results come in a file; the client library prints "{}"
     machine = machine_busy_seconds() - machine_before
     pids = server_pids(server.process.pid)
     cpu = cpu_seconds(pids) - cpu_before
