@@ -46,7 +46,7 @@ class RestApp:
     def __call__(self, environ, start_response):
         request = Request(environ)
         status, headers, body = self.handle(request)
-        start_response(STATUS_LINES[status], headers)
+        start_response(STATUS_LINES.get(status) or f"{status} Error", headers)
         return body
 
     def handle(self, request: Request) -> tuple[int, list[tuple[str, str]], object]:
