@@ -75,6 +75,17 @@ class IllegalTransition(Exception):
     pass
 
 
+def _columns(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` as the columns an UPDATE sets (the launch config as JSON); ValueError for a column that is
+    not updatable."""
+    bad = set(fields) - _UPDATABLE
+    if bad:
+        raise ValueError(f"cannot update {bad}")
+    if fields.get("launch_config") is not None:
+        fields = {**fields, "launch_config": json.dumps(fields["launch_config"])}
+    return fields
+
+
 def _changed(record: "JobRecord", **columns: Any) -> "JobRecord":
     """``record`` with ``columns`` set as an UPDATE of those columns stores them (a new instance: the
     store's cached instances never change)."""
@@ -261,16 +272,13 @@ class Store:
     def update(self, manager: str, job_id: str, **fields: Any) -> None:
         if not fields:
             return
-        bad = set(fields) - _UPDATABLE
-        if bad:
-            raise ValueError(f"cannot update {bad}")
-        if "launch_config" in fields and fields["launch_config"] is not None:
-            fields["launch_config"] = json.dumps(fields["launch_config"])
+        fields = _columns(fields)
         assignments = ", ".join(f"{k}=?" for k in fields)
+        now = time.time()
         with self._writing() as written:
             self._db.execute(f"UPDATE jobs SET {assignments}, updated=? WHERE manager=? AND job_id=?",
-                             (*fields.values(), time.time(), manager, job_id))
-            written[(manager, job_id)] = self._select(manager, job_id)
+                             (*fields.values(), now, manager, job_id))
+            written[(manager, job_id)] = self._updated(manager, job_id, updated=now, **fields)
 
     def transition(self, manager: str, job_id: str, new_state: str | tuple[str, ...],
                    expect: Iterable[str] | None = None, message: str | None = None, durable: bool = True,
@@ -285,11 +293,7 @@ class Store:
         """
         path = new_state if isinstance(new_state, tuple) else (new_state,)
         new_state = path[-1]
-        if "launch_config" in fields and fields["launch_config"] is not None:
-            fields["launch_config"] = json.dumps(fields["launch_config"])
-        bad = set(fields) - _UPDATABLE
-        if bad:
-            raise ValueError(f"cannot update {bad}")
+        fields = _columns(fields)
         now = time.time()
         with self._writing(durable) as written:
             # under the write lock the cached record is the committed row: read it instead of SQLite
@@ -321,11 +325,8 @@ class Store:
                 if self.outbox_enabled and state in wire.PUBLISHED_STATES:
                     self._db.execute("INSERT INTO outbox(manager, job_id, state, created) VALUES (?,?,?,?)",
                                      (manager, job_id, state, now))
-            if cached is not None:
-                record = _changed(cached, state=new_state, updated=now, **fields)
-            else:
-                record = self._select(manager, job_id)
-            written[(manager, job_id)] = record
+            record = written[(manager, job_id)] = self._updated(manager, job_id, state=new_state, updated=now,
+                                                                **fields)
         return record
 
     def delete(self, manager: str, job_id: str, durable: bool = True) -> None:
@@ -350,6 +351,12 @@ class Store:
     # -- helpers -----------------------------------------------------------
     def _transaction(self, durable: bool = True):
         return transaction(self._db, self._lock, self._sync, durable)
+
+    def _updated(self, manager: str, job_id: str, **columns: Any) -> JobRecord | None:
+        """The job's row after an UPDATE of ``columns`` in this (writing) transaction: built from the cached
+        record (under the write lock it is the committed row), read back only for a job not cached."""
+        cached = self._cache.get((manager, job_id))
+        return _changed(cached, **columns) if cached is not None else self._select(manager, job_id)
 
     def _select(self, manager: str, job_id: str) -> JobRecord | None:
         """The job's row as this (writing) transaction sees it."""

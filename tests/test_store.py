@@ -100,7 +100,7 @@ def test_cached_records_are_what_sqlite_holds(store):
 
 
 def test_records_built_without_reading_back_equal_the_rows(store):
-    """create and transition build the new record from the cached one instead of reading the row back:
+    """create, transition and update build the new record from the cached one instead of reading the row back:
     every column must come out as SQLite stores it."""
     assert store.create("m", "r", "tool", "1.0") == _from_disk(store, "m", "r")
     steps = [
@@ -115,6 +115,9 @@ def test_records_built_without_reading_back_equal_the_rows(store):
         assert record == disk and record.launch_config == disk.launch_config
         assert store.get("m", "r") is record
     assert record.cancel_requested is True and record.launch_config["env"][0]["value"] == "é"
+    store.update("m", "r", launch_config={"command_line": "false"}, pid=None, stage_in_bytes=12)
+    record = store.get("m", "r")
+    assert record == _from_disk(store, "m", "r") and record.launch_config == {"command_line": "false"}
 
 
 def test_a_transition_of_an_uncached_job_reads_sqlite(store, monkeypatch):
