@@ -271,15 +271,14 @@ class JobEngine:
 
     def status(self, manager: str, job_id: str) -> dict:
         manager_config = self.manager_config(manager)
-        job_dir = self.job_directory(manager, check_job_id(job_id))
+        job_id = check_job_id(job_id)
         record = self.store.get(manager, job_id)
-        if record is None or not record.terminal:
-            return status_payload(job_dir, record, manager_config)
-        key = (manager, job_id)
-        payload = self._finished_statuses.get(key, record)
+        finished = record is not None and record.terminal
+        payload = self._finished_statuses.get((manager, job_id), record) if finished else None
         if payload is None:
-            payload = status_payload(job_dir, record, manager_config)
-            self._finished_statuses.put(key, record, payload)
+            payload = status_payload(self.job_directory(manager, job_id), record, manager_config)
+            if finished:
+                self._finished_statuses.put((manager, job_id), record, payload)
         return payload
 
     def cancel(self, manager: str, job_id: str) -> None:

@@ -82,11 +82,11 @@ class RestApp:
             log.exception("internal error (reference %s) handling %s %s", reference, request.method, path)
             return _error(500, f"internal server error (reference {reference}, see the server log)")
         if result is handlers.OK:
-            return _body(200, "text/plain", b"OK")
+            return _reply(200, "text/plain", b"OK")
         if isinstance(result, handlers.FileBody):
             return 200, [("Content-Type", "application/octet-stream"),
                          ("Content-Length", str(result.remaining))], result
-        return _body(200, "application/json", json.dumps(result).encode())
+        return _reply(200, "application/json", json.dumps(result).encode())
 
     def _authorized(self, request: Request) -> bool:
         if self._token is None:
@@ -101,10 +101,10 @@ class RestApp:
         return hmac.compare_digest(offered.encode(), self._token)
 
 
-def _body(status: int, content_type: str, body: bytes):
+def _reply(status: int, content_type: str, body: bytes):
     return status, [("Content-Type", content_type), ("Content-Length", str(len(body)))], [body]
 
 
 def _error(status: int, message: str):
     message = message.replace("\n", " ").strip()
-    return _body(status, "text/plain; charset=UTF-8", (message + "\n").encode("utf-8", "replace"))
+    return _reply(status, "text/plain; charset=UTF-8", (message + "\n").encode("utf-8", "replace"))

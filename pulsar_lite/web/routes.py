@@ -22,38 +22,29 @@ class Router:
     def __init__(self, routes: Iterable[tuple[str, str | None, Any]]):
         """``routes``: (template, method or None for any, target), tried in this order when several
         templates match the same path."""
-        # segment count -> [(positions of the arguments, {literal segments: [(method, target, names)]})]
-        self._table: dict[int, list[tuple[tuple[int, ...], dict[tuple[str, ...], list]]]] = {}
+        # segment count -> positions of the arguments -> literal segments -> [(method, target, names)]
+        self._table: dict[int, dict[tuple[int, ...], dict[tuple[str, ...], list]]] = {}
         for template, method, target in routes:
             segments = template[1:].split("/")
             positions = tuple(i for i, s in enumerate(segments) if s.startswith("{") and s.endswith("}"))
             names = tuple(segments[i][1:-1] for i in positions)
             literals = tuple(s for i, s in enumerate(segments) if i not in positions)
-            shapes = self._table.setdefault(len(segments), [])
-            for shape_positions, by_literals in shapes:
-                if shape_positions == positions:
-                    break
-            else:
-                by_literals = {}
-                shapes.append((positions, by_literals))
-            by_literals.setdefault(literals, []).append((method, target, names))
+            shapes = self._table.setdefault(len(segments), {})
+            shapes.setdefault(positions, {}).setdefault(literals, []).append((method, target, names))
 
     def match(self, method: str, path: str) -> tuple[Any, dict[str, str]]:
         """The target and the path arguments; NoRoute or MethodNotAllowed."""
         segments = path[1:].split("/")
         if not path.startswith("/") or "" in segments:
             raise NoRoute(path)  # no template has an empty segment, and an argument is never empty
-        candidates = None
-        for positions, by_literals in self._table.get(len(segments), ()):
+        path_matched = False
+        for positions, by_literals in self._table.get(len(segments), {}).items():
             literals = tuple(s for i, s in enumerate(segments) if i not in positions)
-            found = by_literals.get(literals)
-            if found is None:
-                continue
-            for route_method, target, names in found:
+            for route_method, target, names in by_literals.get(literals, ()):
                 if route_method is None or route_method == method:
                     return target, {name: segments[i] for name, i in zip(names, positions)}
-            candidates = found
-        if candidates is not None:
+                path_matched = True
+        if path_matched:
             raise MethodNotAllowed(path)
         raise NoRoute(path)
 
