@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pulsar.client.manager import build_client_manager
 from pulsar.client.staging.up import submit_job
 
-from _job_files import job_description
+from _job_files import job_description, machine_busy_seconds
 
 url, manager_name, jobs_directory, jobs, concurrency, out_path = sys.argv[1:7]
 jobs, concurrency = int(jobs), int(concurrency)
@@ -61,12 +61,14 @@ def cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-cpu_before = cpu()
+cpu_before, machine_before = cpu(), machine_busy_seconds()
 began = time.time()
 with ThreadPoolExecutor(concurrency) as pool:
     latencies = list(pool.map(one, range(jobs)))
 elapsed = time.time() - began
 client_cpu = cpu() - cpu_before  # the job phase only, not interpreter start-up
+machine_cpu = machine_busy_seconds() - machine_before
 manager.shutdown()
 with open(out_path, "w") as handle:
-    json.dump({"elapsed": elapsed, "latencies": latencies, "client_cpu": client_cpu}, handle)
+    json.dump({"elapsed": elapsed, "latencies": latencies, "client_cpu": client_cpu, "machine_cpu": machine_cpu},
+              handle)

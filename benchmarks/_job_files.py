@@ -1,4 +1,5 @@
-"""The benchmark job, shared by the client drivers: 3 small inputs, 2 outputs, one command."""
+"""The benchmark job, shared by the client drivers: 3 small inputs, 2 outputs, one command; and the
+machine's busy CPU, which the drivers read around their job phase."""
 import os
 import tempfile
 
@@ -34,3 +35,13 @@ def job_description(index: int):
         config_files=[], client_inputs=ClientInputs([ClientInput(p, CLIENT_INPUT_PATH_TYPES.INPUT_PATH) for p in inputs]),
         client_outputs=outputs, working_directory=work, metadata_directory=meta)
     return description, outputs, [out1, out2]
+
+
+def machine_busy_seconds() -> float:
+    """Busy CPU seconds of the whole machine so far (/proc/stat: user, nice, system, irq, softirq;
+    not idle, iowait or steal). A driver reads it around its job phase, so that the interpreter's
+    start-up and imports do not count against the jobs."""
+    with open("/proc/stat") as handle:
+        fields = handle.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")

@@ -22,7 +22,7 @@ from pulsar.client.staging.down import finish_job
 from pulsar.client.staging.models import PulsarOutputs
 from pulsar.client.staging.up import submit_job
 
-from _job_files import job_description
+from _job_files import job_description, machine_busy_seconds
 
 
 def run_share(args):
@@ -68,7 +68,7 @@ def main():
         own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
-    cpu_before = cpu()
+    cpu_before, machine_before = cpu(), machine_busy_seconds()
     began = time.time()
     if processes == 1:
         latencies = run_share(shares[0])
@@ -78,8 +78,10 @@ def main():
             pool.close()
             pool.join()
     elapsed = time.time() - began
-    with open(out_path, "w") as handle:  # client CPU of the job phase only (not interpreter start-up)
-        json.dump({"elapsed": elapsed, "latencies": latencies, "client_cpu": cpu() - cpu_before}, handle)
+    client_cpu, machine_cpu = cpu() - cpu_before, machine_busy_seconds() - machine_before
+    with open(out_path, "w") as handle:  # CPU of the job phase only (not the client's start-up)
+        json.dump({"elapsed": elapsed, "latencies": latencies, "client_cpu": client_cpu,
+                   "machine_cpu": machine_cpu}, handle)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rest_jobs import (  # noqa: E402
-    CACHE, client_venv, cpu_ceiling, cpu_seconds, machine_busy_seconds, memory_kib, percentile, server_pids, venv)
+    CACHE, client_venv, cpu_ceiling, cpu_seconds, memory_kib, percentile, server_pids, venv)
 
 
 def broker_pids() -> list[int]:
@@ -81,11 +81,10 @@ def run(daemon: Daemon, client_python: Path, jobs: int, concurrencies: list[int]
             print(f"  {daemon.name}: {jobs} jobs at concurrency {concurrency} ...", flush=True)
             pids, broker = server_pids(daemon.process.pid), broker_pids()
             before, jobs_before = cpu_seconds(pids), cpu_seconds(pids, children=True)
-            broker_before, machine_before = cpu_seconds(broker), machine_busy_seconds()
+            broker_before = cpu_seconds(broker)
             out = daemon.workdir / f"result-{concurrency}.json"
             subprocess.run([str(client_python), str(DRIVER), BROKER, daemon.manager, str(daemon.staging), str(jobs),
                             str(concurrency), str(out)], check=True, timeout=1800)
-            machine = machine_busy_seconds() - machine_before
             pids = server_pids(daemon.process.pid)
             data = json.loads(out.read_text())
             results[concurrency] = {
@@ -95,7 +94,7 @@ def run(daemon: Daemon, client_python: Path, jobs: int, concurrencies: list[int]
                 "client_cpu_per_job": data["client_cpu"] / jobs,
                 "job_cpu_per_job": (cpu_seconds(pids, children=True) - jobs_before) / jobs,
                 "broker_cpu_per_job": (cpu_seconds(broker) - broker_before) / jobs,
-                "machine_cpu_per_job": machine / jobs}
+                "machine_cpu_per_job": data["machine_cpu"] / jobs}  # the driver's job phase
         return results
     finally:
         daemon.stop()
