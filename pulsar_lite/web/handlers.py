@@ -11,8 +11,7 @@ from urllib.parse import unquote_plus
 
 from .. import __version__, wire
 from ..errors import BadRequest, LengthRequired, NotSupported, PayloadTooLarge
-
-FILE_CHUNK = 1024 * 1024
+from ..fsutil import CHUNK
 
 
 QUERY_KEY = "pulsar_lite.query"
@@ -161,7 +160,7 @@ def download_output(app, request, manager, job_id):
 
 class FileBody:
     """A response body read from an open descriptor: its first ``size`` bytes (the Content-Length),
-    FILE_CHUNK at a time (a small output in one read). The descriptor is closed when the server closes
+    ``fsutil.CHUNK`` at a time (a small output in one read). The descriptor is closed when the server closes
     the body, whether or not the body was read (a generator's ``finally`` would not run when it was
     never started)."""
 
@@ -174,7 +173,7 @@ class FileBody:
     def __next__(self) -> bytes:
         if self.remaining <= 0 or self.fd < 0:
             raise StopIteration
-        chunk = os.read(self.fd, min(FILE_CHUNK, self.remaining))
+        chunk = os.read(self.fd, min(CHUNK, self.remaining))
         if not chunk:  # the file shrank while it was being sent
             raise StopIteration
         self.remaining -= len(chunk)

@@ -97,10 +97,10 @@ def open_descriptors() -> int:
 
 
 def test_download_output_edges(app, tmp_path):
-    from pulsar_lite.web import handlers
+    from pulsar_lite import fsutil
     call(app, "POST", "/jobs", job_id="dl")
     outputs = tmp_path / "staging" / "dl" / "outputs"
-    big = os.urandom(handlers.FILE_CHUNK * 2 + 123)
+    big = os.urandom(fsutil.CHUNK * 2 + 123)
     (outputs / "big.dat").write_bytes(big)
     (outputs / "empty.dat").write_bytes(b"")
     (outputs / "adir").mkdir()
