@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import stat
 from contextlib import contextmanager
 from typing import BinaryIO, Iterator
 
@@ -105,16 +106,33 @@ def pread_exactly(fd: int, size: int, offset: int = 0) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def read_bytes(path: str, limit: int | None = None, tail: int = 0, marker: bytes = b"") -> bytes | None:
-    """A small file's content (None when it cannot be read), at the cost of open, fstat, read(s), close
-    (a Python file object adds an fstat, an ioctl and a read at the end). A file longer than ``limit``
-    gives its first ``limit - tail`` bytes, then ``marker`` and its last ``tail`` bytes."""
+def open_regular(path: str) -> tuple[int, int] | None:
+    """A read-only descriptor on the regular file at ``path`` (the caller closes it) and its size; None
+    when it cannot be opened or is something else (a directory, a FIFO, a device a job left there)."""
     try:
         fd = os.open(path, READ_FLAGS)
     except OSError:
         return None
     try:
-        size = os.fstat(fd).st_size
+        info = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        return None
+    return fd, info.st_size
+
+
+def read_bytes(path: str, limit: int | None = None, tail: int = 0, marker: bytes = b"") -> bytes | None:
+    """A small regular file's content (None when it cannot be read), at the cost of open, fstat, read(s),
+    close (a Python file object adds an fstat, an ioctl and a read at the end). A file longer than
+    ``limit`` gives its first ``limit - tail`` bytes, then ``marker`` and its last ``tail`` bytes."""
+    opened = open_regular(path)
+    if opened is None:
+        return None
+    fd, size = opened
+    try:
         if limit is None or size <= limit:
             return pread_exactly(fd, size)
         head = pread_exactly(fd, limit - tail)

@@ -33,11 +33,19 @@ def test_read_bytes_head_and_tail(tmp_path):
     assert fsutil.read_bytes(str(tmp_path / "empty")) == b""
 
 
-def test_read_bytes_does_not_block_on_a_fifo(tmp_path):
+def test_read_bytes_reads_only_regular_files_and_does_not_block_on_a_fifo(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
+    before = len(os.listdir("/proc/self/fd"))
     result = []
     reader = threading.Thread(target=lambda: result.append(fsutil.read_bytes(str(fifo))), daemon=True)
     reader.start()
     reader.join(5)
-    assert not reader.is_alive() and result == [b""]
+    assert not reader.is_alive() and result == [None]
+    assert fsutil.read_bytes(str(tmp_path)) is None
+    assert fsutil.open_regular(str(tmp_path)) is None and fsutil.open_regular(str(fifo)) is None
+    assert len(os.listdir("/proc/self/fd")) == before  # a refused file leaves no descriptor open
+    (tmp_path / "regular").write_bytes(b"abc")
+    fd, size = fsutil.open_regular(str(tmp_path / "regular"))
+    os.close(fd)
+    assert size == 3 and len(os.listdir("/proc/self/fd")) == before

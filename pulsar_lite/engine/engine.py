@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import stat
 import threading
 import uuid
 import zlib
@@ -364,16 +363,9 @@ class JobEngine:
         """A read-only descriptor on a job's output file (the caller closes it) and the file's size."""
         job_id = check_job_id(job_id)
         job_dir = self.job_directory(manager, job_id)
-        path = job_dir.output_path(name, file_type or "output")
-        try:
-            fd = os.open(path, fsutil.READ_FLAGS)
-        except OSError:
-            fd = None
-        if fd is not None:
-            info = os.fstat(fd)
-            if stat.S_ISREG(info.st_mode):
-                return fd, info.st_size
-            os.close(fd)
+        opened = fsutil.open_regular(job_dir.output_path(name, file_type or "output"))
+        if opened is not None:
+            return opened
         raise NotFound(f"no output {name!r} (type {file_type or 'output'}) for job {job_id}")
 
     # -- manager hooks ------------------------------------------------------
