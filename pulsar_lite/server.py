@@ -8,6 +8,7 @@ import socket
 import sys
 import threading
 
+from . import affinity
 from .config import AppConfig
 from .config.schema import DEFAULT_WEB_THREADS
 from .engine import JobEngine
@@ -95,6 +96,7 @@ def _stop(engine: JobEngine) -> None:
 
 def serve_without_web(config: AppConfig) -> None:
     """MQ-only mode: no HTTP listener, jobs arrive over the message queue."""
+    affinity.pin(config.daemon_cpus)
     engine = start_engine(config)
     engine.amqp = start_message_queue(engine, config)
     if engine.amqp is None:
@@ -131,6 +133,7 @@ def serve(config: AppConfig) -> None:
     check_port_free(host, port)
     if not config.private_token:
         log.warning("no private_token is set: anyone who can reach %s:%s can run jobs as this user", host, port)
+    affinity.pin(config.daemon_cpus)  # before any thread (granian: its worker process inherits the mask)
     if config.web_server == "granian":
         from .web.granian_server import serve_granian
 

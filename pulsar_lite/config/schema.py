@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..affinity import parse_cpus
+
 
 
 #: ``web_threads: 0`` means this many, with either HTTP server
@@ -154,6 +156,7 @@ def _concurrency(value: Any) -> int:
 
 
 _COERCE: dict[str, Callable[[Any], Any]] = {
+    "cpus": parse_cpus,
     "str": _str,
     "path": _str,
     "int": _int,
@@ -287,6 +290,10 @@ APP_OPTIONS: tuple[Option, ...] = (
            "granian: reading the request headers, at most 60 s; granian has no timeout for a stalled body)"),
     Option("web_server", "choice", "paste", "HTTP server of the REST face: paste (default) or granian "
            "(faster, pip install 'pulsar_lite[granian]')", ("paste", "granian")),
+    Option("daemon_cpus", "cpus", "auto", "CPUs the daemon's own threads run on (its Python code uses one at a "
+           "time anyway; spread over several, every hand-over of the interpreter lock is a cross-CPU wake-up): auto = "
+           "one of the CPUs it may use, off = all of them, or CPU numbers (3, 2,3, 0-1). Job processes and "
+           "staging transfers always get every CPU the daemon was started with"),
     Option("staging_concurrency", "int", 4, "jobs pre/postprocessed at once, across all managers"),
     Option("job_retention", "timeout", None, "seconds a job is kept once it has finished (or was set up and never "
            "submitted) when no client cleans it up; then its record and directory are removed. None = for good. "

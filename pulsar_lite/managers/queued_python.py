@@ -14,6 +14,7 @@ import signal
 import subprocess
 import threading
 
+from .. import affinity
 from ..store import JobRecord
 from .base import Manager
 
@@ -129,9 +130,10 @@ class QueuedPythonManager(Manager):
         with open(os.path.join(metadata, "job_stdout"), "wb") as out, \
                 open(os.path.join(metadata, "job_stderr"), "wb") as err:
             try:
-                process = subprocess.Popen(
-                    ["/bin/bash", script], cwd=job_dir.working, env=clean_environment(),
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True, close_fds=True)
+                with affinity.unpinned():  # the job and what it starts get every CPU, not the daemon's one
+                    process = subprocess.Popen(
+                        ["/bin/bash", script], cwd=job_dir.working, env=clean_environment(),
+                        stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True, close_fds=True)
             except OSError as exc:
                 self.hooks.finished(self.name, job_id, None, message=f"could not start the job script: {exc}")
                 return

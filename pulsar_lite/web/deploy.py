@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 
+from .. import affinity
 from ..config import load_config
 from ..server import build_app, configure_logging
 
@@ -25,4 +26,5 @@ def app_factory(global_conf, **local_conf):
     path = app_config or (os.path.join(here, "app.yml") if os.path.exists(os.path.join(here, "app.yml")) else None)
     config = load_config(path)
     configure_logging(config.log_level)
+    affinity.pin(config.daemon_cpus)  # paste deploy loads the app before its server starts any thread
     return build_app(config)
