@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rest_jobs import (  # noqa: E402
-    CACHE, client_venv, cpu_ceiling, cpu_seconds, memory_kib, percentile, server_pids, venv)
+    CACHE, client_venv, cpu_ceiling, cpu_seconds, memory_kib, parse_lite_options, percentile, server_pids, venv)
 
 
 def broker_pids() -> list[int]:
@@ -43,7 +43,7 @@ BROKER = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 
 class Daemon:
-    def __init__(self, name: str, manager: str, workdir: Path, command_for):
+    def __init__(self, name: str, manager: str, workdir: Path, command_for, options: dict | None = None):
         self.name, self.manager, self.workdir = name, manager, workdir
         workdir.mkdir(parents=True)
         self.staging = workdir / "staging"
@@ -51,6 +51,7 @@ class Daemon:
             "staging_directory": str(self.staging), "persistence_directory": str(workdir / "persisted"),
             "message_queue_url": BROKER,
             "managers": {manager: {"type": "queued_python", "num_concurrent_jobs": 16}},
+            **(options or {}),
         }))
         self.command = command_for(workdir)
         self.process = None
@@ -105,14 +106,20 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--concurrency", default="1,16")
     parser.add_argument("--only", choices=("pulsar_lite", "pulsar"))
+    parser.add_argument("--staging-root", default=tempfile.gettempdir(),
+                        help="directory under which each daemon's staging and state directories are made")
+    parser.add_argument("--lite-option", action="append", default=[], metavar="KEY=YAML",
+                        help="an app.yml setting for pulsar_lite only (repeatable), e.g. daemon_cpus=off")
     args = parser.parse_args()
+    lite_options = parse_lite_options(parser, args.lite_option)
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     client_python = client_venv()
-    scratch = Path(tempfile.mkdtemp(prefix="pulsar-lite-amqp-bench-"))
+    scratch = Path(tempfile.mkdtemp(prefix="pulsar-lite-amqp-bench-", dir=args.staging_root))
     daemons = []
     if args.only != "pulsar":
         daemons.append(Daemon("pulsar_lite", "benchlite", scratch / "lite", lambda d: [
-            sys.executable, "-m", "pulsar_lite", "serve", "--no-web", "--config", str(d / "app.yml")]))
+            sys.executable, "-m", "pulsar_lite", "serve", "--no-web", "--config", str(d / "app.yml")],
+            lite_options))
     if args.only != "pulsar_lite":
         pulsar = venv(CACHE / "bench" / "pulsar-0.16.0", "pulsar-app[web]==0.16.0", "kombu")
         daemons.append(Daemon("pulsar 0.16.0", "benchpulsar", scratch / "pulsar", lambda d: [

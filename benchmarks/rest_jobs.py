@@ -260,6 +260,17 @@ class Pulsar(Server):
         return [str(self.python.parent / "pulsar-serve"), str(self.workdir / "server.ini")]
 
 
+def parse_lite_options(parser: argparse.ArgumentParser, options: list[str]) -> dict:
+    """--lite-option KEY=YAML arguments as app.yml settings."""
+    settings = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep:
+            parser.error(f"--lite-option {option!r}: expected KEY=VALUE")
+        settings[key.strip()] = yaml.safe_load(value)
+    return settings
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
@@ -371,12 +382,7 @@ def main() -> int:
     parser.add_argument("--lite-option", action="append", default=[], metavar="KEY=YAML",
                         help="an app.yml setting for pulsar_lite's runs only (repeatable), e.g. web_threads=4")
     args = parser.parse_args()
-    lite_options = {}
-    for option in args.lite_option:
-        key, sep, value = option.partition("=")
-        if not sep:
-            parser.error(f"--lite-option {option!r}: expected KEY=VALUE")
-        lite_options[key.strip()] = yaml.safe_load(value)
+    lite_options = parse_lite_options(parser, args.lite_option)
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     client_python = client_venv()
     scratch = Path(tempfile.mkdtemp(prefix="pulsar-lite-bench-", dir=args.staging_root))

@@ -82,13 +82,6 @@ def pin(setting: str | tuple[int, ...]) -> set[int] | None:
     return cpus
 
 
-def unpin_thread() -> None:
-    """Give the calling thread every CPU the daemon was started with, for good (a staging thread: its
-    transfers run in libcurl and the kernel, mostly without the interpreter lock)."""
-    if _started_with is not None:
-        os.sched_setaffinity(0, _started_with)
-
-
 @contextmanager
 def unpinned() -> Iterator[None]:
     """The calling thread runs with every CPU the daemon was started with inside the block, so that a

@@ -292,8 +292,8 @@ APP_OPTIONS: tuple[Option, ...] = (
            "(faster, pip install 'pulsar_lite[granian]')", ("paste", "granian")),
     Option("daemon_cpus", "cpus", "auto", "CPUs the daemon's own threads run on (its Python code uses one at a "
            "time anyway; spread over several, every hand-over of the interpreter lock is a cross-CPU wake-up): auto = "
-           "one of the CPUs it may use, off = all of them, or CPU numbers (3, 2,3, 0-1). Job processes and "
-           "staging transfers always get every CPU the daemon was started with"),
+           "one of the CPUs it may use, off = all of them, or CPU numbers (3, 2,3, 0-1). Job processes always "
+           "get every CPU the daemon was started with"),
     Option("staging_concurrency", "int", 4, "jobs pre/postprocessed at once, across all managers"),
     Option("job_retention", "timeout", None, "seconds a job is kept once it has finished (or was set up and never "
            "submitted) when no client cleans it up; then its record and directory are removed. None = for good. "

@@ -16,7 +16,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Callable
 
-from .. import affinity, fsutil, wire
+from .. import fsutil, wire
 from ..config import AppConfig, ManagerConfig
 from ..errors import BadRequest, Conflict, NotFound
 from ..managers import manager_class
@@ -45,8 +45,7 @@ class JobEngine:
         self.durable_files = config.store_synchronous == "full"
         self.timers = Timers()
         self.staging_pool = ThreadPoolExecutor(max_workers=max(1, config.staging_concurrency),
-                                               thread_name_prefix="pulsar-lite-staging",
-                                               initializer=affinity.unpin_thread)
+                                               thread_name_prefix="pulsar-lite-staging")
         self.deps = DependencyResolver(config.tool_dependency_dir, config.dependency_resolution,
                                        config.dependency_resolvers_config_file, config.passthrough)
         self.manager_configs: dict[str, ManagerConfig] = dict(config.managers)
