@@ -453,7 +453,7 @@ def main() -> int:
               f"machine tops out near {ceiling:.0f} jobs/s = x{ceiling / r['jobs_per_s']:.2f} Pulsar's rate")
         # the jobs/s target as a CPU budget: at 3x Pulsar's rate, with every CPU busy, each job may cost the
         # machine this much; what the measured runs spent, part by part
-        budget = cpu_ceiling(1.0) / (3 * r["jobs_per_s"])
+        budget = (os.cpu_count() or 1) / (3 * r["jobs_per_s"])
         print(f"x3 Pulsar's rate at concurrency {top} ({3 * r['jobs_per_s']:.0f} jobs/s) leaves the machine "
               f"{budget * 1000:.1f} ms of CPU per job; spent per job:")
         for name in (LITE, LITE_GRANIAN):

@@ -11,8 +11,6 @@ from typing import Any, Callable
 
 from ..affinity import parse_cpus
 
-
-
 #: ``web_threads: 0`` means this many, with either HTTP server
 DEFAULT_WEB_THREADS = 16
 
