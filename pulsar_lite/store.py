@@ -72,7 +72,12 @@ _ADDED_COLUMNS = (("stage_in_bytes", "INTEGER"), ("stage_in_seconds", "REAL"), (
 
 
 class IllegalTransition(Exception):
-    pass
+    """A transition the lifecycle (or the caller's ``expect``) does not allow from the job's current state;
+    ``current`` is that state (None: no such job)."""
+
+    def __init__(self, message: str, current: str | None = None):
+        super().__init__(message)
+        self.current = current
 
 
 def _columns(fields: dict[str, Any]) -> dict[str, Any]:
@@ -304,16 +309,16 @@ class Store:
                 row = self._db.execute("SELECT state FROM jobs WHERE manager=? AND job_id=?",
                                        (manager, job_id)).fetchone()
                 if row is None:
-                    raise IllegalTransition(f"job {job_id} does not exist")
+                    raise IllegalTransition(f"job {job_id} does not exist", None)
                 current = row["state"]
             allowed = set(expect) if expect is not None else wire.TRANSITIONS.get(current, set())
             if expect is not None and current not in allowed:
-                raise IllegalTransition(f"job {job_id} is {current}, expected one of {sorted(allowed)}")
+                raise IllegalTransition(f"job {job_id} is {current}, expected one of {sorted(allowed)}", current)
             if expect is None and path[0] not in allowed:
-                raise IllegalTransition(f"job {job_id} cannot move from {current} to {path[0]}")
+                raise IllegalTransition(f"job {job_id} cannot move from {current} to {path[0]}", current)
             for before, after in zip(path, path[1:]):
                 if after not in wire.TRANSITIONS.get(before, set()):
-                    raise IllegalTransition(f"job {job_id} cannot move from {before} to {after}")
+                    raise IllegalTransition(f"job {job_id} cannot move from {before} to {after}", current)
             if message is not None:
                 fields["message"] = message
             assignments = "".join(f", {k}=?" for k in fields)

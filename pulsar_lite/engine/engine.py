@@ -133,14 +133,24 @@ class JobEngine:
                 log.exception("status listener failed")
 
     def _move(self, manager: str, job_id: str, state: str | tuple[str, ...], expect=None,
-              message: str | None = None, durable: bool = True, **fields) -> JobRecord | None:
+              message: str | None = None, durable: bool = True, settled: frozenset = frozenset(),
+              **fields) -> JobRecord | None:
+        """Commit a transition and publish it; None when the store refuses it. A refusal is expected only
+        when the job is in one of the ``settled`` states (None: gone): a user's cancel, clean or new setup
+        came first, which is logged at debug level. Any other refusal means an event was lost and is
+        logged as a warning naming the job and what was lost."""
         if self.stopped:
             return None  # shutting down: the state is reconciled at the next start
         try:
             record = self.store.transition(manager, job_id, state, expect=expect, message=message,
                                            durable=durable, **fields)
         except IllegalTransition as exc:
-            log.debug("ignored transition: %s", exc)
+            if exc.current in settled:
+                log.debug("job %s [%s]: %s not recorded: the job is %s", job_id, manager, state,
+                          exc.current or "gone")
+            else:
+                log.warning("job %s [%s]: the move to %s%s was lost: %s", job_id, manager, state,
+                            f" ({message})" if message else "", exc)
             return None
         for step in state if isinstance(state, tuple) else (state,):
             level = logging.INFO if step in wire.TERMINAL_STATES or message else logging.DEBUG
@@ -281,19 +291,26 @@ class JobEngine:
         return payload
 
     def cancel(self, manager: str, job_id: str) -> None:
+        """A user's cancel. Under the job's lock, which every manager hook takes too, so it is never lost to
+        a manager's transition: a job that has not started ends ``cancelled`` at once (and whatever its manager
+        may already have started for it is stopped); a job running (or submitted to a scheduler) is marked
+        ``cancel_requested`` and stopped, and ends ``cancelled`` when its manager reports its end."""
         self.manager_config(manager)
         job_id = check_job_id(job_id)
         with self._lock(manager, job_id):
             record = self.store.get(manager, job_id)
             if record is None or record.terminal or record.state == wire.State.POSTPROCESSING:
                 return
-            if record.state == wire.State.RUNNING:
-                self.store.update(manager, job_id, cancel_requested=1)
-                self.managers[manager].kill(record)
-            else:
-                self._move(manager, job_id, wire.State.CANCELLED,
-                           expect=(wire.SETUP, wire.State.PREPROCESSING, wire.State.QUEUED),
-                           cancel_requested=1)
+            if record.state == wire.State.RUNNING or (record.state == wire.State.QUEUED and record.external_id):
+                if not record.cancel_requested:
+                    self.store.update(manager, job_id, cancel_requested=1)
+                self.managers[manager].kill(self.store.get(manager, job_id))
+                return
+            moved = self._move(manager, job_id, wire.State.CANCELLED,
+                               expect=(wire.SETUP, wire.State.PREPROCESSING, wire.State.QUEUED), cancel_requested=1)
+            if moved is not None and record.state == wire.State.QUEUED:
+                # a worker may have started it and be waiting for this lock to report it: stop that too
+                self.managers[manager].kill(moved)
 
     def clean(self, manager: str, job_id: str) -> None:
         manager_config = self.manager_config(manager)
@@ -369,49 +386,91 @@ class JobEngine:
         raise NotFound(f"no output {name!r} (type {file_type or 'output'}) for job {job_id}")
 
     # -- manager hooks ------------------------------------------------------
-    def runnable(self, manager: str, job_id: str) -> bool:
-        if self.stopped:
-            return False
-        record = self.store.get(manager, job_id)
-        return record is not None and record.state == wire.State.QUEUED and not record.cancel_requested
+    # Every hook that moves a job takes the job's lock, as the user's actions (cancel, clean, setup) do:
+    # whichever comes first wins and the other sees its result. A hook may carry the ``generation`` that
+    # ``runnable`` handed out (the record's creation time): an event of an earlier run of a job id that
+    # was cleaned or set up afresh meanwhile is then ignored instead of moving the new job.
 
-    def started(self, manager: str, job_id: str, pid: int | None = None, external_id: str | None = None) -> bool:
+    #: states in which a manager's event finds its job when a user's cancel, clean or new setup came first
+    SUPERSEDED = frozenset({None, wire.SETUP, *wire.TERMINAL_STATES})
+
+    def runnable(self, manager: str, job_id: str) -> float | None:
+        """The job's generation when it is still queued and wanted (check before starting it), else None."""
+        if self.stopped:
+            return None
+        record = self.store.get(manager, job_id)
+        if record is None or record.state != wire.State.QUEUED or record.cancel_requested:
+            return None
+        return record.created
+
+    def _current(self, manager: str, job_id: str, generation: float | None) -> JobRecord | None:
+        """The job's record, unless it is gone or is a later run than ``generation``."""
+        record = self.store.get(manager, job_id)
+        if record is None or (generation is not None and record.created != generation):
+            if record is not None:
+                log.info("job %s [%s]: an event of an earlier run of this job id was ignored", job_id, manager)
+            return None
+        return record
+
+    def started(self, manager: str, job_id: str, pid: int | None = None, external_id: str | None = None,
+                generation: float | None = None) -> bool:
+        """The job is running. False: it was cancelled, cleaned or set up afresh meanwhile; stop it."""
         fields = {}
         if pid is not None:
             fields["pid"] = pid
         if external_id is not None:
             fields["external_id"] = external_id
-        # not waited for: lost in a crash, the job is queued again at the restart, and recovery treats a
-        # queued job like a running one (adopts its process from the pid it wrote, or reads its exit code)
-        return self._move(manager, job_id, wire.State.RUNNING, expect=(wire.State.QUEUED,), durable=False,
-                          **fields) is not None
+        with self._lock(manager, job_id):
+            if self._current(manager, job_id, generation) is None:
+                return False
+            # not waited for: lost in a crash, the job is queued again at the restart, and recovery treats a
+            # queued job like a running one (adopts its process from the pid it wrote, or reads its exit code)
+            return self._move(manager, job_id, wire.State.RUNNING, expect=(wire.State.QUEUED,), durable=False,
+                              settled=self.SUPERSEDED, **fields) is not None
 
-    def finished(self, manager: str, job_id: str, returncode: int | None, message: str | None = None) -> None:
+    def submitted(self, manager: str, job_id: str, external_id: str, generation: float | None = None) -> bool:
+        """A scheduler took the job (still queued there) under ``external_id``: recorded durably before the
+        answer. False: the job was cancelled, cleaned or set up afresh meanwhile; delete it from the scheduler."""
+        with self._lock(manager, job_id):
+            record = self._current(manager, job_id, generation)
+            if record is None or record.state != wire.State.QUEUED or record.cancel_requested:
+                return False
+            self.store.update(manager, job_id, external_id=external_id)
+            return True
+
+    def finished(self, manager: str, job_id: str, returncode: int | None, message: str | None = None,
+                 generation: float | None = None) -> None:
         if self.stopped:
             return
-        record = self.store.get(manager, job_id)
-        if record is None or record.terminal or record.state == wire.State.POSTPROCESSING:
-            return
-        if record.cancel_requested:
-            self._move(manager, job_id, wire.State.CANCELLED, expect=ACTIVE, returncode=returncode)
-            return
-        if not _stages_out(record):
-            # nothing to transfer: through postprocessing to the end in one transaction (one commit,
-            # every step still recorded and published)
-            failed = message if message is not None else record.message
-            final = wire.State.FAILED if failed else wire.State.COMPLETE
-            self._move(manager, job_id, (wire.State.POSTPROCESSING, final),
-                       expect=(wire.State.QUEUED, wire.State.RUNNING), returncode=returncode, message=message)
-            return
-        moved = self._move(manager, job_id, wire.State.POSTPROCESSING,
-                           expect=(wire.State.QUEUED, wire.State.RUNNING), returncode=returncode,
-                           message=message)
+        with self._lock(manager, job_id):
+            record = self._current(manager, job_id, generation)
+            if record is None or record.state not in (wire.State.QUEUED, wire.State.RUNNING):
+                return
+            if record.cancel_requested:
+                self._move(manager, job_id, wire.State.CANCELLED, expect=ACTIVE, returncode=returncode)
+                return
+            if not _stages_out(record):
+                # nothing to transfer: through postprocessing to the end in one transaction (one commit,
+                # every step still recorded and published)
+                failed = message if message is not None else record.message
+                final = wire.State.FAILED if failed else wire.State.COMPLETE
+                self._move(manager, job_id, (wire.State.POSTPROCESSING, final),
+                           expect=(wire.State.QUEUED, wire.State.RUNNING), returncode=returncode, message=message)
+                return
+            moved = self._move(manager, job_id, wire.State.POSTPROCESSING,
+                               expect=(wire.State.QUEUED, wire.State.RUNNING), returncode=returncode,
+                               message=message)
         if moved is not None:
             self.staging_pool.submit(self._postprocess, manager, job_id)
 
-    def requeue(self, manager: str, job_id: str) -> None:
-        if self._move(manager, job_id, wire.State.QUEUED, expect=(wire.State.QUEUED, wire.State.RUNNING),
-                      pid=None) is not None:
+    def requeue(self, manager: str, job_id: str, generation: float | None = None) -> None:
+        """Recovery found a job that never really started: put it back in the queue."""
+        with self._lock(manager, job_id):
+            if self._current(manager, job_id, generation) is None:
+                return
+            moved = self._move(manager, job_id, wire.State.QUEUED, expect=(wire.State.QUEUED, wire.State.RUNNING),
+                               settled=self.SUPERSEDED, pid=None, external_id=None)
+        if moved is not None:
             self.managers[manager].launch(job_id)
 
     # -- staging phases -----------------------------------------------------
@@ -424,10 +483,15 @@ class JobEngine:
             self.preprocessor(manager, self.job_directory(manager, job_id), record)
         except Exception as exc:
             log.warning("job %s: preprocessing failed: %s", job_id, exc)
-            self._move(manager, job_id, wire.State.FAILED, expect=(wire.State.PREPROCESSING,), returncode=1,
-                       message=f"staging inputs failed: {exc}")
+            with self._lock(manager, job_id):
+                if self._current(manager, job_id, record.created) is not None:
+                    self._move(manager, job_id, wire.State.FAILED, expect=(wire.State.PREPROCESSING,), returncode=1,
+                               message=f"staging inputs failed: {exc}", settled=self.SUPERSEDED)
             return
-        if self._move(manager, job_id, wire.State.QUEUED, expect=(wire.State.PREPROCESSING,)) is not None:
+        with self._lock(manager, job_id):
+            moved = self._current(manager, job_id, record.created) is not None and self._move(
+                manager, job_id, wire.State.QUEUED, expect=(wire.State.PREPROCESSING,), settled=self.SUPERSEDED)
+        if moved:
             self.managers[manager].launch(job_id)
 
     def _postprocess(self, manager: str, job_id: str) -> None:
@@ -437,13 +501,14 @@ class JobEngine:
             return
         try:
             self.postprocessor(manager, self.job_directory(manager, job_id), record)
+            final, message = (wire.State.FAILED if record.message else wire.State.COMPLETE), None
         except Exception as exc:
             log.warning("job %s: postprocessing failed: %s", job_id, exc)
-            self._move(manager, job_id, wire.State.FAILED, expect=(wire.State.POSTPROCESSING,),
-                       message=f"staging outputs failed: {exc}")
-            return
-        final = wire.State.FAILED if record.message else wire.State.COMPLETE
-        self._move(manager, job_id, final, expect=(wire.State.POSTPROCESSING,))
+            final, message = wire.State.FAILED, f"staging outputs failed: {exc}"
+        with self._lock(manager, job_id):  # a clean (or a new setup) during stage-out came first: nothing to do
+            if self._current(manager, job_id, record.created) is not None:
+                self._move(manager, job_id, final, expect=(wire.State.POSTPROCESSING,), message=message,
+                           settled=self.SUPERSEDED)
 
     # -- server-side staging ----------------------------------------------------
     def preprocessor(self, manager: str, job_dir: JobDirectory, record: JobRecord) -> None:

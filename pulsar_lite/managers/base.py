@@ -14,16 +14,25 @@ from ..store import JobRecord
 
 
 class ManagerHooks(Protocol):
-    def runnable(self, manager: str, job_id: str) -> bool:
-        """The job is still queued and wanted (check before starting it)."""
+    """What a manager tells the engine. Each hook takes the job's lock, as users' cancels and cleans do, so
+    neither side's event is lost to the other. ``generation`` (from :meth:`runnable`, or a recovered
+    record's ``created``) ties an event to one run of a job id: an event of an earlier run is ignored."""
 
-    def started(self, manager: str, job_id: str, pid: int | None = None, external_id: str | None = None) -> bool:
+    def runnable(self, manager: str, job_id: str) -> float | None:
+        """The job's generation while it is still queued and wanted (check before starting it), else None."""
+
+    def started(self, manager: str, job_id: str, pid: int | None = None, external_id: str | None = None,
+                generation: float | None = None) -> bool:
         """The job is running. False means the job was cancelled meanwhile: stop it."""
 
-    def finished(self, manager: str, job_id: str, returncode: int | None, message: str | None = None) -> None:
-        """The job script ended (returncode None = unknown)."""
+    def submitted(self, manager: str, job_id: str, external_id: str, generation: float | None = None) -> bool:
+        """A scheduler holds the job under ``external_id`` (recorded). False: cancelled meanwhile, delete it."""
 
-    def requeue(self, manager: str, job_id: str) -> None:
+    def finished(self, manager: str, job_id: str, returncode: int | None, message: str | None = None,
+                 generation: float | None = None) -> None:
+        """The job script ended (returncode None = unknown; a message makes the job ``failed``)."""
+
+    def requeue(self, manager: str, job_id: str, generation: float | None = None) -> None:
         """Recovery found a job that never really started: put it back in the queue."""
 
     def job_directory(self, manager: str, job_id: str) -> JobDirectory:

@@ -50,7 +50,7 @@ class QueuedPythonManager(Manager):
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._slots = threading.BoundedSemaphore(self.num_workers)
         self._running: dict[str, int] = {}  # job id -> pid (own children and adopted)
-        self._adopted: dict[str, tuple[int, bool]] = {}  # job id -> (pid, holds a slot)
+        self._adopted: dict[str, tuple[int, bool, float]] = {}  # job id -> (pid, holds a slot, generation)
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
         self._watcher: threading.Thread | None = None
@@ -90,7 +90,7 @@ class QueuedPythonManager(Manager):
             pid = int(pid_text.strip())
         if pid and process_matches(pid, script):
             log.info("job %s: adopting process %s that survived a restart", record.job_id, pid)
-            self._adopt(record.job_id, pid)
+            self._adopt(record.job_id, pid, record.created)
             return
         return_code = job_dir.read_text("return_code", limit=64)
         if return_code is not None:
@@ -98,13 +98,13 @@ class QueuedPythonManager(Manager):
                 code = int(return_code.strip())
             except ValueError:
                 code = None
-            self.hooks.finished(self.name, record.job_id, code)
+            self.hooks.finished(self.name, record.job_id, code, generation=record.created)
         elif pid_text:
             self.hooks.finished(self.name, record.job_id, None,
                                 message="the job process ended while pulsar_lite was not running "
-                                        "and recorded no exit code")
+                                        "and recorded no exit code", generation=record.created)
         else:
-            self.hooks.requeue(self.name, record.job_id)
+            self.hooks.requeue(self.name, record.job_id, generation=record.created)
 
     # workers -----------------------------------------------------------------
     def _work(self) -> None:
@@ -122,7 +122,8 @@ class QueuedPythonManager(Manager):
                 self._slots.release()
 
     def _run(self, job_id: str) -> None:
-        if not self.hooks.runnable(self.name, job_id):
+        generation = self.hooks.runnable(self.name, job_id)
+        if generation is None:
             return  # cancelled or cleaned while it waited in the queue
         job_dir = self.hooks.job_directory(self.name, job_id)
         script = os.path.join(job_dir.path, "command.sh")
@@ -135,18 +136,19 @@ class QueuedPythonManager(Manager):
                         ["/bin/bash", script], cwd=job_dir.working, env=clean_environment(),
                         stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True, close_fds=True)
             except OSError as exc:
-                self.hooks.finished(self.name, job_id, None, message=f"could not start the job script: {exc}")
+                self.hooks.finished(self.name, job_id, None, message=f"could not start the job script: {exc}",
+                                    generation=generation)
                 return
         with self._lock:
             self._running[job_id] = process.pid
         try:
-            if not self.hooks.started(self.name, job_id, pid=process.pid):
-                self._signal(process.pid, signal.SIGKILL)
+            if not self.hooks.started(self.name, job_id, pid=process.pid, generation=generation):
+                self._signal(process.pid, signal.SIGKILL)  # cancelled, cleaned or set up afresh meanwhile
             returncode = process.wait()
         finally:
             with self._lock:
                 self._running.pop(job_id, None)
-        self.hooks.finished(self.name, job_id, self._exit_code(job_dir, returncode))
+        self.hooks.finished(self.name, job_id, self._exit_code(job_dir, returncode), generation=generation)
 
     @staticmethod
     def _exit_code(job_dir, returncode: int) -> int:
@@ -159,10 +161,10 @@ class QueuedPythonManager(Manager):
             return returncode
 
     # adoption ----------------------------------------------------------------
-    def _adopt(self, job_id: str, pid: int) -> None:
+    def _adopt(self, job_id: str, pid: int, generation: float) -> None:
         holds_slot = self._slots.acquire(blocking=False)
         with self._lock:
-            self._adopted[job_id] = (pid, holds_slot)
+            self._adopted[job_id] = (pid, holds_slot, generation)
             self._running[job_id] = pid
             if self._watcher is None:
                 self._watcher = threading.Thread(target=self._watch_adopted, name=f"{self.name}-adopted",
@@ -174,7 +176,7 @@ class QueuedPythonManager(Manager):
         while not self._stopping.wait(interval):
             with self._lock:
                 adopted = list(self._adopted.items())
-            for job_id, (pid, holds_slot) in adopted:
+            for job_id, (pid, holds_slot, generation) in adopted:
                 script = os.path.join(self.hooks.job_directory(self.name, job_id).path, "command.sh")
                 if process_matches(pid, script):
                     continue
@@ -190,7 +192,7 @@ class QueuedPythonManager(Manager):
                 except ValueError:
                     code = None
                 message = None if code is not None else "the adopted job process ended without recording an exit code"
-                self.hooks.finished(self.name, job_id, code, message=message)
+                self.hooks.finished(self.name, job_id, code, message=message, generation=generation)
             with self._lock:
                 if not self._adopted:
                     self._watcher = None
