@@ -120,6 +120,8 @@ class Daemon:
         (root / "app.yml").write_text(yaml.safe_dump(self.app))
         self.process: subprocess.Popen | None = None
         self.log_path = root / "server.log"
+        #: extra environment for the daemon's next start (e.g. PATH with wrappers in front)
+        self.env: dict[str, str] = {}
 
     @property
     def url(self) -> str:
@@ -132,6 +134,7 @@ class Daemon:
     def start(self, timeout: float = 30) -> "Daemon":
         env = dict(os.environ)
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+        env.update(self.env)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pulsar_lite", "serve", "--config", str(self.root / "app.yml"),
@@ -148,6 +151,23 @@ class Daemon:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("daemon did not become healthy")
+
+    def start_mq_only(self, timeout: float = 30) -> "Daemon":
+        """Start a daemon without a web face (``web: false``): ready once its log says it runs."""
+        env = dict(os.environ)
+        env.update(self.env)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pulsar_lite", "serve", "--config", str(self.root / "app.yml"), "--no-web"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(self.root), start_new_session=True)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daemon exited: {self.log()[-3000:]}")
+            if "running without web face" in self.log():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("daemon did not start")
 
     def kill9(self) -> None:
         """SIGKILL to every daemon process (job processes run in their own sessions and survive)."""
@@ -193,6 +213,16 @@ class Daemon:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def record(self, job_id: str, manager: str = "_default_") -> dict | None:
+        """The job's row in the daemon's store (read from its SQLite file)."""
+        import sqlite3
+
+        path = Path(self.app["persistence_directory"]) / "pulsar_lite.sqlite"
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as db:
+            db.row_factory = sqlite3.Row
+            row = db.execute("SELECT * FROM jobs WHERE manager=? AND job_id=?", (manager, job_id)).fetchone()
+        return dict(row) if row else None
 
     def unfinished_jobs(self) -> list[str]:
         """Job ids the daemon's store holds in a non-terminal state (read from its SQLite file)."""

@@ -244,6 +244,9 @@ def _build_manager(name: str, section: Any, app_values: dict, source: str | None
             values[key] = _coerce(MANAGER_OPTION_MAP[key], value, source, context)
         elif key in spec.options:
             values[key] = _coerce(spec.options[key], value, source, context)
+        elif spec.prefixes and key.startswith(spec.prefixes):  # e.g. queued_cli's job_*: scheduler options
+            prefix = next(p for p in spec.prefixes if key.startswith(p))
+            values.setdefault(f"{prefix}params", {})[key[len(prefix):]] = value
         elif key.startswith(MANAGER_PREFIXES):
             env[key[len("env_"):]] = str(value)
         elif key in PULSAR_UNSUPPORTED:
@@ -255,6 +258,11 @@ def _build_manager(name: str, section: Any, app_values: dict, source: str | None
             values[option.key] = app_values.get(option.key, option.default)
     for key, option in spec.options.items():
         values.setdefault(key, option.default)
+        if option.required and values[key] is None:
+            raise ConfigError(f"{_where(source)}: manager '{name}' (type {manager_type}) needs '{context}{key}': "
+                              f"{option.help}")
+    for prefix in spec.prefixes:
+        values.setdefault(f"{prefix}params", {})
     for key in _PATH_KEYS:
         if values.get(key) is not None:
             values[key] = _resolve(values[key], base_dir)

@@ -22,6 +22,7 @@ class Option:
     default: Any
     help: str
     choices: tuple = ()
+    required: bool = False
 
 
 def _bool(value: Any) -> bool:
@@ -217,7 +218,8 @@ MANAGER_OPTIONS: tuple[Option, ...] = (
     Option("job_directory_mode", "octal", None, "permissions of new job directories, e.g. 0750"),
     Option("maximum_stream_size", "int", 1048576, "bytes of each job stream kept in status replies (then capped to 64 KiB)"),
     Option("debug", "bool", False, "keep job directories when a client asks to clean them"),
-    Option("min_polling_interval", "float", 0.5, "seconds between two checks of an external scheduler or adopted process"),
+    Option("min_polling_interval", "float", None, "seconds between two status queries to a scheduler (one query for "
+           "all of a manager's jobs; default 2) or two checks of adopted processes (queued_python; default 0.5)"),
     Option("tmp_dir", "str", None, "job temp directory; unset = a fresh <job>/tmp for each run"),
     Option("job_name_template", "str", "pulsar_$job_id", "scheduler job name"),
     Option("galaxy_home", "path", None, "Galaxy root on this host, reported as system_properties.galaxy_home"),

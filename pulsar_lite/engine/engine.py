@@ -74,6 +74,8 @@ class JobEngine:
         for manager in self.managers.values():
             manager.start()
         self.recover()
+        for manager in self.managers.values():  # status loops only once every job is re-attached
+            manager.start_monitoring()
         if self.config.job_retention is not None:
             RetentionSweeper(self, self.config.job_retention).start()
         self.started_up = True
@@ -270,6 +272,7 @@ class JobEngine:
             galaxy_virtual_env=manager_config.galaxy_virtual_env,
             galaxy_home=manager_config.galaxy_home,
             preserve_galaxy_python_environment=bool(setup_params.get("preserve_galaxy_python_environment")),
+            headers=self.managers[manager].script_headers(job_dir.job_id, job_dir.path, launch),
         )
         fsutil.write_bytes(job_dir.sub(job_script.SCRIPT_NAME), text.encode("utf-8"), mode=0o700)
         for stale in ("return_code", "pid"):
@@ -402,6 +405,12 @@ class JobEngine:
         if record is None or record.state != wire.State.QUEUED or record.cancel_requested:
             return None
         return record.created
+
+    def record(self, manager: str, job_id: str) -> JobRecord | None:
+        return self.store.get(manager, job_id)
+
+    def active_jobs(self, manager: str) -> list[JobRecord]:
+        return self.store.jobs_in_states((wire.State.QUEUED, wire.State.RUNNING), manager=manager)
 
     def _current(self, manager: str, job_id: str, generation: float | None) -> JobRecord | None:
         """The job's record, unless it is gone or is a later run than ``generation``."""

@@ -21,13 +21,55 @@ class ManagerSpec:
     requires: tuple[tuple[str, str], ...] = ()  # (import name, PyPI package)
     options: dict[str, Option] = field(default_factory=dict)
     summary: str = ""
+    #: open-ended key prefixes: ``<prefix>X: v`` is collected as ``{X: v}`` in the value ``<prefix>params``
+    prefixes: tuple[str, ...] = ()
 
+
+def _options(*options: Option) -> dict[str, Option]:
+    return {option.key: option for option in options}
+
+
+#: Options of every cluster manager (pulsar_lite.managers.scheduler).
+SCHEDULER_OPTIONS = (
+    Option("native_specification", "str", None, "scheduler options added to every job of this manager (sbatch/qsub "
+           "options, a DRMAA native specification); a client's submit_native_specification comes after them"),
+    Option("submit_concurrency", "int", 2, "scheduler submissions (and deletes) running at once"),
+    Option("scheduler_failure_timeout", "float", 3600.0, "seconds the scheduler may fail to answer status queries "
+           "before its jobs are failed with the reason (they may be running still: the scheduler was unreachable)"),
+    Option("reconcile_interval", "float", 60.0, "seconds between two passes comparing the store with the jobs "
+           "followed in the scheduler"),
+)
+
+#: Options of queued_cli's shells (Pulsar's names: shell_*).
+SHELL_OPTIONS = (
+    Option("shell_plugin", "choice", "LocalShell", "how scheduler commands run: LocalShell (here) or SecureShell "
+           "(ssh to shell_hostname)", ("LocalShell", "SecureShell")),
+    Option("shell_hostname", "str", None, "SecureShell: the submit host"),
+    Option("shell_username", "str", None, "SecureShell: the user to log in as (default: ssh's)"),
+    Option("shell_private_key", "path", None, "SecureShell: private key file (key-based login only)"),
+    Option("shell_port", "int", None, "SecureShell: ssh port"),
+    Option("shell_strict_host_key_checking", "bool", True, "SecureShell: refuse a host key not in known_hosts"),
+    Option("shell_known_hosts", "path", None, "SecureShell: known_hosts file to check the host key against "
+           "(default: ssh's own, ~/.ssh/known_hosts)"),
+    Option("shell_connect_timeout", "int", 30, "SecureShell: seconds to wait for the ssh connection"),
+    Option("shell_timeout", "float", 60.0, "seconds a scheduler command may take before it counts as failed"),
+)
 
 REGISTRY: dict[str, ManagerSpec] = {
     "queued_python": ManagerSpec(
         type="queued_python",
         target="pulsar_lite.managers.queued_python:QueuedPythonManager",
         summary="runs job scripts on this host, num_concurrent_jobs at a time",
+    ),
+    "queued_cli": ManagerSpec(
+        type="queued_cli",
+        target="pulsar_lite.managers.cli.manager:QueuedCliManager",
+        options=_options(
+            Option("job_plugin", "choice", None, "the scheduler: Slurm, Torque or OpenPBS", ("Slurm", "Torque", "OpenPBS"),
+                   required=True),
+            *SHELL_OPTIONS, *SCHEDULER_OPTIONS),
+        prefixes=("job_",),
+        summary="submits job scripts to Slurm, Torque or OpenPBS with their commands, here or over ssh",
     ),
 }
 

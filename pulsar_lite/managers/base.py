@@ -38,6 +38,12 @@ class ManagerHooks(Protocol):
     def job_directory(self, manager: str, job_id: str) -> JobDirectory:
         ...
 
+    def record(self, manager: str, job_id: str) -> JobRecord | None:
+        """The job's stored record (read only)."""
+
+    def active_jobs(self, manager: str) -> list[JobRecord]:
+        """The manager's jobs the store holds as queued or running (read only; for reconcile passes)."""
+
 
 class Manager:
     """Base class; subclasses implement launch/kill/recover."""
@@ -49,7 +55,15 @@ class Manager:
         self.timers = timers
 
     def start(self) -> None:
-        pass
+        """Before recovery: make what ``launch`` and ``recover`` need."""
+
+    def start_monitoring(self) -> None:
+        """After every job was recovered: start following jobs (start-up order: store, managers, recovery,
+        monitoring, then the transports)."""
+
+    def script_headers(self, job_id: str, job_directory: str, launch: dict) -> str:
+        """Lines placed right after the job script's ``#!`` line (a scheduler's directives)."""
+        return ""
 
     def stop(self) -> None:
         pass

@@ -172,7 +172,7 @@ class QueuedPythonManager(Manager):
                 self._watcher.start()
 
     def _watch_adopted(self) -> None:
-        interval = max(float(self.config.min_polling_interval), 0.05)
+        interval = max(float(self.config.min_polling_interval or 0.5), 0.05)
         while not self._stopping.wait(interval):
             with self._lock:
                 adopted = list(self._adopted.items())

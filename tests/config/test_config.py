@@ -79,7 +79,7 @@ def test_mistyped_value_names_key_and_file(tmp_path):
 
 def test_unknown_manager_type_lists_known_types(tmp_path):
     path = write(tmp_path, "managers:\n  x:\n    type: queued_mesos\n")
-    with pytest.raises(ConfigError, match="queued_mesos.*known types: queued_python"):
+    with pytest.raises(ConfigError, match="queued_mesos.*known types: .*queued_cli.*queued_python"):
         load_config(str(path))
 
 
@@ -128,3 +128,25 @@ def test_sample_loads(tmp_path):
     # the sample is all comments: it must load as an empty (default) config
     config = load_config(str(REPO / "app.yml.sample"))
     assert config.managers
+
+
+def test_queued_cli_takes_pulsars_keys(tmp_path):
+    path = write(tmp_path, "managers:\n  hpc:\n    type: queued_cli\n    job_plugin: Slurm\n    shell_plugin: SecureShell\n"
+                           "    shell_hostname: login.example.org\n    shell_username: galaxy\n"
+                           "    job_partition: normal\n    job_--mem: 4G\n    native_specification: --qos=low\n")
+    manager = load_config(str(path)).managers["hpc"]
+    assert manager.job_plugin == "Slurm" and manager.shell_plugin == "SecureShell"
+    assert manager.shell_hostname == "login.example.org" and manager.native_specification == "--qos=low"
+    assert manager.job_params == {"partition": "normal", "--mem": "4G"}
+    assert manager.job_name_template == "pulsar_$job_id"  # a manager option, not a scheduler one
+
+
+def test_queued_cli_needs_a_job_plugin_and_a_known_shell(tmp_path):
+    with pytest.raises(ConfigError, match="needs 'managers.hpc.job_plugin'"):
+        load_config(str(write(tmp_path, "managers:\n  hpc:\n    type: queued_cli\n")))
+    with pytest.raises(ConfigError, match="shell_plugin.*expected one of LocalShell, SecureShell"):
+        load_config(str(write(tmp_path, "managers:\n  hpc:\n    type: queued_cli\n    job_plugin: Slurm\n"
+                                        "    shell_plugin: ParamikoShell\n")))
+    with pytest.raises(ConfigError, match="unknown key 'managers.hpc.shell_colour'"):
+        load_config(str(write(tmp_path, "managers:\n  hpc:\n    type: queued_cli\n    job_plugin: Slurm\n"
+                                        "    shell_colour: red\n")))

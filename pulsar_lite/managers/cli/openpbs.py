@@ -1,0 +1,97 @@
+"""OpenPBS / PBS Professional: ``qsub``, ``qstat -x -f -F json <ids>`` (finished jobs too, with the server's
+``job_history_enable``), ``qdel``.
+
+Formats from the PBS Professional Reference Guide (qstat: "-F json", "-x"): ``{"Jobs": {"<id>": {"job_state":
+…, "Exit_status": …, "Job_Name": …, "qtime": …}}}``; ``job_state`` F is finished (X: finished subjob).
+``Exit_status`` is the script's exit code (0-255), 256 + a signal when the job was killed, or a negative
+``JOB_EXEC_*`` code when PBS ended it (the limits below). Asking about an id the server no longer knows
+prints "qstat: Unknown Job Id <id>" on stderr and the other jobs on stdout.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from ..scheduler import Observed, SchedulerError
+from .plugin import Resources, hms
+from .torque import PHASES, Torque, ended
+
+#: negative Exit_status values (JOB_EXEC_* in PBS's job.h) that name a limit or a failure
+EXEC_CODES = {
+    -1: "the job could not start (JOB_EXEC_FAIL1)",
+    -2: "the job could not start (JOB_EXEC_FAIL2)",
+    -3: "the job could not start and was retried (JOB_EXEC_RETRY)",
+    -10: "invalid user or group for the job (JOB_EXEC_FAILUID)",
+    -11: "the job was rerun (JOB_EXEC_RERUN)",
+    -26: "virtual memory limit exceeded (JOB_EXEC_KILL_VMEM)",
+    -27: "memory limit exceeded (JOB_EXEC_KILL_MEM)",
+    -28: "CPU time limit exceeded (JOB_EXEC_KILL_CPUT)",
+    -29: "walltime limit exceeded (JOB_EXEC_KILL_WALLTIME)",
+}
+PBS_PHASES = {**PHASES, "B": Observed.RUNNING, "M": Observed.QUEUED, "U": Observed.QUEUED, "X": Observed.ENDED}
+
+
+class OpenPBS(Torque):
+    scheduler = "OpenPBS"
+
+    def resources(self, wanted: Resources) -> list[tuple[str, str | None]]:
+        options = []
+        if wanted.queue:
+            options.append(("-q", wanted.queue))
+        chunk = []
+        if wanted.cores:
+            chunk.append(f"ncpus={wanted.cores}")
+        if wanted.memory_mb:
+            chunk.append(f"mem={wanted.memory_mb}mb")
+        if chunk:
+            options.append(("-l", "select=1:" + ":".join(chunk)))
+        if wanted.walltime:
+            options.append(("-l", f"walltime={hms(wanted.walltime)}"))
+        return options
+
+    def status(self, external_ids: list[str]) -> list[str]:
+        return ["qstat", "-x", "-f", "-F", "json", *external_ids]
+
+    def parse_status(self, returncode: int, stdout: str, stderr: str, external_ids: list[str]) -> dict[str, Observed]:
+        if returncode != 0 and not stdout.strip():
+            if stderr.strip() and all("Unknown Job Id" in line for line in stderr.strip().splitlines()):
+                return {}  # every job asked about is gone
+            raise SchedulerError(f"qstat failed ({returncode}): {(stderr or stdout).strip()[-300:]}")
+        wanted = set(external_ids)
+        return {job_id: self.observed(job) for job_id, job in self.json_jobs(stdout).items() if job_id in wanted}
+
+    @staticmethod
+    def json_jobs(stdout: str) -> dict[str, dict]:
+        if not stdout.strip():
+            return {}
+        try:
+            return json.loads(stdout).get("Jobs") or {}
+        except (ValueError, AttributeError) as exc:
+            raise SchedulerError(f"qstat -F json printed something that is not JSON: {exc}") from None
+
+    def observed(self, job: dict) -> Observed:
+        state = str(job.get("job_state", ""))
+        phase = PBS_PHASES.get(state)
+        if phase is None:
+            return Observed(Observed.ENDED, None, f"unknown {self.scheduler} job state {state!r}", state)
+        if phase != Observed.ENDED:
+            return Observed(phase, None, None, state)
+        status = job.get("Exit_status")
+        return ended(state, int(status) if status is not None else None, self.scheduler, EXEC_CODES)
+
+    def find(self, name: str) -> list[str]:
+        return ["qstat", "-x", "-f", "-F", "json"]
+
+    def parse_find(self, stdout: str, name: str, since: float) -> list[str]:
+        found = []
+        for job_id, job in self.json_jobs(stdout).items():
+            if job.get("Job_Name") != name:
+                continue
+            try:
+                queued_at = time.mktime(time.strptime(str(job.get("qtime", "")).strip(), "%a %b %d %H:%M:%S %Y"))
+            except ValueError:
+                queued_at = None
+            if queued_at is not None and queued_at < int(since):
+                continue
+            found.append(job_id)
+        return sorted(found, key=lambda j: int(j.split(".")[0]) if j.split(".")[0].isdigit() else 0)

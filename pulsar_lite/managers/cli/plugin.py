@@ -1,0 +1,181 @@
+"""What a queued_cli job plugin is: a command builder and an output parser for one scheduler, nothing more.
+
+A plugin never runs anything: the manager runs the commands it builds (through a shell, here or over
+ssh) and hands the output back to its parsers. So each plugin is tested on captured output alone.
+"""
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from ..scheduler import Observed, SchedulerError
+
+#: submit_params a client may send (Galaxy destination params ``submit_<key>``), with their aliases
+RESOURCE_KEYS = {
+    "cores": ("cores", "ncpus", "request_cpus"),
+    "memory": ("memory", "mem", "request_memory"),  # MB
+    "walltime": ("walltime", "time", "runtime"),  # seconds, or [D-]HH:MM:SS
+    "queue": ("queue", "partition"),
+}
+
+
+@dataclass(frozen=True)
+class Resources:
+    cores: int | None = None
+    memory_mb: int | None = None
+    walltime: int | None = None  # seconds
+    queue: str | None = None
+
+    @classmethod
+    def from_params(cls, params: dict) -> "Resources":
+        def first(kind):
+            for key in RESOURCE_KEYS[kind]:
+                if params.get(key) not in (None, ""):
+                    return params[key]
+            return None
+
+        cores, memory, walltime, queue = first("cores"), first("memory"), first("walltime"), first("queue")
+        try:
+            return cls(cores=int(cores) if cores is not None else None,
+                       memory_mb=int(float(memory)) if memory is not None else None,
+                       walltime=parse_walltime(walltime) if walltime is not None else None,
+                       queue=safe_value(str(queue), "queue") if queue is not None else None)
+        except ValueError as exc:
+            raise SchedulerError(f"invalid resource request: {exc}") from None
+
+
+def parse_walltime(value) -> int:
+    """Seconds from a number of seconds or ``[D-]HH:MM:SS`` / ``MM:SS``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    text = str(value).strip()
+    days = 0
+    if "-" in text:
+        day_text, text = text.split("-", 1)
+        days = int(day_text) if day_text.isdigit() else -1
+        if days < 0:
+            raise ValueError(f"walltime {value!r}: expected seconds or [D-]HH:MM:SS")
+    try:
+        parts = [int(p) for p in text.split(":")]
+    except ValueError:
+        parts = []
+    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts):
+        raise ValueError(f"walltime {value!r}: expected seconds or [D-]HH:MM:SS")
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + part
+    return days * 86400 + seconds
+
+
+def hms(seconds: int) -> str:
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+_UNSAFE = re.compile(r"[\r\n\x00]")
+
+
+def safe_value(value: str, what: str) -> str:
+    """A value that goes into a directive line of the job script: one line, no NUL."""
+    if _UNSAFE.search(value):
+        raise SchedulerError(f"{what} must be one line: {value[:60]!r}")
+    return value
+
+
+def native_options(specification: str | None, what: str) -> list[str]:
+    """A native specification split as a shell would (quotes respected); refused when it is more than one line."""
+    if not specification:
+        return []
+    safe_value(specification, what)
+    try:
+        return shlex.split(specification)
+    except ValueError as exc:
+        raise SchedulerError(f"{what} cannot be parsed ({exc}): {specification[:80]!r}") from None
+
+
+def wait_status(value: int) -> tuple[int | None, int | None]:
+    """(exit code, signal) from a wait status (exit code << 8 | signal)."""
+    return (value >> 8) & 0xFF, (value & 0x7F) or None
+
+
+@dataclass(frozen=True)
+class Script:
+    """What a plugin knows of a job when it writes the job script's directives."""
+    name: str
+    stdout: str
+    stderr: str
+    params: dict  # the manager's job_* options (prefix removed)
+    native_specification: str | None  # the manager's
+    submit_params: dict  # the client's
+
+
+class JobPlugin:
+    """Commands and parsers of one scheduler. Every method is pure."""
+
+    #: the scheduler's name in messages
+    scheduler = "?"
+    #: how a directive line starts (#SBATCH, #PBS)
+    directive = "#"
+
+    def headers(self, script: Script) -> list[str]:
+        """Directive lines for the job script."""
+        raise NotImplementedError
+
+    def submit(self, script_path: str) -> list[str]:
+        raise NotImplementedError
+
+    def parse_submit(self, stdout: str) -> str:
+        raise NotImplementedError
+
+    def status(self, external_ids: list[str]) -> list[str]:
+        """One command asking about all of these jobs."""
+        raise NotImplementedError
+
+    def parse_status(self, returncode: int, stdout: str, stderr: str, external_ids: list[str]) -> dict[str, Observed]:
+        """What the status command said; raise SchedulerError when it did not answer."""
+        raise NotImplementedError
+
+    def history(self, external_ids: list[str]) -> list[str] | None:
+        """A command reading the scheduler's record of finished jobs; None when it keeps none."""
+        return None
+
+    def parse_history(self, returncode: int, stdout: str, stderr: str) -> dict[str, Observed]:
+        return {}
+
+    def delete(self, external_id: str) -> list[str]:
+        raise NotImplementedError
+
+    def delete_succeeded(self, returncode: int, stdout: str, stderr: str) -> bool:
+        """A delete that failed only because the job is already gone counts as done."""
+        return returncode == 0
+
+    def find(self, name: str) -> list[str]:
+        """A command listing jobs by name (reconcile after a crash mid-submit)."""
+        raise NotImplementedError
+
+    def parse_find(self, stdout: str, name: str, since: float) -> list[str]:
+        """Ids of jobs named ``name`` submitted at or after ``since``, oldest first."""
+        raise NotImplementedError
+
+
+def directive_lines(directive: str, options: list[tuple[str, str | None]]) -> list[str]:
+    """``#X option value`` lines, every value on one line."""
+    lines = []
+    for option, value in options:
+        if value is None:
+            lines.append(f"{directive} {safe_value(option, 'a scheduler option')}")
+        else:
+            lines.append(f"{directive} {safe_value(option, 'a scheduler option')} {safe_value(str(value), option)}")
+    return lines
+
+
+def mapped_params(params: dict, argmap: dict[str, str], scheduler: str) -> list[tuple[str, str | None]]:
+    """Pulsar's job_* options: a key starting with '-' is the option itself, others go through ``argmap``."""
+    options = []
+    for key, value in params.items():
+        option = key if key.startswith("-") else argmap.get(key)
+        if option is None:
+            raise SchedulerError(f"unknown {scheduler} option job_{key} (use job_-x or job_--long-option for "
+                                 f"options not in: {', '.join(sorted(argmap))})")
+        options.append((option, None if value is None or value == "" else str(value)))
+    return options

@@ -1,0 +1,133 @@
+"""Where queued_cli's scheduler commands run: here (``LocalShell``) or on a submit host (``SecureShell``).
+
+A shell runs one command (a list of arguments) and returns what it printed; it raises SchedulerError,
+with one line saying what failed, when the command cannot be run at all (not found, timed out, ssh
+refused). A command that ran and exited non-zero is returned as it is: what that means is the job
+plugin's business.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+import tempfile
+from dataclasses import dataclass
+
+from ..scheduler import SchedulerError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def last_error_line(self) -> str:
+        lines = [line for line in (self.stderr or self.stdout).strip().splitlines() if line.strip()]
+        return lines[-1].strip() if lines else f"exit code {self.returncode}"
+
+
+class LocalShell:
+    def __init__(self, timeout: float = 60.0, **_ignored):
+        self.timeout = timeout
+
+    def describe(self) -> str:
+        return "this host"
+
+    def argv(self, command: list[str]) -> list[str]:
+        return command
+
+    def run(self, command: list[str]) -> Result:
+        argv = self.argv(command)
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout,
+                                  stdin=subprocess.DEVNULL, errors="replace")
+        except subprocess.TimeoutExpired:
+            raise SchedulerError(f"'{shlex.join(command)}' on {self.describe()} took more than {self.timeout:g} s") \
+                from None
+        except OSError as exc:
+            raise SchedulerError(f"cannot run '{command[0]}' on {self.describe()}: {exc.strerror}") from None
+        return self.check(command, Result(done.returncode, done.stdout, done.stderr))
+
+    def check(self, command: list[str], result: Result) -> Result:
+        if result.returncode == 127:
+            raise SchedulerError(f"'{command[0]}' was not found on {self.describe()}: {result.last_error_line()}")
+        return result
+
+
+def _control_directory() -> str:
+    """A private directory for ssh's connection sockets: short enough for a socket path (about 100 bytes),
+    owned by this user and no one else."""
+    path = os.path.join(tempfile.gettempdir(), f"pulsar-lite-ssh-{os.getuid()}")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    info = os.lstat(path)
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise SchedulerError(f"{path} must be a directory owned by uid {os.getuid()} with mode 0700")
+    return path
+
+
+class SecureShell(LocalShell):
+    """``ssh`` from OpenSSH, key-based (BatchMode: never a password prompt), one connection reused across
+    commands (ControlMaster, kept for ControlPersist seconds after the last command)."""
+
+    def __init__(self, hostname: str | None = None, username: str | None = None, private_key: str | None = None,
+                 port: int | None = None, strict_host_key_checking: bool = True, connect_timeout: int = 30,
+                 timeout: float = 60.0, rsh: str = "ssh", persist: int = 300, known_hosts: str | None = None,
+                 **_ignored):
+        super().__init__(timeout=timeout)
+        if not hostname:
+            raise SchedulerError("SecureShell needs shell_hostname (the submit host)")
+        self.hostname = hostname
+        self.username = username
+        self.private_key = private_key
+        self.port = port
+        self.strict = strict_host_key_checking
+        self.connect_timeout = connect_timeout
+        self.rsh = rsh
+        self.persist = persist
+        self.known_hosts = known_hosts
+
+    def describe(self) -> str:
+        who = f"{self.username}@" if self.username else ""
+        return f"{who}{self.hostname}" + (f":{self.port}" if self.port else "")
+
+    def ssh_options(self) -> list[str]:
+        options = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.connect_timeout}",
+                   "-o", "ControlMaster=auto", "-o", f"ControlPath={_control_directory()}/%C",
+                   "-o", f"ControlPersist={self.persist}", "-o", "ServerAliveInterval=30"]
+        if not self.strict:
+            options += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
+        else:
+            options += ["-o", "StrictHostKeyChecking=yes"]
+            if self.known_hosts:
+                options += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
+        if self.private_key:
+            options += ["-i", self.private_key, "-o", "IdentitiesOnly=yes"]
+        if self.port:
+            options += ["-p", str(self.port)]
+        if self.username:
+            options += ["-l", self.username]
+        return options
+
+    def argv(self, command: list[str]) -> list[str]:
+        # the remote side hands the command to the login shell as one string: quote every argument
+        return [self.rsh, *self.ssh_options(), self.hostname, "--", shlex.join(command)]
+
+    def check(self, command: list[str], result: Result) -> Result:
+        if result.returncode == 255:  # ssh's own failure (the remote command's codes are 0-254)
+            raise SchedulerError(f"ssh to {self.describe()} failed: {result.last_error_line()}")
+        return super().check(command, result)
+
+    def close(self) -> None:
+        """Stop the shared connection (at shutdown)."""
+        try:
+            subprocess.run([self.rsh, *self.ssh_options(), "-O", "exit", self.hostname], capture_output=True,
+                           timeout=10, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired, SchedulerError):
+            pass
+
+
+SHELLS = {"LocalShell": LocalShell, "SecureShell": SecureShell}

@@ -1,0 +1,396 @@
+"""The scheduler-manager base, shared by every cluster manager (queued_cli, queued_condor, queued_drmaa).
+
+A cluster manager hands job scripts to a batch scheduler and follows them there. This module does all
+of that but talking to the scheduler, which a subclass does in five small methods (``submit_job``,
+``query``, ``history``, ``delete_job``, ``find_submitted``). What it promises, for every scheduler:
+
+* **Submission** runs on a small bounded pool (``submit_concurrency``), never on a request thread. Before
+  the scheduler's submit command the intent is recorded in the store (the job's ``external_id`` becomes
+  ``submitting:<job name>``); after it, the scheduler's id, through the ``submitted`` hook, under the
+  job's lock. A daemon killed between the two finds the job by its name at the restart: neither lost nor
+  submitted twice.
+* **One status query per interval** (``min_polling_interval``, default 2 s) for all of the manager's jobs,
+  from one thread per manager. Clients' status requests are answered from the store, never from here.
+  Jobs that left the queue are looked up in the scheduler's record of finished jobs (one more query, only
+  for those), and their exit code is read from the ``return_code`` file the job script writes.
+  A job the scheduler no longer knows and that left no exit code is ``failed``, with a message saying so;
+  a scheduler-side end (time limit, memory, node failure, a delete behind the daemon's back, preemption)
+  is ``failed`` with the scheduler's reason. Nothing is ever guessed ``complete``.
+* **Cancel** in every state: the delete command runs on the submission pool (never under the job's lock)
+  and is repeated at each interval until the scheduler has let the job go.
+* **Recovery**: at start-up every queued or running job is re-attached by its stored external id, before
+  the status loop starts (``start_monitoring``); a periodic reconcile pass compares the store with the
+  jobs followed here.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import string
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .. import wire
+from ..store import JobRecord
+from .base import Manager
+
+log = logging.getLogger(__name__)
+
+#: prefix of the external id recorded before the scheduler's submit command returns
+SUBMITTING = "submitting:"
+DEFAULT_POLLING_INTERVAL = 2.0
+
+
+class SchedulerError(Exception):
+    """A scheduler command failed; the message says what and why, in one line."""
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the scheduler says of one job."""
+    #: QUEUED (pending, held, suspended), RUNNING, or ENDED
+    phase: str
+    #: the job script's exit code as the scheduler saw it (ENDED)
+    exit_code: int | None = None
+    #: the scheduler's reason when it ended the job itself (time limit, memory, node failure, deleted, ...);
+    #: None when the script ran to its end
+    failure: str | None = None
+    #: the scheduler's own name for the state (for logs)
+    state: str = ""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    ENDED = "ended"
+
+
+@dataclass
+class Tracked:
+    job_id: str
+    generation: float
+    external_id: str
+    started: bool = False
+    cancel: bool = False
+    missing: int = 0  # consecutive polls the job was in neither the queue nor the scheduler's history
+    last_delete: float = 0.0
+
+
+@dataclass
+class Submission:
+    """What a subclass needs to submit one job."""
+    job_id: str
+    name: str
+    job_directory: str
+    script: str  # the job script (command.sh), headers included
+    stdout: str
+    stderr: str
+    launch: dict = field(default_factory=dict)
+
+    @property
+    def submit_params(self) -> dict:
+        params = self.launch.get("submit_params") or {}
+        return params if isinstance(params, dict) else {}
+
+
+class SchedulerManager(Manager):
+    """Base class of cluster managers; subclasses talk to one scheduler."""
+
+    #: the scheduler's name in messages ("Slurm", "HTCondor", ...)
+    scheduler = "the scheduler"
+
+    def __init__(self, config, hooks, timers):
+        super().__init__(config, hooks, timers)
+        interval = config.values.get("min_polling_interval")
+        self.interval = max(float(interval if interval is not None else DEFAULT_POLLING_INTERVAL), 0.05)
+        self.failure_timeout = float(config.values.get("scheduler_failure_timeout") or 3600)
+        self.reconcile_interval = max(float(config.values.get("reconcile_interval") or 60), self.interval)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, int(config.values.get("submit_concurrency") or 2)),
+                                        thread_name_prefix=f"{self.name}-submit")
+        self._tracked: dict[str, Tracked] = {}  # job id -> the job's run in the scheduler
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failing_since: float | None = None
+        self._last_reconcile = time.monotonic()
+        #: counters for tests and metrics: scheduler queries made, and the time the last one took
+        self.queries = 0
+        self.last_query_seconds = 0.0
+
+    # -- what a subclass implements ----------------------------------------------------------------
+    def submit_job(self, submission: Submission) -> str:
+        """Submit the job; return the scheduler's id. Raise SchedulerError."""
+        raise NotImplementedError
+
+    def query(self, external_ids: list[str]) -> dict[str, Observed]:
+        """One scheduler query about all of these jobs; a job the answer leaves out has left the queue.
+        Raise SchedulerError when the scheduler cannot answer."""
+        raise NotImplementedError
+
+    def history(self, external_ids: list[str]) -> dict[str, Observed]:
+        """What the scheduler's record of finished jobs says of these (which left the queue); {} when it
+        keeps none."""
+        return {}
+
+    def delete_job(self, external_id: str) -> None:
+        """Remove the job from the scheduler (queued or running). Raise SchedulerError."""
+        raise NotImplementedError
+
+    def find_submitted(self, name: str, since: float) -> list[str]:
+        """Ids of jobs named ``name`` submitted at or after ``since`` (time.time()), newest last."""
+        return []
+
+    def script_headers(self, job_id: str, job_directory: str, launch: dict) -> str:
+        """Lines placed right after the job script's ``#!`` line (e.g. ``#SBATCH`` directives)."""
+        return ""
+
+    # -- names and files ----------------------------------------------------------------------------
+    def job_name(self, job_id: str) -> str:
+        template = self.config.values.get("job_name_template") or "pulsar_$job_id"
+        return string.Template(template).safe_substitute(job_id=job_id)
+
+    def submission(self, job_id: str, launch: dict) -> Submission:
+        job_dir = self.hooks.job_directory(self.name, job_id)
+        return Submission(job_id=job_id, name=self.job_name(job_id), job_directory=job_dir.path,
+                          script=os.path.join(job_dir.path, "command.sh"),
+                          stdout=os.path.join(job_dir.metadata, "job_stdout"),
+                          stderr=os.path.join(job_dir.metadata, "job_stderr"), launch=launch)
+
+    def _return_code(self, job_id: str) -> int | None:
+        text = self.hooks.job_directory(self.name, job_id).read_text("return_code", limit=64)
+        try:
+            return int(text.strip()) if text is not None else None
+        except ValueError:
+            return None
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Before recovery: nothing runs yet (the status loop starts in start_monitoring)."""
+
+    def start_monitoring(self) -> None:
+        """After recovery re-attached every job: the status loop starts."""
+        self._thread = threading.Thread(target=self._loop, name=f"{self.name}-status", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- the manager contract ---------------------------------------------------------------------------
+    def launch(self, job_id: str) -> None:
+        self._pool.submit(self._submit, job_id)
+
+    def kill(self, record: JobRecord) -> None:
+        """Called under the job's lock: only note the wish; the delete runs on the pool."""
+        with self._lock:
+            tracked = self._tracked.get(record.job_id)
+            if tracked is None or tracked.generation != record.created:
+                tracked = None
+                if record.external_id and not record.external_id.startswith(SUBMITTING):
+                    tracked = self._tracked[record.job_id] = Tracked(
+                        record.job_id, record.created, record.external_id, started=record.state == wire.State.RUNNING)
+            if tracked is not None:
+                tracked.cancel = True
+        # a job still being submitted (no id yet) is deleted by its submitter: the submitted hook refuses it
+        if tracked is not None:
+            self._pool.submit(self._delete, tracked)
+
+    def recover(self, record: JobRecord) -> None:
+        external_id = record.external_id
+        if not external_id:
+            log.info("job %s [%s]: never reached %s; submitting it now", record.job_id, self.name, self.scheduler)
+            self.hooks.requeue(self.name, record.job_id, generation=record.created)
+        elif external_id.startswith(SUBMITTING):
+            self._pool.submit(self._find_lost_submission, record)
+        else:
+            log.info("job %s [%s]: re-attached to %s job %s", record.job_id, self.name, self.scheduler,
+                     external_id)
+            self._track(Tracked(record.job_id, record.created, external_id,
+                                started=record.state == wire.State.RUNNING, cancel=record.cancel_requested))
+
+    # -- submission ----------------------------------------------------------------------------------------
+    def _submit(self, job_id: str) -> None:
+        try:
+            generation = self.hooks.runnable(self.name, job_id)
+            if generation is None:
+                return  # cancelled or cleaned while it waited
+            record = self.hooks.record(self.name, job_id)
+            submission = self.submission(job_id, (record.launch_config if record else None) or {})
+            if not self.hooks.submitted(self.name, job_id, SUBMITTING + submission.name, generation=generation):
+                return
+            try:
+                external_id = self.submit_job(submission)
+            except SchedulerError as exc:
+                log.warning("job %s [%s]: %s refused it: %s", job_id, self.name, self.scheduler, exc)
+                self.hooks.finished(self.name, job_id, None, message=f"{self.scheduler} refused the job: {exc}",
+                                    generation=generation)
+                return
+            self._accepted(job_id, generation, external_id)
+        except Exception as exc:  # never lose a job to a bug: say so and fail it
+            log.exception("job %s [%s]: submission failed", job_id, self.name)
+            self.hooks.finished(self.name, job_id, None, message=f"could not submit the job: {exc}")
+
+    def _accepted(self, job_id: str, generation: float, external_id: str) -> None:
+        tracked = Tracked(job_id, generation, external_id)
+        self._track(tracked)  # followed before it is recorded: the reconcile pass never sees it unfollowed
+        if self.hooks.submitted(self.name, job_id, external_id, generation=generation):
+            log.info("job %s [%s]: submitted to %s as %s", job_id, self.name, self.scheduler, external_id)
+        else:  # cancelled (or cleaned) while it was being submitted: take it back out
+            log.info("job %s [%s]: cancelled while being submitted; deleting %s job %s", job_id, self.name,
+                     self.scheduler, external_id)
+            tracked.cancel = True
+            self._delete(tracked)
+
+    def _find_lost_submission(self, record: JobRecord) -> None:
+        """The daemon died while submitting this job: adopt what the scheduler took, or submit it now."""
+        name = record.external_id[len(SUBMITTING):]
+        try:
+            found = self.find_submitted(name, since=record.updated - 1.0)
+        except SchedulerError as exc:
+            log.warning("job %s [%s]: cannot look for its submission yet: %s", record.job_id, self.name, exc)
+            self.timers.call_later(self.interval, lambda: self._pool.submit(self._find_lost_submission, record))
+            return
+        if not found:
+            log.info("job %s [%s]: its submission never reached %s; submitting it now", record.job_id, self.name,
+                     self.scheduler)
+            self.hooks.requeue(self.name, record.job_id, generation=record.created)
+            return
+        *duplicates, external_id = found
+        for extra in duplicates:
+            self._delete(Tracked(record.job_id, record.created, extra, cancel=True))
+        log.info("job %s [%s]: found its submission as %s job %s", record.job_id, self.name, self.scheduler,
+                 external_id)
+        self._accepted(record.job_id, record.created, external_id)
+
+    def _delete(self, tracked: Tracked) -> None:
+        tracked.last_delete = time.monotonic()
+        try:
+            self.delete_job(tracked.external_id)
+            log.info("job %s [%s]: deleted %s job %s", tracked.job_id, self.name, self.scheduler, tracked.external_id)
+        except SchedulerError as exc:
+            log.warning("job %s [%s]: deleting %s job %s failed (tried again at the next poll): %s", tracked.job_id,
+                        self.name, self.scheduler, tracked.external_id, exc)
+
+    # -- following jobs ---------------------------------------------------------------------------------------
+    def _track(self, tracked: Tracked) -> None:
+        with self._lock:
+            self._tracked[tracked.job_id] = tracked
+
+    def tracked_ids(self) -> list[str]:
+        with self._lock:
+            return [t.external_id for t in self._tracked.values()]
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            began = time.monotonic()
+            try:
+                self.poll()
+                if began - self._last_reconcile >= self.reconcile_interval:
+                    self._last_reconcile = began
+                    self.reconcile()
+            except Exception:
+                log.exception("[%s] status loop", self.name)
+            self._stopping.wait(max(0.0, self.interval - (time.monotonic() - began)))
+
+    def poll(self) -> None:
+        """One round: one query for every job followed, then act on what changed."""
+        with self._lock:
+            jobs = list(self._tracked.values())
+        if not jobs:
+            return
+        began = time.monotonic()
+        try:
+            observed = self.query([t.external_id for t in jobs])
+        except SchedulerError as exc:
+            self._query_failed(jobs, exc)
+            return
+        finally:
+            self.queries += 1
+            self.last_query_seconds = time.monotonic() - began
+        self._failing_since = None
+        left = [t for t in jobs if t.external_id not in observed]
+        if left:
+            try:
+                observed.update(self.history([t.external_id for t in left]))
+            except SchedulerError as exc:
+                log.warning("[%s] %s's record of finished jobs cannot be read: %s", self.name, self.scheduler, exc)
+        for tracked in jobs:
+            self._follow(tracked, observed.get(tracked.external_id))
+
+    def _follow(self, tracked: Tracked, seen: Observed | None) -> None:
+        if seen is None:
+            tracked.missing += 1
+            if tracked.missing < 2:
+                return  # ask once more before concluding
+            code = self._return_code(tracked.job_id)
+            if code is not None:
+                self._end(tracked, code, None)
+            else:
+                self._end(tracked, None, f"{self.scheduler} no longer knows job {tracked.external_id} and the job "
+                                         f"left no exit code (it may have been removed, or lost with its node)")
+            return
+        tracked.missing = 0
+        if seen.phase == Observed.ENDED:
+            code = self._return_code(tracked.job_id)
+            if seen.failure is not None:
+                if tracked.cancel:
+                    self._end(tracked, code if code is not None else seen.exit_code, None)
+                else:
+                    self._end(tracked, code, f"{self.scheduler} ended job {tracked.external_id}: {seen.failure}")
+            elif code is not None:
+                self._end(tracked, code, None)
+            elif seen.exit_code is not None and seen.exit_code != 0:
+                self._end(tracked, seen.exit_code, None)  # e.g. the script could not even start
+            else:
+                self._end(tracked, None, f"{self.scheduler} job {tracked.external_id} ended ({seen.state}) but the "
+                                         f"job script left no exit code")
+            return
+        if tracked.cancel and time.monotonic() - tracked.last_delete >= self.interval:
+            self._pool.submit(self._delete, tracked)
+        if seen.phase == Observed.RUNNING and not tracked.started:
+            tracked.started = True
+            if not self.hooks.started(self.name, tracked.job_id, external_id=tracked.external_id,
+                                      generation=tracked.generation):
+                tracked.cancel = True
+                self._pool.submit(self._delete, tracked)
+
+    def _end(self, tracked: Tracked, code: int | None, message: str | None) -> None:
+        with self._lock:
+            if self._tracked.get(tracked.job_id) is tracked:
+                del self._tracked[tracked.job_id]
+        if message:
+            log.warning("job %s [%s]: %s", tracked.job_id, self.name, message)
+        self.hooks.finished(self.name, tracked.job_id, code, message=message, generation=tracked.generation)
+
+    def _query_failed(self, jobs: list[Tracked], exc: SchedulerError) -> None:
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        failing = now - self._failing_since
+        log.warning("[%s] %s cannot be asked about %d job(s) (for %.0f s now): %s", self.name, self.scheduler,
+                    len(jobs), failing, exc)
+        if failing < self.failure_timeout:
+            return
+        for tracked in jobs:  # never stuck: after scheduler_failure_timeout, say why and fail them
+            self._end(tracked, self._return_code(tracked.job_id),
+                      f"{self.scheduler} could not be asked about job {tracked.external_id} for {failing:.0f} s: {exc}")
+        self._failing_since = None
+
+    def reconcile(self) -> None:
+        """Compare the store with the jobs followed here: adopt a queued or running job nobody follows (it has
+        an external id), forget one the store no longer holds as active."""
+        records = {r.job_id: r for r in self.hooks.active_jobs(self.name)}
+        with self._lock:
+            followed = dict(self._tracked)
+        for job_id, tracked in followed.items():
+            record = records.get(job_id)
+            if record is None or record.created != tracked.generation or record.terminal:
+                with self._lock:
+                    if self._tracked.get(job_id) is tracked:
+                        del self._tracked[job_id]
+        for job_id, record in records.items():
+            if job_id in followed or record.state not in (wire.State.QUEUED, wire.State.RUNNING):
+                continue
+            if record.external_id and not record.external_id.startswith(SUBMITTING):
+                log.warning("job %s [%s]: followed again (reconcile)", job_id, self.name)
+                self.recover(record)

@@ -1,0 +1,74 @@
+"""Shared by the cluster-manager integration tests: the real client driving one job, scheduler presence."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+DRIVER = Path(__file__).parent / "drivers" / "rest_job.py"
+FINAL = ("complete", "failed", "cancelled", "lost")
+
+
+class RealClient:
+    """pulsar-galaxy-lib (in its own virtualenv) driving jobs of one daemon over REST."""
+
+    def __init__(self, python: Path, url: str, **destination):
+        self.python = python
+        self.url = url
+        self.destination = destination
+
+    def _run(self, job_id: str, action: str, timeout: float = 120, **extra) -> dict | None:
+        request = {"url": self.url, "job_id": job_id, "action": action, "destination": self.destination,
+                   "timeout": timeout, **extra}
+        done = subprocess.run([str(self.python), str(DRIVER), json.dumps(request)], capture_output=True, text=True,
+                              timeout=timeout + 30)
+        assert done.returncode == 0, f"client {action} of {job_id} failed:\n{done.stderr[-3000:]}"
+        out = done.stdout.strip().splitlines()
+        return json.loads(out[-1]) if out and out[-1].startswith("{") else None
+
+    def launch(self, job_id: str, command_line: str, **destination) -> None:
+        saved = self.destination
+        self.destination = {**saved, **destination}
+        try:
+            self._run(job_id, "launch", command_line=command_line)
+        finally:
+            self.destination = saved
+
+    def wait(self, job_id: str, states=FINAL, timeout: float = 60) -> dict:
+        status = self._run(job_id, "wait", states=list(states), timeout=timeout)
+        assert status["status"] in states, f"job {job_id} is {status['status']} after {timeout}s, wanted {states}"
+        return status
+
+    def status(self, job_id: str) -> dict:
+        return self._run(job_id, "status")
+
+    def kill(self, job_id: str) -> None:
+        self._run(job_id, "kill")
+
+
+def slurm_ready() -> bool:
+    if not shutil.which("sbatch"):
+        return False
+    try:
+        state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return any(s in state for s in ("idle", "mixed", "allocated"))
+
+
+def squeue_ids(*extra: str) -> set[str]:
+    """Ids squeue lists by default (pending and running jobs: what 'gone from squeue' is about)."""
+    out = subprocess.run(["squeue", "-h", "-o", "%i", *extra], capture_output=True, text=True, timeout=30).stdout
+    return {line.strip() for line in out.splitlines() if line.strip()}
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.1, what: str = "condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached in {timeout}s")

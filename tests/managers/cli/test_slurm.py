@@ -1,0 +1,103 @@
+"""The Slurm job plugin on output captured from a real Slurm 22.05 (tests/managers/cli/captured/)."""
+from pathlib import Path
+
+import pytest
+
+from pulsar_lite.managers.cli.plugin import Script
+from pulsar_lite.managers.cli.slurm import Slurm
+from pulsar_lite.managers.scheduler import Observed, SchedulerError
+
+CAPTURED = Path(__file__).parent / "captured"
+
+
+def captured(name: str) -> str:
+    return (CAPTURED / name).read_text()
+
+
+def test_squeue_all_states_each_read_right():
+    ids = [str(n) for n in range(1, 21)]
+    seen = Slurm().parse_status(0, captured("slurm_squeue_states.txt"), "", ids)
+    assert seen["20"] == Observed(Observed.QUEUED, 0, None, "PENDING")  # held: still waiting
+    assert seen["1"] == Observed(Observed.ENDED, 0, None, "COMPLETED")
+    assert seen["2"] == Observed(Observed.ENDED, 3, None, "FAILED")  # the script's own exit 3
+    assert seen["3"].phase == Observed.ENDED and seen["3"].exit_code == -15 and "scancel" in seen["3"].failure
+    assert seen["4"].failure.startswith("time limit reached") and seen["4"].exit_code == -15
+    assert seen["10"].failure == "failed in Slurm (BadConstraints)"  # never ran: not the script's end
+    assert "JobLaunchFailure" in seen["18"].failure and seen["18"].exit_code == -9
+    assert set(seen) == set(ids)
+
+
+def test_running_and_only_the_jobs_asked_about():
+    seen = Slurm().parse_status(0, captured("slurm_squeue_status.txt"), "", ["14", "17"])
+    assert seen["14"].phase == Observed.RUNNING and seen["17"].phase == Observed.ENDED
+
+
+def test_every_job_purged_is_an_empty_answer_and_other_errors_raise():
+    stderr = captured("slurm_squeue_unknown.stderr")
+    assert Slurm().parse_status(1, "", stderr, ["999999"]) == {}
+    with pytest.raises(SchedulerError, match="squeue failed.*Unable to contact"):
+        Slurm().parse_status(1, "", "squeue: error: Unable to contact slurm controller (connect failure)", ["1"])
+
+
+def test_sacct_with_accounting():
+    seen = Slurm().parse_history(0, captured("slurm_sacct.txt"), "")
+    assert seen["14"].phase == Observed.RUNNING
+    assert seen["15"] == Observed(Observed.ENDED, 3, None, "FAILED")
+    assert seen["16"].failure.startswith("cancelled in Slurm")
+    assert seen["17"] == Observed(Observed.ENDED, 0, None, "COMPLETED")
+    assert seen["18"].exit_code == -9 and "signal 9" in seen["18"].failure
+
+
+def test_sacct_without_slurmdbd_is_no_history_not_an_answer():
+    assert Slurm().parse_history(1, "", captured("slurm_sacct_disabled.stderr")) == {}
+    with pytest.raises(SchedulerError):
+        Slurm().parse_history(1, "", "sacct: error: slurmdbd: Connection refused")
+
+
+def test_commands_ask_about_all_jobs_at_once():
+    assert Slurm().status(["3", "4", "5"]) == ["squeue", "-h", "-t", "all", "-j", "3,4,5", "-O",
+                                                "JobID:|,State:|,exit_code:|,Reason:|"]
+    assert Slurm().history(["3", "4"])[:6] == ["sacct", "-n", "-P", "-X", "-j", "3,4"]
+    assert Slurm().delete("7") == ["scancel", "7"]
+
+
+def test_sbatch_parsable_and_garbage():
+    assert Slurm().parse_submit(captured("slurm_sbatch_parsable.txt")) == "19"
+    assert Slurm().parse_submit("42;cluster2\n") == "42"
+    with pytest.raises(SchedulerError, match="no job id"):
+        Slurm().parse_submit("sbatch: error: something\n")
+
+
+def test_find_by_name_and_submit_time():
+    import time
+    stdout = captured("slurm_squeue_find.txt")
+    since = time.mktime(time.strptime("2026-12-04T08:50:00", "%Y-%m-%dT%H:%M:%S"))
+    assert Slurm().parse_find(stdout, "pulsar_fail", since) == ["15"]
+    assert Slurm().parse_find(stdout, "pulsar_fail", 0) == ["8", "15"]
+    assert Slurm().parse_find(stdout, "other", 0) == []
+
+
+def script(**submit_params):
+    return Script(name="pulsar_7", stdout="/s/7/metadata/job_stdout", stderr="/s/7/metadata/job_stderr",
+                  params={}, native_specification="-p debug --qos=normal", submit_params=submit_params)
+
+
+def test_headers_carry_name_streams_native_specifications_and_resources():
+    plugin = Slurm({"partition": "big", "--mem": "4G", "-A": "proj"})
+    headers = plugin.headers(script(native_specification="--exclusive", cores=4, memory=2048, walltime="1-02:00:00"))
+    assert headers == [
+        "#SBATCH -J pulsar_7", "#SBATCH -o /s/7/metadata/job_stdout", "#SBATCH -e /s/7/metadata/job_stderr",
+        "#SBATCH -p big", "#SBATCH --mem 4G", "#SBATCH -A proj",
+        "#SBATCH -p debug --qos=normal",  # the manager's native_specification
+        "#SBATCH --exclusive",  # the client's, after it
+        "#SBATCH -c 4", "#SBATCH --mem 2048M", "#SBATCH -t 26:00:00",
+    ]
+
+
+def test_a_directive_cannot_smuggle_a_second_line():
+    with pytest.raises(SchedulerError, match="one line"):
+        Slurm().headers(script(native_specification="-p x\nrm -rf /"))
+    with pytest.raises(SchedulerError, match="unknown Slurm option job_colour"):
+        Slurm({"colour": "red"}).headers(script())
+    with pytest.raises(SchedulerError, match="walltime"):
+        Slurm().headers(script(walltime="soon"))
