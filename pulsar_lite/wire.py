@@ -157,6 +157,46 @@ LAUNCH_KEYS = (
     "cvmfsexec",
 )
 
+#: A launch config's keys with Pulsar's value when a launch leaves them out (manager_endpoint_util.submit_job).
+LAUNCH_DEFAULTS = {
+    "remote_staging": {},
+    "dependencies_description": None,
+    "submit_params": {},
+    "env": [],
+    "setup_params": {},
+    "dynamic_file_sources": None,
+    "token_endpoint": None,
+    "cvmfsexec": None,
+}
+#: JSON type each launch key must have when present (None is always accepted and means the default).
+LAUNCH_TYPES = {"remote_staging": dict, "submit_params": dict, "env": list, "setup_params": dict,
+                "dependencies_description": dict, "dynamic_file_sources": list}
+
+
+def read_launch(body: dict) -> dict:
+    """One reading of a launch, for every face: the REST submit's parameters (JSON decoded, ``params`` given as
+    ``submit_params``) or an MQ setup message. Returns the launch config (``LAUNCH_KEYS`` with Pulsar's defaults
+    for what is absent) plus ``setup``: whether the job is set up first, as Pulsar decides it — a truthy ``setup``
+    flag ("allow just specifying setup=True in launch message") or non-empty ``setup_params``. Set up with the
+    launch's own job id, and the tool id and version from ``setup_params`` (top-level ``tool_id``/``tool_version``
+    are not read, as in Pulsar; a ``setup_params.job_id`` that names another job is not followed: Pulsar would
+    set up that directory and launch in this one). Raises ValueError with a one-line reason for a key of the
+    wrong type."""
+    launch = {}
+    for key in LAUNCH_KEYS:
+        value = body.get(key)
+        expected = LAUNCH_TYPES.get(key)
+        if value is not None and expected is not None and not isinstance(value, expected):
+            raise ValueError(f"{key} must be a JSON {'object' if expected is dict else 'list'}")
+        launch[key] = value if value is not None else _fresh(LAUNCH_DEFAULTS.get(key))
+    launch["setup"] = bool(body.get("setup")) or bool(launch["setup_params"])
+    return launch
+
+
+def _fresh(default):
+    return type(default)() if isinstance(default, (dict, list)) else default
+
+
 JOB_DIRECTORY_TOKEN = "__PULSAR_JOB_DIRECTORY__"
 REMOVED_JOBS_DIRECTORY_TOKEN = "__PULSAR_JOBS_DIRECTORY__"
 

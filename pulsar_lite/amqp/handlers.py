@@ -127,9 +127,8 @@ class MessageHandler:
                 return [self.router.reply_status(self.broker, manager, job_id)]
             return []
         self.ledger.remember_origin(manager, job_id, self.broker)
-        launch = {key: body.get(key) for key in wire.LAUNCH_KEYS}
-        try:
-            self.engine.submit(manager, job_id, launch)
+        try:  # the message as Pulsar reads it (wire.read_launch): setup flag or setup_params, defaults, touch_outputs
+            self.engine.submit(manager, job_id, body, touch_outputs=body.get("touch_outputs"))
         except PulsarLiteError as exc:
             raise Rejected(str(exc), notify=True) from None
         log.info("job %s [%s]: accepted from %s", job_id, manager, self.broker)

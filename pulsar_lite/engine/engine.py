@@ -214,13 +214,17 @@ class JobEngine:
         if wire.REMOVED_JOBS_DIRECTORY_TOKEN in command_line:
             raise BadRequest(f"{wire.REMOVED_JOBS_DIRECTORY_TOKEN} is no longer supported; "
                              f"use {wire.JOB_DIRECTORY_TOKEN}")
-        setup_params = launch.get("setup_params") or {}
-        if not isinstance(setup_params, dict):
-            raise BadRequest("setup_params must be a JSON object")
+        try:
+            launch = wire.read_launch(launch)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        if touch_outputs is not None and not isinstance(touch_outputs, list):
+            raise BadRequest("touch_outputs must be a JSON list")
+        setup_params = launch["setup_params"]
         job_dir = self.job_directory(manager, job_id)
         with self._lock(manager, job_id):
             record = self.store.get(manager, job_id)
-            if setup_params:
+            if launch.pop("setup"):
                 if record is not None and record.state in ACTIVE:
                     log.info("job %s: duplicate submission ignored (%s)", job_id, record.state)
                     return
@@ -235,7 +239,6 @@ class JobEngine:
             for name in touch_outputs or []:
                 target = job_dir.calculate_path(str(name), "output")
                 open(target, "a").close()
-            launch = {k: launch.get(k) for k in wire.LAUNCH_KEYS}
             launch["command_line"] = command_line
             staging = launch.get("remote_staging") or {}
             needs_preprocessing = bool(isinstance(staging, dict) and staging.get("setup"))
