@@ -71,6 +71,28 @@ REGISTRY: dict[str, ManagerSpec] = {
         prefixes=("job_",),
         summary="submits job scripts to Slurm, Torque or OpenPBS with their commands, here or over ssh",
     ),
+    "queued_condor": ManagerSpec(
+        type="queued_condor",
+        target="pulsar_lite.managers.condor:QueuedCondorManager",
+        requires=(("htcondor2", "htcondor"),),
+        options=_options(
+            Option("held_job_grace", "float", 0.0, "seconds a held job stays held (for an operator to release it) "
+                   "before it is removed and failed with HTCondor's HoldReason; 0 = at once"),
+            Option("condor_schedd_name", "str", None, "the schedd to submit to (default: the collector's local one)"),
+            Option("condor_collector", "str", None, "the collector to ask for it (default: CONDOR_CONFIG's "
+                   "COLLECTOR_HOST)"),
+            *SCHEDULER_OPTIONS),
+        prefixes=("submit_",),
+        summary="submits to HTCondor through its Python bindings (htcondor2); submit_* keys go to the submit "
+                "description",
+    ),
+    "queued_drmaa": ManagerSpec(
+        type="queued_drmaa",
+        target="pulsar_lite.managers.drmaa:QueuedDrmaaManager",
+        requires=(("drmaa", "drmaa"),),
+        options=_options(*SCHEDULER_OPTIONS),
+        summary="submits through a DRMAA 1.0 library (DRMAA_LIBRARY_PATH; Grid Engine tested)",
+    ),
 }
 
 
@@ -94,5 +116,9 @@ def manager_class(manager_type: str, manager: str = "?"):
                 f"manager '{manager}' (type {manager_type}) needs the Python package '{package}', "
                 f"which cannot be imported: {exc}. Install it with: pip install {package}"
             ) from None
+        except Exception as exc:  # installed, but it cannot load what it wraps (drmaa: DRMAA_LIBRARY_PATH)
+            raise ManagerUnavailable(
+                f"manager '{manager}' (type {manager_type}): the Python package '{package}' is installed but "
+                f"cannot be loaded: {str(exc).strip() or type(exc).__name__}") from None
     module_name, class_name = spec.target.split(":")
     return getattr(importlib.import_module(module_name), class_name)

@@ -1,0 +1,263 @@
+"""Cluster managers against the real Pulsar 0.16.0, on the same scheduler, in the same run.
+
+    .venv/bin/python benchmarks/schedulers.py [--scheduler slurm] [--jobs 1,20,100] [--interval 2]
+
+Both daemons serve REST and run ``queued_cli`` (Slurm) with ``min_polling_interval`` = ``--interval``.
+Every scheduler command either daemon runs goes through a logging wrapper put first on its PATH
+(``squeue``, ``sacct``, ``scontrol``, ``sbatch``, ``scancel``), so the benchmark counts them. The
+real client (pulsar-galaxy-lib 0.16.0) submits the jobs and polls each job's status as Galaxy's job
+handler does. Three measurements per daemon, in interleaved rounds:
+
+1. **Status queries per polling interval** with 1, 20 and 100 jobs in flight (jobs that sleep while a
+   window is measured; the client polls each job every ``--client-poll`` seconds, 2 by default, like
+   Galaxy). Target: at most one per interval per manager, whatever the number of jobs.
+2. **Latency**: from a job's end (the job writes the time as its last act) to the client seeing it
+   ``complete``, with the client polling every 0.1 s so that it measures the daemon, not the client.
+   Target: p95 <= one polling interval + 0.5 s.
+3. **Idle**: 100 jobs waiting in the queue (the partition is set DOWN), no client requests: each
+   daemon's CPU and scheduler queries over ``--idle`` seconds.
+
+CPU is utime+stime of the daemon's processes; "cmd CPU" is what its scheduler commands cost (its reaped
+children: with queued_cli the jobs run under the scheduler, not as the daemon's children).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from rest_jobs import CACHE, TOKEN, Server, client_venv, cpu_seconds, percentile, server_pids, venv
+
+HERE = Path(__file__).resolve().parent
+DRIVER = HERE / "_scheduler_client_driver.py"
+LITE, PULSAR = "pulsar_lite", "pulsar 0.16.0"
+COMMANDS = {"slurm": {"status": ("squeue", "sacct", "scontrol"), "submit": ("sbatch",), "delete": ("scancel",)}}
+
+
+def wrappers(directory: Path, log: Path, scheduler: str) -> Path:
+    """Logging wrappers in front of the scheduler's commands: each call appends '<time> <command>' to log."""
+    directory.mkdir(parents=True)
+    for names in COMMANDS[scheduler].values():
+        for name in names:
+            real = shutil.which(name)
+            if real is None:
+                sys.exit(f"{name} is not installed: bring the scheduler up first (scripts/ci/)")
+            path = directory / name
+            path.write_text(f'#!/bin/bash\necho "$EPOCHREALTIME {name}" >> {log}\nexec {real} "$@"\n')
+            path.chmod(0o755)
+    return directory
+
+
+class Daemon(Server):
+    def __init__(self, name, workdir, scheduler: str, interval: float, app: dict):
+        super().__init__(name, workdir)
+        self.log = workdir / "commands.log"
+        self.log.touch()
+        self.bin = wrappers(workdir / "bin", self.log, scheduler)
+        (workdir / "app.yml").write_text(json.dumps({
+            "staging_directory": str(workdir / "staging"), "persistence_directory": str(workdir / "persisted"),
+            "private_token": TOKEN, "managers": {"_default_": {**app, "min_polling_interval": interval}}}))
+
+    def start(self) -> None:
+        saved = os.environ["PATH"]
+        os.environ["PATH"] = f"{self.bin}:{saved}"
+        try:
+            super().start()
+        finally:
+            os.environ["PATH"] = saved
+
+    def calls(self, since: float, until: float, kind: str, scheduler: str) -> int:
+        names = COMMANDS[scheduler][kind]
+        count = 0
+        for line in self.log.read_text().splitlines():
+            stamp, _, name = line.partition(" ")
+            if name in names and since <= float(stamp) < until:
+                count += 1
+        return count
+
+    def cpu(self) -> tuple[float, float]:
+        pids = server_pids(self.process.pid)
+        return cpu_seconds(pids), cpu_seconds(pids, children=True)
+
+
+class Lite(Daemon):
+    def command(self):
+        return [sys.executable, "-m", "pulsar_lite", "serve", "--config", str(self.workdir / "app.yml"),
+                "--port", str(self.port)]
+
+
+class Pulsar(Daemon):
+    def __init__(self, name, workdir, scheduler, interval, app, python: Path):
+        super().__init__(name, workdir, scheduler, interval, app)
+        self.python = python
+        (workdir / "server.ini").write_text(f"[server:main]\nhost = 127.0.0.1\nport = {self.port}\n\n"
+                                            f"[app:main]\napp_config = %(here)s/app.yml\n")
+
+    def command(self):
+        return [str(self.python.parent / "pulsar-serve"), str(self.workdir / "server.ini")]
+
+
+def drive(client_python: Path, daemon: Daemon, jobs: list[str], command: str, poll: float, ends: Path,
+          timeout: float) -> subprocess.Popen:
+    out = daemon.workdir / f"driver-{time.time():.0f}-{len(jobs)}.json"
+    config = {"url": daemon.url, "token": TOKEN, "jobs": jobs, "command": command, "poll": poll, "timeout": timeout,
+              "out": str(out), "ends": str(ends), "threads": 8}
+    process = subprocess.Popen([str(client_python), str(DRIVER), json.dumps(config)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    process.out = out
+    return process
+
+
+def finish(process: subprocess.Popen) -> dict:
+    _, err = process.communicate(timeout=900)
+    if process.returncode != 0:
+        raise RuntimeError(f"client driver failed: {err[-2000:]}")
+    return json.loads(process.out.read_text())
+
+
+def cancel_all(daemon: Daemon, jobs: list[str]) -> None:
+    for job in jobs:
+        request = urllib.request.Request(f"{daemon.url}jobs/{job}/cancel?private_token={TOKEN}", method="PUT")
+        urllib.request.urlopen(request, timeout=30).read()
+
+
+def in_flight(client_python, daemon, scheduler, count, args, scratch, round_no) -> dict:
+    """``count`` jobs in the scheduler (running, or pending behind them) while a window is measured: status
+    queries per interval and the daemon's CPU per job; then they are cancelled."""
+    jobs = [f"f{round_no}n{count}j{i}" for i in range(count)]
+    cpu_before, cmd_before = daemon.cpu()
+    driver = drive(client_python, daemon, jobs, "sleep 600", args.client_poll, scratch, 900)
+    time.sleep(6)  # every job submitted
+    window_start = time.time()
+    time.sleep(args.window)
+    window_end = time.time()
+    cancel_all(daemon, jobs)
+    finish(driver)
+    cpu_after, cmd_after = daemon.cpu()
+    statuses = daemon.calls(window_start, window_end, "status", scheduler)
+    return {"per_interval": statuses / args.window * args.interval, "cpu_per_job": (cpu_after - cpu_before) / count,
+            "cmd_cpu_per_job": (cmd_after - cmd_before) / count}
+
+
+def latency(client_python, daemon, count, args, scratch, round_no) -> dict:
+    ends = scratch / f"lat-{daemon.name.split()[0]}-{round_no}"
+    ends.mkdir()
+    jobs = [f"l{round_no}j{i}" for i in range(count)]
+    # staggered ends: the jobs do not all end in the same polling interval
+    command = "sleep $((RANDOM % 4 + 2)).$((RANDOM % 10)); echo $EPOCHREALTIME > {end}"
+    result = finish(drive(client_python, daemon, jobs, command, 0.1, ends, 300))
+    delays = []
+    for job, seen in result["seen"].items():
+        end_file = ends / job
+        if seen["status"] == "complete" and end_file.exists():
+            delays.append(seen["at"] - float(end_file.read_text()))
+    return {"p50": percentile(delays, 0.5), "p95": percentile(delays, 0.95), "n": len(delays),
+            "bad": [j for j, s in result["seen"].items() if s["status"] != "complete"] + result["missing"]}
+
+
+def idle(client_python, daemons, scheduler, args, scratch) -> dict:
+    """100 jobs waiting (partition DOWN) in each daemon, nobody asking: CPU and queries over args.idle s."""
+    subprocess.run(["scontrol", "update", "PartitionName=debug", "State=DOWN"], check=True)
+    results = {}
+    try:
+        drivers = {d.name: drive(client_python, d, [f"idle{i}" for i in range(100)], "true", 3600, scratch, 5)
+                   for d in daemons}  # launch, then one status round, then stop polling (timeout 5 s)
+        for d in daemons:
+            finish(drivers[d.name])
+        time.sleep(args.interval * 2)
+        before = {d.name: d.cpu() for d in daemons}
+        start = time.time()
+        time.sleep(args.idle)
+        end = time.time()
+        for d in daemons:
+            cpu, cmd = d.cpu()
+            results[d.name] = {"cpu_pct": (cpu - before[d.name][0]) / (end - start) * 100,
+                               "cmd_cpu_pct": (cmd - before[d.name][1]) / (end - start) * 100,
+                               "queries_per_interval": d.calls(start, end, "status", scheduler) / (end - start)
+                               * args.interval}
+    finally:
+        subprocess.run(["scontrol", "update", "PartitionName=debug", "State=UP"], check=True)
+        subprocess.run(["scancel", "-n", ",".join(f"pulsar_idle{i}" for i in range(100))], check=False)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scheduler", default="slurm", choices=sorted(COMMANDS))
+    parser.add_argument("--jobs", default="1,20,100", help="jobs in flight per measurement")
+    parser.add_argument("--interval", type=float, default=2.0, help="min_polling_interval of both daemons")
+    parser.add_argument("--client-poll", type=float, default=2.0, help="seconds between a job's status polls")
+    parser.add_argument("--window", type=float, default=10.0, help="seconds over which queries are counted")
+    parser.add_argument("--latency-jobs", type=int, default=20)
+    parser.add_argument("--idle", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--only", choices=("pulsar_lite", "pulsar"))
+    args = parser.parse_args()
+    counts = [int(c) for c in args.jobs.split(",")]
+    client_python = client_venv()
+    scratch = Path(tempfile.mkdtemp(prefix="pulsar-lite-sched-"))
+    app = {"type": "queued_cli", "job_plugin": "Slurm"}
+    daemons = []
+    if args.only in (None, "pulsar_lite"):
+        daemons.append(Lite(LITE, scratch / "lite", args.scheduler, args.interval, app))
+    if args.only in (None, "pulsar"):
+        python = venv(CACHE / "bench" / "pulsar-0.16.0", "pulsar-app[web]==0.16.0", "kombu")
+        daemons.append(Pulsar(PULSAR, scratch / "pulsar", args.scheduler, args.interval, app, python))
+    for daemon in daemons:
+        daemon.start()
+    print(f"{args.scheduler}: interval {args.interval:g} s, client polls each job every {args.client_poll:g} s, "
+          f"{args.rounds} interleaved rounds, scratch {scratch}", flush=True)
+    flight: dict[str, dict[int, list[dict]]] = {d.name: {c: [] for c in counts} for d in daemons}
+    lat: dict[str, list[dict]] = {d.name: [] for d in daemons}
+    try:
+        for round_no in range(args.rounds):
+            for count in counts:
+                for daemon in daemons:
+                    flight[daemon.name][count].append(in_flight(client_python, daemon, args.scheduler, count, args,
+                                                                scratch, round_no))
+                    r = flight[daemon.name][count][-1]
+                    print(f"  round {round_no} {daemon.name:<14} {count:>3} jobs: {r['per_interval']:.2f} status "
+                          f"queries/interval, {r['cpu_per_job'] * 1000:.1f} ms CPU/job", flush=True)
+            for daemon in daemons:
+                lat[daemon.name].append(latency(client_python, daemon, args.latency_jobs, args, scratch, round_no))
+        idle_result = idle(client_python, daemons, args.scheduler, args, scratch)
+    finally:
+        for daemon in daemons:
+            daemon.stop()
+
+    print(f"\n{'daemon':<15}{'jobs':>5}{'queries/interval':>18}{'CPU ms/job':>12}{'cmd CPU ms/job':>16}")
+    for daemon in daemons:
+        for count in counts:
+            runs = flight[daemon.name][count]
+            print(f"{daemon.name:<15}{count:>5}{statistics.median(r['per_interval'] for r in runs):>18.2f}"
+                  f"{statistics.median(r['cpu_per_job'] for r in runs) * 1000:>12.1f}"
+                  f"{statistics.median(r['cmd_cpu_per_job'] for r in runs) * 1000:>16.1f}")
+    print(f"\n{'daemon':<15}{'end -> client sees complete':>30}  (client polls every 0.1 s)")
+    for daemon in daemons:
+        p50 = statistics.median(r["p50"] for r in lat[daemon.name])
+        p95 = max(r["p95"] for r in lat[daemon.name])
+        target = args.interval + 0.5
+        mark = f"[target p95 <= {target:g} s: {'PASS' if p95 <= target else 'MISS'}]" if daemon.name == LITE else ""
+        bad = sum(len(r["bad"]) for r in lat[daemon.name])
+        print(f"{daemon.name:<15}   p50 {p50:.2f} s, p95 {p95:.2f} s, {bad} job(s) not complete  {mark}")
+    print(f"\nidle, 100 jobs waiting, {args.idle:g} s:")
+    for name, r in idle_result.items():
+        print(f"  {name:<14} daemon CPU {r['cpu_pct']:.2f} %, scheduler commands {r['cmd_cpu_pct']:.2f} % of a CPU, "
+              f"{r['queries_per_interval']:.2f} status queries/interval")
+    if LITE in flight:
+        worst = max(statistics.median(r["per_interval"] for r in flight[LITE][c]) for c in counts)
+        print(f"\npulsar_lite status queries per interval, worst over {counts} jobs: {worst:.2f} "
+              f"[target <= 1: {'PASS' if worst <= 1.0 + 1e-9 else 'MISS'}]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""``queued_condor``: HTCondor through its Python bindings (PyPI ``htcondor``, module ``htcondor2``).
+
+Every job is submitted with ``+PulsarLiteManager = "<manager>"`` and ``JobBatchName = <job name>``, so one
+``Schedd.query`` per interval (constrained on that attribute) answers for all of the manager's jobs. A job
+leaves the queue as soon as it completes or is removed: its end is read from its user log
+(``<job>/job_condor.log``, a local file, the cheaper source) and, when that says nothing conclusive, from
+the schedd's history (one query for all such jobs). Held jobs are noticed: by default removed at once and
+failed with HTCondor's ``HoldReason``; ``held_job_grace`` keeps them held that long first, so an
+operator can release them (Pulsar's condor manager never notices a hold: the job stays "running").
+
+Jobs run as the pool's job owner: the account the daemon submits as (HTCondor refuses jobs owned by
+root). That account must read and execute the job script and write the job directory; in production the
+daemon and its jobs run as one service account.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+
+from .cli.plugin import Resources, safe_value
+from .scheduler import Observed, SchedulerError, SchedulerManager, Submission
+
+log = logging.getLogger(__name__)
+
+TAG = "PulsarLiteManager"
+PROJECTION = ["ClusterId", "JobStatus", "HoldReason", "HoldReasonCode", "EnteredCurrentStatus", "ExitCode",
+              "ExitBySignal", "ExitSignal", "RemoveReason", "JobBatchName", "QDate"]
+#: JobStatus -> phase (1 Idle, 2 Running, 3 Removed, 4 Completed, 5 Held, 6 Transferring output, 7 Suspended)
+PHASES = {1: Observed.QUEUED, 2: Observed.RUNNING, 6: Observed.RUNNING, 7: Observed.RUNNING}
+#: Pulsar's defaults for the submit description (util/condor): a manager's submit_* and the client's
+#: submit_params go on top; should_transfer_files NO: the job directory is shared
+DEFAULTS = {"universe": "vanilla", "getenv": "true", "notification": "NEVER", "should_transfer_files": "NO"}
+_KEY = re.compile(r"^[A-Za-z_+][A-Za-z0-9_.+]*$")
+
+
+def _bindings():
+    import htcondor2  # the registry checked that it imports; imported here so the module loads without it
+
+    return htcondor2
+
+
+def observed_from_ad(ad, grace: float, now: float) -> tuple[Observed, bool]:
+    """What a queue or history ad says; True as second value when a held job is past its grace (remove it)."""
+    status = int(ad.get("JobStatus", 0))
+    if status in PHASES:
+        return Observed(PHASES[status], None, None, str(status)), False
+    if status == 5:
+        held_for = now - float(ad.get("EnteredCurrentStatus", now))
+        if held_for < grace:
+            return Observed(Observed.QUEUED, None, None, "held"), False
+        return Observed(Observed.ENDED, None, f"held by HTCondor: {ad.get('HoldReason') or 'no reason given'}",
+                        "held"), True
+    if status == 3:
+        reason = ad.get("RemoveReason") or "condor_rm"
+        return Observed(Observed.ENDED, None, f"removed from HTCondor ({reason})", "removed"), False
+    if status == 4:
+        if ad.get("ExitBySignal"):
+            signal = int(ad.get("ExitSignal", 0))
+            return Observed(Observed.ENDED, -signal, f"killed by signal {signal}", "completed"), False
+        code = ad.get("ExitCode")
+        return Observed(Observed.ENDED, int(code) if code is not None else None, None, "completed"), False
+    return Observed(Observed.ENDED, None, f"unknown HTCondor JobStatus {status}", str(status)), False
+
+
+def observed_from_log(path: str) -> Observed | None:
+    """The end a job's user log records, or None when it records none (yet)."""
+    if not os.path.exists(path):
+        return None
+    htcondor2 = _bindings()
+    kind = htcondor2.JobEventType
+    ended = None
+    with htcondor2.JobEventLog(path) as events:
+        for event in events.events(stop_after=0):
+            if event.type == kind.JOB_TERMINATED:
+                if event.get("TerminatedBySignal") is not None and not event.get("TerminatedNormally", True):
+                    signal = int(event["TerminatedBySignal"])
+                    ended = Observed(Observed.ENDED, -signal, f"killed by signal {signal}", "completed")
+                else:
+                    ended = Observed(Observed.ENDED, int(event.get("ReturnValue", 0)), None, "completed")
+            elif event.type == kind.JOB_ABORTED:
+                reason = event.get("Reason") or "condor_rm"
+                ended = Observed(Observed.ENDED, None, f"removed from HTCondor ({reason})", "removed")
+    return ended
+
+
+class QueuedCondorManager(SchedulerManager):
+    scheduler = "HTCondor"
+
+    def __init__(self, config, hooks, timers):
+        super().__init__(config, hooks, timers)
+        self.grace = float(config.values.get("held_job_grace") or 0)
+        self.submit_params = {str(k).lower(): v for k, v in (config.values.get("submit_params") or {}).items()}
+        self._condor = threading.Lock()  # the bindings are not promised to be thread-safe: one call at a time
+        self._schedd = None
+
+    # -- the schedd ------------------------------------------------------------------------------------
+    def _call(self, what: str, method: str, *args, **kwargs):
+        htcondor2 = _bindings()
+        with self._condor:
+            for attempt in (1, 2):
+                try:
+                    if self._schedd is None:
+                        name = self.config.values.get("condor_schedd_name")
+                        collector = htcondor2.Collector(self.config.values.get("condor_collector"))
+                        ad = collector.locate(htcondor2.DaemonType.Schedd, name) if name else \
+                            collector.locate(htcondor2.DaemonType.Schedd)
+                        self._schedd = htcondor2.Schedd(ad)
+                    result = getattr(self._schedd, method)(*args, **kwargs)
+                    return list(result) if method == "history" else result
+                except Exception as exc:  # the bindings raise HTCondorException, ValueError, ...
+                    self._schedd = None  # locate it again: the schedd may have moved or restarted
+                    if attempt == 2:
+                        raise SchedulerError(f"{what} failed: {str(exc).strip() or type(exc).__name__}") from None
+
+    # -- submission ------------------------------------------------------------------------------------------
+    def description(self, submission: Submission) -> dict:
+        """The submit description: Pulsar's defaults, the client's submit_params, the manager's submit_*."""
+        htcondor_keys = dict(DEFAULTS)
+        client = dict(submission.submit_params)
+        wanted = Resources.from_params(client)
+        for aliases in (("cores", "ncpus", "request_cpus"), ("memory", "mem", "request_memory"),
+                        ("walltime", "time", "runtime"), ("queue", "partition"), ("native_specification",)):
+            for alias in aliases:
+                client.pop(alias, None)
+        if wanted.cores:
+            htcondor_keys["request_cpus"] = str(wanted.cores)
+        if wanted.memory_mb:
+            htcondor_keys["request_memory"] = str(wanted.memory_mb)
+        if wanted.walltime:  # removed (and failed with that reason) once it has run longer than asked
+            htcondor_keys["periodic_remove"] = f"JobStatus == 2 && time() - EnteredCurrentStatus > {wanted.walltime}"
+        for key, value in {**client, **self.submit_params}.items():
+            if not _KEY.match(str(key)):
+                raise SchedulerError(f"invalid HTCondor submit key {key!r}")
+            htcondor_keys[str(key).lower()] = safe_value(str(value), f"submit_{key}")
+        job_dir = submission.job_directory
+        htcondor_keys.update({
+            "executable": submission.script, "output": submission.stdout, "error": submission.stderr,
+            "log": os.path.join(job_dir, "job_condor.log"), "initialdir": os.path.join(job_dir, "working"),
+            "JobBatchName": submission.name, f"MY.{TAG}": f'"{self.name}"',
+        })
+        return htcondor_keys
+
+    def submit_job(self, submission: Submission) -> str:
+        description = self.description(submission)
+        try:
+            os.unlink(description["log"])  # a log left by an earlier run of this job id
+        except FileNotFoundError:
+            pass
+        submit = _bindings().Submit(description)
+        result = self._call("condor submit", "submit", submit)
+        return str(result.cluster())
+
+    # -- status ------------------------------------------------------------------------------------------------
+    def query(self, external_ids: list[str]) -> dict[str, Observed]:
+        ads = self._call("condor query", "query", constraint=f'{TAG} == "{self.name}"', projection=PROJECTION)
+        wanted = set(external_ids)
+        now = time.time()
+        result = {}
+        for ad in ads:
+            external_id = str(ad.get("ClusterId"))
+            if external_id not in wanted:
+                continue
+            seen, remove = observed_from_ad(ad, self.grace, now)
+            if remove:
+                reason = f"pulsar_lite: held ({ad.get('HoldReason') or 'no reason given'})"
+                self._pool.submit(self._remove, external_id, reason)
+            result[external_id] = seen
+        return result
+
+    def history(self, external_ids: list[str]) -> dict[str, Observed]:
+        result = {}
+        unknown = []
+        for external_id in external_ids:
+            job_id = self._job_of(external_id)
+            seen = None
+            if job_id is not None:
+                try:
+                    seen = observed_from_log(os.path.join(self.hooks.job_directory(self.name, job_id).path,
+                                                          "job_condor.log"))
+                except Exception as exc:  # an unreadable log: ask the schedd instead
+                    log.debug("job %s: user log unreadable: %s", job_id, exc)
+            if seen is not None:
+                result[external_id] = seen
+            else:
+                unknown.append(external_id)
+        if unknown:
+            clusters = " || ".join(f"ClusterId == {int(i)}" for i in unknown if i.isdigit())
+            ads = self._call("condor history", "history", constraint=f'{TAG} == "{self.name}" && ({clusters})',
+                             projection=PROJECTION, match=len(unknown))
+            now = time.time()
+            for ad in ads:
+                result[str(ad.get("ClusterId"))] = observed_from_ad(ad, 0, now)[0]
+        return result
+
+    def _job_of(self, external_id: str) -> str | None:
+        with self._lock:
+            return next((t.job_id for t in self._tracked.values() if t.external_id == external_id), None)
+
+    # -- removal -------------------------------------------------------------------------------------------------
+    def delete_job(self, external_id: str) -> None:
+        self._remove(external_id, "pulsar_lite: cancelled")
+
+    def _remove(self, external_id: str, reason: str) -> None:
+        action = _bindings().JobAction.Remove
+        self._call("condor remove", "act", action, f"ClusterId == {int(external_id)}", reason=reason)
+
+    def find_submitted(self, name: str, since: float) -> list[str]:
+        constraint = f'{TAG} == "{self.name}" && JobBatchName == "{name}" && QDate >= {int(since)}'
+        ads = self._call("condor query", "query", constraint=constraint, projection=["ClusterId"])
+        ads += self._call("condor history", "history", constraint=constraint, projection=["ClusterId"], match=10)
+        return sorted({str(ad["ClusterId"]) for ad in ads}, key=int)

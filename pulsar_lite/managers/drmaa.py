@@ -1,0 +1,226 @@
+"""``queued_drmaa``: a DRMAA 1.0 scheduler (Grid Engine and others) through the PyPI ``drmaa`` package.
+
+The library is found through ``DRMAA_LIBRARY_PATH``; with Grid Engine, ``SGE_ROOT`` (and ``SGE_CELL``)
+must be set too. Some libdrmaa builds need static TLS the Python interpreter does not reserve
+(``cannot allocate memory in static TLS block``): start the daemon with
+``GLIBC_TUNABLES=glibc.rtld.optional_static_tls=4096`` in its environment (the systemd unit shows how).
+
+Status: the session's ``jobStatus`` for each job it submitted, in one pass per interval (an in-process
+library call per job, no command), and ``wait`` with a zero timeout for a finished job's exit code,
+signal or abort. A new session cannot ask about the jobs an earlier one submitted (Grid Engine answers
+``InvalidJobException`` for each: why Pulsar answers HTTP 500 for every such job after a restart), so
+jobs re-attached after a restart are read with ``qstat -xml`` (one call for all of them) and, once they
+have left it, ``qacct -j`` and their ``return_code`` file.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import threading
+import xml.etree.ElementTree as ElementTree
+
+from ..errors import ManagerUnavailable
+from .scheduler import Observed, SchedulerError, SchedulerManager, Submission
+
+log = logging.getLogger(__name__)
+
+
+def _bindings():
+    import drmaa  # imported at first use: the registry has checked that it imports
+
+    return drmaa
+
+
+def observed_from_status(status: str) -> Observed | None:
+    """A DRMAA jobStatus as a phase; None for done/failed (then ``wait`` tells how it ended)."""
+    if status in ("running", "system_suspended", "user_suspended", "user_system_suspended"):
+        return Observed(Observed.RUNNING, None, None, status)
+    if status in ("queued_active", "system_on_hold", "user_on_hold", "user_system_on_hold", "undetermined"):
+        return Observed(Observed.QUEUED, None, None, status)
+    return None
+
+
+def observed_from_info(info) -> Observed:
+    """A DRMAA JobInfo (from ``wait``) as an end."""
+    if info.wasAborted:
+        return Observed(Observed.ENDED, None, "aborted by the scheduler before it ran (qdel, or it could not "
+                                              "start)", "aborted")
+    if info.hasSignal:
+        signal = str(info.terminatedSignal)
+        return Observed(Observed.ENDED, None, f"killed by signal {signal}", "signaled")
+    if info.hasExited:
+        return Observed(Observed.ENDED, int(info.exitStatus), None, "exited")
+    return Observed(Observed.ENDED, None, "ended without an exit status", "unknown")
+
+
+def parse_qstat_xml(text: str) -> dict[str, Observed]:
+    """``qstat -xml``: every job's state letters (r running, t transferring, qw waiting, h hold, E error, ...)."""
+    if not text.strip():
+        return {}
+    try:
+        root = ElementTree.fromstring(text)
+    except ElementTree.ParseError as exc:
+        raise SchedulerError(f"qstat -xml printed something that is not XML: {exc}") from None
+    result = {}
+    for job in root.iter("job_list"):
+        number = (job.findtext("JB_job_number") or "").strip()
+        letters = (job.findtext("state") or "").strip()
+        if not number:
+            continue
+        if "E" in letters:
+            result[number] = Observed(Observed.ENDED, None, f"in error state ({letters}) in Grid Engine", letters)
+        elif "r" in letters or "t" in letters or "s" in letters.lower():
+            result[number] = Observed(Observed.RUNNING, None, None, letters)
+        else:
+            result[number] = Observed(Observed.QUEUED, None, None, letters)
+    return result
+
+
+def parse_qacct(text: str) -> Observed | None:
+    """``qacct -j N``: a finished job's ``failed`` and ``exit_status`` (None when qacct has no record)."""
+    fields = {}
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(" ")
+        if key:
+            fields.setdefault(key, value.strip())
+    if "exit_status" not in fields:
+        return None
+    failed = fields.get("failed", "0")
+    code_text = fields["exit_status"].split()[0]
+    code = int(code_text) if code_text.lstrip("-").isdigit() else None
+    if not failed.startswith("0"):
+        return Observed(Observed.ENDED, code, f"Grid Engine reports failed {failed}", "failed")
+    if code is not None and code > 128:
+        return Observed(Observed.ENDED, -(code - 128), f"killed by signal {code - 128}", "signaled")
+    return Observed(Observed.ENDED, code, None, "done")
+
+
+class QueuedDrmaaManager(SchedulerManager):
+    scheduler = "DRMAA"
+
+    def __init__(self, config, hooks, timers):
+        super().__init__(config, hooks, timers)
+        self._drmaa = threading.Lock()  # one library call at a time
+        self._session = None
+        self._ours: set[str] = set()  # ids this session submitted (the only ones it can ask about)
+
+    def start(self) -> None:
+        drmaa = _bindings()
+        try:
+            self._session = drmaa.Session()
+            self._session.initialize()
+            self.scheduler = str(self._session.drmsInfo).split(" ")[0] or "DRMAA"
+        except Exception as exc:
+            raise ManagerUnavailable(f"manager '{self.name}' (queued_drmaa) cannot open a DRMAA session "
+                                     f"(DRMAA_LIBRARY_PATH={os.environ.get('DRMAA_LIBRARY_PATH')}): "
+                                     f"{str(exc).strip() or type(exc).__name__}") from None
+
+    def stop(self) -> None:
+        super().stop()
+        if self._session is not None:
+            with self._drmaa:
+                try:
+                    self._session.exit()
+                except Exception:
+                    pass
+
+    def submit_job(self, submission: Submission) -> str:
+        drmaa = _bindings()
+        spec = self.config.values.get("native_specification")
+        client_spec = submission.submit_params.get("native_specification")
+        if client_spec:
+            spec = f"{spec} {client_spec}" if spec else str(client_spec)
+        with self._drmaa:
+            template = self._session.createJobTemplate()
+            try:
+                template.remoteCommand = submission.script
+                template.jobName = submission.name
+                template.outputPath = ":" + submission.stdout
+                template.errorPath = ":" + submission.stderr
+                template.workingDirectory = os.path.join(submission.job_directory, "working")
+                if spec:
+                    template.nativeSpecification = spec
+                external_id = str(self._session.runJob(template))
+            except drmaa.errors.DrmaaException as exc:
+                raise SchedulerError(str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)) from None
+            finally:
+                self._session.deleteJobTemplate(template)
+        self._ours.add(external_id)
+        return external_id
+
+    def query(self, external_ids: list[str]) -> dict[str, Observed]:
+        drmaa = _bindings()
+        result = {}
+        others = []
+        with self._drmaa:
+            for external_id in external_ids:
+                if external_id not in self._ours:
+                    others.append(external_id)
+                    continue
+                try:
+                    status = str(self._session.jobStatus(external_id))
+                    seen = observed_from_status(status)
+                    if seen is None:
+                        info = self._session.wait(external_id, drmaa.Session.TIMEOUT_NO_WAIT)
+                        seen = observed_from_info(info)
+                        self._ours.discard(external_id)
+                    result[external_id] = seen
+                except drmaa.errors.InvalidJobException:
+                    self._ours.discard(external_id)  # reaped or unknown: ask qstat/qacct from now on
+                    others.append(external_id)
+                except drmaa.errors.ExitTimeoutException:
+                    result[external_id] = Observed(Observed.RUNNING, None, None, "ending")
+                except drmaa.errors.DrmaaException as exc:
+                    raise SchedulerError(f"DRMAA jobStatus failed: {exc}") from None
+        if others:
+            result.update({k: v for k, v in self._qstat().items() if k in others})
+        return result
+
+    def _qstat(self) -> dict[str, Observed]:
+        done = self._run(["qstat", "-xml", "-u", "*"])
+        if done.returncode != 0:
+            raise SchedulerError(f"qstat failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-300:]}")
+        return parse_qstat_xml(done.stdout)
+
+    def history(self, external_ids: list[str]) -> dict[str, Observed]:
+        result = {}
+        for external_id in external_ids:  # only jobs that left the queue: rare, and qacct takes one id
+            done = self._run(["qacct", "-j", external_id])
+            seen = parse_qacct(done.stdout) if done.returncode == 0 else None
+            if seen is not None:
+                result[external_id] = seen
+        return result
+
+    @staticmethod
+    def _run(command: list[str]) -> subprocess.CompletedProcess:
+        try:
+            return subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SchedulerError(f"{command[0]} could not be run: {exc}") from None
+
+    def delete_job(self, external_id: str) -> None:
+        drmaa = _bindings()
+        if external_id in self._ours:
+            with self._drmaa:
+                try:
+                    self._session.control(external_id, drmaa.JobControlAction.TERMINATE)
+                    return
+                except drmaa.errors.InvalidJobException:
+                    return  # already gone
+                except drmaa.errors.DrmaaException as exc:
+                    raise SchedulerError(f"DRMAA TERMINATE failed: {exc}") from None
+        done = self._run(["qdel", external_id])
+        if done.returncode != 0 and "does not exist" not in done.stdout + done.stderr:
+            raise SchedulerError(f"qdel failed: {(done.stderr or done.stdout).strip()[-300:]}")
+
+    def find_submitted(self, name: str, since: float) -> list[str]:
+        done = self._run(["qstat", "-xml", "-u", "*", "-r"])
+        if done.returncode != 0:
+            raise SchedulerError(f"qstat failed: {(done.stderr or done.stdout).strip()[-300:]}")
+        found = []
+        root = ElementTree.fromstring(done.stdout) if done.stdout.strip() else None
+        for job in (root.iter("job_list") if root is not None else ()):
+            if (job.findtext("JB_name") or "").strip() == name:
+                found.append((job.findtext("JB_job_number") or "").strip())
+        return sorted((f for f in found if f), key=int)
