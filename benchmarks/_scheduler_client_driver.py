@@ -16,8 +16,8 @@ from pulsar.client.manager import build_client_manager
 FINAL = ("complete", "failed", "cancelled", "lost")
 config = json.loads(sys.argv[1])
 manager = build_client_manager()
-clients = {job: manager.get_client({"url": config["url"], "private_token": config["token"]}, job_id=job)
-           for job in config["jobs"]}
+destination = {"url": config["url"], "private_token": config["token"], **config.get("destination", {})}
+clients = {job: manager.get_client(destination, job_id=job) for job in config["jobs"]}
 
 
 def launch(job):

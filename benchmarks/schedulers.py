@@ -1,12 +1,17 @@
 """Cluster managers against the real Pulsar 0.16.0, on the same scheduler, in the same run.
 
-    .venv/bin/python benchmarks/schedulers.py [--scheduler slurm] [--jobs 1,20,100] [--interval 2]
+    .venv/bin/python benchmarks/schedulers.py [--scheduler slurm|condor|drmaa] [--jobs 1,20,100] [--interval 2]
 
-Both daemons serve REST and run ``queued_cli`` (Slurm) with ``min_polling_interval`` = ``--interval``.
-Every scheduler command either daemon runs goes through a logging wrapper put first on its PATH
-(``squeue``, ``sacct``, ``scontrol``, ``sbatch``, ``scancel``), so the benchmark counts them. The
-real client (pulsar-galaxy-lib 0.16.0) submits the jobs and polls each job's status as Galaxy's job
-handler does. Three measurements per daemon, in interleaved rounds:
+Both daemons serve REST and run the same manager type on the same scheduler (slurm: ``queued_cli``;
+condor: ``queued_condor``; drmaa: ``queued_drmaa`` on Grid Engine) with ``min_polling_interval`` =
+``--interval``. How queries are counted: every scheduler command either daemon runs goes through a
+logging wrapper put first on its PATH (Slurm: ``squeue``, ``sacct``, ``scontrol``, ``sbatch``,
+``scancel``; Grid Engine: ``qstat``, ``qacct``, ``qdel``; HTCondor: the CLI wrappers Pulsar submits
+with). Calls through Python bindings (htcondor2's ``Schedd.query``, DRMAA's ``jobStatus``) pass no
+wrapper: pulsar_lite's are its status rounds, counted from its debug log; Pulsar makes one per client
+status request (HTCondor: it reads the job's user log instead, no schedd query). The real client
+(pulsar-galaxy-lib 0.16.0) submits the jobs and polls each job's status as Galaxy's job handler does.
+Three measurements per daemon, in interleaved rounds:
 
 1. **Status queries per polling interval** with 1, 20 and 100 jobs in flight (jobs that sleep while a
    window is measured; the client polls each job every ``--client-poll`` seconds, 2 by default, like
@@ -14,8 +19,9 @@ handler does. Three measurements per daemon, in interleaved rounds:
 2. **Latency**: from a job's end (the job writes the time as its last act) to the client seeing it
    ``complete``, with the client polling every 0.1 s so that it measures the daemon, not the client.
    Target: p95 <= one polling interval + 0.5 s.
-3. **Idle**: 100 jobs waiting in the queue (the partition is set DOWN), no client requests: each
-   daemon's CPU and scheduler queries over ``--idle`` seconds.
+3. **Idle**: 100 jobs waiting in the queue (Slurm: the partition is set DOWN; HTCondor: requirements no
+   machine meets; Grid Engine: a user hold), no client requests: each daemon's CPU and scheduler
+   queries over ``--idle`` seconds.
 
 CPU is utime+stime of the daemon's processes; "cmd CPU" is what its scheduler commands cost (its reaped
 children: with queued_cli the jobs run under the scheduler, not as the daemon's children).
@@ -39,15 +45,38 @@ from rest_jobs import CACHE, TOKEN, Server, client_venv, cpu_seconds, percentile
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "_scheduler_client_driver.py"
 LITE, PULSAR = "pulsar_lite", "pulsar 0.16.0"
-COMMANDS = {"slurm": {"status": ("squeue", "sacct", "scontrol"), "submit": ("sbatch",), "delete": ("scancel",)}}
+COMMANDS = {
+    "slurm": {"status": ("squeue", "sacct", "scontrol"), "submit": ("sbatch",), "delete": ("scancel",)},
+    "condor": {"status": ("condor_q", "condor_history"), "submit": ("condor_submit",), "delete": ("condor_rm",)},
+    "drmaa": {"status": ("qstat", "qacct"), "submit": ("qsub",), "delete": ("qdel",)},
+}
+MANAGERS = {
+    "slurm": {"type": "queued_cli", "job_plugin": "Slurm"},
+    "condor": {"type": "queued_condor"},
+    "drmaa": {"type": "queued_drmaa"},
+}
+CONDOR_BIN = "/srv/condor-client/bin"
+DRMAA_ENV = {"DRMAA_LIBRARY_PATH": "/usr/lib/gridengine-drmaa/lib/libdrmaa.so.1.0", "SGE_ROOT": "/var/lib/gridengine",
+             "SGE_CELL": "default", "GLIBC_TUNABLES": "glibc.rtld.optional_static_tls=4096"}
+IDMAP = HERE.parent / "scripts" / "ci" / "condor_idmap_mount.py"
+
+
+def scheduler_env(scheduler: str) -> dict:
+    if scheduler == "condor":
+        return {"CONDOR_CONFIG": "/srv/condor-client/condor_config",
+                "PATH": f"{CONDOR_BIN}:{os.environ['PATH']}"}
+    if scheduler == "drmaa":
+        return dict(DRMAA_ENV)
+    return {}
 
 
 def wrappers(directory: Path, log: Path, scheduler: str) -> Path:
     """Logging wrappers in front of the scheduler's commands: each call appends '<time> <command>' to log."""
     directory.mkdir(parents=True)
+    search = f"{CONDOR_BIN}:{os.environ['PATH']}" if scheduler == "condor" else None
     for names in COMMANDS[scheduler].values():
         for name in names:
-            real = shutil.which(name)
+            real = shutil.which(name, path=search)
             if real is None:
                 sys.exit(f"{name} is not installed: bring the scheduler up first (scripts/ci/)")
             path = directory / name
@@ -57,22 +86,48 @@ def wrappers(directory: Path, log: Path, scheduler: str) -> Path:
 
 
 class Daemon(Server):
-    def __init__(self, name, workdir, scheduler: str, interval: float, app: dict):
+    def __init__(self, name, workdir, scheduler: str, interval: float, app: dict, extra: dict | None = None):
         super().__init__(name, workdir)
+        self.scheduler = scheduler
         self.log = workdir / "commands.log"
         self.log.touch()
-        self.bin = wrappers(workdir / "bin", self.log, scheduler)
+        # beside the workdir, not in it: HTCondor's tools run in the pool's chroot, where the workdir is
+        # mounted at the same path and a wrapper found first on PATH there would call itself
+        self.bin = wrappers(workdir.parent / f"bin-{workdir.name}", self.log, scheduler)
+        self.mount = None
+        if scheduler == "condor":  # the job directories at the same path in the pool's chroot, as its job owner
+            self.mount = Path("/srv/trixie" + str(workdir))
+            subprocess.run(["python3", str(IDMAP), "mount", str(workdir), str(self.mount)], check=True)
         (workdir / "app.yml").write_text(json.dumps({
             "staging_directory": str(workdir / "staging"), "persistence_directory": str(workdir / "persisted"),
-            "private_token": TOKEN, "managers": {"_default_": {**app, "min_polling_interval": interval}}}))
+            "private_token": TOKEN, **(extra or {}),
+            "managers": {"_default_": {**app, "min_polling_interval": interval}}}))
 
     def start(self) -> None:
-        saved = os.environ["PATH"]
-        os.environ["PATH"] = f"{self.bin}:{saved}"
+        saved = dict(os.environ)
+        os.environ.update(scheduler_env(self.scheduler))
+        os.environ["PATH"] = f"{self.bin}:{os.environ['PATH']}"
         try:
             super().start()
         finally:
-            os.environ["PATH"] = saved
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def stop(self) -> None:
+        super().stop()
+        if self.mount is not None:
+            subprocess.run(["umount", "-l", str(self.mount)], check=False)
+
+    def rounds(self, since: float, until: float) -> int:
+        """pulsar_lite's own status rounds (its debug log), for schedulers asked through bindings."""
+        count = 0
+        for line in (self.workdir / "server.log").read_text(errors="replace").splitlines():
+            if "status query for" not in line:
+                continue
+            stamp = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S")) + int(line[20:23]) / 1000
+            if since <= stamp < until:
+                count += 1
+        return count
 
     def calls(self, since: float, until: float, kind: str, scheduler: str) -> int:
         names = COMMANDS[scheduler][kind]
@@ -97,6 +152,8 @@ class Lite(Daemon):
 class Pulsar(Daemon):
     def __init__(self, name, workdir, scheduler, interval, app, python: Path):
         super().__init__(name, workdir, scheduler, interval, app)
+        if scheduler == "condor":  # Pulsar's queued_condor needs nothing but its CLI
+            app.pop("held_job_grace", None)
         self.python = python
         (workdir / "server.ini").write_text(f"[server:main]\nhost = 127.0.0.1\nport = {self.port}\n\n"
                                             f"[app:main]\napp_config = %(here)s/app.yml\n")
@@ -106,10 +163,10 @@ class Pulsar(Daemon):
 
 
 def drive(client_python: Path, daemon: Daemon, jobs: list[str], command: str, poll: float, ends: Path,
-          timeout: float) -> subprocess.Popen:
+          timeout: float, destination: dict | None = None) -> subprocess.Popen:
     out = daemon.workdir / f"driver-{time.time():.0f}-{len(jobs)}.json"
     config = {"url": daemon.url, "token": TOKEN, "jobs": jobs, "command": command, "poll": poll, "timeout": timeout,
-              "out": str(out), "ends": str(ends), "threads": 8}
+              "out": str(out), "ends": str(ends), "threads": 8, "destination": destination or {}}
     process = subprocess.Popen([str(client_python), str(DRIVER), json.dumps(config)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     process.out = out
@@ -142,19 +199,32 @@ def in_flight(client_python, daemon, scheduler, count, args, scratch, round_no) 
     cancel_all(daemon, jobs)
     finish(driver)
     cpu_after, cmd_after = daemon.cpu()
-    statuses = daemon.calls(window_start, window_end, "status", scheduler)
+    statuses = queries(daemon, window_start, window_end, count, args)
     return {"per_interval": statuses / args.window * args.interval, "cpu_per_job": (cpu_after - cpu_before) / count,
             "cmd_cpu_per_job": (cmd_after - cmd_before) / count}
 
 
+def queries(daemon: Daemon, since: float, until: float, jobs: int, args) -> float:
+    """Scheduler status queries the daemon made in [since, until): its commands (wrappers), plus for calls
+    through bindings pulsar_lite's status rounds or, for Pulsar, one per client status request."""
+    commands = daemon.calls(since, until, "status", daemon.scheduler)
+    if daemon.scheduler == "slurm":
+        return commands
+    if isinstance(daemon, Lite):
+        return commands + daemon.rounds(since, until)
+    return commands + jobs * (until - since) / args.client_poll  # Pulsar: one per status request
+
+
 def latency(client_python, daemon, count, args, scratch, round_no) -> dict:
-    ends = scratch / f"lat-{daemon.name.split()[0]}-{round_no}"
+    ends = daemon.workdir / f"ends-{round_no}"  # where its jobs can write (HTCondor: shared into the pool)
     ends.mkdir()
     jobs = [f"l{round_no}j{i}" for i in range(count)]
     # staggered ends: the jobs do not all end in the same polling interval
     command = "sleep $((RANDOM % 4 + 2)).$((RANDOM % 10)); echo $EPOCHREALTIME > {end}"
     result = finish(drive(client_python, daemon, jobs, command, 0.1, ends, 300))
     delays = []
+    if not any(ends.iterdir()):
+        raise RuntimeError(f"{daemon.name}: no job of the latency run wrote its end time to {ends}")
     for job, seen in result["seen"].items():
         end_file = ends / job
         if seen["status"] == "complete" and end_file.exists():
@@ -164,11 +234,14 @@ def latency(client_python, daemon, count, args, scratch, round_no) -> dict:
 
 
 def idle(client_python, daemons, scheduler, args, scratch) -> dict:
-    """100 jobs waiting (partition DOWN) in each daemon, nobody asking: CPU and queries over args.idle s."""
-    subprocess.run(["scontrol", "update", "PartitionName=debug", "State=DOWN"], check=True)
+    """100 jobs waiting in each daemon, nobody asking: CPU and queries over args.idle s."""
+    if scheduler == "slurm":
+        subprocess.run(["scontrol", "update", "PartitionName=debug", "State=DOWN"], check=True)
+    wait = {"condor": {"submit_requirements": "False"}, "drmaa": {"submit_native_specification": "-h"}}
     results = {}
     try:
-        drivers = {d.name: drive(client_python, d, [f"idle{i}" for i in range(100)], "true", 3600, scratch, 5)
+        drivers = {d.name: drive(client_python, d, [f"idle{i}" for i in range(100)], "true", 3600, scratch, 5,
+                                 destination=wait.get(scheduler))
                    for d in daemons}  # launch, then one status round, then stop polling (timeout 5 s)
         for d in daemons:
             finish(drivers[d.name])
@@ -181,11 +254,13 @@ def idle(client_python, daemons, scheduler, args, scratch) -> dict:
             cpu, cmd = d.cpu()
             results[d.name] = {"cpu_pct": (cpu - before[d.name][0]) / (end - start) * 100,
                                "cmd_cpu_pct": (cmd - before[d.name][1]) / (end - start) * 100,
-                               "queries_per_interval": d.calls(start, end, "status", scheduler) / (end - start)
+                               "queries_per_interval": queries(d, start, end, 0, args) / (end - start)
                                * args.interval}
     finally:
-        subprocess.run(["scontrol", "update", "PartitionName=debug", "State=UP"], check=True)
-        subprocess.run(["scancel", "-n", ",".join(f"pulsar_idle{i}" for i in range(100))], check=False)
+        if scheduler == "slurm":
+            subprocess.run(["scontrol", "update", "PartitionName=debug", "State=UP"], check=True)
+        for d in daemons:
+            cancel_all(d, [f"idle{i}" for i in range(100)])
     return results
 
 
@@ -204,15 +279,21 @@ def main() -> int:
     counts = [int(c) for c in args.jobs.split(",")]
     client_python = client_venv()
     scratch = Path(tempfile.mkdtemp(prefix="pulsar-lite-sched-"))
-    app = {"type": "queued_cli", "job_plugin": "Slurm"}
+    app = MANAGERS[args.scheduler]
     daemons = []
     if args.only in (None, "pulsar_lite"):
-        daemons.append(Lite(LITE, scratch / "lite", args.scheduler, args.interval, app))
+        daemons.append(Lite(LITE, scratch / "lite", args.scheduler, args.interval, app, {"log_level": "DEBUG"}))
     if args.only in (None, "pulsar"):
-        python = venv(CACHE / "bench" / "pulsar-0.16.0", "pulsar-app[web]==0.16.0", "kombu")
+        packages = ["pulsar-app[web]==0.16.0", "kombu"] + (["drmaa"] if args.scheduler == "drmaa" else [])
+        python = venv(CACHE / "bench" / "pulsar-0.16.0", *packages)
         daemons.append(Pulsar(PULSAR, scratch / "pulsar", args.scheduler, args.interval, app, python))
-    for daemon in daemons:
-        daemon.start()
+    try:
+        for daemon in daemons:
+            daemon.start()
+    except Exception:
+        for daemon in daemons:
+            daemon.stop()
+        raise
     print(f"{args.scheduler}: interval {args.interval:g} s, client polls each job every {args.client_poll:g} s, "
           f"{args.rounds} interleaved rounds, scratch {scratch}", flush=True)
     flight: dict[str, dict[int, list[dict]]] = {d.name: {c: [] for c in counts} for d in daemons}

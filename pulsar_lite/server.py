@@ -25,9 +25,17 @@ def configure_logging(level: str) -> None:
 
 
 def start_engine(config: AppConfig) -> JobEngine:
-    """Step 1: the store and the engine (reload + reconcile unfinished jobs)."""
+    """Step 1: the store and the engine (reload + reconcile unfinished jobs). The TES service registers its
+    stager first, so that recovery can stage its tasks' files."""
     engine = JobEngine(config)
+    engine.tes = None
+    if config.tes:
+        from .tes import TesService
+
+        engine.tes = TesService(engine, config)
     engine.start()
+    if engine.tes is not None:
+        engine.tes.recover()
     return engine
 
 

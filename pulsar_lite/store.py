@@ -61,6 +61,15 @@ CREATE TABLE IF NOT EXISTS file_cache (
     token TEXT PRIMARY KEY,
     created REAL NOT NULL
 );
+-- GA4GH TES tasks: the task document as the client sent it (checked); its job is the jobs row of the same id
+CREATE TABLE IF NOT EXISTS tes_tasks (
+    id TEXT PRIMARY KEY,
+    manager TEXT NOT NULL,
+    created REAL NOT NULL,
+    name TEXT,
+    document TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tes_tasks_order ON tes_tasks(created, id);
 """
 
 _UPDATABLE = {"launch_config", "external_id", "pid", "returncode", "cancel_requested", "message",
@@ -344,6 +353,36 @@ class Store:
             written[(manager, job_id)] = None
             self._db.execute("DELETE FROM jobs WHERE manager=? AND job_id=?", (manager, job_id))
             self._db.execute("DELETE FROM transitions WHERE manager=? AND job_id=?", (manager, job_id))
+            self._db.execute("DELETE FROM tes_tasks WHERE manager=? AND id=?", (manager, job_id))
+
+    # -- TES tasks -------------------------------------------------------------
+    def put_task(self, task_id: str, manager: str, created: float, name: str | None, document: dict) -> None:
+        """Record a TES task's document (not waited for: its job's submit, durable, comes next)."""
+        with self._writing(durable=False):
+            self._db.execute("INSERT INTO tes_tasks(id, manager, created, name, document) VALUES (?,?,?,?,?)",
+                             (task_id, manager, created, name, json.dumps(document)))
+
+    def get_task(self, task_id: str) -> tuple[str, float, dict] | None:
+        """(manager, created, document) of a TES task."""
+        row = self._reader().execute("SELECT manager, created, document FROM tes_tasks WHERE id=?",
+                                     (task_id,)).fetchone()
+        return (row["manager"], row["created"], json.loads(row["document"])) if row else None
+
+    def tasks_after(self, after: tuple[float, str] | None, limit: int, name_prefix: str | None = None
+                    ) -> list[tuple[str, str, float, dict]]:
+        """TES tasks in creation order after ``after`` (created, id): (id, manager, created, document)."""
+        query = "SELECT id, manager, created, document FROM tes_tasks"
+        clauses, args = [], []
+        if after is not None:
+            clauses.append("(created > ? OR (created = ? AND id > ?))")
+            args += [after[0], after[0], after[1]]
+        if name_prefix:
+            clauses.append("substr(name, 1, ?) = ?")
+            args += [len(name_prefix), name_prefix]
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        rows = self._reader().execute(query + " ORDER BY created, id LIMIT ?", (*args, limit)).fetchall()
+        return [(r["id"], r["manager"], r["created"], json.loads(r["document"])) for r in rows]
 
     # -- file cache tokens --------------------------------------------------
     def cache_claim(self, token: str) -> bool:

@@ -225,6 +225,18 @@ _JOB_ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,254}$")
 _MANAGER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 
 
+#: Job ids the engine gives GA4GH TES tasks (pulsar_lite.tes) start with this; the Pulsar faces refuse to set
+#: up or submit such ids, so a Pulsar job and a TES task never share a job in the store.
+RESERVED_JOB_ID_PREFIX = "tes-"
+
+
+def reserved_job_id(job_id) -> str | None:
+    """Why a Pulsar client may not use ``job_id``, or None."""
+    if isinstance(job_id, str) and job_id.startswith(RESERVED_JOB_ID_PREFIX):
+        return f"job ids starting with {RESERVED_JOB_ID_PREFIX!r} are reserved for TES tasks"
+    return None
+
+
 def valid_job_id(job_id: str) -> bool:
     return bool(job_id) and job_id not in (".", "..") and bool(_JOB_ID_RE.match(job_id))
 

@@ -116,6 +116,9 @@ class MessageHandler:
 
     def _setup(self, manager: str, body: dict) -> list[Outgoing]:
         job_id = self._job_id(body)
+        reserved = wire.reserved_job_id(job_id)
+        if reserved:
+            raise Rejected(reserved)
         command_line = body.get("command_line")
         if not isinstance(command_line, str) or not command_line.strip():
             raise Rejected("missing command_line", notify=True)

@@ -210,7 +210,8 @@ def _retry_options() -> list[Option]:
 
 
 MANAGER_OPTIONS: tuple[Option, ...] = (
-    Option("type", "str", "queued_python", "manager type (see docs/managers.md): queued_python"),
+    Option("type", "str", "queued_python", "manager type (see docs/managers.md): queued_python, queued_cli, "
+           "queued_condor, queued_drmaa"),
     Option("num_concurrent_jobs", "concurrency", 1, "jobs run at once by this manager; '*' = CPU count"),
     Option("staging_directory", "path", "var/staging", "where job directories live (<staging>/<job_id>/)"),
     Option("assign_ids", "choice", "galaxy", "galaxy = use the client's job id; uuid = assign a new one",
@@ -268,6 +269,29 @@ AMQP_OPTIONS: tuple[Option, ...] = (
            "seconds between safety re-drains of the status outbox (state changes publish at once)"),
 )
 
+#: The GA4GH TES face (pulsar_lite.tes).
+TES_OPTIONS: tuple[Option, ...] = (
+    Option("tes", "bool", True, "serve the GA4GH Task Execution Service API (v1.1) at /ga4gh/tes/v1, with the "
+           "same token as the Pulsar routes"),
+    Option("tes_manager", "str", None, "the manager that runs TES tasks (default: _default_, else the first one); "
+           "a task's backend_parameters 'manager' picks another"),
+    Option("tes_container_runtime", "choice", "podman", "how executors run: podman, docker, apptainer or "
+           "singularity", ("podman", "docker", "apptainer", "singularity")),
+    Option("tes_container_command", "str", None, "the runtime's program (default: its name, found on PATH)"),
+    Option("tes_container_network", "str", "none", "podman/docker --network of executors (none: no network)"),
+    Option("tes_container_pull", "choice", "missing", "podman/docker --pull policy", ("missing", "never", "always")),
+    Option("tes_container_options", "list", [], "extra options given to every executor's run command"),
+    Option("tes_allowed_images", "list", ["*"], "images executors may use (fnmatch patterns; '*' or 'any': every one)"),
+    Option("tes_file_roots", "list", [], "local directories file:// inputs and outputs may name (none: file:// is "
+           "refused)"),
+    Option("tes_service_id", "str", "org.pulsar-lite.tes", "service-info id (reverse domain name)"),
+    Option("tes_service_name", "str", "pulsar_lite TES", "service-info name"),
+    Option("tes_organization_name", "str", "pulsar_lite", "service-info organization.name"),
+    Option("tes_organization_url", "str", "https://github.com/galaxyproject/pulsar",
+           "service-info organization.url"),
+    Option("tes_storage", "list", [], "storage locations advertised in service-info (e.g. https://data.example.org/)"),
+)
+
 APP_OPTIONS: tuple[Option, ...] = (
     Option("host", "str", "127.0.0.1", "address the REST face listens on"),
     Option("port", "int", 8913, "port the REST face listens on"),
@@ -306,6 +330,7 @@ APP_OPTIONS: tuple[Option, ...] = (
            ("full", "normal")),
     Option("log_level", "choice", "INFO", "DEBUG, INFO, WARNING or ERROR", ("DEBUG", "INFO", "WARNING", "ERROR")),
     *AMQP_OPTIONS,
+    *TES_OPTIONS,
     *MANAGER_OPTIONS[2:],  # every manager option but type/num_concurrent_jobs is an app-wide default too
 )
 APP_OPTION_MAP = {o.key: o for o in APP_OPTIONS}

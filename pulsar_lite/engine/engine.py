@@ -62,6 +62,9 @@ class JobEngine:
         self.started_up = False
         self.stopped = False
         self.amqp = None  # the AMQP face, when one is running (set by server start-up)
+        #: stagers other faces register before start (name -> object with needs_preprocessing, stages_out,
+        #: stage_in, stage_out), named by a job's launch config "stager"
+        self.stagers: dict = {}
 
     # -- lifecycle --------------------------------------------------------
     def start(self) -> None:
@@ -184,9 +187,9 @@ class JobEngine:
 
     # -- transport API ------------------------------------------------------
     def setup(self, manager: str, job_id: str | None, tool_id: str | None = None,
-              tool_version: str | None = None, preserve_galaxy_python_environment=None) -> dict:
+              tool_version: str | None = None, preserve_galaxy_python_environment=None, assign_id: bool = True) -> dict:
         manager_config = self.manager_config(manager)
-        if manager_config.assign_ids == "uuid":
+        if assign_id and manager_config.assign_ids == "uuid":
             job_id = uuid.uuid4().hex
         job_id = check_job_id(job_id)
         job_dir = self.job_directory(manager, job_id)
@@ -204,8 +207,11 @@ class JobEngine:
                 self.store.update(manager, job_dir.job_id, tool_id=tool_id, tool_version=tool_version)
         # an active job: setup is idempotent, nothing changes
 
-    def submit(self, manager: str, job_id: str, launch: dict, touch_outputs: list | None = None) -> None:
-        """Queue a job (REST submit and MQ setup message alike)."""
+    def submit(self, manager: str, job_id: str, launch: dict, touch_outputs: list | None = None,
+               stager: str | None = None) -> None:
+        """Queue a job (REST submit and MQ setup message alike). ``stager`` names a registered stager that
+        stages the job's files instead of Pulsar's remote_staging (the TES face's: faces never take it from a
+        client's launch)."""
         self.manager_config(manager)
         job_id = check_job_id(job_id)
         command_line = launch.get("command_line")
@@ -240,8 +246,9 @@ class JobEngine:
                 target = job_dir.calculate_path(str(name), "output")
                 open(target, "a").close()
             launch["command_line"] = command_line
-            staging = launch.get("remote_staging") or {}
-            needs_preprocessing = bool(isinstance(staging, dict) and staging.get("setup"))
+            if stager is not None:
+                launch["stager"] = stager
+            needs_preprocessing = self._stager(launch).needs_preprocessing(launch)
             try:
                 self._write_script(manager, job_dir, launch)
             except Exception as exc:
@@ -461,7 +468,7 @@ class JobEngine:
             if record.cancel_requested:
                 self._move(manager, job_id, wire.State.CANCELLED, expect=ACTIVE, returncode=returncode)
                 return
-            if not _stages_out(record):
+            if not self._stager(record.launch_config).stages_out(record):
                 # nothing to transfer: through postprocessing to the end in one transaction (one commit,
                 # every step still recorded and published)
                 failed = message if message is not None else record.message
@@ -523,35 +530,83 @@ class JobEngine:
                            settled=self.SUPERSEDED)
 
     # -- server-side staging ----------------------------------------------------
+    def _stager(self, launch: dict | None):
+        name = (launch or {}).get("stager")
+        if name is None:
+            return PULSAR_STAGER
+        return self.stagers.get(name) or MissingStager(name)
+
     def preprocessor(self, manager: str, job_dir: JobDirectory, record: JobRecord) -> None:
-        remote_staging = (record.launch_config or {}).get("remote_staging") or {}
         policy = staging.RetryPolicy.from_manager(self.manager_config(manager), "preprocess")
-        stats = staging.preprocess(job_dir, remote_staging, policy)
+        stats = self._stager(record.launch_config).stage_in(job_dir, record, policy)
         self.store.update(manager, job_dir.job_id, stage_in_bytes=stats.bytes, stage_in_seconds=stats.seconds)
         log.info("job %s: staged in %d file(s), %d bytes in %.3fs", job_dir.job_id, stats.files, stats.bytes,
                  stats.seconds)
 
     def postprocessor(self, manager: str, job_dir: JobDirectory, record: JobRecord) -> None:
-        if not _stages_out(record):
+        stager = self._stager(record.launch_config)
+        if not stager.stages_out(record):
             return
-        launch = record.launch_config
-        remote_staging = launch["remote_staging"]
         policy = staging.RetryPolicy.from_manager(self.manager_config(manager), "postprocess")
-        realized = realized_dynamic_file_sources(job_dir, launch.get("dynamic_file_sources"))
-        stats = staging.postprocess(job_dir, remote_staging, realized, policy)
+        stats = stager.stage_out(job_dir, record, policy)
         self.store.update(manager, job_dir.job_id, stage_out_bytes=stats.bytes, stage_out_seconds=stats.seconds)
         if stats.files:
             log.info("job %s: staged out %d file(s), %d bytes in %.3fs", job_dir.job_id, stats.files,
                      stats.bytes, stats.seconds)
 
+    def refuse(self, manager: str, job_id: str, message: str) -> None:
+        """A job set up but never to be submitted (a face found its request unusable): ``failed``, saying why."""
+        with self._lock(manager, job_id):
+            self._move(manager, job_id, wire.State.FAILED, expect=(wire.SETUP,), message=message)
 
-def _stages_out(record: JobRecord) -> bool:
-    """Whether postprocessing may have transfers to do: an action mapper came with the launch, and
-    it can resolve some path to a remote action."""
-    remote_staging = (record.launch_config or {}).get("remote_staging") or {}
-    if not (isinstance(remote_staging, dict) and remote_staging.get("action_mapper")):
-        return False
-    try:
-        return staging.ActionMapper(remote_staging["action_mapper"]).acts_on_server()
-    except Exception:  # let postprocessing report what is wrong with it
+
+class PulsarStager:
+    """Pulsar's remote_staging: actions that pull inputs before the job and send outputs after it."""
+
+    @staticmethod
+    def needs_preprocessing(launch: dict) -> bool:
+        remote_staging = launch.get("remote_staging") or {}
+        return bool(isinstance(remote_staging, dict) and remote_staging.get("setup"))
+
+    @staticmethod
+    def stages_out(record: JobRecord) -> bool:
+        """Whether postprocessing may have transfers to do: an action mapper came with the launch, and
+        it can resolve some path to a remote action."""
+        remote_staging = (record.launch_config or {}).get("remote_staging") or {}
+        if not (isinstance(remote_staging, dict) and remote_staging.get("action_mapper")):
+            return False
+        try:
+            return staging.ActionMapper(remote_staging["action_mapper"]).acts_on_server()
+        except Exception:  # let postprocessing report what is wrong with it
+            return True
+
+    @staticmethod
+    def stage_in(job_dir: JobDirectory, record: JobRecord, policy) -> "staging.StagingStats":
+        return staging.preprocess(job_dir, (record.launch_config or {}).get("remote_staging") or {}, policy)
+
+    @staticmethod
+    def stage_out(job_dir: JobDirectory, record: JobRecord, policy) -> "staging.StagingStats":
+        launch = record.launch_config
+        realized = realized_dynamic_file_sources(job_dir, launch.get("dynamic_file_sources"))
+        return staging.postprocess(job_dir, launch["remote_staging"], realized, policy)
+
+
+PULSAR_STAGER = PulsarStager()
+
+
+class MissingStager:
+    """A job of a face that is switched off now: its staging fails the job with the reason."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def needs_preprocessing(self, launch: dict) -> bool:
         return True
+
+    def stages_out(self, record: JobRecord) -> bool:
+        return True
+
+    def stage_in(self, job_dir, record, policy):
+        raise RuntimeError(f"the job's stager {self.name!r} is not available (is its face switched off?)")
+
+    stage_out = stage_in

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 #: prefix of the external id recorded before the scheduler's submit command returns
 SUBMITTING = "submitting:"
 DEFAULT_POLLING_INTERVAL = 2.0
+#: seconds between two deletes of a cancelled job the scheduler still lists
+DELETE_RETRY = 10.0
 
 
 class SchedulerError(Exception):
@@ -307,7 +309,11 @@ class SchedulerManager(Manager):
         finally:
             self.queries += 1
             self.last_query_seconds = time.monotonic() - began
+            log.debug("[%s] status query for %d job(s) in %.3f s", self.name, len(jobs), self.last_query_seconds)
         self._failing_since = None
+        for tracked in [t for t in jobs if t.external_id not in observed and t.cancel]:
+            jobs.remove(tracked)  # cancelled and let go by the scheduler: done, whatever its record says
+            self._end(tracked, self._return_code(tracked.job_id), None)
         left = [t for t in jobs if t.external_id not in observed]
         if left:
             try:
@@ -345,8 +351,8 @@ class SchedulerManager(Manager):
                 self._end(tracked, None, f"{self.scheduler} job {tracked.external_id} ended ({seen.state}) but the "
                                          f"job script left no exit code")
             return
-        if tracked.cancel and time.monotonic() - tracked.last_delete >= self.interval:
-            self._pool.submit(self._delete, tracked)
+        if tracked.cancel and time.monotonic() - tracked.last_delete >= max(self.interval, DELETE_RETRY):
+            self._pool.submit(self._delete, tracked)  # the scheduler has not let it go yet: ask again
         if seen.phase == Observed.RUNNING and not tracked.started:
             tracked.started = True
             if not self.hooks.started(self.name, tracked.job_id, external_id=tracked.external_id,
@@ -384,6 +390,8 @@ class SchedulerManager(Manager):
             followed = dict(self._tracked)
         for job_id, tracked in followed.items():
             record = records.get(job_id)
+            if tracked.cancel:
+                continue  # followed until the scheduler has let it go, whatever the store says now
             if record is None or record.created != tracked.generation or record.terminal:
                 with self._lock:
                     if self._tracked.get(job_id) is tracked:

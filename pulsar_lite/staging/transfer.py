@@ -284,6 +284,39 @@ def _upload_once(url, source, timeout, low_speed_time) -> TransferStats:
     return TransferStats(bytes=os.path.getsize(source))
 
 
+def put(url: str, source: str, *, retry, timeout: float = 30, low_speed_time: float = 60) -> TransferStats:
+    """PUT ``source``'s bytes to ``url`` (GA4GH TES outputs), retried as other transfers are."""
+    if not os.path.isfile(source):
+        raise _fail("PUT", url, None, f"local file {source} does not exist", permanent=True)
+    return _retrying(lambda: _put_once(url, source, timeout, low_speed_time), url, retry, "upload")
+
+
+def _put_once(url, source, timeout, low_speed_time) -> TransferStats:
+    response = _Response()
+    curl = _curl(url, timeout, low_speed_time)
+    with open(source, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        curl.setopt(pycurl.UPLOAD, 1)
+        curl.setopt(pycurl.READDATA, handle)
+        curl.setopt(pycurl.INFILESIZE_LARGE, size)
+        curl.setopt(pycurl.HEADERFUNCTION, response.header_line)
+        curl.setopt(pycurl.WRITEFUNCTION, lambda chunk: None)
+        try:
+            curl.perform()
+            status = curl.getinfo(pycurl.RESPONSE_CODE)
+        except pycurl.error as exc:
+            code, message = exc.args[0], exc.args[1] if len(exc.args) > 1 else ""
+            status = curl.getinfo(pycurl.RESPONSE_CODE) or None
+            if status and not 200 <= status < 300:
+                raise _fail("PUT", url, status, response.reason) from None
+            raise _fail("PUT", url, None, f"curl error {code}: {message}", permanent=False) from None
+        finally:
+            curl.close()
+    if not 200 <= status < 300:
+        raise _fail("PUT", url, status, response.reason)
+    return TransferStats(bytes=size)
+
+
 # -- TUS (resumable uploads; remote_transfer_tus) ------------------------------------------------
 TUS_CHUNK_SIZE = int(os.environ.get("PULSAR_TUS_CHUNK_SIZE", 10 ** 7))
 

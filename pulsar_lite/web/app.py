@@ -41,6 +41,12 @@ class RestApp:
             if name != "healthz":
                 routes.append((wire.MANAGER_PREFIX + template, method, getattr(handlers, name)))
         self._router = Router(routes)
+        service = getattr(engine, "tes", None)
+        self.tes = None
+        if service is not None:
+            from ..tes.face import TesFace
+
+            self.tes = TesFace(service, self._authorized)
 
     # -- WSGI ---------------------------------------------------------------
     def __call__(self, environ, start_response):
@@ -55,6 +61,12 @@ class RestApp:
             path = request.path_info or "/"
         except UnicodeDecodeError:
             return _error(400, "the request path is not valid UTF-8")
+        if self.tes is not None:
+            from ..tes.face import tes_path
+
+            sub_path = tes_path(path)
+            if sub_path is not None:
+                return self.tes.handle(request, sub_path)
         try:
             handler, groups = self._router.match(request.method, path)
         except MethodNotAllowed:

@@ -91,10 +91,17 @@ def _body(app, request):
 
 
 # -- jobs ---------------------------------------------------------------------
+def _pulsar_job_id(job_id):
+    reserved = wire.reserved_job_id(job_id)
+    if reserved:
+        raise BadRequest(reserved)
+    return job_id
+
+
 def setup(app, request, manager):
     return app.engine.setup(
         manager,
-        _param(request, "job_id", required=True),
+        _pulsar_job_id(_param(request, "job_id", required=True)),
         tool_id=_param(request, "tool_id"),
         tool_version=_param(request, "tool_version"),
         preserve_galaxy_python_environment=_param(request, "preserve_galaxy_python_environment"),
@@ -107,6 +114,7 @@ def clean(app, request, manager, job_id):
 
 
 def submit(app, request, manager, job_id):
+    _pulsar_job_id(job_id)
     launch = {name: _json_param(request, name) for name in wire.SUBMIT_JSON_PARAMS}
     launch["command_line"] = _param(request, "command_line", required=True)
     launch["submit_params"] = launch.pop("params") or {}

@@ -149,7 +149,7 @@ def test_clean_during_stage_out_wins(engine_factory, monkeypatch):
         assert gate.wait(10)
 
     monkeypatch.setattr(engine, "postprocessor", slow_postprocessor)
-    monkeypatch.setattr("pulsar_lite.engine.engine._stages_out", lambda record: True)
+    monkeypatch.setattr("pulsar_lite.engine.engine.PulsarStager.stages_out", staticmethod(lambda record: True))
     engine.setup(M, "out")
     engine.submit(M, "out", {"command_line": "true"})
     assert entered.wait(10)

@@ -36,8 +36,8 @@ class RealClient:
         finally:
             self.destination = saved
 
-    def wait(self, job_id: str, states=FINAL, timeout: float = 60) -> dict:
-        status = self._run(job_id, "wait", states=list(states), timeout=timeout)
+    def wait(self, job_id: str, states=FINAL, timeout: float = 60, interval: float = 0.2) -> dict:
+        status = self._run(job_id, "wait", states=list(states), timeout=timeout, interval=interval)
         assert status["status"] in states, f"job {job_id} is {status['status']} after {timeout}s, wanted {states}"
         return status
 

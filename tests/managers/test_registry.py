@@ -22,3 +22,26 @@ def test_missing_package_names_manager_and_package(monkeypatch):
         manager_class("queued_fake", manager="cluster")
     message = str(info.value)
     assert "cluster" in message and "queued_fake" in message and "pip install fake-drm-bindings" in message
+
+
+def test_drmaa_without_its_library_says_what_is_missing(monkeypatch):
+    pytest.importorskip("ctypes")
+    monkeypatch.delenv("DRMAA_LIBRARY_PATH", raising=False)
+    import sys
+    monkeypatch.delitem(sys.modules, "drmaa", raising=False)
+    try:
+        import drmaa  # noqa: F401
+    except ImportError:
+        pytest.skip("the drmaa package is not installed")
+    except Exception:
+        pass
+    else:
+        pytest.skip("drmaa loads here without DRMAA_LIBRARY_PATH (its library is on the default path)")
+    monkeypatch.delitem(sys.modules, "drmaa", raising=False)
+    with pytest.raises(ManagerUnavailable, match="'drmaa' is installed but cannot be loaded.*DRMAA_LIBRARY_PATH"):
+        manager_class("queued_drmaa", manager="sge")
+
+
+def test_every_cluster_manager_is_registered_with_pulsars_name():
+    assert {"queued_cli", "queued_condor", "queued_drmaa"} <= set(managers.REGISTRY)
+    assert managers.REGISTRY["queued_condor"].requires == (("htcondor2", "htcondor"),)

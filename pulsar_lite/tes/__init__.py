@@ -1,0 +1,11 @@
+"""The GA4GH Task Execution Service (TES v1.1) face, on the same engine as the Pulsar faces.
+
+* ``protocol.py`` — the TES facts: states, views, the task document's fields and checks, paging tokens
+* ``service.py`` — tasks as jobs of the engine: create, read, list, cancel; the stager of their files
+* ``runtime.py`` — the job script that runs executors in containers (podman, docker, apptainer)
+* ``staging.py`` — inputs and outputs: http(s), file:// under allowed roots, inline content
+* ``face.py`` — the HTTP routes under /ga4gh/tes/v1
+"""
+from .service import TesService, is_task_id
+
+__all__ = ["TesService", "is_task_id"]

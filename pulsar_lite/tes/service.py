@@ -1,0 +1,341 @@
+"""TES tasks as jobs of the one engine: create, read, list, cancel, and the stager that moves their files.
+
+A task is a job whose id is ``tes-<32 hex digits>`` (the Pulsar faces refuse ids with that prefix, so the
+two never meet in the store), whose command runs its executors (``runtime.script``) and whose staging is
+this module's ``TesStager``. So a task runs on whichever manager runs it (locally or on a cluster),
+survives restarts as a job does, and shows in the job listings; the task document itself is kept in the
+store's ``tes_tasks`` table.
+"""
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import time
+import uuid
+
+from .. import fsutil, wire
+from ..errors import BadRequest, NotFound
+from ..staging import StagingStats
+from . import runtime, staging
+from .protocol import (
+    SPEC_VERSION,
+    State,
+    page_token,
+    read_task,
+    rfc3339,
+    tags_match,
+)
+
+log = logging.getLogger(__name__)
+
+ID_PREFIX = "tes-"
+STAGER = "tes"
+#: backend_parameters keys this backend acts on
+BACKEND_PARAMETERS = ("manager", "native_specification", "queue")
+STREAM_TAIL = 64 * 1024
+
+
+def is_task_id(job_id: str | None) -> bool:
+    return bool(job_id) and job_id.startswith(ID_PREFIX)
+
+
+class TesStager:
+    """Stages a task's inputs before it is queued and its outputs after its executors succeeded."""
+
+    def __init__(self, service: "TesService"):
+        self.service = service
+
+    def needs_preprocessing(self, launch: dict) -> bool:
+        return True  # the task's input mirror is laid out even without inputs
+
+    def stages_out(self, record) -> bool:
+        return True
+
+    def stage_in(self, job_dir, record, policy) -> StagingStats:
+        task = self.service.document(record.job_id)
+        started = time.monotonic()
+        files, size = staging.stage_in(task, job_dir.path, self.service.file_roots, policy)
+        return StagingStats(files, size, time.monotonic() - started)
+
+    def stage_out(self, job_dir, record, policy) -> StagingStats:
+        if record.returncode != 0:  # an executor failed: its outputs are not sent (EXECUTOR_ERROR says why)
+            return StagingStats()
+        task = self.service.document(record.job_id)
+        started = time.monotonic()
+        files, size = staging.stage_out(task, job_dir.path, self.service.file_roots, policy)
+        return StagingStats(files, size, time.monotonic() - started)
+
+
+class TesService:
+    def __init__(self, engine, config):
+        self.engine = engine
+        self.config = config
+        self.runtime = config.tes_container_runtime
+        self.command = config.tes_container_command or self.runtime
+        self.file_roots = [os.path.abspath(r) for r in config.tes_file_roots or []]
+        self.images = [str(p) for p in config.tes_allowed_images or []]
+        managers = list(engine.manager_configs)
+        self.default_manager = config.tes_manager or (wire.DEFAULT_MANAGER if wire.DEFAULT_MANAGER in managers
+                                                      else managers[0])
+        engine.manager_config(self.default_manager)
+        self.options = {"network": config.tes_container_network, "pull": config.tes_container_pull,
+                        "extra": list(config.tes_container_options or [])}
+        engine.stagers[STAGER] = TesStager(self)
+
+    # -- start-up ----------------------------------------------------------------------------------------------
+    def recover(self) -> None:
+        """Tasks whose job was set up but never submitted (the daemon died in between): submit them now."""
+        after = None
+        while True:
+            rows = self.engine.store.tasks_after(after, 500)
+            if not rows:
+                return
+            for task_id, manager, created, document in rows:
+                record = self.engine.store.get(manager, task_id)
+                if record is not None and record.state == wire.SETUP:
+                    log.info("TES task %s: was created but not submitted when the daemon stopped; submitting", task_id)
+                    self._submit(task_id, manager, document)
+            after = (rows[-1][2], rows[-1][0])
+
+    # -- create ----------------------------------------------------------------------------------------------------
+    def create(self, body) -> str:
+        task = read_task(body)
+        for executor in task["executors"]:
+            if not self._allowed(executor["image"]):
+                raise BadRequest(f"image {executor['image']!r} is not allowed here (tes_allowed_images)")
+        try:
+            runtime.mounts(task)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        parameters = task["resources"].get("backend_parameters") or {}
+        unsupported = sorted(set(parameters) - set(BACKEND_PARAMETERS))
+        manager = parameters.get("manager") or self.default_manager
+        if manager not in self.engine.manager_configs:
+            raise BadRequest(f"backend_parameters manager {manager!r} is not a manager of this server")
+        task["system_logs"] = []
+        if unsupported:
+            for key in unsupported:
+                del parameters[key]  # "shall not store or return unsupported keys"
+            task["system_logs"].append(f"backend_parameters not supported here, ignored: {', '.join(unsupported)}")
+        for key, value in task["resources"].items():
+            if key in ("disk_gb", "preemptible", "zones"):
+                task["system_logs"].append(f"resources.{key} ({value}) is accepted but not enforced by this backend")
+        task_id = ID_PREFIX + uuid.uuid4().hex
+        created = time.time()
+        self.engine.setup(manager, task_id, tool_id="tes", tool_version=SPEC_VERSION, assign_id=False)
+        self.engine.store.put_task(task_id, manager, created, task["name"], task)
+        if unsupported and task["resources"].get("backend_parameters_strict"):
+            self.engine.refuse(manager, task_id, f"unsupported backend_parameters: {', '.join(unsupported)} "
+                                                  f"(backend_parameters_strict)")
+            return task_id
+        self._submit(task_id, manager, task)
+        log.info("TES task %s (%s) created on manager %s", task_id, task["name"] or "no name", manager)
+        return task_id
+
+    def _allowed(self, image: str) -> bool:
+        return any(pattern in ("*", "any") or fnmatch.fnmatchcase(image, pattern) for pattern in self.images)
+
+    def _submit(self, task_id: str, manager: str, task: dict) -> None:
+        job_dir = self.engine.job_directory(manager, task_id)
+        command_line = runtime.script(task_id, task, job_dir.path, self.runtime, self.command, self.options)
+        parameters = task["resources"].get("backend_parameters") or {}
+        submit_params = {k: parameters[k] for k in ("native_specification", "queue") if k in parameters}
+        resources = task["resources"]
+        if resources.get("cpu_cores"):
+            submit_params["cores"] = resources["cpu_cores"]
+        if resources.get("ram_gb"):
+            submit_params["memory"] = int(resources["ram_gb"] * 1024)
+        os.makedirs(os.path.join(job_dir.path, "tes"), exist_ok=True)
+        self.engine.submit(manager, task_id, {"command_line": command_line, "submit_params": submit_params},
+                           stager=STAGER)
+
+    # -- read ---------------------------------------------------------------------------------------------------------
+    def document(self, task_id: str) -> dict:
+        found = self.engine.store.get_task(task_id)
+        if found is None:
+            raise NotFound(f"no TES task {task_id}")
+        return found[2]
+
+    def get(self, task_id: str, view: str) -> dict:
+        if not is_task_id(task_id) or not wire.valid_job_id(task_id):
+            raise NotFound(f"no TES task {task_id}")
+        found = self.engine.store.get_task(task_id)
+        if found is None:
+            raise NotFound(f"no TES task {task_id}")
+        manager, created, task = found
+        return self.render(task_id, manager, created, task, view)
+
+    def state(self, task_id: str, manager: str, task: dict, record=None) -> str:
+        record = record if record is not None else self.engine.store.get(manager, task_id)
+        if record is None:
+            return State.SYSTEM_ERROR
+        state = record.state
+        if state == wire.State.CANCELLED:
+            return State.CANCELED
+        if record.cancel_requested and state in (wire.State.QUEUED, wire.State.RUNNING):
+            return State.CANCELING
+        if state in (wire.SETUP, wire.State.QUEUED):
+            return State.QUEUED
+        if state == wire.State.PREPROCESSING:
+            return State.INITIALIZING
+        if state in (wire.State.RUNNING, wire.State.POSTPROCESSING):
+            return State.RUNNING
+        if state == wire.State.COMPLETE:
+            if record.returncode == 0:
+                return State.COMPLETE
+            return State.SYSTEM_ERROR if self._runtime_failure(task, manager, task_id) else State.EXECUTOR_ERROR
+        if state == wire.State.FAILED and record.message and "preempted" in record.message.lower():
+            return State.PREEMPTED
+        return State.SYSTEM_ERROR  # failed (staging, scheduler, refused) or lost
+
+    def _executor_ends(self, manager: str, task_id: str, task: dict) -> list[dict]:
+        """What the job's script recorded of each executor that started."""
+        directory = os.path.join(self.engine.job_directory(manager, task_id).path, "tes")
+        logs = []
+        for index in range(len(task["executors"])):
+            start = _read(os.path.join(directory, f"{index}.start"))
+            if start is None:
+                break
+            end = (_read(os.path.join(directory, f"{index}.end")) or "").split()
+            entry = {"start_time": _epoch(start)}
+            if len(end) == 2:
+                entry["end_time"], entry["exit_code"] = _epoch(end[0]), int(end[1]) if end[1].lstrip("-").isdigit() else -1
+            logs.append(entry)
+        return logs
+
+    def _runtime_failure(self, task: dict, manager: str, task_id: str) -> bool:
+        if self.runtime not in runtime.OCI_RUNTIMES:
+            return False
+        ends = self._executor_ends(manager, task_id, task)
+        return bool(ends) and ends[-1].get("exit_code") in runtime.RUNTIME_FAILURES
+
+    def render(self, task_id: str, manager: str, created: float, task: dict, view: str, record=None) -> dict:
+        record = record if record is not None else self.engine.store.get(manager, task_id)
+        state = self.state(task_id, manager, task, record)
+        if view == "MINIMAL":
+            return {"id": task_id, "state": state}
+        full = view == "FULL"
+        document = {"id": task_id, "state": state, "name": task["name"], "description": task["description"],
+                    "inputs": [_input(i, full) for i in task["inputs"]],
+                    "outputs": [_drop_none(o) for o in task["outputs"]],
+                    "resources": _resources(task["resources"]),
+                    "executors": [_drop_none(e) for e in task["executors"]], "volumes": task["volumes"],
+                    "tags": task["tags"], "creation_time": rfc3339(created),
+                    "logs": [self._task_log(task_id, manager, task, record, state, full)]}
+        return _drop_none(document)
+
+    def _task_log(self, task_id, manager, task, record, state, full) -> dict:
+        job_dir = self.engine.job_directory(manager, task_id).path
+        transitions = self.engine.store.transitions(manager, task_id) if record is not None else []
+        ends = self._executor_ends(manager, task_id, task)
+        executor_logs = []
+        for index, entry in enumerate(ends):
+            log_entry = {"start_time": rfc3339(entry["start_time"]), "end_time": rfc3339(entry.get("end_time")),
+                         "exit_code": entry.get("exit_code", 0)}
+            if full:
+                for stream in ("stdout", "stderr"):
+                    log_entry[stream] = _tail(runtime.stream_path(task, job_dir, index, stream))
+            executor_logs.append(_drop_none(log_entry))
+        started = next((ts for s, ts, _ in transitions if s == wire.State.PREPROCESSING), None)
+        ended = next((ts for s, ts, _ in transitions if s in wire.TERMINAL_STATES), None)
+        task_log = {"start_time": rfc3339(started), "end_time": rfc3339(ended), "logs": executor_logs,
+                    "outputs": staging.sent_outputs(job_dir),
+                    "metadata": {"manager": manager, "job_state": record.state if record else "gone"}}
+        if full:
+            system_logs = list(task.get("system_logs") or [])
+            if record is not None and record.message:
+                system_logs.append(record.message)
+            if state == State.SYSTEM_ERROR and ends and ends[-1].get("exit_code") in runtime.RUNTIME_FAILURES:
+                system_logs.append(f"executor {len(ends) - 1}: {runtime.RUNTIME_FAILURES[ends[-1]['exit_code']]}"
+                                   f" (exit {ends[-1]['exit_code']}): "
+                                   f"{_tail(runtime.stream_path(task, job_dir, len(ends) - 1, 'stderr'), 2000)}")
+            task_log["system_logs"] = system_logs
+        return _drop_none(task_log)
+
+    def list(self, view: str, page_size: int, after, name_prefix: str | None, state: str | None,
+             tags: dict[str, str]) -> dict:
+        """A page of tasks in creation order. Filters are applied as tasks are read, so the token resumes right
+        after the last task looked at (opaque: its creation time and id), and each task comes once."""
+        tasks, last = [], after
+        while len(tasks) < page_size:
+            rows = self.engine.store.tasks_after(last, 500, name_prefix)
+            for task_id, manager, created, document in rows:
+                last = (created, task_id)
+                if tags and not tags_match(tags, document["tags"]):
+                    continue
+                record = self.engine.store.get(manager, task_id)
+                if state is not None and self.state(task_id, manager, document, record) != state:
+                    continue
+                tasks.append(self.render(task_id, manager, created, document, view, record))
+                if len(tasks) == page_size:
+                    break
+            if len(rows) < 500:
+                break
+        result = {"tasks": tasks}
+        if last is not None and last != after and self.engine.store.tasks_after(last, 1, name_prefix):
+            result["next_page_token"] = page_token(*last)
+        return result
+
+    # -- cancel ---------------------------------------------------------------------------------------------------------
+    def cancel(self, task_id: str) -> None:
+        if not is_task_id(task_id) or not wire.valid_job_id(task_id):
+            raise NotFound(f"no TES task {task_id}")
+        found = self.engine.store.get_task(task_id)
+        if found is None:
+            raise NotFound(f"no TES task {task_id}")
+        self.engine.cancel(found[0], task_id)
+
+    # -- service-info ---------------------------------------------------------------------------------------------------
+    def service_info(self) -> dict:
+        from .. import __version__
+
+        config = self.config
+        info = {"id": config.tes_service_id, "name": config.tes_service_name,
+                "type": {"group": "org.ga4gh", "artifact": "tes", "version": SPEC_VERSION},
+                "description": f"GA4GH TES on pulsar_lite: executors in {self.runtime} containers, run by the "
+                               f"managers of this server ({', '.join(self.engine.manager_configs)})",
+                "organization": {"name": config.tes_organization_name, "url": config.tes_organization_url},
+                "version": __version__,
+                "storage": list(config.tes_storage or []) + [f"file://{root}" for root in self.file_roots],
+                "tesResources_backend_parameters": list(BACKEND_PARAMETERS)}
+        return info
+
+
+def _read(path: str) -> str | None:
+    data = fsutil.read_bytes(path, limit=256)
+    return data.decode(errors="replace").strip() if data is not None else None
+
+
+def _epoch(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _tail(path: str, limit: int = STREAM_TAIL) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - limit))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _drop_none(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if v is not None}
+
+
+def _input(entry: dict, full: bool) -> dict:
+    shown = {k: v for k, v in entry.items() if v is not None and (full or k != "content")}
+    return shown
+
+
+def _resources(resources: dict) -> dict:
+    shown = dict(resources)
+    if not shown.get("backend_parameters"):
+        shown.pop("backend_parameters", None)  # py-tes 1.1.0 reads it as a list: leave out an empty one
+    return shown

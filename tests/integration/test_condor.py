@@ -1,0 +1,169 @@
+"""queued_condor on a real HTCondor pool (scripts/ci/condor-up.sh: a personal pool in a Debian trixie chroot,
+driven from this host through the PyPI htcondor2 bindings), with the real clients over REST and one job
+over AMQP. The pool runs every job as its own unprivileged owner; the daemon's directory is shared into the
+chroot through an id-mapped mount, so daemon and jobs act as one account, as in production."""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from tests.amqp import CHECK_DRIVER, RABBIT_URL, delete_queues, ensure_client_kombu, prefixed_names, rabbit_available, \
+    unique, wait_for_queues
+from tests.conftest import CHECK_RUN_DEFAULTS, need, run_check_api
+
+from .clusters import CONDOR_CONFIG, condor, condor_queue, condor_ready, share_with_condor, unshare_with_condor
+from .schedulers import RealClient, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+INTERVAL = 0.5
+
+
+@pytest.fixture(scope="module")
+def pool():
+    need(condor_ready(), "the HTCondor pool is not running here, or the htcondor bindings are missing "
+                         "(bash scripts/ci/condor-up.sh; pip install htcondor)")
+
+
+@pytest.fixture
+def condor_daemon(pool, daemon_factory, tmp_path):
+    mounts = []
+
+    def make(**manager):
+        app = {"managers": {"_default_": {"type": "queued_condor", "min_polling_interval": INTERVAL, **manager}}}
+        daemon = daemon_factory(app)
+        daemon.env["CONDOR_CONFIG"] = CONDOR_CONFIG
+        mounts.append(share_with_condor(daemon.root))
+        return daemon
+
+    yield make
+    for target in mounts:
+        unshare_with_condor(target)
+
+
+def test_pulsar_check_through_condor(condor_daemon, client_python):
+    daemon = condor_daemon()
+    deps = daemon.root / "dependencies" / "dep1" / "1.1"  # what the check's requirement test resolves
+    deps.mkdir(parents=True)
+    (deps / "env.sh").write_text("MOO=moo_override; export MOO\n")
+    daemon.start()
+    result = run_check_api(client_python, url=daemon.url, default_file_action="transfer", test_env=True,
+                           test_rewrite_action=True, test_unicode=True, test_requirement=True)
+    assert result.returncode == 0, f"{result.stderr[-4000:]}\n--- server log\n{daemon.log()[-4000:]}"
+    assert "submitted to HTCondor as" in daemon.log()
+
+
+def test_exit_code_and_submit_params(condor_daemon, client_python_016):
+    daemon = condor_daemon(submit_request_memory=64, submit_accounting_group="galaxy").start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("three", "id -un > ../outputs/owner; exit 3", submit_request_cpus=1)
+    final = client.wait("three")
+    assert final["status"] == "complete" and final["returncode"] == 3
+    assert (daemon.staging / "three" / "outputs" / "owner").read_text().strip() == "ciuser"  # the pool's owner
+    cluster = daemon.record("three")["external_id"]
+    history = condor("condor_history", cluster, "-limit", "1", "-af", "RequestMemory", "AcctGroup",
+                     "PulsarLiteManager")
+    assert history.stdout.split() == ["64", "galaxy", "_default_"]
+
+
+def test_cancel_while_idle_and_while_running(condor_daemon, client_python_016):
+    daemon = condor_daemon().start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("idle", "echo never > ../outputs/ran", submit_requirements="False")  # matches no machine
+    client.launch("busy", "sleep 300")
+    client.wait("busy", ("running",), timeout=60)
+    idle_id = wait_until(lambda: (daemon.record("idle") or {}).get("external_id", "").isdigit()
+                         and daemon.record("idle")["external_id"], what="idle submitted")
+    busy_id = daemon.record("busy")["external_id"]
+    assert {idle_id, busy_id} <= condor_queue()
+    client.kill("idle")
+    client.kill("busy")
+    assert client.wait("idle")["status"] == "cancelled"
+    assert client.wait("busy")["status"] == "cancelled"
+    wait_until(lambda: not {idle_id, busy_id} & condor_queue(), what="both gone from the queue")
+    assert not (daemon.staging / "idle" / "outputs" / "ran").exists()
+
+
+def test_condor_rm_behind_the_daemons_back_is_a_failure(condor_daemon, client_python_016):
+    daemon = condor_daemon().start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("victim", "sleep 300")
+    client.wait("victim", ("running",), timeout=60)
+    assert condor("condor_rm", daemon.record("victim")["external_id"]).returncode == 0
+    final = client.wait("victim")
+    assert final["status"] == "failed" and "removed from HTCondor" in final["stderr"]
+
+
+def test_a_held_job_is_failed_with_its_hold_reason_within_two_intervals(condor_daemon, client_python_016):
+    daemon = condor_daemon().start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("held", "sleep 300")
+    client.wait("held", ("running",), timeout=60)
+    cluster = daemon.record("held")["external_id"]
+    assert condor("condor_hold", "-reason", "operator says no", cluster).returncode == 0
+    held_at = time.time()
+    final = client.wait("held", interval=0.05)
+    seen_after = time.time() - held_at
+    assert final["status"] == "failed" and "held by HTCondor: operator says no" in final["stderr"]
+    assert seen_after <= 2 * INTERVAL + 1.5, seen_after  # two intervals, plus the client's own round trips
+    wait_until(lambda: cluster not in condor_queue(), what="the held job removed")
+
+
+def test_held_job_grace_lets_an_operator_release_it(condor_daemon, client_python_016):
+    daemon = condor_daemon(held_job_grace=60).start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("later", "sleep 3; echo done > ../outputs/done")
+    client.wait("later", ("running",), timeout=60)
+    cluster = daemon.record("later")["external_id"]
+    assert condor("condor_hold", cluster).returncode == 0
+    time.sleep(4 * INTERVAL)
+    assert client.status("later")["status"] not in ("failed", "complete")
+    assert condor("condor_release", cluster).returncode == 0
+    final = client.wait("later", timeout=90)
+    assert final["status"] == "complete" and final["returncode"] == 0
+
+
+def test_kill9_with_jobs_idle_running_and_ending_meanwhile(condor_daemon, client_python_016):
+    daemon = condor_daemon().start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("running", "sleep 8; echo x >> ../outputs/runs")
+    client.launch("ends", "echo x >> ../outputs/runs; sleep 2; exit 4")
+    client.launch("idle", "true", submit_requirements="False")
+    for job in ("running", "ends"):
+        client.wait(job, ("running",), timeout=60)
+    idle_id = wait_until(lambda: (daemon.record("idle") or {}).get("external_id", "").isdigit()
+                         and daemon.record("idle")["external_id"], what="idle submitted")
+    daemon.kill9()
+    time.sleep(4)  # "ends" ends while nobody watches, and leaves the queue
+    daemon.start()
+    assert client.wait("running", timeout=60)["returncode"] == 0
+    assert client.wait("ends")["returncode"] == 4
+    for job in ("running", "ends"):
+        assert (daemon.staging / job / "outputs" / "runs").read_text() == "x\n"  # once, not resubmitted
+    client.kill("idle")
+    assert client.wait("idle")["status"] == "cancelled"
+    wait_until(lambda: idle_id not in condor_queue(), what="idle gone from the queue")
+    assert "re-attached to HTCondor job" in daemon.log()
+
+
+def test_one_job_over_amqp_through_condor(condor_daemon, client_python_016):
+    need(rabbit_available(), f"RabbitMQ is not reachable at {RABBIT_URL}")
+    need(ensure_client_kombu(client_python_016), "cannot install kombu into the client virtualenv")
+    prefix = unique("condor")
+    daemon = condor_daemon()
+    daemon.app.update({"message_queue_url": RABBIT_URL, "amqp_key_prefix": prefix, "web": False})
+    (daemon.root / "app.yml").write_text(json.dumps(daemon.app))
+    try:
+        daemon.start_mq_only()
+        wait_for_queues([f"{prefix}_setup", f"{prefix}_status_update"])
+        options = dict(CHECK_RUN_DEFAULTS, job_id=unique("amqpcondor"), manager_url=RABBIT_URL,
+                       jobs_directory=str(daemon.staging), default_file_action="remote_copy")
+        result = subprocess.run([str(client_python_016), "-c", CHECK_DRIVER, json.dumps(options),
+                                 json.dumps({"amqp_key_prefix": prefix})], capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0 and "CHECK OK" in result.stdout, (
+            f"{result.stderr[-4000:]}\n--- server log\n{daemon.log()[-4000:]}")
+        assert "submitted to HTCondor as" in daemon.log()
+    finally:
+        delete_queues(prefixed_names(prefix))

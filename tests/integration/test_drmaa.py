@@ -1,0 +1,141 @@
+"""queued_drmaa on a real Grid Engine 8.1.9 cell (scripts/ci/sge-up.sh) through the PyPI drmaa package, with
+the real clients over REST and one job over AMQP."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.amqp import CHECK_DRIVER, RABBIT_URL, delete_queues, ensure_client_kombu, prefixed_names, rabbit_available, \
+    unique, wait_for_queues
+from tests.conftest import CHECK_RUN_DEFAULTS, need, run_check_api
+
+from .clusters import DRMAA_ENV, sge_queue, sge_ready
+from .schedulers import RealClient, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def cell():
+    need(sge_ready(), "Grid Engine is not running here (bash scripts/ci/sge-up.sh)")
+    try:
+        import drmaa  # noqa: F401  (imports only with DRMAA_LIBRARY_PATH set: the daemon's environment has it)
+    except ImportError:
+        need(False, "the drmaa package is not installed (pip install drmaa)")
+    except Exception:
+        pass
+
+
+@pytest.fixture
+def drmaa_daemon(cell, daemon_factory):
+    def make(**manager):
+        # Grid Engine starts jobs with its own minimal environment: the checks' tools need python on PATH
+        manager.setdefault("env_PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin")
+        daemon = daemon_factory({"managers": {"_default_": {"type": "queued_drmaa", "min_polling_interval": 0.5,
+                                                            **manager}}})
+        daemon.env.update(DRMAA_ENV)
+        return daemon
+
+    return make
+
+
+def test_pulsar_check_through_drmaa(drmaa_daemon, client_python):
+    daemon = drmaa_daemon()
+    deps = daemon.root / "dependencies" / "dep1" / "1.1"
+    deps.mkdir(parents=True)
+    (deps / "env.sh").write_text("MOO=moo_override; export MOO\n")
+    daemon.start()
+    result = run_check_api(client_python, url=daemon.url, default_file_action="transfer", test_env=True,
+                           test_rewrite_action=True, test_unicode=True, test_requirement=True)
+    assert result.returncode == 0, f"{result.stderr[-4000:]}\n--- server log\n{daemon.log()[-4000:]}"
+    assert "submitted to SGE as" in daemon.log()
+
+
+def test_exit_code_and_native_specification(drmaa_daemon, client_python_016):
+    daemon = drmaa_daemon(native_specification="-l h_rt=600").start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("three", "exit 3", submit_native_specification="-l h_cpu=1000")
+    final = client.wait("three")
+    assert final["status"] == "complete" and final["returncode"] == 3
+    accounting = wait_until(lambda: (lambda d: d.returncode == 0 and d.stdout)(
+        subprocess.run(["qacct", "-j", daemon.record("three")["external_id"]], capture_output=True, text=True)),
+        timeout=20, what="qacct record")
+    assert "h_rt=600" in accounting and "h_cpu=1000" in accounting  # the manager's and the client's
+
+
+def test_cancel_while_pending_and_while_running(drmaa_daemon, client_python_016):
+    daemon = drmaa_daemon().start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("held", "echo never > ../outputs/ran", submit_native_specification="-h")  # user hold
+    client.launch("busy", "sleep 300")
+    client.wait("busy", ("running",))
+    held_id = wait_until(lambda: (daemon.record("held") or {}).get("external_id", "").isdigit()
+                         and daemon.record("held")["external_id"], what="held submitted")
+    busy_id = daemon.record("busy")["external_id"]
+    assert {held_id, busy_id} <= sge_queue()
+    client.kill("held")
+    client.kill("busy")
+    assert client.wait("held")["status"] == "cancelled"
+    assert client.wait("busy")["status"] == "cancelled"
+    wait_until(lambda: not {held_id, busy_id} & sge_queue(), what="both gone from qstat")
+    assert not (daemon.staging / "held" / "outputs" / "ran").exists()
+
+
+def test_qdel_behind_the_daemons_back_is_a_failure(drmaa_daemon, client_python_016):
+    daemon = drmaa_daemon().start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("victim", "sleep 300")
+    client.wait("victim", ("running",))
+    subprocess.run(["qdel", daemon.record("victim")["external_id"]], check=True, capture_output=True)
+    final = client.wait("victim", timeout=60)
+    assert final["status"] == "failed" and ("aborted" in final["stderr"] or "signal" in final["stderr"])
+
+
+def test_kill9_and_a_new_session_that_cannot_see_the_old_jobs(drmaa_daemon, client_python_016):
+    """After a restart the new DRMAA session cannot ask about jobs the old one submitted (InvalidJobException):
+    qstat and qacct answer instead, and every job ends right."""
+    daemon = drmaa_daemon().start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("running", "sleep 6; echo x >> ../outputs/runs")
+    client.launch("ends", "echo x >> ../outputs/runs; sleep 1; exit 4")
+    client.launch("held", "true", submit_native_specification="-h")
+    for job in ("running", "ends"):
+        client.wait(job, ("running",))
+    held_id = wait_until(lambda: (daemon.record("held") or {}).get("external_id", "").isdigit()
+                         and daemon.record("held")["external_id"], what="held submitted")
+    daemon.kill9()
+    time.sleep(3)
+    daemon.start()
+    assert client.wait("running", timeout=60)["returncode"] == 0
+    assert client.wait("ends", timeout=60)["returncode"] == 4
+    for job in ("running", "ends"):
+        assert (daemon.staging / job / "outputs" / "runs").read_text() == "x\n"
+    client.kill("held")
+    assert client.wait("held")["status"] == "cancelled"
+    wait_until(lambda: held_id not in sge_queue(), what="held gone from qstat")
+
+
+def test_one_job_over_amqp_through_drmaa(drmaa_daemon, client_python_016):
+    need(rabbit_available(), f"RabbitMQ is not reachable at {RABBIT_URL}")
+    need(ensure_client_kombu(client_python_016), "cannot install kombu into the client virtualenv")
+    prefix = unique("drmaa")
+    daemon = drmaa_daemon()
+    daemon.app.update({"message_queue_url": RABBIT_URL, "amqp_key_prefix": prefix, "web": False})
+    (daemon.root / "app.yml").write_text(json.dumps(daemon.app))
+    try:
+        daemon.start_mq_only()
+        wait_for_queues([f"{prefix}_setup", f"{prefix}_status_update"])
+        options = dict(CHECK_RUN_DEFAULTS, job_id=unique("amqpdrmaa"), manager_url=RABBIT_URL,
+                       jobs_directory=str(daemon.staging), default_file_action="remote_copy")
+        result = subprocess.run([str(client_python_016), "-c", CHECK_DRIVER, json.dumps(options),
+                                 json.dumps({"amqp_key_prefix": prefix})], capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0 and "CHECK OK" in result.stdout, (
+            f"{result.stderr[-4000:]}\n--- server log\n{daemon.log()[-4000:]}")
+        assert "submitted to SGE as" in daemon.log()
+    finally:
+        delete_queues(prefixed_names(prefix))

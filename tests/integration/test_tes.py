@@ -1,0 +1,307 @@
+"""The GA4GH TES face with py-tes as the client, executors in real podman containers (scripts/ci/podman-up.sh:
+a local busybox image, no registry), against a running daemon."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.conftest import need
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+tes = pytest.importorskip("tes")
+
+IMAGE = "localhost/pl-test:latest"
+TOKEN = "tes-token"
+
+
+def podman_ready() -> bool:
+    if not shutil.which("podman"):
+        return False
+    return subprocess.run(["podman", "image", "exists", IMAGE], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def podman():
+    need(podman_ready(), f"podman with the local image {IMAGE} is not set up (bash scripts/ci/podman-up.sh)")
+
+
+def tes_app(**extra):
+    return {"private_token": TOKEN, "tes_allowed_images": ["localhost/pl-test*", "pl-test*"],
+            "managers": {"_default_": {"type": "queued_python", "num_concurrent_jobs": 4}},
+            "kill_grace_period": 2, **extra}
+
+
+@pytest.fixture
+def server(podman, daemon_factory):
+    return daemon_factory(tes_app()).start()
+
+
+@pytest.fixture
+def client(server):
+    return tes.HTTPClient(server.url, token=TOKEN, timeout=30)
+
+
+class Files:
+    """A small HTTP origin: GET serves ``files``, PUT stores into ``stored``."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.stored: dict[str, bytes] = {}
+        origin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                body = origin.files.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                body = body if body is not None else b"missing\n"
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_HEAD(self):
+                body = origin.files.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+
+            def do_PUT(self):
+                length = int(self.headers.get("Content-Length", 0))
+                origin.stored[self.path] = self.rfile.read(length)
+                self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+
+    def close(self):
+        self.http.shutdown()
+
+
+@pytest.fixture
+def files():
+    origin = Files()
+    yield origin
+    origin.close()
+
+
+def task(*executors, **fields) -> "tes.Task":
+    return tes.Task(executors=list(executors), **fields)
+
+
+def executor(*command, **fields) -> "tes.Executor":
+    return tes.Executor(image=IMAGE, command=list(command), **fields)
+
+
+def wait(client, task_id, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = client.get_task(task_id, view="MINIMAL").state
+        if state not in ("QUEUED", "INITIALIZING", "RUNNING", "CANCELING"):
+            return client.get_task(task_id, view="FULL")
+        time.sleep(0.1)
+    raise AssertionError(f"task {task_id} is {state} after {timeout}s")
+
+
+def raw(server, method, path, body=None, token=TOKEN):
+    request = urllib.request.Request(server.url.rstrip("/") + path, data=body, method=method,
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def containers_of(task_id: str) -> list[str]:
+    out = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
+    return [name for name in out.split() if name.startswith(task_id)]
+
+
+def test_service_info(client):
+    info = client.get_service_info()
+    assert info.type == {"group": "org.ga4gh", "artifact": "tes", "version": "1.1.0"}
+    assert "manager" in info.tes_resources_backend_parameters
+    assert info.organization["name"] and info.name and info.id and info.version
+
+
+def test_views_return_exactly_the_specs_fields(client, server):
+    task_id = client.create_task(task(executor("sh", "-c", "echo hi; echo err >&2"),
+                                      name="views", tags={"suite": "tes"},
+                                      inputs=[tes.Input(path="/in/greeting", content="hello")]))
+    wait(client, task_id)
+    minimal = raw(server, "GET", f"/ga4gh/tes/v1/tasks/{task_id}")[1]
+    assert minimal == {"id": task_id, "state": "COMPLETE"}  # MINIMAL is the default
+    basic = raw(server, "GET", f"/ga4gh/tes/v1/tasks/{task_id}?view=BASIC")[1]
+    full = raw(server, "GET", f"/ga4gh/tes/v1/tasks/{task_id}?view=FULL")[1]
+    assert "content" not in basic["inputs"][0] and full["inputs"][0]["content"] == "hello"
+    assert "system_logs" not in basic["logs"][0] and "system_logs" in full["logs"][0]
+    assert "stdout" not in basic["logs"][0]["logs"][0] and full["logs"][0]["logs"][0]["stdout"] == "hi\n"
+    assert full["logs"][0]["logs"][0]["stderr"] == "err\n"
+    assert set(full) <= {"id", "state", "name", "description", "inputs", "outputs", "resources", "executors",
+                         "volumes", "tags", "logs", "creation_time"}
+    assert set(full["logs"][0]) <= {"start_time", "end_time", "metadata", "logs", "outputs", "system_logs"}
+    # py-tes parses every view (it refuses any field the schema does not define)
+    for view in ("MINIMAL", "BASIC", "FULL"):
+        assert client.get_task(task_id, view=view).id == task_id
+    assert client.get_task(task_id, view="FULL").logs[0].logs[0].exit_code == 0
+
+
+def test_paging_over_120_tasks_returns_each_once(client, server):
+    created = {client.create_task(task(executor("true"), name=f"page-{n:03d}")) for n in range(120)}
+    seen, token, pages = [], None, 0
+    while True:
+        page = client.list_tasks(view="MINIMAL", page_size=50, page_token=token)
+        seen += [t.id for t in page.tasks]
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+    assert len(seen) == len(set(seen)) and set(seen) == created and pages == 3
+    # name_prefix, state and tags filters (py-tes has none of them: plain HTTP)
+    status, named = raw(server, "GET", "/ga4gh/tes/v1/tasks?name_prefix=page-11&page_size=100")
+    assert status == 200 and len(named["tasks"]) == 10
+
+
+def test_tag_and_state_filters(client, server):
+    a = client.create_task(task(executor("true"), tags={"project": "a", "kind": "x"}))
+    b = client.create_task(task(executor("sh", "-c", "exit 2"), tags={"project": "b"}))
+    for task_id in (a, b):
+        wait(client, task_id)
+    ids = lambda query: {t["id"] for t in raw(server, "GET", f"/ga4gh/tes/v1/tasks?{query}")[1]["tasks"]}
+    assert ids("tag_key=project&tag_value=a") == {a}
+    assert ids("tag_key=project") >= {a, b}
+    assert ids("tag_key=project&tag_value=a&tag_key=kind&tag_value=y") == set()
+    assert b in ids("state=EXECUTOR_ERROR") and a not in ids("state=EXECUTOR_ERROR")
+    assert raw(server, "GET", "/ga4gh/tes/v1/tasks?state=DONE")[0] == 400
+
+
+def test_two_executors_share_a_volume(client):
+    task_id = client.create_task(task(
+        executor("sh", "-c", "echo first > /shared/out.txt"),
+        executor("sh", "-c", "cat /shared/out.txt; echo second"),
+        volumes=["/shared"]))
+    done = wait(client, task_id)
+    assert done.state == "COMPLETE"
+    assert [log.exit_code for log in done.logs[0].logs] == [0, 0]
+    assert done.logs[0].logs[1].stdout == "first\nsecond\n"
+
+
+def test_input_by_url_and_output_put_back_byte_identical(client, files):
+    data = bytes(range(256)) * 4000
+    files.files["/data/in.bin"] = data
+    task_id = client.create_task(task(
+        executor("sh", "-c", "cp /in/data.bin /out/copy.bin; cp /in/data.bin /out/many/a.bin; "
+                             "cp /in/data.bin /out/many/b.bin", workdir="/out"),
+        inputs=[tes.Input(url=f"{files.url}/data/in.bin", path="/in/data.bin")],
+        outputs=[tes.Output(url=f"{files.url}/results/copy.bin", path="/out/copy.bin"),
+                 tes.Output(url=f"{files.url}/results/many", path="/out/many/*.bin", path_prefix="/out/many")]))
+    done = wait(client, task_id)
+    assert done.state == "COMPLETE", done.logs[0].system_logs
+    assert files.stored["/results/copy.bin"] == data
+    assert files.stored["/results/many/a.bin"] == data and files.stored["/results/many/b.bin"] == data
+    logged = {(o.path, o.url, int(o.size_bytes)) for o in done.logs[0].outputs}
+    assert (f"/out/copy.bin", f"{files.url}/results/copy.bin", len(data)) in logged and len(logged) == 3
+
+
+def test_inline_content_and_stdio_paths(client):
+    task_id = client.create_task(task(
+        executor("sh", "-c", "tr a-z A-Z", stdin="/in/text", stdout="/out/upper", stderr="/out/err"),
+        executor("cat", "/out/upper"),
+        inputs=[tes.Input(path="/in/text", content="shout\n")],
+        volumes=["/out"]))
+    done = wait(client, task_id)
+    assert done.state == "COMPLETE"
+    assert done.logs[0].logs[0].stdout == "SHOUT\n" and done.logs[0].logs[1].stdout == "SHOUT\n"
+
+
+def test_failing_executor_is_an_executor_error_with_its_code(client):
+    task_id = client.create_task(task(executor("sh", "-c", "exit 3"), executor("echo", "never")))
+    done = wait(client, task_id)
+    assert done.state == "EXECUTOR_ERROR"
+    assert [log.exit_code for log in done.logs[0].logs] == [3]  # the second never ran
+
+
+def test_ignore_error_goes_on(client):
+    task_id = client.create_task(task(executor("sh", "-c", "exit 4", ignore_error=True), executor("echo", "ran")))
+    done = wait(client, task_id)
+    assert done.state == "COMPLETE"
+    assert [log.exit_code for log in done.logs[0].logs] == [4, 0]
+
+
+def test_unreachable_input_is_a_system_error_with_the_reason(client, files):
+    task_id = client.create_task(task(executor("true"),
+                                      inputs=[tes.Input(url=f"{files.url}/nowhere", path="/in/x")]))
+    done = wait(client, task_id)
+    assert done.state == "SYSTEM_ERROR"
+    assert any("404" in line and "/nowhere" in line for line in done.logs[0].system_logs), done.logs[0].system_logs
+
+
+def test_bad_requests_are_4xx_with_a_json_reason(client, server):
+    status, body = raw(server, "POST", "/ga4gh/tes/v1/tasks", b'{"executors": []}')
+    assert status == 400 and "executors" in body["message"]
+    status, body = raw(server, "POST", "/ga4gh/tes/v1/tasks",
+                       json.dumps({"executors": [{"image": "evil/miner", "command": ["x"]}]}).encode())
+    assert status == 400 and "not allowed" in body["message"]
+    assert raw(server, "GET", "/ga4gh/tes/v1/tasks/tes-0000")[0] == 404
+    assert raw(server, "GET", "/ga4gh/tes/v1/tasks", token="wrong")[0] == 401
+    assert raw(server, "GET", "/ga4gh/tes/v1/nothing/here")[0] == 404
+    # a Pulsar client may not take a TES id
+    assert urllib.request.urlopen if True else None
+    request = urllib.request.Request(server.url + f"jobs?job_id=tes-123&private_token={TOKEN}", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 400
+
+
+def test_cancel_while_running_removes_the_container(client):
+    task_id = client.create_task(task(executor("sleep", "300")))
+    deadline = time.time() + 30
+    while client.get_task(task_id).state != "RUNNING" or not containers_of(task_id):
+        assert time.time() < deadline, "the task never ran"
+        time.sleep(0.1)
+    client.cancel_task(task_id)
+    done = wait(client, task_id, timeout=30)
+    assert done.state == "CANCELED"
+    assert containers_of(task_id) == []
+
+
+def test_cancel_while_queued_never_starts(podman, daemon_factory):
+    server = daemon_factory({**tes_app(), "managers": {"_default_": {"num_concurrent_jobs": 1}}}).start()
+    client = tes.HTTPClient(server.url, token=TOKEN, timeout=30)
+    blocker = client.create_task(task(executor("sleep", "300")))
+    queued = client.create_task(task(executor("touch", "/never")))
+    assert client.get_task(queued).state == "QUEUED" or client.get_task(queued).state == "INITIALIZING"
+    client.cancel_task(queued)
+    assert wait(client, queued).state == "CANCELED"
+    client.cancel_task(blocker)
+    assert wait(client, blocker).state == "CANCELED"
+    assert client.get_task(queued, view="FULL").logs[0].logs in (None, [])
+
+
+def test_kill9_with_tasks_queued_and_running(podman, daemon_factory):
+    server = daemon_factory({**tes_app(), "managers": {"_default_": {"num_concurrent_jobs": 2}}}).start()
+    client = tes.HTTPClient(server.url, token=TOKEN, timeout=30)
+    running = [client.create_task(task(executor("sh", "-c", "sleep 4; echo done"))) for _ in range(2)]
+    queued = [client.create_task(task(executor("echo", "later"))) for _ in range(3)]
+    deadline = time.time() + 30
+    while not all(client.get_task(t).state == "RUNNING" for t in running):
+        assert time.time() < deadline
+        time.sleep(0.1)
+    server.kill9()
+    server.start()
+    for task_id in running + queued:
+        done = wait(client, task_id, timeout=60)
+        assert done.state == "COMPLETE", (task_id, done.state)
+    assert all(wait(client, t).logs[0].logs[0].stdout == "done\n" for t in running)

@@ -1,0 +1,57 @@
+"""queued_condor's readings of HTCondor, on ads and user logs captured from a real pool (captured/)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from pulsar_lite.managers.condor import observed_from_ad, observed_from_log
+from pulsar_lite.managers.scheduler import Observed
+
+CAPTURED = Path(__file__).parent / "captured"
+ADS = json.loads((CAPTURED / "condor_ads.json").read_text())
+
+
+def ad(name: str, source: str = "query") -> dict:
+    cluster = ADS["ids"][name]
+    return next(a for a in ADS[source] if a["ClusterId"] == cluster)
+
+
+def test_queue_states():
+    now = 1796376552
+    assert observed_from_ad(ad("idle"), 0, now) == (Observed(Observed.QUEUED, None, None, "1"), False)
+    assert observed_from_ad(ad("run"), 0, now)[0].phase == Observed.RUNNING
+
+
+def test_a_held_job_is_failed_at_once_or_after_its_grace():
+    held = dict(ad("hold"), HoldReason="operator says no")
+    now = held["EnteredCurrentStatus"] + 5
+    seen, remove = observed_from_ad(held, 0, now)
+    assert seen.phase == Observed.ENDED and seen.failure == "held by HTCondor: operator says no" and remove
+    seen, remove = observed_from_ad(held, 60, now)  # held_job_grace: still an operator's to release
+    assert seen.phase == Observed.QUEUED and not remove
+    assert observed_from_ad(ad("hold"), 0, now)[0].failure == "held by HTCondor: no reason given"
+
+
+def test_history_ends():
+    assert observed_from_ad(ad("three", "history"), 0, 0)[0] == Observed(Observed.ENDED, 3, None, "completed")
+    signalled = observed_from_ad(ad("sig", "history"), 0, 0)[0]
+    assert signalled.exit_code == -9 and signalled.failure == "killed by signal 9"
+    assert observed_from_ad(ad("rm", "history"), 0, 0)[0].failure.startswith("removed from HTCondor")
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("three", Observed(Observed.ENDED, 3, None, "completed")),
+    ("sig", Observed(Observed.ENDED, -9, "killed by signal 9", "completed")),
+    ("rm", None),  # aborted: checked below
+    ("run", None),  # still running: no end in the log
+])
+def test_user_logs(name, expected, tmp_path):
+    pytest.importorskip("htcondor2")
+    path = tmp_path / "job_condor.log"
+    path.write_text((CAPTURED / f"condor_user_log_{name}.txt").read_text())
+    seen = observed_from_log(str(path))
+    if name == "rm":
+        assert seen.phase == Observed.ENDED and seen.failure.startswith("removed from HTCondor")
+    else:
+        assert seen == expected
+    assert observed_from_log(str(tmp_path / "missing.log")) is None

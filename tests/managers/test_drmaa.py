@@ -1,0 +1,40 @@
+"""queued_drmaa's readings of Grid Engine, on output captured from a real cell (captured/)."""
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from pulsar_lite.managers.drmaa import observed_from_info, observed_from_status, parse_qacct, parse_qstat_xml
+from pulsar_lite.managers.scheduler import Observed, SchedulerError
+
+CAPTURED = Path(__file__).parent / "captured"
+
+
+def test_qstat_xml_running_and_held():
+    seen = parse_qstat_xml((CAPTURED / "sge_qstat.xml").read_text())
+    assert seen["27"].phase == Observed.RUNNING and seen["30"].phase == Observed.RUNNING
+    assert seen["28"] == Observed(Observed.QUEUED, None, None, "hqw")
+    assert parse_qstat_xml("") == {}
+    with pytest.raises(SchedulerError, match="not XML"):
+        parse_qstat_xml("<job_info>")
+    error = parse_qstat_xml("<job_info><job_info><job_list><JB_job_number>5</JB_job_number><state>Eqw</state>"
+                            "</job_list></job_info></job_info>")
+    assert error["5"].phase == Observed.ENDED and "error state (Eqw)" in error["5"].failure
+
+
+def test_qacct_exit_code_and_qdel():
+    assert parse_qacct((CAPTURED / "sge_qacct_exit3.txt").read_text()) == Observed(Observed.ENDED, 3, None, "done")
+    deleted = parse_qacct((CAPTURED / "sge_qacct_qdel.txt").read_text())
+    assert deleted.failure == "Grid Engine reports failed 100 : assumedly after job" and deleted.exit_code == 137
+    assert parse_qacct("error: job id 999999 not found\n") is None
+
+
+def test_drmaa_states_and_job_info():
+    assert observed_from_status("running").phase == Observed.RUNNING
+    assert observed_from_status("user_on_hold").phase == Observed.QUEUED
+    assert observed_from_status("done") is None and observed_from_status("failed") is None
+    info = dict(hasExited=False, exitStatus=0, hasSignal=False, terminatedSignal="", wasAborted=False)
+    assert observed_from_info(SimpleNamespace(**{**info, "hasExited": True, "exitStatus": 3})).exit_code == 3
+    assert observed_from_info(SimpleNamespace(**{**info, "hasSignal": True, "terminatedSignal": "SIGKILL"})
+                              ).failure == "killed by signal SIGKILL"
+    assert "aborted" in observed_from_info(SimpleNamespace(**{**info, "wasAborted": True})).failure

@@ -1,0 +1,195 @@
+"""The scheduler-manager base's decisions, against an in-memory scheduler standing in for one (the real
+schedulers drive the same code in tests/integration/test_slurm.py, test_condor.py and test_drmaa.py)."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from pulsar_lite import managers, wire
+from pulsar_lite.managers import ManagerSpec
+from pulsar_lite.managers.scheduler import Observed, SchedulerError, SchedulerManager
+
+M = wire.DEFAULT_MANAGER
+
+
+class MemoryScheduler(SchedulerManager):
+    """A scheduler that keeps its jobs in a dict; tests set their state."""
+    scheduler = "Memory"
+
+    def __init__(self, config, hooks, timers):
+        super().__init__(config, hooks, timers)
+        self.jobs: dict[str, Observed] = {}
+        self.finished: dict[str, Observed] = {}
+        self.calls: list[str] = []
+        self.refuse: str | None = None
+        self.failing: str | None = None
+        self.next_id = 100
+        self.guard = threading.Lock()
+
+    def submit_job(self, submission):
+        with self.guard:
+            self.calls.append("submit")
+            if self.refuse:
+                raise SchedulerError(self.refuse)
+            self.next_id += 1
+            self.jobs[str(self.next_id)] = Observed(Observed.QUEUED, state="PD")
+            return str(self.next_id)
+
+    def query(self, external_ids):
+        with self.guard:
+            self.calls.append("query")
+            if self.failing:
+                raise SchedulerError(self.failing)
+            return {i: self.jobs[i] for i in external_ids if i in self.jobs}
+
+    def history(self, external_ids):
+        with self.guard:
+            self.calls.append("history")
+            return {i: self.finished[i] for i in external_ids if i in self.finished}
+
+    def delete_job(self, external_id):
+        with self.guard:
+            self.calls.append(f"delete {external_id}")
+            if external_id in self.jobs:
+                self.jobs[external_id] = Observed(Observed.ENDED, -15, "cancelled (scancel)", "CA")
+
+
+@pytest.fixture
+def engine(engine_factory, monkeypatch):
+    monkeypatch.setitem(managers.REGISTRY, "memory", ManagerSpec(
+        type="memory", target="tests.managers.test_scheduler:MemoryScheduler",
+        options={o.key: o for o in managers.SCHEDULER_OPTIONS}))
+    return engine_factory(managers={M: {"type": "memory", "min_polling_interval": 0.05,
+                                        "scheduler_failure_timeout": 0.5}})
+
+
+def submit(engine, job_id, command="true"):
+    engine.setup(M, job_id)
+    engine.submit(M, job_id, {"command_line": command})
+    return wait_for(lambda: (engine.store.get(M, job_id).external_id or "").isdigit()
+                    and engine.store.get(M, job_id).external_id)
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+def final(engine, job_id):
+    return wait_for(lambda: (lambda r: r if r.terminal else None)(engine.store.get(M, job_id)))
+
+
+def test_one_query_per_interval_for_all_jobs_and_none_for_status_requests(engine):
+    scheduler = engine.managers[M]
+    ids = [submit(engine, f"j{n}") for n in range(30)]
+    time.sleep(0.3)
+    before = scheduler.calls.count("query")
+    for _ in range(200):
+        for n in range(30):
+            engine.status(M, f"j{n}")  # Galaxy's polls: answered from the store
+    rounds = scheduler.calls.count("query") - before
+    assert rounds < 20  # about 0.2 s of polling at 0.05 s, whatever the 6000 status requests
+    assert len(set(ids)) == 30
+
+
+def test_a_job_the_scheduler_forgot_without_an_exit_code_is_failed_not_complete(engine):
+    scheduler = engine.managers[M]
+    external_id = submit(engine, "gone")
+    with scheduler.guard:
+        del scheduler.jobs[external_id]
+    record = final(engine, "gone")
+    assert record.state == wire.State.FAILED
+    assert f"no longer knows job {external_id}" in record.message
+    assert "history" in scheduler.calls
+
+
+def test_a_job_that_left_with_its_return_code_file_ends_with_that_code(engine):
+    scheduler = engine.managers[M]
+    external_id = submit(engine, "left")
+    (engine.job_directory(M, "left").path and open(engine.job_directory(M, "left").sub("return_code"), "w")).write("7\n")
+    with scheduler.guard:
+        del scheduler.jobs[external_id]
+    record = final(engine, "left")
+    assert record.state == wire.State.COMPLETE and record.returncode == 7
+
+
+def test_a_scheduler_side_end_is_a_failure_with_its_reason(engine):
+    scheduler = engine.managers[M]
+    external_id = submit(engine, "timeout")
+    with scheduler.guard:
+        scheduler.jobs[external_id] = Observed(Observed.ENDED, -15, "time limit reached (TIMEOUT)", "TO")
+    record = final(engine, "timeout")
+    assert record.state == wire.State.FAILED and "time limit reached (TIMEOUT)" in record.message
+
+
+def test_the_exit_code_is_the_scripts_own(engine):
+    scheduler = engine.managers[M]
+    external_id = submit(engine, "three")
+    with scheduler.guard:
+        scheduler.jobs[external_id] = Observed(Observed.RUNNING, state="R")
+    wait_for(lambda: engine.store.get(M, "three").state == wire.State.RUNNING)
+    with open(engine.job_directory(M, "three").sub("return_code"), "w") as handle:
+        handle.write("3\n")
+    with scheduler.guard:
+        scheduler.jobs[external_id] = Observed(Observed.ENDED, 3, None, "F")
+    record = final(engine, "three")
+    assert record.state == wire.State.COMPLETE and record.returncode == 3
+
+
+def test_an_ended_job_without_an_exit_code_is_failed(engine):
+    scheduler = engine.managers[M]
+    external_id = submit(engine, "silent")
+    with scheduler.guard:
+        scheduler.jobs[external_id] = Observed(Observed.ENDED, 0, None, "CD")
+    record = final(engine, "silent")
+    assert record.state == wire.State.FAILED and "left no exit code" in record.message
+
+
+def test_a_refused_submission_fails_the_job_with_the_schedulers_words(engine):
+    engine.managers[M].refuse = "Requested node configuration is not available"
+    engine.setup(M, "refused")
+    engine.submit(M, "refused", {"command_line": "true"})
+    record = final(engine, "refused")
+    assert record.state == wire.State.FAILED
+    assert record.message == "Memory refused the job: Requested node configuration is not available"
+
+
+def test_cancel_of_a_job_in_the_scheduler_deletes_it_and_ends_cancelled(engine):
+    scheduler = engine.managers[M]
+    external_id = submit(engine, "unwanted")
+    engine.cancel(M, "unwanted")
+    assert engine.store.get(M, "unwanted").cancel_requested
+    record = final(engine, "unwanted")
+    assert record.state == wire.State.CANCELLED
+    assert f"delete {external_id}" in scheduler.calls
+
+
+def test_a_scheduler_that_cannot_answer_keeps_jobs_then_fails_them_with_the_reason(engine):
+    scheduler = engine.managers[M]
+    submit(engine, "waiting")
+    scheduler.failing = "slurm_load_jobs error: Unable to contact slurm controller"
+    time.sleep(0.2)
+    assert engine.store.get(M, "waiting").state == wire.State.QUEUED  # not yet: it may be running fine
+    record = final(engine, "waiting")
+    assert record.state == wire.State.FAILED
+    assert "could not be asked about job" in record.message and "Unable to contact" in record.message
+
+
+def test_reconcile_follows_a_job_nobody_follows(engine):
+    scheduler = engine.managers[M]
+    external_id = submit(engine, "stray")
+    with scheduler._lock:
+        scheduler._tracked.clear()  # lost by the loop, as a bug would lose it
+    scheduler.reconcile()
+    with scheduler.guard:
+        scheduler.jobs[external_id] = Observed(Observed.ENDED, 0, None, "CD")
+    with open(engine.job_directory(M, "stray").sub("return_code"), "w") as handle:
+        handle.write("0\n")
+    assert final(engine, "stray").state == wire.State.COMPLETE
