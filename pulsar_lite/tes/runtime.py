@@ -151,7 +151,8 @@ def script(task_id: str, task: dict, job_directory: str, runtime: str, command: 
         if not executor["ignore_error"]:  # an ignored failure is only recorded (in <n>.end)
             lines.append("[ $_tes_code -eq 0 ] || exit $_tes_code")
     lines.append("exit 0")
-    return "\n".join(lines)
+    # a subshell: its exits end the executors' run, not the job script, which still records return_code
+    return "(\n" + "\n".join(lines) + "\n)"
 
 
 def stream_path(task: dict, job_directory: str, index: int, stream: str) -> str:

@@ -258,7 +258,6 @@ def test_bad_requests_are_4xx_with_a_json_reason(client, server):
     assert raw(server, "GET", "/ga4gh/tes/v1/tasks", token="wrong")[0] == 401
     assert raw(server, "GET", "/ga4gh/tes/v1/nothing/here")[0] == 404
     # a Pulsar client may not take a TES id
-    assert urllib.request.urlopen if True else None
     request = urllib.request.Request(server.url + f"jobs?job_id=tes-123&private_token={TOKEN}", method="POST")
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)
@@ -305,3 +304,12 @@ def test_kill9_with_tasks_queued_and_running(podman, daemon_factory):
         done = wait(client, task_id, timeout=60)
         assert done.state == "COMPLETE", (task_id, done.state)
     assert all(wait(client, t).logs[0].logs[0].stdout == "done\n" for t in running)
+
+
+def test_the_tes_face_can_be_switched_off(podman, daemon_factory):
+    server = daemon_factory({**tes_app(), "tes": False}).start()
+    request = urllib.request.Request(server.url + "ga4gh/tes/v1/service-info",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(request, timeout=10)
+    assert missing.value.code == 404

@@ -1,0 +1,43 @@
+"""TES tasks as jobs of the engine, without containers: ids, recovery of a task created but not submitted."""
+from pulsar_lite import wire
+from pulsar_lite.tes import TesService, is_task_id
+
+M = wire.DEFAULT_MANAGER
+
+
+def service(engine_factory, **app):
+    engine = engine_factory(tes_container_command="/bin/false", **app)
+    return engine, TesService(engine, engine.config)
+
+
+def test_task_ids_never_collide_with_pulsar_job_ids(engine_factory):
+    engine, tes = service(engine_factory)
+    task_id = tes.create({"executors": [{"image": "busybox", "command": ["true"]}]})
+    assert is_task_id(task_id) and wire.valid_job_id(task_id)
+    assert wire.reserved_job_id(task_id) is not None  # the Pulsar faces refuse it
+    assert engine.store.get(M, task_id) is not None
+
+
+def test_a_task_created_but_not_submitted_is_submitted_at_the_restart(engine_factory):
+    engine, tes = service(engine_factory)
+    task_id = "tes-" + "0" * 32
+    document = tes_document = {"executors": [{"image": "busybox", "command": ["true"]}]}
+    from pulsar_lite.tes.protocol import read_task
+    task = read_task(tes_document)
+    task["system_logs"] = []
+    engine.setup(M, task_id, assign_id=False)
+    engine.store.put_task(task_id, M, 1.0, None, task)  # the daemon died here, before the submit
+    assert engine.store.get(M, task_id).state == wire.SETUP
+    tes.recover()
+    assert engine.store.get(M, task_id).state != wire.SETUP
+    assert document
+
+
+def test_strict_backend_parameters_fail_the_task(engine_factory):
+    engine, tes = service(engine_factory)
+    task_id = tes.create({"executors": [{"image": "busybox", "command": ["true"]}],
+                          "resources": {"backend_parameters": {"gpu": "a100"}, "backend_parameters_strict": True}})
+    assert tes.get(task_id, "MINIMAL")["state"] == "SYSTEM_ERROR"
+    full = tes.get(task_id, "FULL")
+    assert any("gpu" in line for line in full["logs"][0]["system_logs"])
+    assert "backend_parameters" not in full["resources"]  # unsupported keys are neither stored nor returned
