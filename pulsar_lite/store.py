@@ -235,6 +235,37 @@ class Store:
             rows = self._db.execute(query, args).fetchall()
         return [JobRecord.from_row(r) for r in rows]
 
+    def active_keys(self) -> list[tuple[str, str]]:
+        """(manager, job_id) of every unfinished job, oldest first: all a restart reads before it serves."""
+        states = [wire.State.PREPROCESSING, wire.State.QUEUED, wire.State.RUNNING, wire.State.POSTPROCESSING]
+        with self._lock:
+            rows = self._db.execute(f"SELECT manager, job_id FROM jobs WHERE state IN ({','.join('?' * len(states))})"
+                                    f" ORDER BY created", states).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def get_many(self, keys: list[tuple[str, str]]) -> list[JobRecord]:
+        """The records of ``keys`` (those that still exist), in the order given."""
+        by_manager: dict[str, list[str]] = {}
+        for manager, job_id in keys:
+            by_manager.setdefault(manager, []).append(job_id)
+        found: dict[tuple[str, str], JobRecord] = {}
+        reader = self._reader()
+        for manager, job_ids in by_manager.items():
+            for first in range(0, len(job_ids), 500):
+                chunk = job_ids[first:first + 500]
+                rows = reader.execute(f"SELECT * FROM jobs WHERE manager=? AND job_id IN ({','.join('?' * len(chunk))})",
+                                      (manager, *chunk)).fetchall()
+                for row in rows:
+                    found[(row["manager"], row["job_id"])] = JobRecord.from_row(row)
+        return [found[key] for key in keys if key in found]
+
+    def tasks_in_job_state(self, state: str) -> list[tuple[str, str, dict]]:
+        """(id, manager, document) of the TES tasks whose job is in ``state``."""
+        rows = self._reader().execute(
+            "SELECT t.id, t.manager, t.document FROM tes_tasks t JOIN jobs j ON j.manager = t.manager AND "
+            "j.job_id = t.id WHERE j.state = ? ORDER BY t.created", (state,)).fetchall()
+        return [(r["id"], r["manager"], json.loads(r["document"])) for r in rows]
+
     def jobs_updated_before(self, states: Iterable[str], cutoff: float, limit: int | None = None) -> list[JobRecord]:
         """Jobs in one of ``states`` whose record last changed before ``cutoff`` (a time.time() value), oldest
         first, at most ``limit``."""

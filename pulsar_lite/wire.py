@@ -128,7 +128,10 @@ ROUTES = (
     ("object_store_update_from_file", "PUT", "/objects/{object_id}"),
     ("object_store_get_store_usage_percent", None, "/object_store_usage_percent"),
     ("healthz", "GET", "/healthz"),
+    ("readyz", "GET", "/readyz"),  # pulsar_lite's own: 200 once ready for work, else 503 (load balancers)
 )
+#: routes answered without the token
+OPEN_ROUTES = frozenset({"healthz", "readyz"})
 MANAGER_PREFIX = "/managers/{manager_name}"
 
 #: Submit query parameters that carry JSON documents.

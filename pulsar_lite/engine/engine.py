@@ -25,6 +25,7 @@ from . import script as job_script
 from .deps import DependencyResolver
 from .dirpool import DirectoryPool
 from .jobdir import JobDirectory, check_job_id, clean_name
+from .recovery import Recovery
 from .retention import SWEPT_STATES, RetentionSweeper
 from .. import staging
 from .status import FinishedStatuses, job_config, realized_dynamic_file_sources, status_payload
@@ -65,6 +66,9 @@ class JobEngine:
         #: stagers other faces register before start (name -> object with needs_preprocessing, stages_out,
         #: stage_in, stage_out), named by a job's launch config "stager"
         self.stagers: dict = {}
+        #: False: start() returns only once every job held is recovered (tests that restart an engine)
+        self.background_recovery = True
+        self.recovery: Recovery | None = None
 
     # -- lifecycle --------------------------------------------------------
     def start(self) -> None:
@@ -76,8 +80,11 @@ class JobEngine:
             pool.reset()
         for manager in self.managers.values():
             manager.start()
-        self.recover()
-        for manager in self.managers.values():  # status loops only once every job is re-attached
+        # the jobs held are brought to their true state in the background (engine/recovery.py); status loops
+        # follow whatever is re-attached, each job whole (its external id with it), so they may start at once
+        self.recovery = Recovery(self)
+        self.recovery.start(background=self.background_recovery)
+        for manager in self.managers.values():
             manager.start_monitoring()
         if self.config.job_retention is not None:
             RetentionSweeper(self, self.config.job_retention).start()
@@ -95,26 +102,36 @@ class JobEngine:
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
-    def recover(self) -> None:
-        """Reload every unfinished job and bring it to its true state."""
-        for record in self.store.jobs_in_states(ACTIVE):
-            manager = self.managers.get(record.manager)
-            if manager is None:
+    #: the states recovery brings to their truth (a job in any other state needs nothing at a restart)
+    RECOVERED_STATES = ACTIVE
+
+    def recover_job(self, record: JobRecord) -> None:
+        """Bring one unfinished job to its true state after a restart (from the recovery thread)."""
+        manager = self.managers.get(record.manager)
+        if manager is None:
+            self._move(record.manager, record.job_id, wire.State.LOST, expect=ACTIVE,
+                       message=f"manager '{record.manager}' is no longer configured")
+            return
+        log.debug("recovering job %s (%s, manager %s)", record.job_id, record.state, record.manager)
+        if record.state == wire.State.PREPROCESSING:
+            self.staging_pool.submit(self._preprocess, record.manager, record.job_id)
+        elif record.state == wire.State.POSTPROCESSING:
+            self.staging_pool.submit(self._postprocess, record.manager, record.job_id)
+        else:
+            try:
+                manager.recover(record)
+            except Exception as exc:
+                log.exception("job %s: recovery failed", record.job_id)
                 self._move(record.manager, record.job_id, wire.State.LOST, expect=ACTIVE,
-                           message=f"manager '{record.manager}' is no longer configured")
-                continue
-            log.info("recovering job %s (%s, manager %s)", record.job_id, record.state, record.manager)
-            if record.state == wire.State.PREPROCESSING:
-                self.staging_pool.submit(self._preprocess, record.manager, record.job_id)
-            elif record.state == wire.State.POSTPROCESSING:
-                self.staging_pool.submit(self._postprocess, record.manager, record.job_id)
-            else:
-                try:
-                    manager.recover(record)
-                except Exception as exc:
-                    log.exception("job %s: recovery failed", record.job_id)
-                    self._move(record.manager, record.job_id, wire.State.LOST, expect=ACTIVE,
-                               message=f"recovery after restart failed: {exc}")
+                           message=f"recovery after restart failed: {exc}")
+
+    def recovered(self) -> bool:
+        """Whether every job held at the start has been brought to its true state."""
+        return self.recovery is not None and self.recovery.finished.is_set()
+
+    def wait_recovered(self, timeout: float | None = None) -> bool:
+        """True once every job held at the start has been brought to its true state."""
+        return self.recovery.wait(timeout)
 
     # -- helpers ----------------------------------------------------------
     def _lock(self, manager: str, job_id: str) -> threading.RLock:

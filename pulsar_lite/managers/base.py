@@ -44,6 +44,9 @@ class ManagerHooks(Protocol):
     def active_jobs(self, manager: str) -> list[JobRecord]:
         """The manager's jobs the store holds as queued or running (read only; for reconcile passes)."""
 
+    def recovered(self) -> bool:
+        """Whether the recovery after the start has brought every job held to its true state."""
+
 
 class Manager:
     """Base class; subclasses implement launch/kill/recover."""

@@ -103,6 +103,8 @@ class QueuedPythonManager(Manager):
             self.hooks.finished(self.name, record.job_id, None,
                                 message="the job process ended while pulsar_lite was not running "
                                         "and recorded no exit code", generation=record.created)
+        elif record.state == "queued":
+            self.launch(record.job_id)  # never started: back in the queue, nothing to write
         else:
             self.hooks.requeue(self.name, record.job_id, generation=record.created)
 

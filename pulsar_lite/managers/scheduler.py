@@ -384,7 +384,10 @@ class SchedulerManager(Manager):
 
     def reconcile(self) -> None:
         """Compare the store with the jobs followed here: adopt a queued or running job nobody follows (it has
-        an external id), forget one the store no longer holds as active."""
+        an external id), forget one the store no longer holds as active. Not while the start's recovery is
+        still re-attaching jobs: it would find them not followed yet."""
+        if not self.hooks.recovered():
+            return
         records = {r.job_id: r for r in self.hooks.active_jobs(self.name)}
         with self._lock:
             followed = dict(self._tracked)

@@ -86,17 +86,9 @@ class TesService:
     # -- start-up ----------------------------------------------------------------------------------------------
     def recover(self) -> None:
         """Tasks whose job was set up but never submitted (the daemon died in between): submit them now."""
-        after = None
-        while True:
-            rows = self.engine.store.tasks_after(after, 500)
-            if not rows:
-                return
-            for task_id, manager, created, document in rows:
-                record = self.engine.store.get(manager, task_id)
-                if record is not None and record.state == wire.SETUP:
-                    log.info("TES task %s: was created but not submitted when the daemon stopped; submitting", task_id)
-                    self._submit(task_id, manager, document)
-            after = (rows[-1][2], rows[-1][0])
+        for task_id, manager, document in self.engine.store.tasks_in_job_state(wire.SETUP):
+            log.info("TES task %s: was created but not submitted when the daemon stopped; submitting", task_id)
+            self._submit(task_id, manager, document)
 
     # -- create ----------------------------------------------------------------------------------------------------
     def create(self, body) -> str:

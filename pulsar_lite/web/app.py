@@ -38,9 +38,10 @@ class RestApp:
         for name, method, template in wire.ROUTES:
             routes.append((template, method, getattr(handlers, name)))
         for name, method, template in wire.ROUTES:
-            if name != "healthz":
+            if name not in wire.OPEN_ROUTES:
                 routes.append((wire.MANAGER_PREFIX + template, method, getattr(handlers, name)))
         self._router = Router(routes)
+        self._open = {getattr(handlers, name) for name in wire.OPEN_ROUTES}
         service = getattr(engine, "tes", None)
         self.tes = None
         if service is not None:
@@ -77,10 +78,10 @@ class RestApp:
 
     def _dispatch(self, request: Request, path: str, handler, groups: dict):
         try:
-            if handler is not handlers.healthz and not self._authorized(request):
+            if handler not in self._open and not self._authorized(request):
                 return _error(401, "missing or wrong private_token")
             manager = groups.pop("manager_name", wire.DEFAULT_MANAGER)
-            if handler is not handlers.healthz:
+            if handler not in self._open:
                 self.engine.manager_config(manager)  # unknown manager -> 404
             result = handler(self, request, manager, **groups)
         except PulsarLiteError as exc:
@@ -95,6 +96,8 @@ class RestApp:
             return _error(500, f"internal server error (reference {reference}, see the server log)")
         if result is handlers.OK:
             return _reply(200, "text/plain", b"OK")
+        if isinstance(result, handlers.Reply):
+            return _reply(result.status, "application/json", json.dumps(result.payload).encode())
         if isinstance(result, handlers.FileBody):
             return 200, [("Content-Type", "application/octet-stream"),
                          ("Content-Length", str(result.remaining))], result

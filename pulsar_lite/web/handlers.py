@@ -235,6 +235,40 @@ object_store_get_store_usage_percent = _no_object_store
 
 
 # -- health ---------------------------------------------------------------------------
+class Reply:
+    """A JSON reply with a status of its own (handlers otherwise answer 200)."""
+
+    def __init__(self, status: int, payload):
+        self.status = status
+        self.payload = payload
+
+
+def readyz(app, request, manager):
+    """200 when the daemon is ready for work: the store open, every job held at the start recovered, every
+    broker connected; 503 otherwise, saying what is missing."""
+    engine = app.engine
+    recovery = engine.recovery
+    waiting = []
+    reply = {"ready": True}
+    if recovery is not None:
+        reply["recovery"] = {"jobs": recovery.total, "remaining": recovery.remaining,
+                             "finished": recovery.finished.is_set()}
+        if not recovery.finished.is_set():
+            waiting.append(f"recovering {recovery.remaining} of {recovery.total} job(s)")
+    if not engine.started_up or engine.stopped:
+        waiting.append("the engine is not running")
+    face = getattr(engine, "amqp", None)
+    if face is not None:
+        health = face.health()
+        reply["message_queue"] = health
+        if not face.ready():
+            waiting.append("a message broker is not connected")
+    if waiting:
+        reply.update(ready=False, waiting=waiting)
+        return Reply(503, reply)
+    return reply
+
+
 def healthz(app, request, manager):
     reply = {"version": wire.PULSAR_VERSION, "pulsar_lite_version": __version__,
              "status": "ok" if app.engine.started_up else "starting"}

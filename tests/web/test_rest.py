@@ -370,3 +370,15 @@ def test_setup_is_not_waited_for_but_submit_makes_it_durable(app):
     assert call(app, "POST", "/jobs/promise/submit", command_line="true").body == b"OK"
     assert sync._synced >= setup_ticket + 1  # the queued commit, and the setup before it, are on disk
     assert call(app, "POST", "/jobs/never-set-up/submit", command_line="true").status_int == 404
+
+
+def test_readyz_says_when_recovery_has_finished(app):
+    assert app.engine.wait_recovered(10)
+    response = call(app, "GET", "/readyz")
+    assert response.status_int == 200 and response.json["ready"] is True
+    assert response.json["recovery"] == {"jobs": 0, "remaining": 0, "finished": True}
+    app.engine.recovery.finished.clear()
+    app.engine.recovery.total = 5
+    app.engine.recovery.done = 2
+    response = call(app, "GET", "/readyz")
+    assert response.status_int == 503 and response.json["waiting"] == ["recovering 3 of 5 job(s)"]
