@@ -17,12 +17,14 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 from rest_jobs import CACHE, TOKEN, cpu_seconds, free_port, memory_kib, server_pids, venv
@@ -88,22 +90,17 @@ def submit_all(daemon: Daemon, count: int, threads: int = 8) -> float:
     lock = threading.Lock()
 
     def work():
-        connection = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=60)
         while True:
             with lock:
                 index = next(counter, None)
             if index is None:
-                connection.close()
                 return
             job_id = f"s{index}"
-            for method, path in (("POST", f"/jobs?job_id={job_id}&private_token={TOKEN}"),
-                                 ("POST", f"/jobs/{job_id}/submit?command_line={urllib.parse.quote(COMMAND)}"
-                                          f"&private_token={TOKEN}")):
-                connection.request(method, path)
-                response = connection.getresponse()
-                response.read()
-                if response.status != 200:
-                    raise RuntimeError(f"{daemon.name}: {method} {path}: {response.status}")
+            for path in (f"/jobs?job_id={job_id}&private_token={TOKEN}",
+                         f"/jobs/{job_id}/submit?command_line={urllib.parse.quote(COMMAND)}&private_token={TOKEN}"):
+                request = urllib.request.Request(f"http://127.0.0.1:{daemon.port}{path}", data=b"", method="POST")
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    response.read()
 
     workers = [threading.Thread(target=work) for _ in range(threads)]
     for worker in workers:
