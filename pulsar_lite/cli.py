@@ -18,10 +18,11 @@ def _load(args):
 
 
 def cmd_serve(args) -> int:
-    from .server import configure_logging, serve, serve_without_web
+    from .server import serve, serve_without_web
+    from .startup import configure
 
     config = _load(args)
-    configure_logging(config.log_level)
+    configure(config)
     if config.source is None:
         logging.getLogger("pulsar_lite").info(
             "no --config given: using the built-in configuration (queued_python, state under %s)",

@@ -1,7 +1,7 @@
 """Logging: every line about a job carries its manager and job id; text or one JSON object per line.
 
 The engine, the managers and the staging phases run each job's work inside ``job_context(manager,
-job_id)``; a filter on the root handler copies those onto every record logged meanwhile (``record.manager``,
+job_id)``; the log record factory copies those onto every record created meanwhile (``record.manager``,
 ``record.job_id``), whichever module logs it. Text lines then end with ``[manager/job_id]`` unless they
 name the job already; ``log_format: json`` writes ``{"time", "level", "logger", "message", "manager",
 "job_id", "exception"}`` per line, for Loki, ELK and the like.
@@ -41,13 +41,25 @@ def for_job(method):
     return wrapper
 
 
-class JobFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "job_id", None) is None:
-            current = _JOB.get()
-            if current is not None:
-                record.manager, record.job_id = current
-        return True
+def _install_record_factory() -> None:
+    """Every record created while a job's context is current gets ``manager`` and ``job_id`` (whatever handler
+    sees it: ours, pytest's, a site's own)."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "pulsar_lite", False):
+        return
+
+    def factory(*args, **kwargs):
+        record = previous(*args, **kwargs)
+        current = _JOB.get()
+        if current is not None and getattr(record, "job_id", None) is None:
+            record.manager, record.job_id = current
+        return record
+
+    factory.pulsar_lite = True
+    logging.setLogRecordFactory(factory)
+
+
+_install_record_factory()
 
 
 class TextFormatter(logging.Formatter):
@@ -91,6 +103,5 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler()
     handler.pulsar_lite = True
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    handler.addFilter(JobFilter())
     root.addHandler(handler)
     root.setLevel(getattr(logging, level, logging.INFO))

@@ -1,4 +1,6 @@
-"""Start-up in explicit steps: config -> logging -> store + engine -> faces -> serve."""
+"""Serving: the HTTP server (paste, or granian in web/granian_server.py) or none (MQ only), over the parts
+``pulsar_lite.startup`` builds. SIGTERM stops gracefully: no new connections, requests in flight finish,
+the AMQP outbox is flushed for a few seconds, transfers in flight stop where they can resume, exit 0."""
 from __future__ import annotations
 
 import logging
@@ -8,56 +10,13 @@ import socket
 import sys
 import threading
 
-from . import affinity
+from . import affinity, startup
 from .config import AppConfig
 from .config.schema import DEFAULT_WEB_THREADS
-from .engine import JobEngine
-from .engine.filecache import FileCache
 from .errors import ConfigError
 from .store import claim_state
 
 log = logging.getLogger("pulsar_lite")
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level, logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def start_engine(config: AppConfig) -> JobEngine:
-    """Step 1: the store and the engine (reload + reconcile unfinished jobs). The TES service registers its
-    stager first, so that recovery can stage its tasks' files."""
-    engine = JobEngine(config)
-    engine.tes = None
-    if config.tes:
-        from .tes import TesService
-
-        engine.tes = TesService(engine, config)
-    engine.start()
-    if engine.tes is not None:
-        engine.tes.recover()
-    return engine
-
-
-def start_message_queue(engine: JobEngine, config: AppConfig):
-    """Step 2: the AMQP face, when message_queue_url is set (kombu is imported only then)."""
-    if not config.values.get("message_queue_url"):
-        return None
-    from .amqp import start_amqp
-
-    return start_amqp(engine, config)
-
-
-def build_app(config: AppConfig, engine: JobEngine | None = None):
-    """Step 3: the REST face (a WSGI application) over the engine."""
-    from .web import RestApp
-
-    if engine is None:
-        engine = start_engine(config)
-        engine.amqp = start_message_queue(engine, config)
-    file_cache = (FileCache(config.file_cache_dir, engine.store, durable=engine.durable_files)
-                  if config.file_cache_dir else None)
-    return RestApp(engine, file_cache=file_cache)
 
 
 def _handler_class(max_request_line: int, io_timeout: float | None):
@@ -101,18 +60,10 @@ def _handler_class(max_request_line: int, io_timeout: float | None):
     return Handler
 
 
-def _stop(engine: JobEngine) -> None:
-    face = getattr(engine, "amqp", None)
-    if face is not None:
-        face.stop()
-    engine.stop()
-
-
 def serve_without_web(config: AppConfig) -> None:
     """MQ-only mode: no HTTP listener, jobs arrive over the message queue."""
     affinity.pin(config.daemon_cpus)
-    engine = start_engine(config)
-    engine.amqp = start_message_queue(engine, config)
+    engine = startup.start_parts(config)
     if engine.amqp is None:
         log.warning("--no-web without message_queue_url: nothing can submit jobs to this daemon")
     stopping = threading.Event()
@@ -124,9 +75,11 @@ def serve_without_web(config: AppConfig) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("pulsar_lite running without web face (state %s)", config.store_path)
+    startup.notify("READY=1")
     while not stopping.wait(1):
         pass
-    _stop(engine)
+    startup.notify("STOPPING=1")
+    startup.stop(engine)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -157,12 +110,14 @@ def serve(config: AppConfig) -> None:
         return serve_granian(config)
     from paste import httpserver
 
-    app = build_app(config)
+    app = startup.build_app(config)
+    inflight = InFlight(app)
     threads = config.web_threads or DEFAULT_WEB_THREADS
     server = httpserver.serve(
-        app, host=host, port=port, handler=_handler_class(config.max_request_line, config.web_io_timeout),
+        inflight, host=host, port=port, handler=_handler_class(config.max_request_line, config.web_io_timeout),
         use_threadpool=True, threadpool_workers=threads,
-        threadpool_options={"max_requests": 0, "spawn_if_under": threads},
+        # daemon threads: one idle on a kept-alive connection must not hold the process at exit
+        daemon_threads=True, threadpool_options={"max_requests": 0, "spawn_if_under": threads},
         request_queue_size=128, start_loop=False, protocol_version="HTTP/1.1")
 
     def stop(signum, frame):
@@ -174,12 +129,67 @@ def serve(config: AppConfig) -> None:
     log.info("pulsar_lite serving on http://%s:%s/ (staging %s, state %s)", host, port,
              ", ".join(m.staging_directory for m in config.managers.values()), config.store_path)
     sys.stdout.flush()
+    startup.notify("READY=1")
     try:
         server.serve_forever()
     finally:
-        server.server_close()
-        _stop(app.engine)
-        # let non-daemon helper threads end; job processes keep running and are adopted on restart
-        for thread in threading.enumerate():
-            if thread is not threading.current_thread() and not thread.daemon:
-                thread.join(timeout=1)
+        startup.notify("STOPPING=1")
+        server.socket.close()  # no new connections
+        if not inflight.wait_idle(STOP_REQUESTS_TIMEOUT):
+            log.warning("stopping with %d request(s) still in flight after %.0f s", inflight.count,
+                        STOP_REQUESTS_TIMEOUT)
+        server.thread_pool.shutdown(0)  # its idle workers (the busy ones, if any, are daemon threads)
+        startup.stop(app.engine)
+        log.info("pulsar_lite stopped")
+
+
+#: seconds a stop waits for requests in flight (an upload finishing) before it goes on: well within the
+#: systemd unit's TimeoutStopSec (30), with room for the AMQP outbox's flush (5)
+STOP_REQUESTS_TIMEOUT = 20.0
+
+
+class InFlight:
+    """WSGI middleware counting requests in flight, a download's body until it is closed included."""
+
+    def __init__(self, app):
+        self.app = app
+        self.engine = app.engine
+        self.count = 0
+        self._idle = threading.Condition()
+
+    def __call__(self, environ, start_response):
+        with self._idle:
+            self.count += 1
+        try:
+            body = self.app(environ, start_response)
+        except BaseException:
+            self._done()
+            raise
+        return _Counted(body, self._done)
+
+    def _done(self) -> None:
+        with self._idle:
+            self.count -= 1
+            if self.count == 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self.count == 0, timeout)
+
+
+class _Counted:
+    def __init__(self, body, done):
+        self.body = body
+        self.done = done
+
+    def __iter__(self):
+        return iter(self.body)
+
+    def close(self):
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.done()

@@ -289,6 +289,14 @@ class Store:
                                     (limit,)).fetchall()
         return [tuple(r) for r in rows]
 
+    def count_by_state(self) -> dict[tuple[str, str], int]:
+        """{(manager, state): number of jobs} (metrics)."""
+        rows = self._reader().execute("SELECT manager, state, count(*) FROM jobs GROUP BY manager, state").fetchall()
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    def outbox_count(self) -> int:
+        return self._reader().execute("SELECT count(*) FROM outbox").fetchone()[0]
+
     def outbox_done(self, *seqs: int) -> None:
         """Forget routed outbox rows (one transaction for all of them)."""
         if not seqs:

@@ -129,9 +129,10 @@ ROUTES = (
     ("object_store_get_store_usage_percent", None, "/object_store_usage_percent"),
     ("healthz", "GET", "/healthz"),
     ("readyz", "GET", "/readyz"),  # pulsar_lite's own: 200 once ready for work, else 503 (load balancers)
+    ("metrics", "GET", "/metrics"),  # pulsar_lite's own: Prometheus (its own optional token: metrics_token)
 )
-#: routes answered without the token
-OPEN_ROUTES = frozenset({"healthz", "readyz"})
+#: routes answered without private_token
+OPEN_ROUTES = frozenset({"healthz", "readyz", "metrics"})
 MANAGER_PREFIX = "/managers/{manager_name}"
 
 #: Submit query parameters that carry JSON documents.

@@ -75,7 +75,14 @@ class AmqpFace:
                  ", application acks on" if self.settings.acknowledge else "")
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, flush: float = 0.0) -> None:
+        """Stop consuming and publishing; with ``flush``, first give the publishers that long to send what
+        waits (what is left stays in the outbox and the ledger, sent at the next start)."""
+        if flush:
+            deadline = time.time() + flush
+            self._wake(None)
+            while self.ledger.pending_count() and time.time() < deadline:
+                time.sleep(0.05)
         self._stop.set()
         for publisher in self.publishers.values():
             publisher.wake.set()

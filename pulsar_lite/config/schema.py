@@ -329,6 +329,12 @@ APP_OPTIONS: tuple[Option, ...] = (
            "power cut may lose the last changes and leave recent uploads short",
            ("full", "normal")),
     Option("log_level", "choice", "INFO", "DEBUG, INFO, WARNING or ERROR", ("DEBUG", "INFO", "WARNING", "ERROR")),
+    Option("log_format", "choice", "text", "text lines, or json: one JSON object per line (time, level, logger, "
+           "message, manager, job_id) for Loki, ELK and the like", ("text", "json")),
+    Option("metrics_token", "str", None, "token Prometheus must send for /metrics (Authorization: Bearer); unset: "
+           "/metrics is open, like /healthz"),
+    Option("metrics_port", "int", None, "also serve /metrics on this port of its own (a daemon without a web face)"),
+    Option("metrics_host", "str", "127.0.0.1", "address of metrics_port"),
     *AMQP_OPTIONS,
     *TES_OPTIONS,
     *MANAGER_OPTIONS[2:],  # every manager option but type/num_concurrent_jobs is an app-wide default too

@@ -19,6 +19,7 @@ from typing import BinaryIO, Callable
 from .. import fsutil, wire
 from ..config import AppConfig, ManagerConfig
 from ..errors import BadRequest, Conflict, NotFound
+from ..logs import for_job, job_context
 from ..managers import manager_class
 from ..store import IllegalTransition, JobRecord, Store
 from . import script as job_script
@@ -66,6 +67,10 @@ class JobEngine:
         #: stagers other faces register before start (name -> object with needs_preprocessing, stages_out,
         #: stage_in, stage_out), named by a job's launch config "stager"
         self.stagers: dict = {}
+        #: set when the engine stops: staging transfers in flight abort, keeping what they have for a resume
+        self.stopping = threading.Event()
+        #: pulsar_lite.metrics.Metrics, when start-up made one
+        self.metrics = None
         #: False: start() returns only once every job held is recovered (tests that restart an engine)
         self.background_recovery = True
         self.recovery: Recovery | None = None
@@ -92,6 +97,7 @@ class JobEngine:
 
     def stop(self) -> None:
         self.stopped = True
+        self.stopping.set()  # transfers in flight stop (their partial files resume at the next start)
         for manager in self.managers.values():
             manager.stop()
         self.staging_pool.shutdown(wait=False, cancel_futures=True)
@@ -107,6 +113,10 @@ class JobEngine:
 
     def recover_job(self, record: JobRecord) -> None:
         """Bring one unfinished job to its true state after a restart (from the recovery thread)."""
+        with job_context(record.manager, record.job_id):
+            self._recover_job(record)
+
+    def _recover_job(self, record: JobRecord) -> None:
         manager = self.managers.get(record.manager)
         if manager is None:
             self._move(record.manager, record.job_id, wire.State.LOST, expect=ACTIVE,
@@ -224,6 +234,7 @@ class JobEngine:
                 self.store.update(manager, job_dir.job_id, tool_id=tool_id, tool_version=tool_version)
         # an active job: setup is idempotent, nothing changes
 
+    @for_job
     def submit(self, manager: str, job_id: str, launch: dict, touch_outputs: list | None = None,
                stager: str | None = None) -> None:
         """Queue a job (REST submit and MQ setup message alike). ``stager`` names a registered stager that
@@ -320,6 +331,7 @@ class JobEngine:
                 self._finished_statuses.put((manager, job_id), record, payload)
         return payload
 
+    @for_job
     def cancel(self, manager: str, job_id: str) -> None:
         """A user's cancel. Under the job's lock, which every manager hook takes too, so it is never lost to
         a manager's transition: a job that has not started ends ``cancelled`` at once (and whatever its manager
@@ -342,6 +354,7 @@ class JobEngine:
                 # a worker may have started it and be waiting for this lock to report it: stop that too
                 self.managers[manager].kill(moved)
 
+    @for_job
     def clean(self, manager: str, job_id: str) -> None:
         manager_config = self.manager_config(manager)
         job_id = check_job_id(job_id)
@@ -377,6 +390,7 @@ class JobEngine:
             job_dir.remove()
 
     # files ------------------------------------------------------------------
+    @for_job
     def upload(self, manager: str, job_id: str, name: str | None, file_type: str | None,
                stream: BinaryIO | None, length: int | None, cache_path: str | None = None) -> str:
         job_id = check_job_id(job_id)
@@ -448,6 +462,7 @@ class JobEngine:
             return None
         return record
 
+    @for_job
     def started(self, manager: str, job_id: str, pid: int | None = None, external_id: str | None = None,
                 generation: float | None = None) -> bool:
         """The job is running. False: it was cancelled, cleaned or set up afresh meanwhile; stop it."""
@@ -464,6 +479,7 @@ class JobEngine:
             return self._move(manager, job_id, wire.State.RUNNING, expect=(wire.State.QUEUED,), durable=False,
                               settled=self.SUPERSEDED, **fields) is not None
 
+    @for_job
     def submitted(self, manager: str, job_id: str, external_id: str, generation: float | None = None) -> bool:
         """A scheduler took the job (still queued there) under ``external_id``: recorded durably before the
         answer. False: the job was cancelled, cleaned or set up afresh meanwhile; delete it from the scheduler."""
@@ -474,6 +490,7 @@ class JobEngine:
             self.store.update(manager, job_id, external_id=external_id)
             return True
 
+    @for_job
     def finished(self, manager: str, job_id: str, returncode: int | None, message: str | None = None,
                  generation: float | None = None) -> None:
         if self.stopped:
@@ -499,6 +516,7 @@ class JobEngine:
         if moved is not None:
             self.staging_pool.submit(self._postprocess, manager, job_id)
 
+    @for_job
     def requeue(self, manager: str, job_id: str, generation: float | None = None) -> None:
         """Recovery found a job that never really started: put it back in the queue."""
         with self._lock(manager, job_id):
@@ -510,6 +528,7 @@ class JobEngine:
             self.managers[manager].launch(job_id)
 
     # -- staging phases -----------------------------------------------------
+    @for_job
     def _preprocess(self, manager: str, job_id: str) -> None:
         """Run server-side stage-in, then queue the job."""
         record = self.store.get(manager, job_id)
@@ -530,6 +549,7 @@ class JobEngine:
         if moved:
             self.managers[manager].launch(job_id)
 
+    @for_job
     def _postprocess(self, manager: str, job_id: str) -> None:
         """Run server-side stage-out, then publish the terminal state."""
         record = self.store.get(manager, job_id)
@@ -553,9 +573,18 @@ class JobEngine:
             return PULSAR_STAGER
         return self.stagers.get(name) or MissingStager(name)
 
+    def _policy(self, manager: str, phase: str) -> "staging.RetryPolicy":
+        policy = staging.RetryPolicy.from_manager(self.manager_config(manager), phase)
+        policy.stopping = self.stopping
+        if self.metrics is not None:
+            policy.on_retry = self.metrics.retries.inc
+        return policy
+
     def preprocessor(self, manager: str, job_dir: JobDirectory, record: JobRecord) -> None:
-        policy = staging.RetryPolicy.from_manager(self.manager_config(manager), "preprocess")
+        policy = self._policy(manager, "preprocess")
         stats = self._stager(record.launch_config).stage_in(job_dir, record, policy)
+        if self.metrics is not None:
+            self.metrics.staged("in", stats.bytes, stats.seconds)
         self.store.update(manager, job_dir.job_id, stage_in_bytes=stats.bytes, stage_in_seconds=stats.seconds)
         log.info("job %s: staged in %d file(s), %d bytes in %.3fs", job_dir.job_id, stats.files, stats.bytes,
                  stats.seconds)
@@ -564,13 +593,16 @@ class JobEngine:
         stager = self._stager(record.launch_config)
         if not stager.stages_out(record):
             return
-        policy = staging.RetryPolicy.from_manager(self.manager_config(manager), "postprocess")
+        policy = self._policy(manager, "postprocess")
         stats = stager.stage_out(job_dir, record, policy)
+        if self.metrics is not None:
+            self.metrics.staged("out", stats.bytes, stats.seconds)
         self.store.update(manager, job_dir.job_id, stage_out_bytes=stats.bytes, stage_out_seconds=stats.seconds)
         if stats.files:
             log.info("job %s: staged out %d file(s), %d bytes in %.3fs", job_dir.job_id, stats.files,
                      stats.bytes, stats.seconds)
 
+    @for_job
     def refuse(self, manager: str, job_id: str, message: str) -> None:
         """A job set up but never to be submitted (a face found its request unusable): ``failed``, saying why."""
         with self._lock(manager, job_id):

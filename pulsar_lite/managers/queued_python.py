@@ -15,6 +15,7 @@ import subprocess
 import threading
 
 from .. import affinity
+from ..logs import job_context
 from ..store import JobRecord
 from .base import Manager
 
@@ -116,7 +117,8 @@ class QueuedPythonManager(Manager):
                 return
             self._slots.acquire()
             try:
-                self._run(job_id)
+                with job_context(self.name, job_id):
+                    self._run(job_id)
             except Exception as exc:  # never lose the worker; report the job as failed
                 log.exception("job %s: could not be run", job_id)
                 self.hooks.finished(self.name, job_id, None, message=f"could not start the job: {exc}")

@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .. import wire
+from ..logs import job_context
 from ..store import JobRecord
 from .base import Manager
 
@@ -212,6 +213,10 @@ class SchedulerManager(Manager):
 
     # -- submission ----------------------------------------------------------------------------------------
     def _submit(self, job_id: str) -> None:
+        with job_context(self.name, job_id):
+            self._submit_job(job_id)
+
+    def _submit_job(self, job_id: str) -> None:
         try:
             generation = self.hooks.runnable(self.name, job_id)
             if generation is None:
@@ -301,14 +306,19 @@ class SchedulerManager(Manager):
         if not jobs:
             return
         began = time.monotonic()
+        metrics = getattr(self.hooks, "metrics", None)
         try:
             observed = self.query([t.external_id for t in jobs])
         except SchedulerError as exc:
+            if metrics is not None:
+                metrics.poll_errors.labels(self.name).inc()
             self._query_failed(jobs, exc)
             return
         finally:
             self.queries += 1
             self.last_query_seconds = time.monotonic() - began
+            if metrics is not None:
+                metrics.poll_seconds.labels(self.name).observe(self.last_query_seconds)
             log.debug("[%s] status query for %d job(s) in %.3f s", self.name, len(jobs), self.last_query_seconds)
         self._failing_since = None
         for tracked in [t for t in jobs if t.external_id not in observed and t.cancel]:
@@ -321,7 +331,8 @@ class SchedulerManager(Manager):
             except SchedulerError as exc:
                 log.warning("[%s] %s's record of finished jobs cannot be read: %s", self.name, self.scheduler, exc)
         for tracked in jobs:
-            self._follow(tracked, observed.get(tracked.external_id))
+            with job_context(self.name, tracked.job_id):
+                self._follow(tracked, observed.get(tracked.external_id))
 
     def _follow(self, tracked: Tracked, seen: Observed | None) -> None:
         if seen is None:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from ..errors import NotSupported
 from .actions import PermanentStagingError, stage_in, stage_out
@@ -21,6 +23,9 @@ class RetryPolicy:
     interval_start: float = 2.0
     interval_step: float = 2.0
     interval_max: float = 30.0
+    #: called before each retry (metrics); set: transfers stop (the daemon is stopping)
+    on_retry: Callable[[], None] | None = None
+    stopping: threading.Event | None = None
 
     @classmethod
     def from_manager(cls, manager_config, phase: str) -> "RetryPolicy":
@@ -36,8 +41,11 @@ class RetryPolicy:
                 raise  # local I/O errors (disk full, permissions) and bad input: retrying cannot help
             except Exception as exc:
                 attempt += 1
-                if self.max_retries < 0 or (self.max_retries > 0 and attempt > self.max_retries):
+                if self.max_retries < 0 or (self.max_retries > 0 and attempt > self.max_retries) or \
+                        (self.stopping is not None and self.stopping.is_set()):
                     raise
+                if self.on_retry is not None:
+                    self.on_retry()
                 delay = min(self.interval_start + self.interval_step * (attempt - 1), self.interval_max)
                 log.warning("%s failed (%s); retry %d in %.1fs", describe, exc, attempt, delay)
                 time.sleep(delay)

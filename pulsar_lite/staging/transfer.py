@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -63,24 +64,40 @@ def _transient(status: int | None) -> bool:
     return status is None or status in TRANSIENT_STATUS or status >= 500
 
 
+#: the calling thread's "stop now" event (the retry policy's ``stopping``): a transfer in flight when the
+#: daemon stops is aborted within a second, its partial file kept for the resume at the next start
+_ABORT = threading.local()
+
+
 def _retrying(action, url: str, retry, what: str) -> TransferStats:
     attempt = 0
     started = time.monotonic()
-    while True:
-        attempt += 1
-        try:
-            stats = action()
-            stats.attempts = attempt
-            stats.seconds = time.monotonic() - started
-            return stats
-        except TransferError as exc:
-            max_retries = getattr(retry, "max_retries", -1)
-            exhausted = max_retries < 0 or (max_retries > 0 and attempt > max_retries)
-            if exc.permanent or exhausted:
-                raise
-            delay = min(retry.interval_start + retry.interval_step * (attempt - 1), retry.interval_max)
-            log.warning("%s (attempt %d); retrying in %.1fs", exc, attempt, delay)
-            _sleep(delay)
+    stopping = getattr(retry, "stopping", None)
+    _ABORT.event = stopping
+    try:
+        while True:
+            attempt += 1
+            try:
+                stats = action()
+                stats.attempts = attempt
+                stats.seconds = time.monotonic() - started
+                return stats
+            except TransferError as exc:
+                if stopping is not None and stopping.is_set():
+                    raise TransferError(f"{what} of {redact(url)} stopped: the daemon is stopping", url=url,
+                                        permanent=True) from None
+                max_retries = getattr(retry, "max_retries", -1)
+                exhausted = max_retries < 0 or (max_retries > 0 and attempt > max_retries)
+                if exc.permanent or exhausted:
+                    raise
+                delay = min(retry.interval_start + retry.interval_step * (attempt - 1), retry.interval_max)
+                log.warning("%s (attempt %d); retrying in %.1fs", exc, attempt, delay)
+                on_retry = getattr(retry, "on_retry", None)
+                if on_retry is not None:
+                    on_retry()
+                _sleep(delay)
+    finally:
+        _ABORT.event = None
 
 
 class _Response:
@@ -121,6 +138,10 @@ def _curl(url: str, timeout: float, low_speed_time: float):
     curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
     curl.setopt(pycurl.LOW_SPEED_TIME, max(1, int(low_speed_time)))
     curl.setopt(pycurl.NOSIGNAL, 1)
+    stopping = getattr(_ABORT, "event", None)
+    if stopping is not None:  # libcurl asks about once a second: a non-zero answer aborts the transfer
+        curl.setopt(pycurl.NOPROGRESS, 0)
+        curl.setopt(pycurl.XFERINFOFUNCTION, lambda *progress: 1 if stopping.is_set() else 0)
     return curl
 
 

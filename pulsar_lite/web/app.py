@@ -23,6 +23,8 @@ from .routes import MethodNotAllowed, NoRoute, Router
 
 log = logging.getLogger(__name__)
 
+#: where _dispatch leaves the route's name for the request counter
+ROUTE_KEY = "pulsar_lite.route"
 #: "404 Not Found" and the like, for every status the face answers with
 STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
@@ -42,6 +44,7 @@ class RestApp:
                 routes.append((wire.MANAGER_PREFIX + template, method, getattr(handlers, name)))
         self._router = Router(routes)
         self._open = {getattr(handlers, name) for name in wire.OPEN_ROUTES}
+        self._metrics = getattr(engine, "metrics", None)
         service = getattr(engine, "tes", None)
         self.tes = None
         if service is not None:
@@ -53,6 +56,9 @@ class RestApp:
     def __call__(self, environ, start_response):
         request = Request(environ)
         status, headers, body = self.handle(request)
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.requests.labels(environ.get(ROUTE_KEY, "unmatched"), str(status)).inc()
         start_response(STATUS_LINES.get(status) or f"{status} Error", headers)
         return body
 
@@ -67,6 +73,7 @@ class RestApp:
 
             sub_path = tes_path(path)
             if sub_path is not None:
+                request.environ[ROUTE_KEY] = "tes"
                 return self.tes.handle(request, sub_path)
         try:
             handler, groups = self._router.match(request.method, path)
@@ -77,6 +84,7 @@ class RestApp:
         return self._dispatch(request, path, handler, groups)
 
     def _dispatch(self, request: Request, path: str, handler, groups: dict):
+        request.environ[ROUTE_KEY] = handler.__name__
         try:
             if handler not in self._open and not self._authorized(request):
                 return _error(401, "missing or wrong private_token")
@@ -96,6 +104,8 @@ class RestApp:
             return _error(500, f"internal server error (reference {reference}, see the server log)")
         if result is handlers.OK:
             return _reply(200, "text/plain", b"OK")
+        if isinstance(result, handlers.Raw):
+            return _reply(result.status, result.content_type, result.body)
         if isinstance(result, handlers.Reply):
             return _reply(result.status, "application/json", json.dumps(result.payload).encode())
         if isinstance(result, handlers.FileBody):

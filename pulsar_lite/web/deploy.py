@@ -17,7 +17,7 @@ import os
 
 from .. import affinity
 from ..config import load_config
-from ..server import build_app, configure_logging
+from .. import startup
 
 
 def app_factory(global_conf, **local_conf):
@@ -25,6 +25,6 @@ def app_factory(global_conf, **local_conf):
     here = global_conf.get("here", os.getcwd())
     path = app_config or (os.path.join(here, "app.yml") if os.path.exists(os.path.join(here, "app.yml")) else None)
     config = load_config(path)
-    configure_logging(config.log_level)
+    startup.configure(config)
     affinity.pin(config.daemon_cpus)  # paste deploy loads the app before its server starts any thread
-    return build_app(config)
+    return startup.build_app(config)

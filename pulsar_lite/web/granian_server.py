@@ -12,9 +12,13 @@ processes, so it must be a single process.
 """
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing.util
 import os
+import threading
+import time
+import urllib.request
 
 from ..config.schema import DEFAULT_WEB_THREADS
 from ..errors import ConfigError
@@ -40,13 +44,13 @@ def _import_granian():
 
 def _load_app(config):
     """Runs in the granian worker: engine (reload + reconcile) and WSGI app, stopped when the worker exits."""
-    from ..server import _stop, build_app, configure_logging
+    from .. import startup
 
-    configure_logging(config.log_level)
-    app = build_app(config)
+    startup.configure(config)
+    app = startup.build_app(config)
     # multiprocessing runs finalizers with an exit priority when the worker process ends (granian
     # stops it with SIGTERM); the engine closes its store and the AMQP face its connections
-    multiprocessing.util.Finalize(app, _stop, args=(app.engine,), exitpriority=10)
+    multiprocessing.util.Finalize(app, startup.stop, args=(app.engine,), exitpriority=10)
     log.info("pulsar_lite worker %s serving (granian)", os.getpid())
     return app
 
@@ -78,4 +82,24 @@ def serve_granian(config) -> None:
     )
     log.info("pulsar_lite serving on http://%s:%s/ with granian (staging %s, state %s)", host, port,
              ", ".join(m.staging_directory for m in config.managers.values()), config.store_path)
+    threading.Thread(target=_notify_when_serving, args=(host, port), name="pulsar-lite-ready", daemon=True).start()
     server.serve(target_loader=lambda: _load_app(config), wrap_loader=False)
+
+
+def _notify_when_serving(host: str, port: int, timeout: float = 300) -> None:
+    """READY=1 from the main process (systemd's NotifyAccess=main) once the worker answers /healthz."""
+    from .. import startup
+
+    if not os.environ.get("NOTIFY_SOCKET"):
+        return
+    address = f"[{host}]" if ":" in host else host
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{address}:{port}/healthz", timeout=2) as response:
+                if json.load(response).get("status") == "ok":
+                    startup.notify("READY=1")
+                    return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)

@@ -243,6 +243,33 @@ class Reply:
         self.payload = payload
 
 
+class Raw:
+    """A reply of bytes with a content type of its own."""
+
+    def __init__(self, status: int, content_type: str, body: bytes):
+        self.status = status
+        self.content_type = content_type
+        self.body = body
+
+
+def metrics(app, request, manager):
+    """Prometheus text format; with metrics_token set, only for ``Authorization: Bearer <metrics_token>``."""
+    from ..metrics import CONTENT_TYPE
+
+    token = app.config.metrics_token
+    if token:
+        import hmac
+
+        header = request.environ.get("HTTP_AUTHORIZATION", "")
+        offered = header[7:].strip() if header[:7].lower() == "bearer " else query(request).get("token", "")
+        if not hmac.compare_digest(offered.encode(), token.encode()):
+            return Raw(401, "text/plain; charset=UTF-8", b"missing or wrong metrics_token\n")
+    registry = getattr(app.engine, "metrics", None)
+    if registry is None:
+        return Raw(404, "text/plain; charset=UTF-8", b"metrics are not collected by this engine\n")
+    return Raw(200, CONTENT_TYPE, registry.exposition())
+
+
 def readyz(app, request, manager):
     """200 when the daemon is ready for work: the store open, every job held at the start recovered, every
     broker connected; 503 otherwise, saying what is missing."""

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -299,3 +300,33 @@ def test_kill9_mid_push_resumes_with_tus(daemon_factory, tmp_path, monkeypatch):
         source.unlink(missing_ok=True)
         for path in (uploads, daemon.staging):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def test_sigterm_mid_pull_stops_at_once_and_the_pull_resumes(daemon_factory, tmp_path):
+    """A graceful stop does not wait for a transfer in flight (it may take hours): the transfer stops, its
+    partial file stays, the job stays in preprocessing, and the next start resumes it."""
+    root, uploads = tmp_path / "origin", tmp_path / "uploads"
+    root.mkdir()
+    uploads.mkdir()
+    size, hold = 16 * MIB, 9 * MIB + 123
+    expected = write_test_file(root / "big.bin", size)
+    daemon = daemon_factory({"managers": {"_default_": {"num_concurrent_jobs": 1}}}).start()
+    with HoldingOrigin(root, uploads, hold_at=hold) as origin:
+        staging = {"setup": [{"name": "big.dat", "type": "input",
+                              "action": {"action_type": "remote_transfer", "url": origin.url + "/big.bin?job_key=k",
+                                         "path": "/gx/big.dat", "source": {"path": "/gx/big.dat"}}}]}
+        assert rest(daemon.url, "POST", "/jobs", job_id="pull")[0] == 200
+        assert rest(daemon.url, "POST", "/jobs/pull/submit", remote_staging=json.dumps(staging),
+                    command_line="sha256sum ../inputs/big.dat > ../outputs/sum")[0] == 200
+        part = daemon.staging / "pull" / "inputs" / "big.dat.part"
+        wait_for(lambda: part.exists() and part.stat().st_size >= hold - MIB, 30, "the pull to reach the hold")
+        stopped_at = time.time()
+        daemon.process.send_signal(signal.SIGTERM)
+        assert daemon.process.wait(20) == 0
+        assert time.time() - stopped_at < 5, "the stop waited for the held transfer"
+        assert part.exists() and daemon.unfinished_jobs() == ["pull"]
+        origin.release()
+        daemon.start()
+        final = wait_status(daemon.url, "pull", {"complete", "failed"}, timeout=45)
+        assert final["status"] == "complete", final
+    assert rest(daemon.url, "GET", "/jobs/pull/files", name="sum")[1].split()[0].decode() == expected
