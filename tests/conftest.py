@@ -62,6 +62,24 @@ def ensure_client_venv(version: str) -> Path:
     return python
 
 
+#: Galaxy itself (its job configuration code, and the pulsar-galaxy-lib it pins), for the job_conf samples
+GALAXY_PACKAGES = ("galaxy-app==26.1.2", "pulsar-galaxy-lib==0.15.16", "kombu")
+
+
+def ensure_galaxy_venv() -> Path:
+    """A virtualenv holding galaxy-app (about 1 GiB, two minutes the first time); its python."""
+    venv = client_venv_root().parent / "galaxy-app"
+    python = venv / "bin" / "python"
+    marker = venv / ".ready"
+    if marker.exists() and marker.read_text() == " ".join(GALAXY_PACKAGES):
+        return python
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *GALAXY_PACKAGES],
+                   check=True)
+    marker.write_text(" ".join(GALAXY_PACKAGES))
+    return python
+
+
 @pytest.fixture(scope="session", params=CLIENT_VERSIONS, ids=lambda v: f"client-{v}")
 def client_python(request) -> Path:
     try:
