@@ -281,11 +281,20 @@ def upload(url: str, source: str, *, retry, timeout: float = 30, low_speed_time:
 def _upload_once(url, source, timeout, low_speed_time) -> TransferStats:
     if not os.path.isfile(source):
         raise _fail("POST", url, None, f"local file {source} does not exist", permanent=True)
-    response = _Response()
     curl = _curl(url, timeout, low_speed_time)
     mime = pycurl.CurlMime(curl)  # libcurl's mime API (pycurl 7.49+; HTTPPOST is deprecated)
     mime.add_file("file", source)  # libcurl reads the file itself, in C; the part is named after it
     curl.setopt(pycurl.MIMEPOST, mime)
+    try:
+        _send(curl, "POST", url)
+    finally:
+        mime.close()
+    return TransferStats(bytes=os.path.getsize(source))
+
+
+def _send(curl, method: str, url: str) -> None:
+    """Perform a prepared upload (the curl object is closed); TransferError unless the answer is 2xx."""
+    response = _Response()
     curl.setopt(pycurl.HEADERFUNCTION, response.header_line)
     curl.setopt(pycurl.WRITEFUNCTION, lambda chunk: None)
     try:
@@ -295,14 +304,12 @@ def _upload_once(url, source, timeout, low_speed_time) -> TransferStats:
         code, message = exc.args[0], exc.args[1] if len(exc.args) > 1 else ""
         status = curl.getinfo(pycurl.RESPONSE_CODE) or None
         if status and not 200 <= status < 300:
-            raise _fail("POST", url, status, response.reason) from None
-        raise _fail("POST", url, None, f"curl error {code}: {message}", permanent=False) from None
+            raise _fail(method, url, status, response.reason) from None
+        raise _fail(method, url, None, f"curl error {code}: {message}", permanent=False) from None
     finally:
-        mime.close()
         curl.close()
     if not 200 <= status < 300:
-        raise _fail("POST", url, status, response.reason)
-    return TransferStats(bytes=os.path.getsize(source))
+        raise _fail(method, url, status, response.reason)
 
 
 def put(url: str, source: str, *, retry, timeout: float = 30, low_speed_time: float = 60) -> TransferStats:
@@ -313,28 +320,13 @@ def put(url: str, source: str, *, retry, timeout: float = 30, low_speed_time: fl
 
 
 def _put_once(url, source, timeout, low_speed_time) -> TransferStats:
-    response = _Response()
     curl = _curl(url, timeout, low_speed_time)
     with open(source, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         curl.setopt(pycurl.UPLOAD, 1)
         curl.setopt(pycurl.READDATA, handle)
         curl.setopt(pycurl.INFILESIZE_LARGE, size)
-        curl.setopt(pycurl.HEADERFUNCTION, response.header_line)
-        curl.setopt(pycurl.WRITEFUNCTION, lambda chunk: None)
-        try:
-            curl.perform()
-            status = curl.getinfo(pycurl.RESPONSE_CODE)
-        except pycurl.error as exc:
-            code, message = exc.args[0], exc.args[1] if len(exc.args) > 1 else ""
-            status = curl.getinfo(pycurl.RESPONSE_CODE) or None
-            if status and not 200 <= status < 300:
-                raise _fail("PUT", url, status, response.reason) from None
-            raise _fail("PUT", url, None, f"curl error {code}: {message}", permanent=False) from None
-        finally:
-            curl.close()
-    if not 200 <= status < 300:
-        raise _fail("PUT", url, status, response.reason)
+        _send(curl, "PUT", url)
     return TransferStats(bytes=size)
 
 

@@ -13,7 +13,7 @@ import json
 import time
 
 from ..scheduler import Observed, SchedulerError
-from .plugin import Resources, hms
+from .plugin import Resources, by_job_number, hms
 from .torque import PHASES, Torque, ended
 
 #: negative Exit_status values (JOB_EXEC_* in PBS's job.h) that name a limit or a failure
@@ -94,4 +94,4 @@ class OpenPBS(Torque):
             if queued_at is not None and queued_at < int(since):
                 continue
             found.append(job_id)
-        return sorted(found, key=lambda j: int(j.split(".")[0]) if j.split(".")[0].isdigit() else 0)
+        return by_job_number(found)

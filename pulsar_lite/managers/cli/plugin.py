@@ -169,6 +169,25 @@ def directive_lines(directive: str, options: list[tuple[str, str | None]]) -> li
     return lines
 
 
+def native_lines(directive: str, script: Script) -> list[str]:
+    """The manager's native specification, then the client's: one directive line each."""
+    lines = []
+    for what, spec in (("native_specification", script.native_specification),
+                       ("submit_native_specification", script.submit_params.get("native_specification"))):
+        words = native_options(spec, what)
+        if words:
+            lines.append(f"{directive} {' '.join(words)}")
+    return lines
+
+
+def by_job_number(external_ids) -> list[str]:
+    """Scheduler ids (``123`` or ``123.server``) in submission order."""
+    def number(external_id: str) -> int:
+        head = external_id.split(".")[0]
+        return int(head) if head.isdigit() else 0
+    return sorted(external_ids, key=number)
+
+
 def mapped_params(params: dict, argmap: dict[str, str], scheduler: str) -> list[tuple[str, str | None]]:
     """Pulsar's job_* options: a key starting with '-' is the option itself, others go through ``argmap``."""
     options = []

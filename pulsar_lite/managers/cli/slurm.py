@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 
 from ..scheduler import Observed, SchedulerError
-from .plugin import JobPlugin, Resources, Script, directive_lines, hms, mapped_params, native_options, wait_status
+from .plugin import (JobPlugin, Resources, Script, by_job_number, directive_lines,
+                     hms, mapped_params, native_lines, wait_status)
 
 #: squeue/sacct state -> (phase, what a scheduler-side end means; None: the script ran to its end)
 STATES = {
@@ -73,12 +74,7 @@ class Slurm(JobPlugin):
     def headers(self, script: Script) -> list[str]:
         options: list[tuple[str, str | None]] = [("-J", script.name), ("-o", script.stdout), ("-e", script.stderr)]
         options += mapped_params(self.params, ARGMAP, self.scheduler)
-        lines = directive_lines(self.directive, options)
-        for what, spec in (("native_specification", script.native_specification),
-                           ("submit_native_specification", script.submit_params.get("native_specification"))):
-            words = native_options(spec, what)
-            if words:
-                lines.append(f"{self.directive} {' '.join(words)}")
+        lines = directive_lines(self.directive, options) + native_lines(self.directive, script)
         wanted = Resources.from_params(script.submit_params)
         resources = []
         if wanted.queue:
@@ -162,4 +158,4 @@ class Slurm(JobPlugin):
                 continue
             if submitted >= int(since):
                 found.append(fields[0].strip())
-        return sorted(found, key=lambda j: int(j) if j.isdigit() else 0)
+        return by_job_number(found)

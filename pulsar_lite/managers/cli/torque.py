@@ -11,7 +11,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ElementTree
 
 from ..scheduler import Observed, SchedulerError
-from .plugin import JobPlugin, Resources, Script, directive_lines, hms, mapped_params, native_options
+from .plugin import (JobPlugin, Resources, Script, by_job_number, directive_lines,
+                     hms, mapped_params, native_lines)
 
 #: Pulsar's job_* keys for qsub (pbs_job attribute names -> option)
 ARGMAP = {
@@ -49,12 +50,7 @@ class Torque(JobPlugin):
     def headers(self, script: Script) -> list[str]:
         options: list[tuple[str, str | None]] = [("-N", script.name), ("-o", script.stdout), ("-e", script.stderr)]
         options += mapped_params(self.params, ARGMAP, self.scheduler)
-        lines = directive_lines(self.directive, options)
-        for what, spec in (("native_specification", script.native_specification),
-                           ("submit_native_specification", script.submit_params.get("native_specification"))):
-            words = native_options(spec, what)
-            if words:
-                lines.append(f"{self.directive} {' '.join(words)}")
+        lines = directive_lines(self.directive, options) + native_lines(self.directive, script)
         return lines + directive_lines(self.directive, self.resources(Resources.from_params(script.submit_params)))
 
     def resources(self, wanted: Resources) -> list[tuple[str, str | None]]:
@@ -126,4 +122,4 @@ class Torque(JobPlugin):
             if queued_at.isdigit() and int(queued_at) < int(since):
                 continue
             found.append(job["Job_Id"])
-        return sorted(found, key=lambda j: int(j.split(".")[0]) if j.split(".")[0].isdigit() else 0)
+        return by_job_number(found)
