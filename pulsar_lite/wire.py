@@ -42,6 +42,8 @@ ALL_STATES = (
     State.LOST,
 )
 TERMINAL_STATES = frozenset({State.COMPLETE, State.FAILED, State.CANCELLED, State.LOST})
+#: States of a submitted job that has not finished (its manager or its staging still has work to do).
+ACTIVE_STATES = (State.PREPROCESSING, State.QUEUED, State.RUNNING, State.POSTPROCESSING)
 #: States published as ``status_update`` messages by message-queue transports.
 PUBLISHED_STATES = frozenset({State.RUNNING, State.COMPLETE, State.FAILED, State.LOST})
 #: Allowed forward moves of the lifecycle (SETUP may be re-entered when a

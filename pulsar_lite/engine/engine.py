@@ -14,31 +14,33 @@ import threading
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO, Callable
+from typing import Callable
 
 from .. import fsutil, wire
 from ..config import AppConfig, ManagerConfig
-from ..errors import BadRequest, Conflict, NotFound
+from ..errors import BadRequest, NotFound
 from ..logs import for_job, job_context
 from ..managers import manager_class
 from ..store import IllegalTransition, JobRecord, Store
 from . import script as job_script
 from .deps import DependencyResolver
 from .dirpool import DirectoryPool
-from .jobdir import JobDirectory, check_job_id, clean_name
+from .files import JobFiles
+from .hooks import ManagerHooks
+from .jobdir import JobDirectory, check_job_id
+from .phases import StagingPhases
 from .recovery import Recovery
 from .retention import SWEPT_STATES, RetentionSweeper
-from .. import staging
-from .status import FinishedStatuses, job_config, realized_dynamic_file_sources, status_payload
+from .status import FinishedStatuses, job_config, status_payload
 from .timers import Timers
 
 log = logging.getLogger(__name__)
 
-ACTIVE = (wire.State.PREPROCESSING, wire.State.QUEUED, wire.State.RUNNING, wire.State.POSTPROCESSING)
+ACTIVE = wire.ACTIVE_STATES
 Listener = Callable[[str, str, str], None]  # (manager, job_id, new state)
 
 
-class JobEngine:
+class JobEngine(JobFiles, ManagerHooks, StagingPhases):
     def __init__(self, config: AppConfig):
         self.config = config
         self.store = Store(config.store_path, synchronous=config.store_synchronous)
@@ -198,19 +200,6 @@ class JobEngine:
         # unknown afterwards, and its submit gets a clear 404 (its uploads, each on disk before it was
         # answered, are left to the next setup of the id, which starts from an empty directory)
         return self.store.create(manager, job_dir.job_id, tool_id, tool_version, durable=False)
-
-    def _writable_job(self, manager: str, job_id: str) -> JobDirectory:
-        """A job that accepts staged files: set up but not yet submitted."""
-        job_dir = self.job_directory(manager, job_id)
-        with self._lock(manager, job_id):
-            record = self.store.get(manager, job_id)
-            if record is None or record.terminal:
-                self._fresh_job(manager, job_dir)
-            elif record.state != wire.SETUP:
-                raise Conflict(f"job {job_id} was already submitted ({record.state}); files can no longer change")
-            elif not job_dir.exists():
-                job_dir.create(self.manager_config(manager).job_directory_mode)
-        return job_dir
 
     # -- transport API ------------------------------------------------------
     def setup(self, manager: str, job_id: str | None, tool_id: str | None = None,
@@ -389,273 +378,8 @@ class JobEngine:
         if not manager_config.debug:
             job_dir.remove()
 
-    # files ------------------------------------------------------------------
-    @for_job
-    def upload(self, manager: str, job_id: str, name: str | None, file_type: str | None,
-               stream: BinaryIO | None, length: int | None, cache_path: str | None = None) -> str:
-        job_id = check_job_id(job_id)
-        job_dir = self.job_directory(manager, job_id)
-        job_dir.type_directory(file_type)  # validate type and name before touching anything
-        clean_name(name)
-        job_dir = self._writable_job(manager, job_id)
-        target = job_dir.calculate_path(name, file_type)
-        try:
-            if cache_path is not None:
-                job_dir.copy_in(cache_path, target, durable=self.durable_files)
-            else:
-                job_dir.write_stream(target, stream, length, limit=self.config.max_upload_size,
-                                     durable=self.durable_files)
-        except IsADirectoryError:  # the final rename found a directory there (its temporary file is gone)
-            raise BadRequest(f"{name!r} is a directory") from None
-        return target
-
-    def path(self, manager: str, job_id: str, name: str | None, file_type: str | None) -> str:
-        job_id = check_job_id(job_id)
-        job_dir = self.job_directory(manager, job_id)
-        if file_type in wire.DOWNLOAD_DIRS:
-            return job_dir.output_path(name, file_type)
-        job_dir.type_directory(file_type)
-        record = self.store.get(manager, job_id)
-        if record is None:
-            job_dir = self._writable_job(manager, job_id)
-        return job_dir.calculate_path(name, file_type)
-
-    def open_output(self, manager: str, job_id: str, name: str | None, file_type: str | None) -> tuple[int, int]:
-        """A read-only descriptor on a job's output file (the caller closes it) and the file's size."""
-        job_id = check_job_id(job_id)
-        job_dir = self.job_directory(manager, job_id)
-        opened = fsutil.open_regular(job_dir.output_path(name, file_type or "output"))
-        if opened is not None:
-            return opened
-        raise NotFound(f"no output {name!r} (type {file_type or 'output'}) for job {job_id}")
-
-    # -- manager hooks ------------------------------------------------------
-    # Every hook that moves a job takes the job's lock, as the user's actions (cancel, clean, setup) do:
-    # whichever comes first wins and the other sees its result. A hook may carry the ``generation`` that
-    # ``runnable`` handed out (the record's creation time): an event of an earlier run of a job id that
-    # was cleaned or set up afresh meanwhile is then ignored instead of moving the new job.
-
-    #: states in which a manager's event finds its job when a user's cancel, clean or new setup came first
-    SUPERSEDED = frozenset({None, wire.SETUP, *wire.TERMINAL_STATES})
-
-    def runnable(self, manager: str, job_id: str) -> float | None:
-        """The job's generation when it is still queued and wanted (check before starting it), else None."""
-        if self.stopped:
-            return None
-        record = self.store.get(manager, job_id)
-        if record is None or record.state != wire.State.QUEUED or record.cancel_requested:
-            return None
-        return record.created
-
-    def record(self, manager: str, job_id: str) -> JobRecord | None:
-        return self.store.get(manager, job_id)
-
-    def active_jobs(self, manager: str) -> list[JobRecord]:
-        return self.store.jobs_in_states((wire.State.QUEUED, wire.State.RUNNING), manager=manager)
-
-    def _current(self, manager: str, job_id: str, generation: float | None) -> JobRecord | None:
-        """The job's record, unless it is gone or is a later run than ``generation``."""
-        record = self.store.get(manager, job_id)
-        if record is None or (generation is not None and record.created != generation):
-            if record is not None:
-                log.info("job %s [%s]: an event of an earlier run of this job id was ignored", job_id, manager)
-            return None
-        return record
-
-    @for_job
-    def started(self, manager: str, job_id: str, pid: int | None = None, external_id: str | None = None,
-                generation: float | None = None) -> bool:
-        """The job is running. False: it was cancelled, cleaned or set up afresh meanwhile; stop it."""
-        fields = {}
-        if pid is not None:
-            fields["pid"] = pid
-        if external_id is not None:
-            fields["external_id"] = external_id
-        with self._lock(manager, job_id):
-            if self._current(manager, job_id, generation) is None:
-                return False
-            # not waited for: lost in a crash, the job is queued again at the restart, and recovery treats a
-            # queued job like a running one (adopts its process from the pid it wrote, or reads its exit code)
-            return self._move(manager, job_id, wire.State.RUNNING, expect=(wire.State.QUEUED,), durable=False,
-                              settled=self.SUPERSEDED, **fields) is not None
-
-    @for_job
-    def submitted(self, manager: str, job_id: str, external_id: str, generation: float | None = None) -> bool:
-        """A scheduler took the job (still queued there) under ``external_id``: recorded durably before the
-        answer. False: the job was cancelled, cleaned or set up afresh meanwhile; delete it from the scheduler."""
-        with self._lock(manager, job_id):
-            record = self._current(manager, job_id, generation)
-            if record is None or record.state != wire.State.QUEUED or record.cancel_requested:
-                return False
-            self.store.update(manager, job_id, external_id=external_id)
-            return True
-
-    @for_job
-    def finished(self, manager: str, job_id: str, returncode: int | None, message: str | None = None,
-                 generation: float | None = None) -> None:
-        if self.stopped:
-            return
-        with self._lock(manager, job_id):
-            record = self._current(manager, job_id, generation)
-            if record is None or record.state not in (wire.State.QUEUED, wire.State.RUNNING):
-                return
-            if record.cancel_requested:
-                self._move(manager, job_id, wire.State.CANCELLED, expect=ACTIVE, returncode=returncode)
-                return
-            if not self._stager(record.launch_config).stages_out(record):
-                # nothing to transfer: through postprocessing to the end in one transaction (one commit,
-                # every step still recorded and published)
-                failed = message if message is not None else record.message
-                final = wire.State.FAILED if failed else wire.State.COMPLETE
-                self._move(manager, job_id, (wire.State.POSTPROCESSING, final),
-                           expect=(wire.State.QUEUED, wire.State.RUNNING), returncode=returncode, message=message)
-                return
-            moved = self._move(manager, job_id, wire.State.POSTPROCESSING,
-                               expect=(wire.State.QUEUED, wire.State.RUNNING), returncode=returncode,
-                               message=message)
-        if moved is not None:
-            self.staging_pool.submit(self._postprocess, manager, job_id)
-
-    @for_job
-    def requeue(self, manager: str, job_id: str, generation: float | None = None) -> None:
-        """Recovery found a job that never really started: put it back in the queue."""
-        with self._lock(manager, job_id):
-            if self._current(manager, job_id, generation) is None:
-                return
-            moved = self._move(manager, job_id, wire.State.QUEUED, expect=(wire.State.QUEUED, wire.State.RUNNING),
-                               settled=self.SUPERSEDED, pid=None, external_id=None)
-        if moved is not None:
-            self.managers[manager].launch(job_id)
-
-    # -- staging phases -----------------------------------------------------
-    @for_job
-    def _preprocess(self, manager: str, job_id: str) -> None:
-        """Run server-side stage-in, then queue the job."""
-        record = self.store.get(manager, job_id)
-        if record is None or record.state != wire.State.PREPROCESSING:
-            return
-        try:
-            self.preprocessor(manager, self.job_directory(manager, job_id), record)
-        except Exception as exc:
-            log.warning("job %s: preprocessing failed: %s", job_id, exc)
-            with self._lock(manager, job_id):
-                if self._current(manager, job_id, record.created) is not None:
-                    self._move(manager, job_id, wire.State.FAILED, expect=(wire.State.PREPROCESSING,), returncode=1,
-                               message=f"staging inputs failed: {exc}", settled=self.SUPERSEDED)
-            return
-        with self._lock(manager, job_id):
-            moved = self._current(manager, job_id, record.created) is not None and self._move(
-                manager, job_id, wire.State.QUEUED, expect=(wire.State.PREPROCESSING,), settled=self.SUPERSEDED)
-        if moved:
-            self.managers[manager].launch(job_id)
-
-    @for_job
-    def _postprocess(self, manager: str, job_id: str) -> None:
-        """Run server-side stage-out, then publish the terminal state."""
-        record = self.store.get(manager, job_id)
-        if record is None or record.state != wire.State.POSTPROCESSING:
-            return
-        try:
-            self.postprocessor(manager, self.job_directory(manager, job_id), record)
-            final, message = (wire.State.FAILED if record.message else wire.State.COMPLETE), None
-        except Exception as exc:
-            log.warning("job %s: postprocessing failed: %s", job_id, exc)
-            final, message = wire.State.FAILED, f"staging outputs failed: {exc}"
-        with self._lock(manager, job_id):  # a clean (or a new setup) during stage-out came first: nothing to do
-            if self._current(manager, job_id, record.created) is not None:
-                self._move(manager, job_id, final, expect=(wire.State.POSTPROCESSING,), message=message,
-                           settled=self.SUPERSEDED)
-
-    # -- server-side staging ----------------------------------------------------
-    def _stager(self, launch: dict | None):
-        name = (launch or {}).get("stager")
-        if name is None:
-            return PULSAR_STAGER
-        return self.stagers.get(name) or MissingStager(name)
-
-    def _policy(self, manager: str, phase: str) -> "staging.RetryPolicy":
-        policy = staging.RetryPolicy.from_manager(self.manager_config(manager), phase)
-        policy.stopping = self.stopping
-        if self.metrics is not None:
-            policy.on_retry = self.metrics.retries.inc
-        return policy
-
-    def preprocessor(self, manager: str, job_dir: JobDirectory, record: JobRecord) -> None:
-        policy = self._policy(manager, "preprocess")
-        stats = self._stager(record.launch_config).stage_in(job_dir, record, policy)
-        if self.metrics is not None:
-            self.metrics.staged("in", stats.bytes, stats.seconds)
-        self.store.update(manager, job_dir.job_id, stage_in_bytes=stats.bytes, stage_in_seconds=stats.seconds)
-        log.info("job %s: staged in %d file(s), %d bytes in %.3fs", job_dir.job_id, stats.files, stats.bytes,
-                 stats.seconds)
-
-    def postprocessor(self, manager: str, job_dir: JobDirectory, record: JobRecord) -> None:
-        stager = self._stager(record.launch_config)
-        if not stager.stages_out(record):
-            return
-        policy = self._policy(manager, "postprocess")
-        stats = stager.stage_out(job_dir, record, policy)
-        if self.metrics is not None:
-            self.metrics.staged("out", stats.bytes, stats.seconds)
-        self.store.update(manager, job_dir.job_id, stage_out_bytes=stats.bytes, stage_out_seconds=stats.seconds)
-        if stats.files:
-            log.info("job %s: staged out %d file(s), %d bytes in %.3fs", job_dir.job_id, stats.files,
-                     stats.bytes, stats.seconds)
-
     @for_job
     def refuse(self, manager: str, job_id: str, message: str) -> None:
         """A job set up but never to be submitted (a face found its request unusable): ``failed``, saying why."""
         with self._lock(manager, job_id):
             self._move(manager, job_id, wire.State.FAILED, expect=(wire.SETUP,), message=message)
-
-
-class PulsarStager:
-    """Pulsar's remote_staging: actions that pull inputs before the job and send outputs after it."""
-
-    @staticmethod
-    def needs_preprocessing(launch: dict) -> bool:
-        remote_staging = launch.get("remote_staging") or {}
-        return bool(isinstance(remote_staging, dict) and remote_staging.get("setup"))
-
-    @staticmethod
-    def stages_out(record: JobRecord) -> bool:
-        """Whether postprocessing may have transfers to do: an action mapper came with the launch, and
-        it can resolve some path to a remote action."""
-        remote_staging = (record.launch_config or {}).get("remote_staging") or {}
-        if not (isinstance(remote_staging, dict) and remote_staging.get("action_mapper")):
-            return False
-        try:
-            return staging.ActionMapper(remote_staging["action_mapper"]).acts_on_server()
-        except Exception:  # let postprocessing report what is wrong with it
-            return True
-
-    @staticmethod
-    def stage_in(job_dir: JobDirectory, record: JobRecord, policy) -> "staging.StagingStats":
-        return staging.preprocess(job_dir, (record.launch_config or {}).get("remote_staging") or {}, policy)
-
-    @staticmethod
-    def stage_out(job_dir: JobDirectory, record: JobRecord, policy) -> "staging.StagingStats":
-        launch = record.launch_config
-        realized = realized_dynamic_file_sources(job_dir, launch.get("dynamic_file_sources"))
-        return staging.postprocess(job_dir, launch["remote_staging"], realized, policy)
-
-
-PULSAR_STAGER = PulsarStager()
-
-
-class MissingStager:
-    """A job of a face that is switched off now: its staging fails the job with the reason."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def needs_preprocessing(self, launch: dict) -> bool:
-        return True
-
-    def stages_out(self, record: JobRecord) -> bool:
-        return True
-
-    def stage_in(self, job_dir, record, policy):
-        raise RuntimeError(f"the job's stager {self.name!r} is not available (is its face switched off?)")
-
-    stage_out = stage_in

@@ -149,7 +149,7 @@ def test_clean_during_stage_out_wins(engine_factory, monkeypatch):
         assert gate.wait(10)
 
     monkeypatch.setattr(engine, "postprocessor", slow_postprocessor)
-    monkeypatch.setattr("pulsar_lite.engine.engine.PulsarStager.stages_out", staticmethod(lambda record: True))
+    monkeypatch.setattr("pulsar_lite.engine.stagers.PulsarStager.stages_out", staticmethod(lambda record: True))
     engine.setup(M, "out")
     engine.submit(M, "out", {"command_line": "true"})
     assert entered.wait(10)
@@ -162,7 +162,7 @@ def test_clean_during_stage_out_wins(engine_factory, monkeypatch):
 def test_a_refused_transition_is_logged_as_lost_unless_a_user_came_first(engine_factory, caplog):
     engine = engine_factory(**ONE_WORKER)
     engine.setup(M, "j")
-    with caplog.at_level("DEBUG", logger="pulsar_lite.engine.engine"):
+    with caplog.at_level("DEBUG", logger="pulsar_lite.engine"):
         assert engine._move(M, "j", wire.State.RUNNING, expect=(wire.State.QUEUED,),
                             settled=engine.SUPERSEDED) is None
         assert not [r for r in caplog.records if r.levelname == "WARNING"]  # set up afresh: superseded

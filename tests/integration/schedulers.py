@@ -72,3 +72,22 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.1, what: str 
             return value
         time.sleep(interval)
     raise AssertionError(f"{what} not reached in {timeout}s")
+
+
+def check_over_amqp(daemon, client_python: Path, prefix: str, scheduler: str) -> None:
+    """pulsar-galaxy-lib's check (remote_copy staging) through ``daemon``, already configured for AMQP with
+    ``prefix`` and not yet started; the queues are deleted afterwards."""
+    from tests.amqp import CHECK_DRIVER, RABBIT_URL, delete_queues, prefixed_names, unique, wait_for_queues
+    from tests.conftest import CHECK_RUN_DEFAULTS
+    try:
+        daemon.start_mq_only()
+        wait_for_queues([f"{prefix}_setup", f"{prefix}_status_update"])
+        options = dict(CHECK_RUN_DEFAULTS, job_id=unique(f"amqp{prefix}"), manager_url=RABBIT_URL,
+                       jobs_directory=str(daemon.staging), default_file_action="remote_copy")
+        result = subprocess.run([str(client_python), "-c", CHECK_DRIVER, json.dumps(options),
+                                 json.dumps({"amqp_key_prefix": prefix})], capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0 and "CHECK OK" in result.stdout, (
+            f"{result.stderr[-4000:]}\n--- server log\n{daemon.log()[-4000:]}")
+        assert f"submitted to {scheduler} as" in daemon.log()
+    finally:
+        delete_queues(prefixed_names(prefix))

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.amqp import CHECK_DRIVER, RABBIT_URL, delete_queues, ensure_client_kombu, prefixed_names, rabbit_available, \
-    unique, wait_for_queues
-from tests.conftest import CHECK_RUN_DEFAULTS, need, run_check_api
+from tests.amqp import RABBIT_URL, ensure_client_kombu, rabbit_available, unique
+from tests.conftest import need, run_check_api
 
 from .clusters import DRMAA_ENV, sge_queue, sge_ready
-from .schedulers import RealClient, wait_until
+from .schedulers import RealClient, check_over_amqp, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -127,15 +126,4 @@ def test_one_job_over_amqp_through_drmaa(drmaa_daemon, client_python_016):
     daemon = drmaa_daemon()
     daemon.app.update({"message_queue_url": RABBIT_URL, "amqp_key_prefix": prefix, "web": False})
     (daemon.root / "app.yml").write_text(json.dumps(daemon.app))
-    try:
-        daemon.start_mq_only()
-        wait_for_queues([f"{prefix}_setup", f"{prefix}_status_update"])
-        options = dict(CHECK_RUN_DEFAULTS, job_id=unique("amqpdrmaa"), manager_url=RABBIT_URL,
-                       jobs_directory=str(daemon.staging), default_file_action="remote_copy")
-        result = subprocess.run([str(client_python_016), "-c", CHECK_DRIVER, json.dumps(options),
-                                 json.dumps({"amqp_key_prefix": prefix})], capture_output=True, text=True, timeout=180)
-        assert result.returncode == 0 and "CHECK OK" in result.stdout, (
-            f"{result.stderr[-4000:]}\n--- server log\n{daemon.log()[-4000:]}")
-        assert "submitted to SGE as" in daemon.log()
-    finally:
-        delete_queues(prefixed_names(prefix))
+    check_over_amqp(daemon, client_python_016, prefix, "SGE")

@@ -2,7 +2,6 @@
 AMQP): outcomes, cancels, Slurm-side ends, kill -9 of the daemon, SecureShell to a real sshd."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.amqp import CHECK_DRIVER, RABBIT_URL, delete_queues, ensure_client_kombu, prefixed_names, rabbit_available, \
-    unique, wait_for_queues
-from tests.conftest import CHECK_RUN_DEFAULTS, CLIENT_VERSIONS, Daemon, ensure_client_venv, need, run_check_api
+from tests.amqp import RABBIT_URL, ensure_client_kombu, rabbit_available, unique
+from tests.conftest import CLIENT_VERSIONS, Daemon, ensure_client_venv, need, run_check_api
 
-from .schedulers import RealClient, slurm_ready, squeue_ids, wait_until
+from .schedulers import RealClient, check_over_amqp, slurm_ready, squeue_ids, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -178,20 +176,8 @@ def test_one_job_over_amqp_through_slurm(slurm, daemon_factory, client_python_01
     need(rabbit_available(), f"RabbitMQ is not reachable at {RABBIT_URL}")
     need(ensure_client_kombu(client_python_016), "cannot install kombu into the client virtualenv")
     prefix = unique("slurm")
-    try:
-        daemon = daemon_factory({**slurm_app(), "message_queue_url": RABBIT_URL, "amqp_key_prefix": prefix,
-                                 "web": False})
-        daemon.start_mq_only()
-        wait_for_queues([f"{prefix}_setup", f"{prefix}_status_update"])
-        options = dict(CHECK_RUN_DEFAULTS, job_id=unique("amqpslurm"), manager_url=RABBIT_URL,
-                       jobs_directory=str(daemon.staging), default_file_action="remote_copy")
-        result = subprocess.run([str(client_python_016), "-c", CHECK_DRIVER, json.dumps(options),
-                                 json.dumps({"amqp_key_prefix": prefix})], capture_output=True, text=True, timeout=180)
-        assert result.returncode == 0 and "CHECK OK" in result.stdout, (
-            f"{result.stderr[-4000:]}\n--- server log\n{daemon.log()[-4000:]}")
-        assert "submitted to Slurm as" in daemon.log()
-    finally:
-        delete_queues(prefixed_names(prefix))
+    daemon = daemon_factory({**slurm_app(), "message_queue_url": RABBIT_URL, "amqp_key_prefix": prefix, "web": False})
+    check_over_amqp(daemon, client_python_016, prefix, "Slurm")
 
 
 @pytest.mark.parametrize("version", CLIENT_VERSIONS)
