@@ -124,7 +124,7 @@ def main() -> int:
           f"p95 {percentile(latencies, 0.95):.2f} s, max {max(latencies):.2f} s; not COMPLETE: {len(bad)} {bad[:3]}")
     print(f"  runtime floor:    podman run --rm {IMAGE} true back to back: {before * 1000:.0f} ms before, "
           f"{after * 1000:.0f} ms after = {floor_rate:.2f} runs/s")
-    print(f"  TESP API (published): 100 tasks from 10 threads, each COMPLETE within 100 s")
+    print("  TESP API (published): 100 tasks from 10 threads, each COMPLETE within 100 s")
     print(f"  tasks/s / floor: {rate / floor_rate:.2f} [target >= 0.80: {'PASS' if rate >= 0.8 * floor_rate else 'MISS'}]")
     return 0 if not bad else 1
 

@@ -570,7 +570,6 @@ def functions_part(args, root: Path, source: Path, block: bytes, get_url: str, p
 
 
 def print_functions(args, results: dict, size: int) -> None:
-    limit = results["loopback (nginx + curl)"]
     best = {name: {d: min(r[d]) for d in ("get", "post")} for name, r in results.items()}
     median = {name: {d: statistics.median(r[d]) for d in ("get", "post")} for name, r in results.items()}
     print(f"\nTransfer functions: {args.size_mib} MiB over loopback, {os.cpu_count()} CPUs, "

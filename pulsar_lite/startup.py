@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import dataclass
 
 from .config import AppConfig
 from .engine import JobEngine

@@ -88,9 +88,9 @@ def stage_out(action: dict, source: str, policy) -> int:
 
         return transfer.upload(action["url"], source, retry=policy).bytes
     if action_type == "remote_transfer_tus":
-        from . import transfer
+        from . import tus
 
-        return transfer.upload_tus(action["url"], source, retry=policy).bytes
+        return tus.upload_tus(action["url"], source, retry=policy).bytes
     if action_type == "remote_copy":
         return policy.run(_atomic_copy, source, _source_path(action), describe=f"staging out {source}")
     raise NotSupported(f"staging action {action_type!r} is not supported for outputs by this pulsar_lite version")

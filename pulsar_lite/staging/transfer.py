@@ -3,14 +3,13 @@
 ``download`` streams to ``<target>.part`` and renames when complete and
 verified; an interrupted download (a dropped connection, a daemon restart)
 resumes from the bytes already on disk with a byte range. ``upload`` POSTs the
-file as multipart field ``file``, streamed from disk. Transient failures
+file as multipart field ``file``, streamed from disk (TUS uploads: ``tus.py``). Transient failures
 (connection errors, timeouts, 408/425/429/5xx) are retried with backoff;
 permanent ones (other 4xx, missing local files, local I/O errors) fail at once
 with one line naming the HTTP status and the URL, secrets redacted.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import logging
 import os
@@ -18,7 +17,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 try:
     import pycurl
@@ -153,6 +152,11 @@ def _fail(method: str, url: str, status: int | None, detail: str, permanent: boo
     return TransferError(f"{method} {shown} failed: {what}", status=status, url=shown, permanent=permanent)
 
 
+def _need_pycurl(method: str, url: str) -> None:
+    if pycurl is None:  # a dependency; missing only where libcurl's build does not match pycurl's
+        raise _fail(method, url, None, "pull staging needs pycurl, which cannot be imported here", permanent=True)
+
+
 def _content_range_total(headers: dict) -> int | None:
     match = re.match(r"bytes\s+(?:\*|\d+-\d+)/(\d+)", headers.get("content-range", ""))
     return int(match.group(1)) if match else None
@@ -162,8 +166,7 @@ def download(url: str, target: str, *, retry, expected_sha256: str | None = None
              low_speed_time: float = 60) -> TransferStats:
     """Fetch ``url`` into ``target`` (resuming ``target.part``); returns what it did."""
     part = target + ".part"
-    if pycurl is None:
-        return _retrying(lambda: _download_urllib(url, target, part, timeout), url, retry, "download")
+    _need_pycurl("GET", url)
     return _retrying(lambda: _download_once(url, target, part, expected_sha256, timeout, low_speed_time),
                      url, retry, "download")
 
@@ -273,8 +276,7 @@ def upload(url: str, source: str, *, retry, timeout: float = 30, low_speed_time:
     """POST ``source`` to ``url`` as multipart field ``file``."""
     if not os.path.isfile(source):
         raise _fail("POST", url, None, f"local file {source} does not exist", permanent=True)
-    if pycurl is None:
-        return _retrying(lambda: _upload_urllib(url, source, timeout), url, retry, "upload")
+    _need_pycurl("POST", url)
     return _retrying(lambda: _upload_once(url, source, timeout, low_speed_time), url, retry, "upload")
 
 
@@ -327,165 +329,4 @@ def _put_once(url, source, timeout, low_speed_time) -> TransferStats:
         curl.setopt(pycurl.READDATA, handle)
         curl.setopt(pycurl.INFILESIZE_LARGE, size)
         _send(curl, "PUT", url)
-    return TransferStats(bytes=size)
-
-
-# -- TUS (resumable uploads; remote_transfer_tus) ------------------------------------------------
-TUS_CHUNK_SIZE = int(os.environ.get("PULSAR_TUS_CHUNK_SIZE", 10 ** 7))
-
-
-def tus_endpoint(url: str) -> str:
-    """Galaxy's TUS endpoint for a job-files URL: ``jobs/<id>/files`` -> ``job_files/resumable_upload``."""
-    parts = urlsplit(url)
-    path = re.sub(r"jobs/[^/]*/files", "job_files/resumable_upload", parts.path, count=1)
-    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
-
-
-def _request(method: str, url: str, headers: dict[str, str], *, body_path: str | None = None, offset: int = 0,
-             length: int = 0, form: dict | None = None, timeout: float = 30, low_speed_time: float = 60):
-    """One HTTP request with libcurl: (status, response headers). Transport failures raise TransferError."""
-    response = _Response()
-    curl = _curl(url, timeout, low_speed_time)
-    curl.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in headers.items()])
-    curl.setopt(pycurl.HEADERFUNCTION, response.header_line)
-    curl.setopt(pycurl.WRITEFUNCTION, lambda chunk: None)
-    handle = None
-    if method == "HEAD":
-        curl.setopt(pycurl.NOBODY, 1)
-    elif body_path is not None:
-        handle = open(body_path, "rb")
-        handle.seek(offset)
-        remaining = [length]
-
-        def read(size):
-            data = handle.read(min(size, remaining[0]))
-            remaining[0] -= len(data)
-            return data
-
-        curl.setopt(pycurl.UPLOAD, 1)
-        curl.setopt(pycurl.READFUNCTION, read)
-        curl.setopt(pycurl.INFILESIZE_LARGE, length)
-        curl.setopt(pycurl.CUSTOMREQUEST, method)
-    elif form is not None:
-        curl.setopt(pycurl.POSTFIELDS, urlencode(form))
-    else:
-        curl.setopt(pycurl.POSTFIELDS, "")
-        curl.setopt(pycurl.CUSTOMREQUEST, method)
-    try:
-        curl.perform()
-        return curl.getinfo(pycurl.RESPONSE_CODE), response.headers
-    except pycurl.error as exc:
-        code, message = exc.args[0], exc.args[1] if len(exc.args) > 1 else ""
-        raise _fail(method, url, None, f"curl error {code}: {message}", permanent=False) from None
-    finally:
-        curl.close()
-        if handle is not None:
-            handle.close()
-
-
-def upload_tus(url: str, source: str, *, retry, timeout: float = 30, low_speed_time: float = 60,
-               chunk_size: int | None = None) -> TransferStats:
-    """Upload ``source`` through Galaxy's TUS endpoint, then register it with a POST of ``session_id``.
-
-    The upload URL is kept in a hidden file beside ``source`` until the upload is registered,
-    so an interrupted upload (a dropped connection, a daemon restart) resumes at the server's offset.
-    """
-    if not os.path.isfile(source):
-        raise _fail("POST", url, None, f"local file {source} does not exist", permanent=True)
-    if pycurl is None:
-        raise _fail("POST", url, None, "remote_transfer_tus needs pycurl", permanent=True)
-    chunk = chunk_size or TUS_CHUNK_SIZE
-    state = os.path.join(os.path.dirname(source), f".{os.path.basename(source)}.tus")
-    endpoint = tus_endpoint(url)
-    size = os.path.getsize(source)
-    tus = {"Tus-Resumable": "1.0.0"}
-    resumed = [0]
-
-    def attempt() -> TransferStats:
-        location = open(state).read().strip() if os.path.exists(state) else None
-        offset = 0
-        if location:
-            status, headers = _request("HEAD", location, tus, timeout=timeout, low_speed_time=low_speed_time)
-            if status in (404, 410):
-                location = None
-            elif status >= 300 or "upload-offset" not in headers:
-                raise _fail("HEAD", location, status, "cannot resume the TUS upload")
-            else:
-                offset = resumed[0] = int(headers["upload-offset"])
-        if not location:
-            encoded = base64.b64encode(os.path.basename(source).encode()).decode()
-            status, headers = _request("POST", endpoint, {**tus, "Upload-Length": str(size),
-                                                          "Upload-Metadata": f"filename {encoded}"},
-                                       timeout=timeout, low_speed_time=low_speed_time)
-            if status != 201 or "location" not in headers:
-                raise _fail("POST", endpoint, status, "TUS upload not created")
-            location = urljoin(endpoint, headers["location"])
-            with open(state, "w") as handle:
-                handle.write(location)
-        while offset < size:
-            length = min(chunk, size - offset)
-            status, headers = _request("PATCH", location, {**tus, "Upload-Offset": str(offset),
-                                                           "Content-Type": "application/offset+octet-stream"},
-                                       body_path=source, offset=offset, length=length, timeout=timeout,
-                                       low_speed_time=low_speed_time)
-            if status != 204:
-                raise _fail("PATCH", location, status, "TUS chunk refused")
-            offset = int(headers.get("upload-offset", offset + length))
-        session_id = location.rstrip("/").rsplit("/", 1)[1]
-        status, _ = _request("POST", url, {}, form={"session_id": session_id}, timeout=timeout,
-                             low_speed_time=low_speed_time)
-        if not 200 <= status < 300:
-            raise _fail("POST", url, status, "registering the TUS upload failed")
-        os.unlink(state)
-        return TransferStats(bytes=size - resumed[0], resumed_from=resumed[0])
-
-    return _retrying(attempt, url, retry, "upload")
-
-
-# -- urllib fallback (no resume) --------------------------------------------------------------
-def _download_urllib(url, target, part, timeout) -> TransferStats:  # pragma: no cover
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as reply, open(part, "wb") as handle:
-            written = 0
-            for chunk in iter(lambda: reply.read(1024 * 1024), b""):
-                handle.write(chunk)
-                written += len(chunk)
-    except urllib.error.HTTPError as exc:
-        raise _fail("GET", url, exc.code, exc.reason) from None
-    except OSError as exc:
-        raise _fail("GET", url, None, str(exc), permanent=False) from None
-    os.replace(part, target)
-    return TransferStats(bytes=written)
-
-
-def _upload_urllib(url, source, timeout) -> TransferStats:  # pragma: no cover
-    import uuid
-    import urllib.error
-    import urllib.request
-
-    boundary = uuid.uuid4().hex
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"{os.path.basename(source)}\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
-    tail = f"\r\n--{boundary}--\r\n".encode()
-    size = os.path.getsize(source)
-
-    def body():
-        yield head
-        with open(source, "rb") as handle:
-            yield from iter(lambda: handle.read(1024 * 1024), b"")
-        yield tail
-
-    request = urllib.request.Request(url, data=body(), method="POST", headers={
-        "Content-Type": f"multipart/form-data; boundary={boundary}",
-        "Content-Length": str(len(head) + size + len(tail))})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as reply:
-            reply.read()
-    except urllib.error.HTTPError as exc:
-        raise _fail("POST", url, exc.code, exc.reason) from None
-    except OSError as exc:
-        raise _fail("POST", url, None, str(exc), permanent=False) from None
     return TransferStats(bytes=size)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import random
 import subprocess
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.amqp import RABBIT_URL, delete_queues, manager_names, rabbit_available, unique, wait_for_queues
+from tests.amqp import RABBIT_URL, delete_queues, rabbit_available, unique, wait_for_queues
 from tests.conftest import free_port, need
 
-from .rest_helpers import rest, submit, wait_status
+from .rest_helpers import rest
 
 pytestmark = pytest.mark.integration
 CLI = [sys.executable, "-m", "pulsar_lite"]

@@ -212,7 +212,7 @@ def test_input_by_url_and_output_put_back_byte_identical(client, files):
     assert files.stored["/results/copy.bin"] == data
     assert files.stored["/results/many/a.bin"] == data and files.stored["/results/many/b.bin"] == data
     logged = {(o.path, o.url, int(o.size_bytes)) for o in done.logs[0].outputs}
-    assert (f"/out/copy.bin", f"{files.url}/results/copy.bin", len(data)) in logged and len(logged) == 3
+    assert ("/out/copy.bin", f"{files.url}/results/copy.bin", len(data)) in logged and len(logged) == 3
 
 
 def test_inline_content_and_stdio_paths(client):

@@ -1,40 +1,11 @@
 """The libcurl transfer engine against a real HTTP origin that injects faults."""
 import os
-import warnings
 
 import pytest
 
-from pulsar_lite.staging import RetryPolicy, transfer
+from pulsar_lite.staging import transfer
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from .faultserver import FaultServer
-
-SIZE = 3 * 1024 * 1024
-
-
-@pytest.fixture
-def origin(tmp_path):
-    root = tmp_path / "origin"
-    root.mkdir()
-    (root / "data.bin").write_bytes(os.urandom(SIZE))
-    with FaultServer(str(root)) as server:
-        yield server
-
-
-@pytest.fixture
-def sleeps(monkeypatch):
-    recorded = []
-    monkeypatch.setattr(transfer, "_sleep", recorded.append)
-    return recorded
-
-
-def policy(retries=3):
-    return RetryPolicy(max_retries=retries, interval_start=1.0, interval_step=2.0, interval_max=4.0)
-
-
-def data(origin):
-    return open(os.path.join(origin.root, "data.bin"), "rb").read()
+from .conftest import SIZE, data, policy
 
 
 def test_plain_download(origin, tmp_path):
@@ -139,21 +110,3 @@ def test_local_disk_error_is_permanent(origin, tmp_path):
     with pytest.raises(transfer.TransferError) as info:
         transfer.download(origin.url + "/data.bin", str(tmp_path / "no" / "such" / "dir" / "x"), retry=policy())
     assert info.value.permanent
-
-
-def test_tus_upload_resumes_after_a_dropped_chunk(origin, tmp_path, sleeps):
-    source = tmp_path / "out.dat"
-    source.write_bytes(os.urandom(SIZE))
-    url = origin.url + "/api/jobs/7/files?job_key=k&path=/gx/out.dat&file_type=output"
-    origin.faults = [None, ("drop", 300 * 1024)]  # the create passes; the first chunk breaks off
-    stats = transfer.upload_tus(url, str(source), retry=policy(), chunk_size=1024 * 1024)
-    assert origin.uploads["/gx/out.dat"] == source.read_bytes()
-    assert stats.attempts == 2 and stats.resumed_from == 300 * 1024
-    assert [r["method"] for r in origin.requests][:3] == ["POST", "PATCH", "HEAD"]
-    assert origin.requests[0]["path"] == "/api/job_files/resumable_upload"
-    assert not list(tmp_path.glob(".*.tus"))
-
-
-def test_tus_endpoint():
-    assert transfer.tus_endpoint("https://gx/api/jobs/abc/files?job_key=k&path=/x") == \
-        "https://gx/api/job_files/resumable_upload?job_key=k&path=/x"
