@@ -96,6 +96,13 @@ def parse_qacct(text: str) -> Observed | None:
     return Observed(Observed.ENDED, code, None, "done")
 
 
+def _scheduler_wide(drmaa) -> tuple[type, ...]:
+    """DRMAA errors about the scheduler as a whole (the pass fails and is retried), not about one job."""
+    errors = drmaa.errors
+    return (errors.DrmCommunicationException, errors.NoActiveSessionException, errors.TryLaterException,
+            errors.DrmsExitException)
+
+
 class QueuedDrmaaManager(SchedulerManager):
     scheduler = "DRMAA"
 
@@ -159,23 +166,41 @@ class QueuedDrmaaManager(SchedulerManager):
                     others.append(external_id)
                     continue
                 try:
-                    status = str(self._session.jobStatus(external_id))
-                    seen = observed_from_status(status)
-                    if seen is None:
-                        info = self._session.wait(external_id, drmaa.Session.TIMEOUT_NO_WAIT)
-                        seen = observed_from_info(info)
-                        self._ours.discard(external_id)
-                    result[external_id] = seen
+                    result[external_id] = self._status(drmaa, external_id)
                 except drmaa.errors.InvalidJobException:
                     self._ours.discard(external_id)  # reaped or unknown: ask qstat/qacct from now on
                     others.append(external_id)
                 except drmaa.errors.ExitTimeoutException:
                     result[external_id] = Observed(Observed.RUNNING, None, None, "ending")
-                except drmaa.errors.DrmaaException as exc:
-                    raise SchedulerError(f"DRMAA jobStatus failed: {exc}") from None
+                except _scheduler_wide(drmaa) as exc:
+                    raise SchedulerError(f"DRMAA cannot reach the scheduler: {exc}") from None
+                except Exception as exc:  # about this one job: it must not stop the pass for the others
+                    log.warning("[%s] DRMAA cannot tell about job %s (%s); asking qstat and qacct instead",
+                                self.name, external_id, str(exc).strip() or type(exc).__name__)
+                    self._ours.discard(external_id)
+                    others.append(external_id)
         if others:
             result.update({k: v for k, v in self._qstat().items() if k in others})
         return result
+
+    def _status(self, drmaa, external_id: str) -> Observed:
+        """One job of this session: its jobStatus, and once it has ended, how (``wait``, which reaps it)."""
+        seen = observed_from_status(str(self._session.jobStatus(external_id)))
+        if seen is not None:
+            return seen
+        try:
+            info = self._session.wait(external_id, drmaa.Session.TIMEOUT_NO_WAIT)
+        except drmaa.errors.DrmaaException:
+            raise
+        except Exception as exc:
+            # DRMAA_ERRNO_NO_RUSAGE (24; the binding raises a bare Exception): the job is reaped but Grid
+            # Engine kept no usage record, as for a job removed before it ran. Its return_code file decides.
+            if not str(exc).startswith("code 24"):
+                raise
+            self._ours.discard(external_id)
+            return Observed(Observed.ENDED, None, None, "no usage record: removed before it ran?")
+        self._ours.discard(external_id)
+        return observed_from_info(info)
 
     def _qstat(self) -> dict[str, Observed]:
         done = self._run(["qstat", "-xml", "-u", "*"])

@@ -349,11 +349,10 @@ class SchedulerManager(Manager):
         tracked.missing = 0
         if seen.phase == Observed.ENDED:
             code = self._return_code(tracked.job_id)
-            if seen.failure is not None:
-                if tracked.cancel:
-                    self._end(tracked, code if code is not None else seen.exit_code, None)
-                else:
-                    self._end(tracked, code, f"{self.scheduler} ended job {tracked.external_id}: {seen.failure}")
+            if tracked.cancel:  # however it ended, it ends cancelled
+                self._end(tracked, code if code is not None else seen.exit_code, None)
+            elif seen.failure is not None:
+                self._end(tracked, code, f"{self.scheduler} ended job {tracked.external_id}: {seen.failure}")
             elif code is not None:
                 self._end(tracked, code, None)
             elif seen.exit_code is not None and seen.exit_code != 0:

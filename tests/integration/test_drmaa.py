@@ -95,6 +95,30 @@ def test_qdel_behind_the_daemons_back_is_a_failure(drmaa_daemon, client_python_0
     assert final["status"] == "failed" and ("aborted" in final["stderr"] or "signal" in final["stderr"])
 
 
+def test_jobs_removed_before_they_ran_are_resolved_with_the_others(drmaa_daemon, client_python_016):
+    """Grid Engine keeps no usage record of a job removed before it ran (DRMAA's wait answers NO_RUSAGE, which
+    the binding raises as a bare Exception): each such job is resolved in the pass that sees it, and the pass
+    goes on for the other jobs."""
+    daemon = drmaa_daemon().start()
+    client = RealClient(client_python_016, daemon.url)
+    held = [f"held{n}" for n in range(3)]
+    for job in held:
+        client.launch(job, "echo never > ../outputs/ran", submit_native_specification="-h")
+    ids = [wait_until(lambda job=job: (daemon.record(job) or {}).get("external_id", "").isdigit()
+                      and daemon.record(job)["external_id"], what=f"{job} submitted") for job in held]
+    client.launch("quick", "sleep 2; exit 5")
+    client.wait("quick", ("running",))
+    subprocess.run(["qdel", ids[0]], check=True, capture_output=True)  # behind the daemon's back
+    client.kill("held1")
+    client.kill("held2")
+    removed = client.wait("held0")
+    assert removed["status"] == "failed" and "no usage record" in removed["stderr"], removed
+    assert client.wait("held1")["status"] == "cancelled" and client.wait("held2")["status"] == "cancelled"
+    assert client.wait("quick")["returncode"] == 5
+    assert "status loop" not in daemon.log(), daemon.log()[-3000:]
+    assert not any((daemon.staging / job / "outputs" / "ran").exists() for job in held)
+
+
 def test_kill9_and_a_new_session_that_cannot_see_the_old_jobs(drmaa_daemon, client_python_016):
     """After a restart the new DRMAA session cannot ask about jobs the old one submitted (InvalidJobException):
     qstat and qacct answer instead, and every job ends right."""
