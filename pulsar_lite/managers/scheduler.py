@@ -309,7 +309,10 @@ class SchedulerManager(Manager):
         metrics = getattr(self.hooks, "metrics", None)
         try:
             observed = self.query([t.external_id for t in jobs])
-        except SchedulerError as exc:
+        except Exception as exc:
+            if not isinstance(exc, SchedulerError):  # a defect, but never a reason for jobs to stay stuck
+                log.exception("[%s] status query", self.name)
+                exc = SchedulerError(f"{type(exc).__name__}: {exc}")
             if metrics is not None:
                 metrics.poll_errors.labels(self.name).inc()
             self._query_failed(jobs, exc)

@@ -25,6 +25,7 @@ class MemoryScheduler(SchedulerManager):
         self.calls: list[str] = []
         self.refuse: str | None = None
         self.failing: str | None = None
+        self.broken: Exception | None = None  # a defect in a plugin: not a SchedulerError
         self.next_id = 100
         self.guard = threading.Lock()
 
@@ -42,6 +43,8 @@ class MemoryScheduler(SchedulerManager):
             self.calls.append("query")
             if self.failing:
                 raise SchedulerError(self.failing)
+            if self.broken:
+                raise self.broken
             return {i: self.jobs[i] for i in external_ids if i in self.jobs}
 
     def history(self, external_ids):
@@ -180,6 +183,15 @@ def test_a_scheduler_that_cannot_answer_keeps_jobs_then_fails_them_with_the_reas
     record = final(engine, "waiting")
     assert record.state == wire.State.FAILED
     assert "could not be asked about job" in record.message and "Unable to contact" in record.message
+
+
+def test_a_query_that_raises_something_unexpected_is_a_failing_scheduler_not_stuck_jobs(engine):
+    scheduler = engine.managers[M]
+    submit(engine, "waiting")
+    scheduler.broken = KeyError("JB_job_number")
+    record = final(engine, "waiting")
+    assert record.state == wire.State.FAILED
+    assert "could not be asked about job" in record.message and "KeyError" in record.message
 
 
 def test_reconcile_follows_a_job_nobody_follows(engine):
