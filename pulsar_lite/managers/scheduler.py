@@ -76,7 +76,8 @@ class Tracked:
     started: bool = False
     cancel: bool = False
     missing: int = 0  # consecutive polls the job was in neither the queue nor the scheduler's history
-    last_delete: float = 0.0
+    last_delete: float = 0.0  # when the last delete attempt ended
+    deleting: bool = False  # a delete is queued or running: never a second one beside it
 
 
 @dataclass
@@ -196,7 +197,7 @@ class SchedulerManager(Manager):
                 tracked.cancel = True
         # a job still being submitted (no id yet) is deleted by its submitter: the submitted hook refuses it
         if tracked is not None:
-            self._pool.submit(self._delete, tracked)
+            self._request_delete(tracked)
 
     def recover(self, record: JobRecord) -> None:
         external_id = record.external_id
@@ -269,14 +270,26 @@ class SchedulerManager(Manager):
                  external_id)
         self._accepted(record.job_id, record.created, external_id)
 
+    def _request_delete(self, tracked: Tracked) -> None:
+        with self._lock:
+            if tracked.deleting:
+                return
+            tracked.deleting = True
+        self._pool.submit(self._delete, tracked)
+
     def _delete(self, tracked: Tracked) -> None:
-        tracked.last_delete = time.monotonic()
         try:
+            with self._lock:
+                if self._tracked.get(tracked.job_id) is not tracked:
+                    return  # it ended while the delete waited for the pool
             self.delete_job(tracked.external_id)
             log.info("job %s [%s]: deleted %s job %s", tracked.job_id, self.name, self.scheduler, tracked.external_id)
         except SchedulerError as exc:
             log.warning("job %s [%s]: deleting %s job %s failed (tried again at the next poll): %s", tracked.job_id,
                         self.name, self.scheduler, tracked.external_id, exc)
+        finally:
+            tracked.last_delete = time.monotonic()
+            tracked.deleting = False
 
     # -- following jobs ---------------------------------------------------------------------------------------
     def _track(self, tracked: Tracked) -> None:
@@ -365,13 +378,13 @@ class SchedulerManager(Manager):
                                          f"job script left no exit code")
             return
         if tracked.cancel and time.monotonic() - tracked.last_delete >= max(self.interval, DELETE_RETRY):
-            self._pool.submit(self._delete, tracked)  # the scheduler has not let it go yet: ask again
+            self._request_delete(tracked)  # the scheduler has not let it go yet: ask again
         if seen.phase == Observed.RUNNING and not tracked.started:
             tracked.started = True
             if not self.hooks.started(self.name, tracked.job_id, external_id=tracked.external_id,
                                       generation=tracked.generation):
                 tracked.cancel = True
-                self._pool.submit(self._delete, tracked)
+                self._request_delete(tracked)
 
     def _end(self, tracked: Tracked, code: int | None, message: str | None) -> None:
         with self._lock:

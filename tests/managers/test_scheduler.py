@@ -26,6 +26,8 @@ class MemoryScheduler(SchedulerManager):
         self.refuse: str | None = None
         self.failing: str | None = None
         self.broken: Exception | None = None  # a defect in a plugin: not a SchedulerError
+        self.slow_delete = 0.0  # seconds a delete takes
+        self.stubborn = False  # a delete is accepted but the job stays (Grid Engine takes its time)
         self.next_id = 100
         self.guard = threading.Lock()
 
@@ -53,9 +55,10 @@ class MemoryScheduler(SchedulerManager):
             return {i: self.finished[i] for i in external_ids if i in self.finished}
 
     def delete_job(self, external_id):
+        time.sleep(self.slow_delete)
         with self.guard:
             self.calls.append(f"delete {external_id}")
-            if external_id in self.jobs:
+            if external_id in self.jobs and not self.stubborn:
                 self.jobs[external_id] = Observed(Observed.ENDED, -15, "cancelled (scancel)", "CA")
 
 
@@ -172,6 +175,24 @@ def test_cancel_of_a_job_in_the_scheduler_deletes_it_and_ends_cancelled(engine):
     record = final(engine, "unwanted")
     assert record.state == wire.State.CANCELLED
     assert f"delete {external_id}" in scheduler.calls
+
+
+def test_deletes_do_not_pile_up_while_the_scheduler_takes_its_time(engine):
+    """Cancelled jobs the scheduler keeps listing for a while, slow deletes, a pass every 0.05 s: one delete per
+    job in flight at a time, and another only after DELETE_RETRY, not one per pass queued behind the others."""
+    scheduler = engine.managers[M]
+    ids = {f"j{n}": submit(engine, f"j{n}") for n in range(6)}
+    scheduler.slow_delete, scheduler.stubborn = 0.2, True
+    for job_id in ids:
+        engine.cancel(M, job_id)
+    wait_for(lambda: sum(c.startswith("delete") for c in scheduler.calls) >= len(ids))
+    time.sleep(0.6)  # about a dozen passes
+    deletes = [c for c in scheduler.calls if c.startswith("delete")]
+    assert sorted(deletes) == sorted(f"delete {i}" for i in ids.values())
+    with scheduler.guard:
+        for external_id in ids.values():
+            scheduler.jobs[external_id] = Observed(Observed.ENDED, -15, "cancelled (scancel)", "CA")
+    assert all(final(engine, job_id).state == wire.State.CANCELLED for job_id in ids)
 
 
 def test_a_scheduler_that_cannot_answer_keeps_jobs_then_fails_them_with_the_reason(engine):
