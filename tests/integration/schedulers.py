@@ -74,6 +74,29 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.1, what: str 
     raise AssertionError(f"{what} not reached in {timeout}s")
 
 
+def external_id(daemon, job_id: str, timeout: float = 30) -> str:
+    """The scheduler's id of ``job_id``, once the daemon has submitted it."""
+    return wait_until(lambda: (daemon.record(job_id) or {}).get("external_id", "").isdigit()
+                      and daemon.record(job_id)["external_id"], timeout=timeout, what=f"{job_id} submitted")
+
+
+def check_cancel_while_pending_and_while_running(daemon, client: RealClient, queue, **pending) -> None:
+    """Cancel a job the scheduler keeps pending (``pending``: the destination params that keep it there) and
+    one running: both end cancelled and leave ``queue()`` (the ids the scheduler lists); the pending one never
+    ran."""
+    client.launch("held", "echo never > ../outputs/ran", **pending)
+    client.launch("busy", "sleep 300")
+    client.wait("busy", ("running",), timeout=60)
+    held_id, busy_id = external_id(daemon, "held"), external_id(daemon, "busy")
+    assert {held_id, busy_id} <= queue()
+    client.kill("held")
+    client.kill("busy")
+    assert client.wait("held")["status"] == "cancelled"
+    assert client.wait("busy")["status"] == "cancelled"
+    wait_until(lambda: not {held_id, busy_id} & queue(), what="both gone from the scheduler's queue")
+    assert not (daemon.staging / "held" / "outputs" / "ran").exists()
+
+
 def check_over_amqp(daemon, client_python: Path, prefix: str, scheduler: str) -> None:
     """pulsar-galaxy-lib's check (remote_copy staging) through ``daemon``, already configured for AMQP with
     ``prefix`` and not yet started; the queues are deleted afterwards."""

@@ -13,7 +13,8 @@ from tests.amqp import RABBIT_URL, ensure_client_kombu, rabbit_available, unique
 from tests.conftest import need, run_check_api
 
 from .clusters import CONDOR_CONFIG, condor, condor_queue, condor_ready, share_with_condor, unshare_with_condor
-from .schedulers import RealClient, check_over_amqp, wait_until
+from .schedulers import (RealClient, check_cancel_while_pending_and_while_running, check_over_amqp, external_id,
+                         wait_until)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 INTERVAL = 0.5
@@ -68,20 +69,8 @@ def test_exit_code_and_submit_params(condor_daemon, client_python_016):
 
 def test_cancel_while_idle_and_while_running(condor_daemon, client_python_016):
     daemon = condor_daemon().start()
-    client = RealClient(client_python_016, daemon.url)
-    client.launch("idle", "echo never > ../outputs/ran", submit_requirements="False")  # matches no machine
-    client.launch("busy", "sleep 300")
-    client.wait("busy", ("running",), timeout=60)
-    idle_id = wait_until(lambda: (daemon.record("idle") or {}).get("external_id", "").isdigit()
-                         and daemon.record("idle")["external_id"], what="idle submitted")
-    busy_id = daemon.record("busy")["external_id"]
-    assert {idle_id, busy_id} <= condor_queue()
-    client.kill("idle")
-    client.kill("busy")
-    assert client.wait("idle")["status"] == "cancelled"
-    assert client.wait("busy")["status"] == "cancelled"
-    wait_until(lambda: not {idle_id, busy_id} & condor_queue(), what="both gone from the queue")
-    assert not (daemon.staging / "idle" / "outputs" / "ran").exists()
+    check_cancel_while_pending_and_while_running(daemon, RealClient(client_python_016, daemon.url), condor_queue,
+                                                 submit_requirements="False")  # matches no machine
 
 
 def test_condor_rm_behind_the_daemons_back_is_a_failure(condor_daemon, client_python_016):
@@ -131,8 +120,7 @@ def test_kill9_with_jobs_idle_running_and_ending_meanwhile(condor_daemon, client
     client.launch("idle", "true", submit_requirements="False")
     for job in ("running", "ends"):
         client.wait(job, ("running",), timeout=60)
-    idle_id = wait_until(lambda: (daemon.record("idle") or {}).get("external_id", "").isdigit()
-                         and daemon.record("idle")["external_id"], what="idle submitted")
+    idle_id = external_id(daemon, "idle")
     daemon.kill9()
     time.sleep(4)  # "ends" ends while nobody watches, and leaves the queue
     daemon.start()

@@ -14,7 +14,8 @@ from tests.amqp import RABBIT_URL, ensure_client_kombu, rabbit_available, unique
 from tests.conftest import need, run_check_api
 
 from .clusters import DRMAA_ENV, sge_queue, sge_ready
-from .schedulers import RealClient, check_over_amqp, wait_until
+from .schedulers import (RealClient, check_cancel_while_pending_and_while_running, check_over_amqp, external_id,
+                         wait_until)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -69,20 +70,8 @@ def test_exit_code_and_native_specification(drmaa_daemon, client_python_016):
 
 def test_cancel_while_pending_and_while_running(drmaa_daemon, client_python_016):
     daemon = drmaa_daemon().start()
-    client = RealClient(client_python_016, daemon.url)
-    client.launch("held", "echo never > ../outputs/ran", submit_native_specification="-h")  # user hold
-    client.launch("busy", "sleep 300")
-    client.wait("busy", ("running",))
-    held_id = wait_until(lambda: (daemon.record("held") or {}).get("external_id", "").isdigit()
-                         and daemon.record("held")["external_id"], what="held submitted")
-    busy_id = daemon.record("busy")["external_id"]
-    assert {held_id, busy_id} <= sge_queue()
-    client.kill("held")
-    client.kill("busy")
-    assert client.wait("held")["status"] == "cancelled"
-    assert client.wait("busy")["status"] == "cancelled"
-    wait_until(lambda: not {held_id, busy_id} & sge_queue(), what="both gone from qstat")
-    assert not (daemon.staging / "held" / "outputs" / "ran").exists()
+    check_cancel_while_pending_and_while_running(daemon, RealClient(client_python_016, daemon.url), sge_queue,
+                                                 submit_native_specification="-h")  # a user hold
 
 
 def test_qdel_behind_the_daemons_back_is_a_failure(drmaa_daemon, client_python_016):
@@ -104,8 +93,7 @@ def test_jobs_removed_before_they_ran_are_resolved_with_the_others(drmaa_daemon,
     held = [f"held{n}" for n in range(3)]
     for job in held:
         client.launch(job, "echo never > ../outputs/ran", submit_native_specification="-h")
-    ids = [wait_until(lambda job=job: (daemon.record(job) or {}).get("external_id", "").isdigit()
-                      and daemon.record(job)["external_id"], what=f"{job} submitted") for job in held]
+    ids = [external_id(daemon, job) for job in held]
     client.launch("quick", "sleep 2; exit 5")
     client.wait("quick", ("running",))
     subprocess.run(["qdel", ids[0]], check=True, capture_output=True)  # behind the daemon's back
@@ -129,8 +117,7 @@ def test_kill9_and_a_new_session_that_cannot_see_the_old_jobs(drmaa_daemon, clie
     client.launch("held", "true", submit_native_specification="-h")
     for job in ("running", "ends"):
         client.wait(job, ("running",))
-    held_id = wait_until(lambda: (daemon.record("held") or {}).get("external_id", "").isdigit()
-                         and daemon.record("held")["external_id"], what="held submitted")
+    held_id = external_id(daemon, "held")
     daemon.kill9()
     time.sleep(3)
     daemon.start()

@@ -13,7 +13,8 @@ import pytest
 from tests.amqp import RABBIT_URL, ensure_client_kombu, rabbit_available, unique
 from tests.conftest import CLIENT_VERSIONS, Daemon, ensure_client_venv, need, run_check_api
 
-from .schedulers import RealClient, check_over_amqp, slurm_ready, squeue_ids, wait_until
+from .schedulers import (RealClient, check_cancel_while_pending_and_while_running, check_over_amqp, slurm_ready,
+                         squeue_ids, wait_until)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -72,20 +73,8 @@ def test_exit_code_and_resources_reach_slurm(slurm, client_python, daemon_factor
 
 def test_cancel_while_pending_and_while_running(slurm, daemon_factory, client_python_016):
     daemon = daemon_factory(slurm_app()).start()
-    client = RealClient(client_python_016, daemon.url)
-    client.launch("held", "echo never > ../outputs/ran", submit_native_specification="--hold")
-    client.launch("busy", "sleep 300")
-    wait_until(lambda: client.status("busy")["status"] == "running", what="busy running")
-    held_id = wait_until(lambda: (daemon.record("held") or {}).get("external_id", "").isdigit()
-                         and daemon.record("held")["external_id"], what="held submitted")
-    assert held_id in squeue_ids("-t", "pending")
-    busy_id = daemon.record("busy")["external_id"]
-    client.kill("held")
-    client.kill("busy")
-    assert client.wait("held")["status"] == "cancelled"
-    assert client.wait("busy")["status"] == "cancelled"
-    wait_until(lambda: not {held_id, busy_id} & squeue_ids(), what="both gone from squeue")
-    assert not (daemon.staging / "held" / "outputs" / "ran").exists()
+    check_cancel_while_pending_and_while_running(daemon, RealClient(client_python_016, daemon.url), squeue_ids,
+                                                 submit_native_specification="--hold")
 
 
 def test_scancel_behind_the_daemons_back_is_a_failure_with_the_reason(slurm, daemon_factory, client_python_016):
