@@ -154,7 +154,7 @@ def check_cli(name: str, manager, found: Findings) -> None:
     commands = SCHEDULER_COMMANDS[manager.job_plugin]
     if manager.shell_plugin == "SecureShell":
         from ..managers.cli.shells import SecureShell
-        from ..managers.scheduler import SchedulerError
+        from ..managers.contract import SchedulerError
 
         shell = SecureShell(**{k[len("shell_"):]: v for k, v in manager.values.items()
                                if k.startswith("shell_") and k != "shell_plugin" and v is not None})

@@ -21,7 +21,8 @@ import threading
 import time
 
 from .cli.plugin import Resources, safe_value
-from .scheduler import Observed, SchedulerError, SchedulerManager, Submission
+from .contract import Observed, SchedulerError, Submission
+from .scheduler import SchedulerManager
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ import threading
 import xml.etree.ElementTree as ElementTree
 
 from ..errors import ManagerUnavailable
-from .scheduler import Observed, SchedulerError, SchedulerManager, Submission
+from .contract import Observed, SchedulerError, Submission
+from .scheduler import SchedulerManager
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,8 @@
 
 A cluster manager hands job scripts to a batch scheduler and follows them there. This module does all
 of that but talking to the scheduler, which a subclass does in five small methods (``submit_job``,
-``query``, ``history``, ``delete_job``, ``find_submitted``). What it promises, for every scheduler:
+``query``, ``history``, ``delete_job``, ``find_submitted``; what they exchange is in ``contract.py``). What
+it promises, for every scheduler:
 
 * **Submission** runs on a small bounded pool (``submit_concurrency``), never on a request thread. Before
   the scheduler's submit command the intent is recorded in the store (the job's ``external_id`` becomes
@@ -16,8 +17,9 @@ of that but talking to the scheduler, which a subclass does in five small method
   A job the scheduler no longer knows and that left no exit code is ``failed``, with a message saying so;
   a scheduler-side end (time limit, memory, node failure, a delete behind the daemon's back, preemption)
   is ``failed`` with the scheduler's reason. Nothing is ever guessed ``complete``.
-* **Cancel** in every state: the delete command runs on the submission pool (never under the job's lock)
-  and is repeated at each interval until the scheduler has let the job go.
+* **Cancel** in every state: the delete command runs on the submission pool (never under the job's lock),
+  one at a time per job, and is repeated every ``DELETE_RETRY`` seconds until the scheduler has let the
+  job go.
 * **Recovery**: at start-up every queued or running job is re-attached by its stored external id, before
   the status loop starts (``start_monitoring``); a periodic reconcile pass compares the store with the
   jobs followed here.
@@ -30,12 +32,15 @@ import string
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .. import wire
 from ..logs import job_context
 from ..store import JobRecord
 from .base import Manager
+from .contract import Observed, SchedulerError, Submission
+
+__all__ = ["SchedulerManager"]
 
 log = logging.getLogger(__name__)
 
@@ -44,28 +49,6 @@ SUBMITTING = "submitting:"
 DEFAULT_POLLING_INTERVAL = 2.0
 #: seconds between two deletes of a cancelled job the scheduler still lists
 DELETE_RETRY = 10.0
-
-
-class SchedulerError(Exception):
-    """A scheduler command failed; the message says what and why, in one line."""
-
-
-@dataclass(frozen=True)
-class Observed:
-    """What the scheduler says of one job."""
-    #: QUEUED (pending, held, suspended), RUNNING, or ENDED
-    phase: str
-    #: the job script's exit code as the scheduler saw it (ENDED)
-    exit_code: int | None = None
-    #: the scheduler's reason when it ended the job itself (time limit, memory, node failure, deleted, ...);
-    #: None when the script ran to its end
-    failure: str | None = None
-    #: the scheduler's own name for the state (for logs)
-    state: str = ""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    ENDED = "ended"
 
 
 @dataclass
@@ -78,23 +61,6 @@ class Tracked:
     missing: int = 0  # consecutive polls the job was in neither the queue nor the scheduler's history
     last_delete: float = 0.0  # when the last delete attempt ended
     deleting: bool = False  # a delete is queued or running: never a second one beside it
-
-
-@dataclass
-class Submission:
-    """What a subclass needs to submit one job."""
-    job_id: str
-    name: str
-    job_directory: str
-    script: str  # the job script (command.sh), headers included
-    stdout: str
-    stderr: str
-    launch: dict = field(default_factory=dict)
-
-    @property
-    def submit_params(self) -> dict:
-        params = self.launch.get("submit_params") or {}
-        return params if isinstance(params, dict) else {}
 
 
 class SchedulerManager(Manager):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pulsar_lite.managers.condor import observed_from_ad, observed_from_log
-from pulsar_lite.managers.scheduler import Observed
+from pulsar_lite.managers.contract import Observed
 
 CAPTURED = Path(__file__).parent / "captured"
 ADS = json.loads((CAPTURED / "condor_ads.json").read_text())

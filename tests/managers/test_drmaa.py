@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from pulsar_lite.managers.drmaa import observed_from_info, observed_from_status, parse_qacct, parse_qstat_xml
-from pulsar_lite.managers.scheduler import Observed, SchedulerError
+from pulsar_lite.managers.contract import Observed, SchedulerError
 
 CAPTURED = Path(__file__).parent / "captured"
 

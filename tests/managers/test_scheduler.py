@@ -9,7 +9,8 @@ import pytest
 
 from pulsar_lite import managers, wire
 from pulsar_lite.managers import ManagerSpec
-from pulsar_lite.managers.scheduler import Observed, SchedulerError, SchedulerManager
+from pulsar_lite.managers.contract import Observed, SchedulerError
+from pulsar_lite.managers.scheduler import SchedulerManager
 
 M = wire.DEFAULT_MANAGER
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from ..scheduler import Observed, SchedulerError, SchedulerManager, Submission
+from ..contract import Observed, SchedulerError, Submission
+from ..scheduler import SchedulerManager
 from .openpbs import OpenPBS
 from .plugin import JobPlugin, Script
 from .shells import SHELLS, LocalShell

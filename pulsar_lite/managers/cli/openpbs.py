@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 
-from ..scheduler import Observed, SchedulerError
+from ..contract import Observed, SchedulerError
 from .plugin import Resources, by_job_number, hms
 from .torque import PHASES, Torque, ended
 

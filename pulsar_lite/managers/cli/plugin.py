@@ -9,7 +9,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from ..scheduler import Observed, SchedulerError
+from ..contract import Observed, SchedulerError
 
 #: submit_params a client may send (Galaxy destination params ``submit_<key>``), with their aliases
 RESOURCE_KEYS = {

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
-from ..scheduler import SchedulerError
+from ..contract import SchedulerError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from ..scheduler import Observed, SchedulerError
+from ..contract import Observed, SchedulerError
 from .plugin import (JobPlugin, Resources, Script, by_job_number, directive_lines,
                      hms, mapped_params, native_lines, wait_status)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
 
-from ..scheduler import Observed, SchedulerError
+from ..contract import Observed, SchedulerError
 from .plugin import (JobPlugin, Resources, Script, by_job_number, directive_lines,
                      hms, mapped_params, native_lines)
 

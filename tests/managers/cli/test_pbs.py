@@ -8,7 +8,7 @@ import pytest
 from pulsar_lite.managers.cli.openpbs import OpenPBS
 from pulsar_lite.managers.cli.plugin import Script
 from pulsar_lite.managers.cli.torque import Torque
-from pulsar_lite.managers.scheduler import Observed, SchedulerError
+from pulsar_lite.managers.contract import Observed, SchedulerError
 
 CAPTURED = Path(__file__).parent / "captured"
 TORQUE_XML = (CAPTURED / "torque_qstat_x.xml").read_text()

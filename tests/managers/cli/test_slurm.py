@@ -5,7 +5,7 @@ import pytest
 
 from pulsar_lite.managers.cli.plugin import Script
 from pulsar_lite.managers.cli.slurm import Slurm
-from pulsar_lite.managers.scheduler import Observed, SchedulerError
+from pulsar_lite.managers.contract import Observed, SchedulerError
 
 CAPTURED = Path(__file__).parent / "captured"
 

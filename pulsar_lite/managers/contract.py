@@ -1,0 +1,44 @@
+"""What a scheduler plugin and the scheduler-manager base (``scheduler.py``) exchange: the job to submit,
+what the scheduler says of a job, and the one error a plugin raises."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class SchedulerError(Exception):
+    """A scheduler command failed; the message says what and why, in one line."""
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the scheduler says of one job."""
+    #: QUEUED (pending, held, suspended), RUNNING, or ENDED
+    phase: str
+    #: the job script's exit code as the scheduler saw it (ENDED)
+    exit_code: int | None = None
+    #: the scheduler's reason when it ended the job itself (time limit, memory, node failure, deleted, ...);
+    #: None when the script ran to its end
+    failure: str | None = None
+    #: the scheduler's own name for the state (for logs)
+    state: str = ""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    ENDED = "ended"
+
+
+@dataclass
+class Submission:
+    """What a subclass needs to submit one job."""
+    job_id: str
+    name: str
+    job_directory: str
+    script: str  # the job script (command.sh), headers included
+    stdout: str
+    stderr: str
+    launch: dict = field(default_factory=dict)
+
+    @property
+    def submit_params(self) -> dict:
+        params = self.launch.get("submit_params") or {}
+        return params if isinstance(params, dict) else {}
