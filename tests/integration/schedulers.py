@@ -7,6 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.conftest import run_check_api
+
 DRIVER = Path(__file__).parent / "drivers" / "rest_job.py"
 FINAL = ("complete", "failed", "cancelled", "lost")
 
@@ -72,6 +74,19 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.1, what: str 
             return value
         time.sleep(interval)
     raise AssertionError(f"{what} not reached in {timeout}s")
+
+
+def check_through_scheduler(daemon, client_python: Path, scheduler: str) -> None:
+    """pulsar-galaxy-lib's full check (transfer staging, env, rewrite, unicode, a requirement) through
+    ``daemon``, configured for a cluster manager and not yet started; its jobs went to ``scheduler``."""
+    deps = daemon.root / "dependencies" / "dep1" / "1.1"  # what the check's requirement test resolves
+    deps.mkdir(parents=True)
+    (deps / "env.sh").write_text("MOO=moo_override; export MOO\n")
+    daemon.start()
+    result = run_check_api(client_python, url=daemon.url, default_file_action="transfer", test_env=True,
+                           test_rewrite_action=True, test_unicode=True, test_requirement=True)
+    assert result.returncode == 0, f"{result.stderr[-4000:]}\n--- server log\n{daemon.log()[-4000:]}"
+    assert f"submitted to {scheduler} as" in daemon.log()
 
 
 def external_id(daemon, job_id: str, timeout: float = 30) -> str:

@@ -10,11 +10,11 @@ import time
 import pytest
 
 from tests.amqp import RABBIT_URL, ensure_client_kombu, rabbit_available, unique
-from tests.conftest import need, run_check_api
+from tests.conftest import need
 
 from .clusters import CONDOR_CONFIG, condor, condor_queue, condor_ready, share_with_condor, unshare_with_condor
-from .schedulers import (RealClient, check_cancel_while_pending_and_while_running, check_over_amqp, external_id,
-                         wait_until)
+from .schedulers import (RealClient, check_cancel_while_pending_and_while_running, check_through_scheduler,
+                         check_over_amqp, external_id, wait_until)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 INTERVAL = 0.5
@@ -43,15 +43,7 @@ def condor_daemon(pool, daemon_factory, tmp_path):
 
 
 def test_pulsar_check_through_condor(condor_daemon, client_python):
-    daemon = condor_daemon()
-    deps = daemon.root / "dependencies" / "dep1" / "1.1"  # what the check's requirement test resolves
-    deps.mkdir(parents=True)
-    (deps / "env.sh").write_text("MOO=moo_override; export MOO\n")
-    daemon.start()
-    result = run_check_api(client_python, url=daemon.url, default_file_action="transfer", test_env=True,
-                           test_rewrite_action=True, test_unicode=True, test_requirement=True)
-    assert result.returncode == 0, f"{result.stderr[-4000:]}\n--- server log\n{daemon.log()[-4000:]}"
-    assert "submitted to HTCondor as" in daemon.log()
+    check_through_scheduler(condor_daemon(), client_python, "HTCondor")
 
 
 def test_exit_code_and_submit_params(condor_daemon, client_python_016):

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from tests.amqp import RABBIT_URL, ensure_client_kombu, rabbit_available, unique
-from tests.conftest import need, run_check_api
+from tests.conftest import need
 
 from .clusters import DRMAA_ENV, sge_queue, sge_ready
-from .schedulers import (RealClient, check_cancel_while_pending_and_while_running, check_over_amqp, external_id,
-                         wait_until)
+from .schedulers import (RealClient, check_cancel_while_pending_and_while_running, check_through_scheduler,
+                         check_over_amqp, external_id, wait_until)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,15 +45,7 @@ def drmaa_daemon(cell, daemon_factory):
 
 
 def test_pulsar_check_through_drmaa(drmaa_daemon, client_python):
-    daemon = drmaa_daemon()
-    deps = daemon.root / "dependencies" / "dep1" / "1.1"
-    deps.mkdir(parents=True)
-    (deps / "env.sh").write_text("MOO=moo_override; export MOO\n")
-    daemon.start()
-    result = run_check_api(client_python, url=daemon.url, default_file_action="transfer", test_env=True,
-                           test_rewrite_action=True, test_unicode=True, test_requirement=True)
-    assert result.returncode == 0, f"{result.stderr[-4000:]}\n--- server log\n{daemon.log()[-4000:]}"
-    assert "submitted to SGE as" in daemon.log()
+    check_through_scheduler(drmaa_daemon(), client_python, "SGE")
 
 
 def test_exit_code_and_native_specification(drmaa_daemon, client_python_016):

@@ -13,8 +13,8 @@ import pytest
 from tests.amqp import RABBIT_URL, ensure_client_kombu, rabbit_available, unique
 from tests.conftest import CLIENT_VERSIONS, Daemon, ensure_client_venv, need, run_check_api
 
-from .schedulers import (RealClient, check_cancel_while_pending_and_while_running, check_over_amqp, slurm_ready,
-                         squeue_ids, wait_until)
+from .schedulers import (RealClient, check_cancel_while_pending_and_while_running, check_through_scheduler,
+                         check_over_amqp, slurm_ready, squeue_ids, wait_until)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,15 +46,8 @@ def timed_out(slurm, tmp_path_factory):
     daemon.stop()
 
 
-def test_pulsar_check_through_slurm(slurm, client_python, daemon_factory, tmp_path):
-    deps = tmp_path / "d" / "dependencies" / "dep1" / "1.1"  # what the check's requirement test resolves
-    deps.mkdir(parents=True)
-    (deps / "env.sh").write_text("MOO=moo_override; export MOO\n")
-    daemon = daemon_factory(slurm_app()).start()
-    result = run_check_api(client_python, url=daemon.url, default_file_action="transfer", test_env=True,
-                           test_rewrite_action=True, test_unicode=True, test_requirement=True)
-    assert result.returncode == 0, f"{result.stderr[-4000:]}\n--- server log\n{daemon.log()[-4000:]}"
-    assert "submitted to Slurm as" in daemon.log()
+def test_pulsar_check_through_slurm(slurm, client_python, daemon_factory):
+    check_through_scheduler(daemon_factory(slurm_app()), client_python, "Slurm")
 
 
 def test_exit_code_and_resources_reach_slurm(slurm, client_python, daemon_factory):

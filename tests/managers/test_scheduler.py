@@ -32,6 +32,14 @@ class MemoryScheduler(SchedulerManager):
         self.next_id = 100
         self.guard = threading.Lock()
 
+    def set(self, external_id: str, seen: Observed | None) -> None:
+        """What the scheduler says of a job from now on (None: it no longer lists it)."""
+        with self.guard:
+            if seen is None:
+                self.jobs.pop(external_id, None)
+            else:
+                self.jobs[external_id] = seen
+
     def submit_job(self, submission):
         with self.guard:
             self.calls.append("submit")
@@ -89,6 +97,11 @@ def wait_for(predicate, timeout=5.0):
     raise AssertionError("condition not reached")
 
 
+def write_return_code(engine, job_id, code):
+    with open(engine.job_directory(M, job_id).sub("return_code"), "w") as handle:
+        handle.write(f"{code}\n")
+
+
 def final(engine, job_id):
     return wait_for(lambda: (lambda r: r if r.terminal else None)(engine.store.get(M, job_id)))
 
@@ -109,8 +122,7 @@ def test_one_query_per_interval_for_all_jobs_and_none_for_status_requests(engine
 def test_a_job_the_scheduler_forgot_without_an_exit_code_is_failed_not_complete(engine):
     scheduler = engine.managers[M]
     external_id = submit(engine, "gone")
-    with scheduler.guard:
-        del scheduler.jobs[external_id]
+    scheduler.set(external_id, None)
     record = final(engine, "gone")
     assert record.state == wire.State.FAILED
     assert f"no longer knows job {external_id}" in record.message
@@ -120,9 +132,8 @@ def test_a_job_the_scheduler_forgot_without_an_exit_code_is_failed_not_complete(
 def test_a_job_that_left_with_its_return_code_file_ends_with_that_code(engine):
     scheduler = engine.managers[M]
     external_id = submit(engine, "left")
-    (engine.job_directory(M, "left").path and open(engine.job_directory(M, "left").sub("return_code"), "w")).write("7\n")
-    with scheduler.guard:
-        del scheduler.jobs[external_id]
+    write_return_code(engine, "left", 7)
+    scheduler.set(external_id, None)
     record = final(engine, "left")
     assert record.state == wire.State.COMPLETE and record.returncode == 7
 
@@ -130,8 +141,7 @@ def test_a_job_that_left_with_its_return_code_file_ends_with_that_code(engine):
 def test_a_scheduler_side_end_is_a_failure_with_its_reason(engine):
     scheduler = engine.managers[M]
     external_id = submit(engine, "timeout")
-    with scheduler.guard:
-        scheduler.jobs[external_id] = Observed(Observed.ENDED, -15, "time limit reached (TIMEOUT)", "TO")
+    scheduler.set(external_id, Observed(Observed.ENDED, -15, "time limit reached (TIMEOUT)", "TO"))
     record = final(engine, "timeout")
     assert record.state == wire.State.FAILED and "time limit reached (TIMEOUT)" in record.message
 
@@ -139,13 +149,10 @@ def test_a_scheduler_side_end_is_a_failure_with_its_reason(engine):
 def test_the_exit_code_is_the_scripts_own(engine):
     scheduler = engine.managers[M]
     external_id = submit(engine, "three")
-    with scheduler.guard:
-        scheduler.jobs[external_id] = Observed(Observed.RUNNING, state="R")
+    scheduler.set(external_id, Observed(Observed.RUNNING, state="R"))
     wait_for(lambda: engine.store.get(M, "three").state == wire.State.RUNNING)
-    with open(engine.job_directory(M, "three").sub("return_code"), "w") as handle:
-        handle.write("3\n")
-    with scheduler.guard:
-        scheduler.jobs[external_id] = Observed(Observed.ENDED, 3, None, "F")
+    write_return_code(engine, "three", 3)
+    scheduler.set(external_id, Observed(Observed.ENDED, 3, None, "F"))
     record = final(engine, "three")
     assert record.state == wire.State.COMPLETE and record.returncode == 3
 
@@ -153,8 +160,7 @@ def test_the_exit_code_is_the_scripts_own(engine):
 def test_an_ended_job_without_an_exit_code_is_failed(engine):
     scheduler = engine.managers[M]
     external_id = submit(engine, "silent")
-    with scheduler.guard:
-        scheduler.jobs[external_id] = Observed(Observed.ENDED, 0, None, "CD")
+    scheduler.set(external_id, Observed(Observed.ENDED, 0, None, "CD"))
     record = final(engine, "silent")
     assert record.state == wire.State.FAILED and "left no exit code" in record.message
 
@@ -190,9 +196,8 @@ def test_deletes_do_not_pile_up_while_the_scheduler_takes_its_time(engine):
     time.sleep(0.6)  # about a dozen passes
     deletes = [c for c in scheduler.calls if c.startswith("delete")]
     assert sorted(deletes) == sorted(f"delete {i}" for i in ids.values())
-    with scheduler.guard:
-        for external_id in ids.values():
-            scheduler.jobs[external_id] = Observed(Observed.ENDED, -15, "cancelled (scancel)", "CA")
+    for external_id in ids.values():
+        scheduler.set(external_id, Observed(Observed.ENDED, -15, "cancelled (scancel)", "CA"))
     assert all(final(engine, job_id).state == wire.State.CANCELLED for job_id in ids)
 
 
@@ -222,8 +227,6 @@ def test_reconcile_follows_a_job_nobody_follows(engine):
     with scheduler._lock:
         scheduler._tracked.clear()  # lost by the loop, as a bug would lose it
     scheduler.reconcile()
-    with scheduler.guard:
-        scheduler.jobs[external_id] = Observed(Observed.ENDED, 0, None, "CD")
-    with open(engine.job_directory(M, "stray").sub("return_code"), "w") as handle:
-        handle.write("0\n")
+    scheduler.set(external_id, Observed(Observed.ENDED, 0, None, "CD"))
+    write_return_code(engine, "stray", 0)
     assert final(engine, "stray").state == wire.State.COMPLETE
