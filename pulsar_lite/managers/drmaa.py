@@ -190,7 +190,7 @@ class QueuedDrmaaManager(SchedulerManager):
         if seen is not None:
             return seen
         try:
-            info = self._session.wait(external_id, drmaa.Session.TIMEOUT_NO_WAIT)
+            seen = observed_from_info(self._session.wait(external_id, drmaa.Session.TIMEOUT_NO_WAIT))
         except drmaa.errors.DrmaaException:
             raise
         except Exception as exc:
@@ -198,10 +198,9 @@ class QueuedDrmaaManager(SchedulerManager):
             # Engine kept no usage record, as for a job removed before it ran. Its return_code file decides.
             if not str(exc).startswith("code 24"):
                 raise
-            self._ours.discard(external_id)
-            return Observed(Observed.ENDED, None, None, "no usage record: removed before it ran?")
-        self._ours.discard(external_id)
-        return observed_from_info(info)
+            seen = Observed(Observed.ENDED, None, None, "no usage record: removed before it ran?")
+        self._ours.discard(external_id)  # reaped: this session can no longer ask about it
+        return seen
 
     def _qstat(self) -> dict[str, Observed]:
         done = self._run(["qstat", "-xml", "-u", "*"])

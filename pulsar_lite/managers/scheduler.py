@@ -251,7 +251,7 @@ class SchedulerManager(Manager):
             self.delete_job(tracked.external_id)
             log.info("job %s [%s]: deleted %s job %s", tracked.job_id, self.name, self.scheduler, tracked.external_id)
         except SchedulerError as exc:
-            log.warning("job %s [%s]: deleting %s job %s failed (tried again at the next poll): %s", tracked.job_id,
+            log.warning("job %s [%s]: deleting %s job %s failed (tried again while it is listed): %s", tracked.job_id,
                         self.name, self.scheduler, tracked.external_id, exc)
         finally:
             tracked.last_delete = time.monotonic()
