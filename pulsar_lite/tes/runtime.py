@@ -125,12 +125,10 @@ def script(task_id: str, task: dict, job_directory: str, runtime: str, command: 
     lines = [f"_tes={q(tes)}", "_tes_current=", "_tes_index=",
              # bash 5 has the time at hand; bash 4 (RHEL 8 compute nodes) asks date
              '_tes_now() { if [ -n "${EPOCHREALTIME:-}" ]; then echo "$EPOCHREALTIME"; else date +%s.%N; fi; }',
-             # a cancel: remove the running container (its client alone would leave it running), record the
-             # executor's end, then stop
-             "_tes_stop() { [ -z \"$_tes_current\" ] || { " + (
-                 f"{q(command)} rm -f -t 0 \"$_tes_current\" >/dev/null 2>&1; " if runtime in OCI_RUNTIMES else
-                 "kill -TERM \"$_tes_pid\" 2>/dev/null; ") +
+             # a cancel: stop the running executor (further signals ignored meanwhile), record its end, stop
+             "_tes_stop() { trap '' TERM INT HUP; [ -z \"$_tes_current\" ] || { _tes_kill; "
              "echo \"$(_tes_now) 143\" > \"$_tes/$_tes_index.end\"; }; exit 143; }",
+             *_stop_function(runtime, command),
              "trap _tes_stop TERM INT HUP"]
     for path in directories_to_make(task, root):
         lines.append(f"mkdir -p {q(path)}")
@@ -151,8 +149,34 @@ def script(task_id: str, task: dict, job_directory: str, runtime: str, command: 
         if not executor["ignore_error"]:  # an ignored failure is only recorded (in <n>.end)
             lines.append("[ $_tes_code -eq 0 ] || exit $_tes_code")
     lines.append("exit 0")
-    # a subshell: its exits end the executors' run, not the job script, which still records return_code
-    return "(\n" + "\n".join(lines) + "\n)"
+    # a subshell: its exits end the executors' run, not the job script, which still records return_code. The job
+    # script traps the signals too, only so that it waits for the subshell's cleanup before it ends (a shell runs
+    # a trap when its foreground command is done; untrapped, it would die at once and the job be reported over
+    # while its container still runs). The subshell starts with the default dispositions and sets its own trap.
+    return "trap : TERM INT HUP\n(\n" + "\n".join(lines) + "\n)"
+
+
+def _stop_function(runtime: str, command: str) -> list[str]:
+    """``_tes_kill``: end the running executor and return once it is gone.
+
+    OCI runtimes: a ``podman run`` / ``docker run`` client killed alone leaves its container running, so the
+    container is removed by name, by a remover in its own session (the manager's SIGKILL to the job's process
+    group after ``kill_grace_period`` cannot interrupt it), then the client is given time to exit, and a
+    container created meanwhile (the cancel came while the client was still creating it) is removed too.
+    apptainer / singularity: the executor's process ends with the group's signal; wait for it."""
+    q = shlex.quote
+    wait_client = ('_tes_n=0; while kill -0 "$_tes_pid" 2>/dev/null && [ $_tes_n -lt 100 ]; do '
+                   'sleep 0.1; _tes_n=$((_tes_n + 1)); done')
+    if runtime not in OCI_RUNTIMES:
+        return ['_tes_kill() { kill -TERM "$_tes_pid" 2>/dev/null; ' + wait_client + '; }']
+    remove = f"{q(command)} rm -f {'-t 0 ' if runtime == 'podman' else ''}\"$_tes_current\""
+    exists = f"{q(command)} container inspect \"$_tes_current\" >/dev/null 2>&1"
+    return [
+        # setsid(1) from util-linux; without it the remover runs in the job's group
+        "_tes_rm() { if command -v setsid >/dev/null 2>&1; then setsid -w " + remove + "; else " + remove + "; fi "
+        ">/dev/null 2>&1 </dev/null; }",
+        "_tes_kill() { _tes_rm; " + wait_client + "; ! " + exists + " || _tes_rm; }",
+    ]
 
 
 def stream_path(task: dict, job_directory: str, index: int, stream: str) -> str:

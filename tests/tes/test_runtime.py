@@ -1,5 +1,8 @@
-"""What runs a TES task's executors: mounts and the container command lines."""
+"""What runs a TES task's executors: mounts, the container command lines, and how a cancel stops them."""
+import os
+import signal
 import subprocess
+import time
 
 from pulsar_lite.tes import protocol, runtime
 
@@ -43,3 +46,60 @@ def test_the_script_is_valid_bash_and_stops_at_the_first_failure():
     assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
     assert text.count("|| exit $_tes_code") == 2  # the ignore_error executor only records its failure
     assert "rm -f -t 0" in text and "trap _tes_stop TERM INT HUP" in text
+    docker = runtime.script("tes-1", t, "/job", "docker", "docker", {})
+    assert "docker rm -f \"$_tes_current\"" in docker and "-t 0" not in docker  # docker rm has no -t
+
+
+# A stand-in for podman whose container lives in a file: `run` creates it and returns when it is gone (a
+# signal does not end it; killed, it leaves the container behind, as the real client does), `rm` takes
+# RM_SECONDS to remove it, `container inspect` answers whether it exists. It stretches the window that made a cancelled task end before its container was
+# gone (and lets the manager's SIGKILL cut the removal short).
+FAKE_RUNTIME = r"""#!/bin/bash
+case "$1" in
+  run) shift; while [ "$1" != --name ]; do shift; done; name=$2
+       echo running > "$FAKE_STATE/$name"; trap '' TERM; while [ -e "$FAKE_STATE/$name" ]; do sleep 0.05; done ;;
+  rm) for name; do :; done; sleep "$RM_SECONDS"; rm -f "$FAKE_STATE/$name"; echo "$name" >> "$FAKE_STATE/removed" ;;
+  container) [ -e "$FAKE_STATE/$3" ] ;;
+esac
+"""
+
+
+def run_cancelled(tmp_path, rm_seconds, kill_after=None):
+    """Run a one-executor task script as the job script runs it (own session, then return_code), SIGTERM its
+    group once the container exists, optionally SIGKILL it ``kill_after`` seconds later; the job's end time."""
+    fake = tmp_path / "fake-podman"
+    fake.write_text(FAKE_RUNTIME)
+    fake.chmod(0o755)
+    state = tmp_path / "state"
+    state.mkdir()
+    job = tmp_path / "job"
+    (job / "tes").mkdir(parents=True)
+    text = runtime.script("tes-9", task(), str(job), "podman", str(fake), {})
+    job_script = f"{text}\necho $? > {job}/return_code\n"
+    env = dict(os.environ, FAKE_STATE=str(state), RM_SECONDS=str(rm_seconds))
+    process = subprocess.Popen(["bash", "-c", job_script], start_new_session=True, env=env)
+    deadline = time.monotonic() + 10
+    while not (state / "tes-9-0").exists():
+        assert time.monotonic() < deadline and process.poll() is None, "the executor never started"
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGTERM)
+    if kill_after is not None:
+        time.sleep(kill_after)
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    return state, job
+
+
+def test_a_cancelled_job_ends_only_after_its_container_is_removed(tmp_path):
+    state, job = run_cancelled(tmp_path, rm_seconds=1.5)
+    assert not (state / "tes-9-0").exists(), "the job ended while its container still existed"
+    assert (job / "return_code").read_text().strip() == "143"
+    assert (job / "tes" / "0.end").read_text().split()[1] == "143"
+
+
+def test_the_managers_sigkill_does_not_cut_the_container_removal_short(tmp_path):
+    state, _ = run_cancelled(tmp_path, rm_seconds=1.5, kill_after=0.3)
+    deadline = time.monotonic() + 10
+    while (state / "tes-9-0").exists():
+        assert time.monotonic() < deadline, "the container was left behind"
+        time.sleep(0.05)
