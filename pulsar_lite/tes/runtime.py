@@ -172,8 +172,9 @@ def _stop_function(runtime: str, command: str) -> list[str]:
     remove = f"{q(command)} rm -f {'-t 0 ' if runtime == 'podman' else ''}\"$_tes_current\""
     exists = f"{q(command)} container inspect \"$_tes_current\" >/dev/null 2>&1"
     return [
-        # setsid(1) from util-linux; without it the remover runs in the job's group
-        "_tes_rm() { if command -v setsid >/dev/null 2>&1; then setsid -w " + remove + "; else " + remove + "; fi "
+        # setsid(1) from util-linux (no -w: RHEL 7's has none, and it forks only for a group leader, which a
+        # command the subshell runs is not); without setsid the remover runs in the job's group
+        "_tes_rm() { if command -v setsid >/dev/null 2>&1; then setsid " + remove + "; else " + remove + "; fi "
         ">/dev/null 2>&1 </dev/null; }",
         "_tes_kill() { _tes_rm; " + wait_client + "; ! " + exists + " || _tes_rm; }",
     ]
