@@ -16,9 +16,11 @@ Three measurements per daemon, in interleaved rounds:
 1. **Status queries per polling interval** with 1, 20 and 100 jobs in flight (jobs that sleep while a
    window is measured; the client polls each job every ``--client-poll`` seconds, 2 by default, like
    Galaxy). Target: at most one per interval per manager, whatever the number of jobs.
-2. **Latency**: from a job's end (the job writes the time as its last act) to the client seeing it
-   ``complete``, with the client polling every 0.1 s so that it measures the daemon, not the client.
-   Target: p95 <= one polling interval + 0.5 s.
+2. **Latency**: from a job's end to the client seeing it ``complete``, with the client polling every 0.1 s
+   so that it measures the daemon, not the client. Two ends: the job's last act (it writes the time), and
+   the moment the scheduler stops listing the job as active (``_scheduler_watch``: Grid Engine, for one,
+   takes most of a second after the job's last act to say it ended). Target, on the scheduler's end: p95
+   <= one polling interval + 0.5 s.
 3. **Idle**: 100 jobs waiting in the queue (Slurm: the partition is set DOWN; HTCondor: requirements no
    machine meets; Grid Engine: a user hold), no client requests: each daemon's CPU and scheduler
    queries over ``--idle`` seconds.
@@ -40,6 +42,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from _scheduler_watch import ID_EXPRESSION, PERIOD, EndWatch
 from rest_jobs import CACHE, TOKEN, Server, client_venv, cpu_seconds, percentile, server_pids, venv
 
 HERE = Path(__file__).resolve().parent
@@ -219,17 +222,28 @@ def latency(client_python, daemon, count, args, scratch, round_no) -> dict:
     ends = daemon.workdir / f"ends-{round_no}"  # where its jobs can write (HTCondor: shared into the pool)
     ends.mkdir()
     jobs = [f"l{round_no}j{i}" for i in range(count)]
-    # staggered ends: the jobs do not all end in the same polling interval
-    command = "sleep $((RANDOM % 4 + 2)).$((RANDOM % 10)); echo $EPOCHREALTIME > {end}"
-    result = finish(drive(client_python, daemon, jobs, command, 0.1, ends, 300))
-    delays = []
+    # staggered ends: the jobs do not all end in the same polling interval; each writes its end time and its id
+    # in the scheduler
+    command = (f"sleep $((RANDOM % 4 + 2)).$((RANDOM % 10)); echo $EPOCHREALTIME {ID_EXPRESSION[daemon.scheduler]} "
+               f"> {{end}}")
+    with EndWatch(daemon.scheduler, scheduler_env(daemon.scheduler)) as watch:
+        result = finish(drive(client_python, daemon, jobs, command, 0.1, ends, 300))
+        time.sleep(PERIOD * 2)
+    delays, after_scheduler = [], []
     if not any(ends.iterdir()):
         raise RuntimeError(f"{daemon.name}: no job of the latency run wrote its end time to {ends}")
     for job, seen in result["seen"].items():
         end_file = ends / job
         if seen["status"] == "complete" and end_file.exists():
-            delays.append(seen["at"] - float(end_file.read_text()))
+            stamp, _, scheduler_id = end_file.read_text().strip().partition(" ")
+            delays.append(seen["at"] - float(stamp))
+            if scheduler_id in watch.ended:
+                after_scheduler.append(seen["at"] - watch.ended[scheduler_id])
+    if not after_scheduler:
+        raise RuntimeError(f"{daemon.name}: the scheduler watch saw no job end ({watch.errors} failed listings)")
     return {"p50": percentile(delays, 0.5), "p95": percentile(delays, 0.95), "n": len(delays),
+            "sched_p50": percentile(after_scheduler, 0.5), "sched_p95": percentile(after_scheduler, 0.95),
+            "sched_n": len(after_scheduler),
             "bad": [j for j, s in result["seen"].items() if s["status"] != "complete"] + result["missing"]}
 
 
@@ -321,14 +335,17 @@ def main() -> int:
             print(f"{daemon.name:<15}{count:>5}{statistics.median(r['per_interval'] for r in runs):>18.2f}"
                   f"{statistics.median(r['cpu_per_job'] for r in runs) * 1000:>12.1f}"
                   f"{statistics.median(r['cmd_cpu_per_job'] for r in runs) * 1000:>16.1f}")
-    print(f"\n{'daemon':<15}{'end -> client sees complete':>30}  (client polls every 0.1 s)")
+    print(f"\n{'daemon':<15}job's last act / scheduler says ended -> client sees complete  (client polls every 0.1 s)")
     for daemon in daemons:
-        p50 = statistics.median(r["p50"] for r in lat[daemon.name])
-        p95 = max(r["p95"] for r in lat[daemon.name])
+        runs = lat[daemon.name]
         target = args.interval + 0.5
+        p95 = max(r["sched_p95"] for r in runs)
         mark = f"[target p95 <= {target:g} s: {'PASS' if p95 <= target else 'MISS'}]" if daemon.name == LITE else ""
-        bad = sum(len(r["bad"]) for r in lat[daemon.name])
-        print(f"{daemon.name:<15}   p50 {p50:.2f} s, p95 {p95:.2f} s, {bad} job(s) not complete  {mark}")
+        bad = sum(len(r["bad"]) for r in runs)
+        print(f"{daemon.name:<15}   from the job's last act: p50 {statistics.median(r['p50'] for r in runs):.2f} s, "
+              f"p95 {max(r['p95'] for r in runs):.2f} s, {bad} job(s) not complete")
+        print(f"{'':<15}   from the scheduler's end: p50 {statistics.median(r['sched_p50'] for r in runs):.2f} s, "
+              f"p95 {p95:.2f} s ({sum(r['sched_n'] for r in runs)} jobs)  {mark}")
     print(f"\nidle, 100 jobs waiting, {args.idle:g} s:")
     for name, r in idle_result.items():
         print(f"  {name:<14} daemon CPU {r['cpu_pct']:.2f} %, scheduler commands {r['cmd_cpu_pct']:.2f} % of a CPU, "
