@@ -36,7 +36,6 @@ def test_read_bytes_head_and_tail(tmp_path):
 def test_read_bytes_reads_only_regular_files_and_does_not_block_on_a_fifo(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    before = len(os.listdir("/proc/self/fd"))
     result = []
     reader = threading.Thread(target=lambda: result.append(fsutil.read_bytes(str(fifo))), daemon=True)
     reader.start()
@@ -44,8 +43,23 @@ def test_read_bytes_reads_only_regular_files_and_does_not_block_on_a_fifo(tmp_pa
     assert not reader.is_alive() and result == [None]
     assert fsutil.read_bytes(str(tmp_path)) is None
     assert fsutil.open_regular(str(tmp_path)) is None and fsutil.open_regular(str(fifo)) is None
-    assert len(os.listdir("/proc/self/fd")) == before  # a refused file leaves no descriptor open
+    assert open_under(tmp_path) == []  # a refused file leaves no descriptor open
     (tmp_path / "regular").write_bytes(b"abc")
     fd, size = fsutil.open_regular(str(tmp_path / "regular"))
+    assert size == 3 and open_under(tmp_path) == [str(tmp_path / "regular")]  # the check sees what is open
     os.close(fd)
-    assert size == 3 and len(os.listdir("/proc/self/fd")) == before
+    assert open_under(tmp_path) == []
+
+
+def open_under(directory) -> list[str]:
+    """What this process holds open under ``directory`` (not a count of all its descriptors: other tests'
+    leftovers close theirs at any time, which made a count flaky)."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target == str(directory) or target.startswith(f"{directory}/"):
+            held.append(target)
+    return held
