@@ -122,14 +122,17 @@ def script(task_id: str, task: dict, job_directory: str, runtime: str, command: 
     tes = os.path.join(job_directory, "tes")
     root = os.path.join(tes, "root")
     q = shlex.quote
-    lines = [f"_tes={q(tes)}", "_tes_current=", "_tes_index=",
-             # bash 5 has the time at hand; bash 4 (RHEL 8 compute nodes) asks date
-             '_tes_now() { if [ -n "${EPOCHREALTIME:-}" ]; then echo "$EPOCHREALTIME"; else date +%s.%N; fi; }',
-             # a cancel: stop the running executor (further signals ignored meanwhile), record its end, stop
-             "_tes_stop() { trap '' TERM INT HUP; [ -z \"$_tes_current\" ] || { _tes_kill; "
-             "echo \"$(_tes_now) 143\" > \"$_tes/$_tes_index.end\"; }; exit 143; }",
-             *_stop_function(runtime, command),
-             "trap _tes_stop TERM INT HUP"]
+    lines = [f"_tes={q(tes)}", "_tes_current=", "_tes_index=", "_tes_pid=", "_tes_prev=",
+             # the time in _tes_t: bash 5 has it at hand, bash 4 (RHEL 8 compute nodes) asks date. Not in a $(...):
+             # that subshell would die at a cancel's signal and leave the time out of <n>.start / <n>.end
+             '_tes_now() { if [ -n "${EPOCHREALTIME:-}" ]; then _tes_t=$EPOCHREALTIME; else _tes_t=$(date +%s.%N); fi; }',
+             # a cancel: stop the running executor (further signals ignored meanwhile), record its end, stop. A
+             # signal between starting the executor and taking its pid: $! is the executor if it is not the last one
+             "_tes_stop() { trap '' TERM INT HUP USR2; [ -n \"$_tes_pid\" ] || [ \"$!\" = \"$_tes_prev\" ] || _tes_pid=$!; "
+             "[ -z \"$_tes_current\" ] || { _tes_kill; _tes_now; echo \"$_tes_t 143\" > \"$_tes/$_tes_index.end\"; }; "
+             "exit 143; }",
+             _kill_function(runtime, command),
+             "trap _tes_stop TERM INT HUP USR2"]
     for path in directories_to_make(task, root):
         lines.append(f"mkdir -p {q(path)}")
     for index, executor in enumerate(task["executors"]):
@@ -138,46 +141,58 @@ def script(task_id: str, task: dict, job_directory: str, runtime: str, command: 
         stdout = host_path(root, executor["stdout"]) if executor["stdout"] else os.path.join(tes, f"{index}.stdout")
         stderr = host_path(root, executor["stderr"]) if executor["stderr"] else os.path.join(tes, f"{index}.stderr")
         lines += [
-            f"echo \"$(_tes_now)\" > \"$_tes/{index}.start\"",
+            f"_tes_now; echo \"$_tes_t\" > \"$_tes/{index}.start\"",
             f"_tes_current={q(container_name(task_id, index))}; _tes_index={index}",
             f"{argv}{stdin} > {q(stdout)} 2> {q(stderr)} &",
             "_tes_pid=$!",
             "wait $_tes_pid; _tes_code=$?",  # wait returns at once on a signal, so the trap runs promptly
-            "_tes_current=",
-            f"echo \"$(_tes_now) $_tes_code\" > \"$_tes/{index}.end\"",
+            "_tes_prev=$_tes_pid; _tes_pid=; _tes_current=",
+            f"_tes_now; echo \"$_tes_t $_tes_code\" > \"$_tes/{index}.end\"",
         ]
         if not executor["ignore_error"]:  # an ignored failure is only recorded (in <n>.end)
             lines.append("[ $_tes_code -eq 0 ] || exit $_tes_code")
     lines.append("exit 0")
-    # a subshell: its exits end the executors' run, not the job script, which still records return_code. The job
-    # script traps the signals too, only so that it waits for the subshell's cleanup before it ends (a shell runs
-    # a trap when its foreground command is done; untrapped, it would die at once and the job be reported over
-    # while its container still runs). The subshell starts with the default dispositions and sets its own trap.
-    return "trap : TERM INT HUP\n(\n" + "\n".join(lines) + "\n)"
+    return SUPERVISE.replace("@EXECUTORS@", "\n".join(lines))
 
 
-def _stop_function(runtime: str, command: str) -> list[str]:
+#: How the job script runs the executors' subshell. In the background, with the job script passing a signal on
+#: and waiting until the subshell is gone: a cancel's signal may reach the job script alone (HTCondor's soft
+#: kill goes to the job's top process only), and the job must not end (and be reported over) while the subshell
+#: still removes its container. Its status becomes the command line's, which the job script records.
+SUPERVISE = """_tes_ret() { return $1; }
+(
+@EXECUTORS@
+) &
+_tes_sub=$!
+trap 'kill -TERM $_tes_sub 2>/dev/null' TERM INT HUP USR2
+while :; do wait $_tes_sub; _tes_rc=$?; kill -0 $_tes_sub 2>/dev/null || break; done
+trap - TERM INT HUP USR2
+_tes_ret $_tes_rc"""
+
+
+def _kill_function(runtime: str, command: str) -> str:
     """``_tes_kill``: end the running executor and return once it is gone.
 
     OCI runtimes: a ``podman run`` / ``docker run`` client killed alone leaves its container running, so the
-    container is removed by name, by a remover in its own session (the manager's SIGKILL to the job's process
-    group after ``kill_grace_period`` cannot interrupt it), then the client is given time to exit, and a
-    container created meanwhile (the cancel came while the client was still creating it) is removed too.
-    apptainer / singularity: the executor's process ends with the group's signal; wait for it."""
-    q = shlex.quote
-    wait_client = ('_tes_n=0; while kill -0 "$_tes_pid" 2>/dev/null && [ $_tes_n -lt 100 ]; do '
-                   'sleep 0.1; _tes_n=$((_tes_n + 1)); done')
+    container is removed by name, again every second while the client lives (it may still be creating it when
+    the cancel comes), and once more if it still exists when the client has gone (at most about ten seconds).
+    All of that runs in a session of its own, so that the manager's SIGKILL to the job's process group after
+    ``kill_grace_period`` cannot cut it short. apptainer / singularity: the executor's process ends with the
+    signal; wait for it."""
+    wait_client = ('_tes_n=0; while [ -n "$_tes_pid" ] && kill -0 "$_tes_pid" 2>/dev/null && [ $_tes_n -lt 100 ]; '
+                   'do sleep 0.1; _tes_n=$((_tes_n + 1)); done')
     if runtime not in OCI_RUNTIMES:
-        return ['_tes_kill() { kill -TERM "$_tes_pid" 2>/dev/null; ' + wait_client + '; }']
-    remove = f"{q(command)} rm -f {'-t 0 ' if runtime == 'podman' else ''}\"$_tes_current\""
+        return '_tes_kill() { [ -z "$_tes_pid" ] || kill -TERM "$_tes_pid" 2>/dev/null; ' + wait_client + '; }'
+    q = shlex.quote
+    remove = f"{q(command)} rm -f {'-t 0 ' if runtime == 'podman' else ''}\"$_tes_current\" >/dev/null 2>&1"
     exists = f"{q(command)} container inspect \"$_tes_current\" >/dev/null 2>&1"
-    return [
-        # setsid(1) from util-linux (no -w: RHEL 7's has none, and it forks only for a group leader, which a
-        # command the subshell runs is not); without setsid the remover runs in the job's group
-        "_tes_rm() { if command -v setsid >/dev/null 2>&1; then setsid " + remove + "; else " + remove + "; fi "
-        ">/dev/null 2>&1 </dev/null; }",
-        "_tes_kill() { _tes_rm; " + wait_client + "; ! " + exists + " || _tes_rm; }",
-    ]
+    sequence = (f"_tes_current=$1; _tes_pid=$2; {remove}; "
+                + wait_client.replace("_tes_n + 1));", f"_tes_n + 1)); [ $((_tes_n % 10)) -ne 0 ] || {remove};")
+                + f"; ! {exists} || {remove}")
+    # setsid(1) from util-linux (no -w: RHEL 7's has none, and it forks only for a group leader, which a command
+    # the subshell runs is not); without setsid the same sequence runs in the job's group
+    return ("_tes_kill() { if command -v setsid >/dev/null 2>&1; then _tes_s=setsid; else _tes_s=; fi; "
+            f"$_tes_s bash -c {q(sequence)} _tes_kill \"$_tes_current\" \"$_tes_pid\" </dev/null >/dev/null 2>&1; }}")
 
 
 def stream_path(task: dict, job_directory: str, index: int, stream: str) -> str:

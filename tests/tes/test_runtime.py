@@ -1,8 +1,12 @@
 """What runs a TES task's executors: mounts, the container command lines, and how a cancel stops them."""
+import contextlib
 import os
 import signal
 import subprocess
 import time
+from types import SimpleNamespace
+
+import pytest
 
 from pulsar_lite.tes import protocol, runtime
 
@@ -52,54 +56,80 @@ def test_the_script_is_valid_bash_and_stops_at_the_first_failure():
 
 # A stand-in for podman whose container lives in a file: `run` creates it and returns when it is gone (a
 # signal does not end it; killed, it leaves the container behind, as the real client does), `rm` takes
-# RM_SECONDS to remove it, `container inspect` answers whether it exists. It stretches the window that made a cancelled task end before its container was
-# gone (and lets the manager's SIGKILL cut the removal short).
+# RM_SECONDS to remove it (and says when it began), `container inspect` answers whether it exists. It
+# stretches the window in which a cancelled task's job could end before its container was gone, or the
+# manager's SIGKILL could cut the removal short.
 FAKE_RUNTIME = r"""#!/bin/bash
 case "$1" in
   run) shift; while [ "$1" != --name ]; do shift; done; name=$2
        echo running > "$FAKE_STATE/$name"; trap '' TERM; while [ -e "$FAKE_STATE/$name" ]; do sleep 0.05; done ;;
-  rm) for name; do :; done; sleep "$RM_SECONDS"; rm -f "$FAKE_STATE/$name"; echo "$name" >> "$FAKE_STATE/removed" ;;
+  rm) for name; do :; done; [ -e "$FAKE_STATE/$name" ] || exit 1; touch "$FAKE_STATE/rm-began"
+      sleep "$RM_SECONDS"; rm -f "$FAKE_STATE/$name" ;;
   container) [ -e "$FAKE_STATE/$3" ] ;;
 esac
 """
 
 
-def run_cancelled(tmp_path, rm_seconds, kill_after=None):
-    """Run a one-executor task script as the job script runs it (own session, then return_code), SIGTERM its
-    group once the container exists, optionally SIGKILL it ``kill_after`` seconds later; the job's end time."""
+@pytest.fixture
+def job(tmp_path):
+    """A one-executor task's job script, run as a manager runs it (own session, then return_code), with the
+    stand-in runtime; started, it waits until the executor's container exists. Killed and cleaned up after."""
     fake = tmp_path / "fake-podman"
     fake.write_text(FAKE_RUNTIME)
     fake.chmod(0o755)
     state = tmp_path / "state"
     state.mkdir()
-    job = tmp_path / "job"
-    (job / "tes").mkdir(parents=True)
-    text = runtime.script("tes-9", task(), str(job), "podman", str(fake), {})
-    job_script = f"{text}\necho $? > {job}/return_code\n"
-    env = dict(os.environ, FAKE_STATE=str(state), RM_SECONDS=str(rm_seconds))
-    process = subprocess.Popen(["bash", "-c", job_script], start_new_session=True, env=env)
-    deadline = time.monotonic() + 10
-    while not (state / "tes-9-0").exists():
-        assert time.monotonic() < deadline and process.poll() is None, "the executor never started"
+    directory = tmp_path / "job"
+    (directory / "tes").mkdir(parents=True)
+    text = runtime.script("tes-9", task(), str(directory), "podman", str(fake), {})
+    started = []
+
+    def start(rm_seconds):
+        env = dict(os.environ, FAKE_STATE=str(state), RM_SECONDS=str(rm_seconds))
+        process = subprocess.Popen(["bash", "-c", f"{text}\necho $? > {directory}/return_code\n"],
+                                   start_new_session=True, env=env)
+        started.append(process)
+        wait_for(lambda: (state / "tes-9-0").exists() or process.poll() is not None, "the executor to start")
+        assert process.poll() is None
+        return process
+
+    yield SimpleNamespace(start=start, container=state / "tes-9-0", state=state, directory=directory)
+    for process in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    (state / "tes-9-0").unlink(missing_ok=True)  # the stand-in client ends when its container is gone
+
+
+def wait_for(condition, what, timeout=15):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
+
+
+def test_a_cancelled_job_ends_only_after_its_container_is_removed(job):
+    process = job.start(rm_seconds=1.5)
+    os.killpg(process.pid, signal.SIGTERM)  # queued_python's cancel; Slurm's scancel
+    assert process.wait(timeout=30) == 0
+    assert not job.container.exists(), "the job ended while its container still existed"
+    assert (job.directory / "return_code").read_text().strip() == "143"
+    end = (job.directory / "tes" / "0.end").read_text().split()
+    assert end[1] == "143" and float(end[0]) > 0
+
+
+def test_a_signal_to_the_job_script_alone_stops_the_executor(job):
+    process = job.start(rm_seconds=0.2)
+    os.kill(process.pid, signal.SIGTERM)  # HTCondor's soft kill reaches the job's top process only
+    assert process.wait(timeout=30) == 0
+    assert not job.container.exists()
+    assert (job.directory / "return_code").read_text().strip() == "143"
+
+
+def test_the_managers_sigkill_does_not_cut_the_container_removal_short(job):
+    process = job.start(rm_seconds=1.5)
     os.killpg(process.pid, signal.SIGTERM)
-    if kill_after is not None:
-        time.sleep(kill_after)
-        os.killpg(process.pid, signal.SIGKILL)
+    wait_for((job.state / "rm-began").exists, "the removal to begin")
+    os.killpg(process.pid, signal.SIGKILL)  # kill_grace_period is over
     process.wait(timeout=30)
-    return state, job
-
-
-def test_a_cancelled_job_ends_only_after_its_container_is_removed(tmp_path):
-    state, job = run_cancelled(tmp_path, rm_seconds=1.5)
-    assert not (state / "tes-9-0").exists(), "the job ended while its container still existed"
-    assert (job / "return_code").read_text().strip() == "143"
-    assert (job / "tes" / "0.end").read_text().split()[1] == "143"
-
-
-def test_the_managers_sigkill_does_not_cut_the_container_removal_short(tmp_path):
-    state, _ = run_cancelled(tmp_path, rm_seconds=1.5, kill_after=0.3)
-    deadline = time.monotonic() + 10
-    while (state / "tes-9-0").exists():
-        assert time.monotonic() < deadline, "the container was left behind"
-        time.sleep(0.05)
+    wait_for(lambda: not job.container.exists(), "the container's removal after the SIGKILL")
