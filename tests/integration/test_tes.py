@@ -264,12 +264,18 @@ def test_bad_requests_are_4xx_with_a_json_reason(client, server):
     assert refused.value.code == 400
 
 
-def test_cancel_while_running_removes_the_container(client):
+def start_running(client, timeout=30) -> str:
+    """A task whose executor sleeps, once it is RUNNING and its container exists."""
     task_id = client.create_task(task(executor("sleep", "300")))
-    deadline = time.time() + 30
+    deadline = time.time() + timeout
     while client.get_task(task_id).state != "RUNNING" or not containers_of(task_id):
         assert time.time() < deadline, "the task never ran"
         time.sleep(0.1)
+    return task_id
+
+
+def test_cancel_while_running_removes_the_container(client):
+    task_id = start_running(client)
     client.cancel_task(task_id)
     done = wait(client, task_id, timeout=30)
     assert done.state == "CANCELED"

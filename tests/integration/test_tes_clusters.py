@@ -14,7 +14,7 @@ from tests.conftest import need
 
 from .clusters import DRMAA_ENV, sge_ready
 from .schedulers import slurm_ready
-from .test_tes import IMAGE, TOKEN, containers_of, executor, podman_ready, task, tes_app, wait
+from .test_tes import IMAGE, TOKEN, containers_of, executor, podman_ready, start_running, task, tes_app, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 tes = pytest.importorskip("tes")
@@ -48,15 +48,11 @@ def test_a_task_completes_and_a_cancelled_one_leaves_no_container(on_cluster, sc
     assert done.state == "COMPLETE", done.logs[0].system_logs
     assert done.logs[0].logs[0].stdout.strip() == "on the cluster" and done.logs[0].logs[0].exit_code == 0
 
-    task_id = client.create_task(task(executor("sleep", "300")))
-    deadline = time.time() + 90
-    while client.get_task(task_id).state != "RUNNING" or not containers_of(task_id):
-        assert time.time() < deadline, "the task never ran"
-        time.sleep(0.2)
+    task_id = start_running(client, timeout=90)
     client.cancel_task(task_id)
     assert wait(client, task_id, timeout=60).state == "CANCELED"
-    # the scheduler's job ends only once the job script has removed the container; the task is CANCELED as soon
-    # as the cancel is sent, so give the scheduler's job its few seconds to end
+    # a scheduler may call the job ended (Slurm: CANCELLED, its processes still given KillWait) while the job
+    # script is still removing the container: give it a few seconds, not the 300 s of the executor's sleep
     deadline = time.time() + 30
     while containers_of(task_id):
         assert time.time() < deadline, f"{scheduler}: the cancelled task's container was left behind"
