@@ -179,20 +179,24 @@ def _kill_function(runtime: str, command: str) -> str:
     All of that runs in a session of its own, so that the manager's SIGKILL to the job's process group after
     ``kill_grace_period`` cannot cut it short. apptainer / singularity: the executor's process ends with the
     signal; wait for it."""
-    wait_client = ('_tes_n=0; while [ -n "$_tes_pid" ] && kill -0 "$_tes_pid" 2>/dev/null && [ $_tes_n -lt 100 ]; '
-                   'do sleep 0.1; _tes_n=$((_tes_n + 1)); done')
     if runtime not in OCI_RUNTIMES:
-        return '_tes_kill() { [ -z "$_tes_pid" ] || kill -TERM "$_tes_pid" 2>/dev/null; ' + wait_client + '; }'
+        return '_tes_kill() { [ -z "$_tes_pid" ] || kill -TERM "$_tes_pid" 2>/dev/null; ' + _wait_client() + '; }'
     q = shlex.quote
     remove = f"{q(command)} rm -f {'-t 0 ' if runtime == 'podman' else ''}\"$_tes_current\" >/dev/null 2>&1"
     exists = f"{q(command)} container inspect \"$_tes_current\" >/dev/null 2>&1"
-    sequence = (f"_tes_current=$1; _tes_pid=$2; {remove}; "
-                + wait_client.replace("_tes_n + 1));", f"_tes_n + 1)); [ $((_tes_n % 10)) -ne 0 ] || {remove};")
-                + f"; ! {exists} || {remove}")
+    sequence = f"_tes_current=$1; _tes_pid=$2; {remove}; {_wait_client(every_second=remove)}; ! {exists} || {remove}"
     # setsid(1) from util-linux (no -w: RHEL 7's has none, and it forks only for a group leader, which a command
     # the subshell runs is not); without setsid the same sequence runs in the job's group
     return ("_tes_kill() { if command -v setsid >/dev/null 2>&1; then _tes_s=setsid; else _tes_s=; fi; "
             f"$_tes_s bash -c {q(sequence)} _tes_kill \"$_tes_current\" \"$_tes_pid\" </dev/null >/dev/null 2>&1; }}")
+
+
+def _wait_client(every_second: str = "") -> str:
+    """Shell: wait (at most about ten seconds) while the executor's process ``$_tes_pid`` lives, running
+    ``every_second`` each second meanwhile."""
+    also = f" [ $((_tes_n % 10)) -ne 0 ] || {every_second};" if every_second else ""
+    return ('_tes_n=0; while [ -n "$_tes_pid" ] && kill -0 "$_tes_pid" 2>/dev/null && [ $_tes_n -lt 100 ]; '
+            f'do sleep 0.1; _tes_n=$((_tes_n + 1));{also} done')
 
 
 def stream_path(task: dict, job_directory: str, index: int, stream: str) -> str:
