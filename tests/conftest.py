@@ -32,6 +32,17 @@ def need(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def wait_until(predicate, timeout: float = 30, interval: float = 0.1, what: str = "condition"):
+    """``predicate()``'s first true value, asked every ``interval`` seconds; fails after ``timeout``."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached in {timeout}s")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
-from tests.conftest import run_check_api
+from tests.conftest import run_check_api, wait_until  # noqa: F401  (wait_until: the cluster tests import it from here)
 
 DRIVER = Path(__file__).parent / "drivers" / "rest_job.py"
 FINAL = ("complete", "failed", "cancelled", "lost")
@@ -64,16 +63,6 @@ def squeue_ids(*extra: str) -> set[str]:
     """Ids squeue lists by default (pending and running jobs: what 'gone from squeue' is about)."""
     out = subprocess.run(["squeue", "-h", "-o", "%i", *extra], capture_output=True, text=True, timeout=30).stdout
     return {line.strip() for line in out.splitlines() if line.strip()}
-
-
-def wait_until(predicate, timeout: float = 30, interval: float = 0.1, what: str = "condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what} not reached in {timeout}s")
 
 
 def check_through_scheduler(daemon, client_python: Path, scheduler: str) -> None:

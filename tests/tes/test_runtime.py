@@ -3,10 +3,11 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 from types import SimpleNamespace
 
 import pytest
+
+from tests.conftest import wait_until
 
 from pulsar_lite.tes import protocol, runtime
 
@@ -89,7 +90,8 @@ def job(tmp_path):
         process = subprocess.Popen(["bash", "-c", f"{text}\necho $? > {directory}/return_code\n"],
                                    start_new_session=True, env=env)
         started.append(process)
-        wait_for(lambda: (state / "tes-9-0").exists() or process.poll() is not None, "the executor to start")
+        wait_until(lambda: (state / "tes-9-0").exists() or process.poll() is not None, timeout=15, interval=0.02,
+                   what="the executor's start")
         assert process.poll() is None
         return process
 
@@ -99,13 +101,6 @@ def job(tmp_path):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     (state / "tes-9-0").unlink(missing_ok=True)  # the stand-in client ends when its container is gone
-
-
-def wait_for(condition, what, timeout=15):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def test_a_cancelled_job_ends_only_after_its_container_is_removed(job):
@@ -129,7 +124,8 @@ def test_a_signal_to_the_job_script_alone_stops_the_executor(job):
 def test_the_managers_sigkill_does_not_cut_the_container_removal_short(job):
     process = job.start(rm_seconds=1.5)
     os.killpg(process.pid, signal.SIGTERM)
-    wait_for((job.state / "rm-began").exists, "the removal to begin")
+    wait_until((job.state / "rm-began").exists, timeout=15, interval=0.02, what="the removal's start")
     os.killpg(process.pid, signal.SIGKILL)  # kill_grace_period is over
     process.wait(timeout=30)
-    wait_for(lambda: not job.container.exists(), "the container's removal after the SIGKILL")
+    wait_until(lambda: not job.container.exists(), timeout=15, interval=0.02,
+               what="the container's removal after the SIGKILL")
