@@ -252,6 +252,8 @@ for index, job_id in enumerate(config["jobs"]):
         deadline = time.time() + 200
         while not os.path.exists(config["pause_dir"] + "/resume") and time.time() < deadline:
             time.sleep(0.1)
+    while config.get("hold") and os.path.exists(config["hold"]):  # the test is breaking the broker right now
+        time.sleep(0.05)
     published_at[job_id] = time.time()
     publish("setup", {"command_line": config["command"], "job_id": job_id,
                       "setup_params": {"job_id": job_id, "tool_id": "flood", "tool_version": "1.0"}})

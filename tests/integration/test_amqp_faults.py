@@ -62,10 +62,12 @@ def start_daemon(daemon_factory, prefix, **app):
     return daemon_factory(settings).start()
 
 
-def start_flood(python, prefix, jobs, command, pace=0.05, timeout=150, pause_before=None, pause_dir=None):
+def start_flood(python, prefix, jobs, command, pace=0.05, timeout=150, pause_before=None, pause_dir=None, hold=None):
+    """The client publishing ``jobs``; it stops before job number ``pause_before`` until ``pause_dir``/resume
+    exists, and before any job while the file ``hold`` exists."""
     config = {"url": RABBIT_URL, "manager_kwargs": {"amqp_key_prefix": prefix, "amqp_publish_retry": True},
               "jobs": jobs, "command": command, "pace": pace, "timeout": timeout,
-              "pause_before": pause_before, "pause_dir": str(pause_dir)}
+              "pause_before": pause_before, "pause_dir": str(pause_dir), "hold": str(hold) if hold else None}
     return subprocess.Popen([str(python), "-c", FLOOD_DRIVER, json.dumps(config)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -88,21 +90,36 @@ def finish_flood(process, daemon, timeout=170):
     return json.loads(summary)
 
 
-def test_jobs_survive_connection_drops_and_a_broker_restart(client, daemon_factory, prefix):
+def test_jobs_survive_connection_drops_and_a_broker_restart(client, daemon_factory, prefix, tmp_path):
+    """The broker drops every connection, stops and starts while jobs flow in both directions. The client
+    holds its setup messages while the broker acts: pulsar-galaxy-lib publishes without confirms, so a setup
+    written into a connection at the instant the broker closes it is lost by the client, never seen by the
+    daemon (a clean-clone CI run lost one that way). Everything already sent, queued, running or waiting to
+    be reported must come through."""
     daemon = start_daemon(daemon_factory, prefix, amqp_acknowledge=True, amqp_ack_republish_time=3)
     wait_for_queues([f"{prefix}_setup", f"{prefix}_status_update"])
     jobs = [f"f{index:03d}" for index in range(60)]
-    flood = start_flood(client, prefix, jobs, "sleep 0.8; echo done > ../metadata/tool_stdout", pace=0.08)
+    hold = tmp_path / "hold"
+    flood = start_flood(client, prefix, jobs, "sleep 0.8; echo done > ../metadata/tool_stdout", pace=0.08, hold=hold)
+
+    def breaking(*command):
+        hold.touch()
+        time.sleep(0.3)  # a setup the client is writing reaches the broker first
+        try:
+            return rabbitmqctl(*command)
+        finally:
+            hold.unlink()
+
     faults = []
     try:
         time.sleep(2.0)
-        faults.append(rabbitmqctl("close_all_connections", "test"))
+        faults.append(breaking("close_all_connections", "test"))
         time.sleep(2.5)
-        faults.append(rabbitmqctl("stop_app"))
+        faults.append(breaking("stop_app"))
         time.sleep(3.0)
         faults.append(rabbitmqctl("start_app"))
         time.sleep(2.0)
-        faults.append(rabbitmqctl("close_all_connections", "test"))
+        faults.append(breaking("close_all_connections", "test"))
         summary = finish_flood(flood, daemon)
     finally:
         ensure_broker_running()
