@@ -66,16 +66,13 @@ class MessageHandler:
                 raise Rejected(f"the body is a JSON {type(body).__name__}, not an object")
             if logical == STATUS_UPDATE_ACK:
                 self._status_update_ack(body)
-                message.ack()
-                return
-            if ack_uuid:
-                if self.ledger.seen(ack_uuid):
-                    log.info("%s: message %s for job %s was already handled; acknowledging it again", queue,
-                             ack_uuid, job_id)
-                    self._commit([], ack_uuid, reply)
-                    message.ack()
-                    return
-            outgoing = self._dispatch(manager, logical, body)
+                outgoing = None
+            elif ack_uuid and self.ledger.seen(ack_uuid):
+                log.info("%s: message %s for job %s was already handled; acknowledging it again", queue,
+                         ack_uuid, job_id)
+                outgoing = []
+            else:
+                outgoing = self._dispatch(manager, logical, body)
         except Rejected as exc:
             log.warning("%s: message for job %s rejected: %s", queue, job_id, exc)
             notices = self._failure_notice(manager, job_id, str(exc)) if exc.notify else []
@@ -94,7 +91,11 @@ class MessageHandler:
             self._commit(notices, ack_uuid, reply)
             message.reject(requeue=False)
             return
-        self._commit(outgoing, ack_uuid, reply)
+        # Outside the try: a connection lost while acknowledging is not the handler's failure; it reaches the
+        # consumer, which reconnects, and the broker redelivers the message (a handled one is recognised by its
+        # ack_uuid or by the job's state).
+        if outgoing is not None:
+            self._commit(outgoing, ack_uuid, reply)
         message.ack()
 
     def on_decode_error(self, message, exc) -> None:
