@@ -1,7 +1,10 @@
 """TES tasks on the cluster managers, with py-tes as the client: executors in real podman containers, run by
-real Slurm and Grid Engine jobs on this host. A task completes; a task cancelled while running ends CANCELED
-with no container left behind (the scheduler's own cancel signal reaches the job script: Slurm's SIGTERM,
-Grid Engine's SIGUSR2 with ``-notify``)."""
+real Slurm, Grid Engine and HTCondor jobs on this host. A task completes; a task cancelled while running ends
+CANCELED with no container left behind (the scheduler's own cancel signal reaches the job script: Slurm's
+SIGTERM, Grid Engine's SIGUSR2 with ``-notify``, HTCondor's SIGTERM to the job's top process only).
+
+The HTCondor pool runs in a chroot with no container engine: its jobs use this host's podman through
+podman-remote and a socket (scripts/ci/condor-podman-up.sh), so the containers are this host's."""
 from __future__ import annotations
 
 import sys
@@ -11,19 +14,36 @@ import pytest
 
 from tests.conftest import need, wait_until
 
-from .clusters import DRMAA_ENV, sge_ready
+from .clusters import CONDOR_CONFIG, CONDOR_ROOT, DRMAA_ENV, condor_ready, sge_ready, share_with_condor, \
+    unshare_with_condor
 from .schedulers import slurm_ready
 from .test_tes import IMAGE, TOKEN, containers_of, executor, podman_ready, start_running, task, tes_app, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-tes = pytest.importorskip("tes")
+tes_client = pytest.importorskip("tes")
+
+
+CONDOR_PODMAN = "unix:///run/podman-ci/podman.sock"  # inside the pool's chroot (scripts/ci/condor-podman-up.sh)
+
+
+def condor_podman_ready() -> bool:
+    return (CONDOR_ROOT / "usr/bin/podman-remote").exists() and (CONDOR_ROOT / "run/podman-ci/podman.sock").is_socket()
 
 
 @pytest.fixture
 def on_cluster(daemon_factory):
+    mounts = []
+
     def make(scheduler: str):
         need(podman_ready(), f"podman with the local image {IMAGE} is not set up (bash scripts/ci/podman-up.sh)")
-        if scheduler == "slurm":
+        tes = {}
+        if scheduler == "condor":
+            need(condor_ready(), "the HTCondor pool is not running here (bash scripts/ci/condor-up.sh)")
+            need(condor_podman_ready(), "the HTCondor pool's jobs cannot reach podman "
+                                        "(bash scripts/ci/condor-podman-up.sh)")
+            manager = {"type": "queued_condor", "env_CONTAINER_HOST": CONDOR_PODMAN, "env_HOME": "/tmp"}
+            tes = {"tes_container_command": "podman-remote"}
+        elif scheduler == "slurm":
             need(slurm_ready(), "Slurm is not running here (bash scripts/ci/slurm-up.sh)")
             manager = {"type": "queued_cli", "job_plugin": "Slurm"}
         else:
@@ -31,16 +51,21 @@ def on_cluster(daemon_factory):
             # -notify: Grid Engine sends SIGUSR2 before its SIGKILL, so the job script can remove its container
             manager = {"type": "queued_drmaa", "native_specification": "-notify",
                        "env_PATH": f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin"}
-        daemon = daemon_factory(tes_app(managers={"_default_": {**manager, "min_polling_interval": 0.5}}))
+        daemon = daemon_factory(tes_app(managers={"_default_": {**manager, "min_polling_interval": 0.5}}, **tes))
         if scheduler == "sge":
             daemon.env.update(DRMAA_ENV)
+        if scheduler == "condor":
+            daemon.env["CONDOR_CONFIG"] = CONDOR_CONFIG
+            mounts.append(share_with_condor(daemon.root))
         server = daemon.start()
-        return tes.HTTPClient(server.url, token=TOKEN, timeout=30)
+        return tes_client.HTTPClient(server.url, token=TOKEN, timeout=30)
 
-    return make
+    yield make
+    for target in mounts:
+        unshare_with_condor(target)
 
 
-@pytest.mark.parametrize("scheduler", ["slurm", "sge"])
+@pytest.mark.parametrize("scheduler", ["slurm", "sge", "condor"])
 def test_a_task_completes_and_a_cancelled_one_leaves_no_container(on_cluster, scheduler):
     client = on_cluster(scheduler)
     done = wait(client, client.create_task(task(executor("sh", "-c", "echo on the cluster"))), timeout=90)
