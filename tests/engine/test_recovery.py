@@ -10,6 +10,7 @@ from pulsar_lite import wire
 from pulsar_lite.config import build_config
 from pulsar_lite.engine import JobEngine
 from pulsar_lite.engine import recovery as recovery_module
+from tests.conftest import wait_until
 
 M = wire.DEFAULT_MANAGER
 
@@ -21,12 +22,7 @@ def config(tmp_path, workers=2):
 
 
 def wait_for(predicate, timeout=30.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    raise AssertionError("condition not reached")
+    return wait_until(predicate, timeout=timeout, interval=0.02)
 
 
 def states(engine, ids):

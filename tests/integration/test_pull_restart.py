@@ -20,6 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.conftest import wait_until
+
 from .rest_helpers import rest, wait_status
 
 pytestmark = pytest.mark.integration
@@ -202,11 +204,7 @@ class HoldingOrigin:
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    while not predicate():
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    wait_until(predicate, timeout=timeout, interval=0.02, what=what)
 
 
 def test_kill9_mid_pull_resumes(daemon_factory, tmp_path):

@@ -11,6 +11,7 @@ from pulsar_lite import managers, wire
 from pulsar_lite.managers import ManagerSpec
 from pulsar_lite.managers.contract import Observed, SchedulerError
 from pulsar_lite.managers.scheduler import SchedulerManager
+from tests.conftest import wait_until
 
 M = wire.DEFAULT_MANAGER
 
@@ -88,13 +89,7 @@ def submit(engine, job_id, command="true"):
 
 
 def wait_for(predicate, timeout=5.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError("condition not reached")
+    return wait_until(predicate, timeout=timeout, interval=0.01)
 
 
 def write_return_code(engine, job_id, code):
