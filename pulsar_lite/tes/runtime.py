@@ -158,8 +158,11 @@ def script(task_id: str, task: dict, job_directory: str, runtime: str, command: 
 #: How the job script runs the executors' subshell. In the background, with the job script passing a signal on
 #: and waiting until the subshell is gone: a cancel's signal may reach the job script alone (HTCondor's soft
 #: kill goes to the job's top process only), and the job must not end (and be reported over) while the subshell
-#: still removes its container. Its status becomes the command line's, which the job script records.
+#: still removes its container. Its status becomes the command line's, which the job script records. SIGUSR1 is
+#: ignored (by every process of the job, inherited): Grid Engine with ``-notify`` sends it before it suspends a
+#: job, and a shell would die of it, ending the task while its container runs on.
 SUPERVISE = """_tes_ret() { return $1; }
+trap '' USR1
 (
 @EXECUTORS@
 ) &

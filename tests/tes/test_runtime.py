@@ -3,6 +3,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -129,3 +130,14 @@ def test_the_managers_sigkill_does_not_cut_the_container_removal_short(job):
     process.wait(timeout=30)
     wait_until(lambda: not job.container.exists(), timeout=15, interval=0.02,
                what="the container's removal after the SIGKILL")
+
+
+def test_grid_engines_notice_before_a_suspend_does_not_end_the_task(job):
+    process = job.start(rm_seconds=0.2)
+    os.killpg(process.pid, signal.SIGUSR1)  # qsub -notify: SIGUSR1 before SIGSTOP
+    time.sleep(0.5)
+    assert process.poll() is None and job.container.exists(), "SIGUSR1 ended the task"
+    job.container.unlink()  # the executor ends by itself
+    assert process.wait(timeout=30) == 0
+    assert (job.directory / "return_code").read_text().strip() == "0"
+    assert (job.directory / "tes" / "0.end").read_text().split()[1] == "0"
