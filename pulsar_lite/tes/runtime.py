@@ -97,7 +97,10 @@ def run_command(runtime: str, command: str, task_id: str, index: int, executor: 
         argv += list(options.get("extra") or [])
         image = executor["image"]
         return argv + [image if "://" in image or image.endswith(".sif") else f"docker://{image}", *executor["command"]]
-    argv = [command, "run", "--rm", "--name", container_name(task_id, index), "--init",
+    # --sig-proxy=false: the client passes no signal on to the container. A cancel removes the container by name
+    # (_tes_kill); a signal the scheduler sends the whole job that the job script ignores (Grid Engine's SIGUSR1
+    # before a suspend) must not reach the executor through the client either.
+    argv = [command, "run", "--rm", "--name", container_name(task_id, index), "--init", "--sig-proxy=false",
             f"--network={options.get('network') or 'none'}", f"--pull={options.get('pull') or 'missing'}"]
     if executor["stdin"]:
         argv.append("-i")

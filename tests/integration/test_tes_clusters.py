@@ -7,7 +7,9 @@ The HTCondor pool runs in a chroot with no container engine: its jobs use this h
 podman-remote and a socket (scripts/ci/condor-podman-up.sh), so the containers are this host's."""
 from __future__ import annotations
 
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,7 +60,7 @@ def on_cluster(daemon_factory):
             daemon.env["CONDOR_CONFIG"] = CONDOR_CONFIG
             mounts.append(share_with_condor(daemon.root))
         server = daemon.start()
-        return tes_client.HTTPClient(server.url, token=TOKEN, timeout=30)
+        return tes_client.HTTPClient(server.url, token=TOKEN, timeout=30), daemon
 
     yield make
     for target in mounts:
@@ -67,7 +69,7 @@ def on_cluster(daemon_factory):
 
 @pytest.mark.parametrize("scheduler", ["slurm", "sge", "condor"])
 def test_a_task_completes_and_a_cancelled_one_leaves_no_container(on_cluster, scheduler):
-    client = on_cluster(scheduler)
+    client, _ = on_cluster(scheduler)
     done = wait(client, client.create_task(task(executor("sh", "-c", "echo on the cluster"))), timeout=90)
     assert done.state == "COMPLETE", done.logs[0].system_logs
     assert done.logs[0].logs[0].stdout.strip() == "on the cluster" and done.logs[0].logs[0].exit_code == 0
@@ -79,3 +81,21 @@ def test_a_task_completes_and_a_cancelled_one_leaves_no_container(on_cluster, sc
     # script is still removing the container: give it a few seconds, not the 300 s of the executor's sleep
     wait_until(lambda: not containers_of(task_id), timeout=30, interval=0.2,
                what=f"{scheduler}: the cancelled task's container's removal")
+
+
+def test_grid_engines_suspend_notice_does_not_end_a_task(on_cluster):
+    """With -notify, Grid Engine sends SIGUSR1 at once when a job is suspended (SIGSTOP only the queue's notify
+    time later); the job script must not die of it."""
+    client, daemon = on_cluster("sge")
+    task_id = client.create_task(task(executor("sh", "-c", "sleep 3; echo resumed")))
+    wait_until(lambda: client.get_task(task_id).state == "RUNNING" and containers_of(task_id), timeout=90,
+               what="the task running")
+    job = daemon.record(task_id)["external_id"]
+    suspend = subprocess.run(["qmod", "-sj", job], capture_output=True, text=True)
+    assert suspend.returncode == 0, suspend.stderr
+    time.sleep(1)
+    resume = subprocess.run(["qmod", "-usj", job], capture_output=True, text=True)
+    assert resume.returncode == 0, resume.stderr
+    done = wait(client, task_id, timeout=90)
+    assert done.state == "COMPLETE", done.logs[0].system_logs
+    assert done.logs[0].logs[0].stdout.strip() == "resumed"

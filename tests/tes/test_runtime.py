@@ -32,7 +32,8 @@ def test_podman_command_line():
     t = task(resources={"cpu_cores": 2, "ram_gb": 1.5}, volumes=["/v"])
     executor = dict(t["executors"][0], workdir="/v", env={"A": "b c"}, stdin="/v/in")
     argv = runtime.run_command("podman", "podman", "tes-1", 0, executor, t, "/root", {"network": "none"})
-    assert argv[:8] == ["podman", "run", "--rm", "--name", "tes-1-0", "--init", "--network=none", "--pull=missing"]
+    assert argv[:9] == ["podman", "run", "--rm", "--name", "tes-1-0", "--init", "--sig-proxy=false", "--network=none",
+                        "--pull=missing"]
     assert "-i" in argv and ["-v", "/root/v:/v:rw"] == argv[argv.index("-v"):argv.index("-v") + 2]
     assert ["-w", "/v"] == argv[argv.index("-w"):argv.index("-w") + 2] and "A=b c" in argv
     assert argv[argv.index("--cpus") + 1] == "2" and argv[argv.index("--memory") + 1] == "1536m"
