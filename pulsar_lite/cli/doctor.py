@@ -150,6 +150,35 @@ def check_managers(config, found: Findings) -> None:
                                  "print(s.drmsInfo); s.exit()"], "a DRMAA session opens", found)
 
 
+def check_tes(config, found: Findings) -> None:
+    """The TES face's container runtime, where its executors run: on this host for ``queued_python``, on the
+    cluster's nodes otherwise (this host cannot tell about those)."""
+    if not config.tes:
+        return
+    command = config.tes_container_command or config.tes_container_runtime
+    managers = list(config.managers)
+    name = config.tes_manager or ("_default_" if "_default_" in managers else managers[0])
+    kind = config.managers[name].type if name in config.managers else "?"
+    path = shutil.which(command)
+    if kind != "queued_python":
+        found.add(OK if path else WARN, f"TES: executors run on the nodes of manager {name} ({kind}): {command} "
+                  f"must be installed there ({'found' if path else 'not found'} on this host)")
+    elif not path:
+        found.add(FIX, f"TES: executors run on this host (manager {name}) but {command} is not on PATH: install "
+                       "it, set tes_container_command, or set tes: false")
+    else:
+        try:
+            done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30,
+                                  stdin=subprocess.DEVNULL)
+            answer = (done.stdout or done.stderr).strip().splitlines()
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            done, answer = None, [str(exc)]
+        if done is not None and done.returncode == 0:
+            found.add(OK, f"TES: executors run on this host (manager {name}) with {answer[0] if answer else command}")
+        else:
+            found.add(FIX, f"TES: {command} --version fails: {answer[-1] if answer else 'no output'}")
+
+
 def check_cli(name: str, manager, found: Findings) -> None:
     commands = SCHEDULER_COMMANDS[manager.job_plugin]
     if manager.shell_plugin == "SecureShell":
@@ -254,6 +283,7 @@ def run(args) -> int:
     if config.message_queue_url:
         check_broker(config, found)
     check_managers(config, found)
+    check_tes(config, found)
     check_clock(found)
     check_port(config, found)
     problems = found.problems

@@ -168,6 +168,7 @@ def test_doctor_finds_what_to_fix(tmp_path):
     assert any("staging_directory" in line and "owned by uid 12345" in line for line in lines), lines
     assert any("broker" in line and "cannot be reached" in line for line in lines), lines
     assert any("manager hpc" in line and "qsub" in line and "not found" in line for line in lines), lines
+    assert any("TES" in line and "podman is not on PATH" in line for line in lines), lines
     broken = tmp_path / "broken.yml"
     broken.write_text("managers: [1, 2]\n")
     assert cli("doctor", "--config", broken).returncode == 2
