@@ -163,6 +163,10 @@ def check_tes(config, found: Findings) -> None:
     if kind != "queued_python":
         found.add(OK if path else WARN, f"TES: executors run on the nodes of manager {name} ({kind}): {command} "
                   f"must be installed there ({'found' if path else 'not found'} on this host)")
+        if kind == "queued_drmaa" and "-notify" not in str(config.managers[name].values.get("native_specification")
+                                                           or ""):
+            found.add(WARN, f"TES: manager {name} has no -notify in native_specification: on Grid Engine a "
+                            "cancelled task's container then outlives its job (docs/tes.md)")
     elif not path:
         found.add(FIX, f"TES: executors run on this host (manager {name}) but {command} is not on PATH: install "
                        "it, set tes_container_command, or set tes: false")

@@ -172,3 +172,17 @@ def test_doctor_finds_what_to_fix(tmp_path):
     broken = tmp_path / "broken.yml"
     broken.write_text("managers: [1, 2]\n")
     assert cli("doctor", "--config", broken).returncode == 2
+
+
+def test_doctor_reminds_grid_engine_tes_sites_of_notify(tmp_path):
+    def tes_lines(native_specification):
+        manager = {"type": "queued_drmaa", **({"native_specification": native_specification}
+                                              if native_specification else {})}
+        app = {"port": free_port(), "staging_directory": str(tmp_path / "staging"),
+               "persistence_directory": str(tmp_path / "persisted"), "managers": {"_default_": manager}}
+        (tmp_path / "app.yml").write_text(yaml.safe_dump(app))
+        done = cli("doctor", "--config", tmp_path / "app.yml")
+        return [line for line in done.stdout.splitlines() if "TES" in line]
+
+    assert any(line.startswith("warning") and "-notify" in line for line in tes_lines(None))
+    assert not any("-notify" in line for line in tes_lines("-notify -l h_vmem=1G"))
