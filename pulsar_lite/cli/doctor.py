@@ -142,22 +142,25 @@ def check_managers(config, found: Findings) -> None:
         elif manager.type == "queued_cli":
             check_cli(name, manager, found)
         elif manager.type == "queued_condor":
-            check_command(name, [os.sys.executable, "-c", "import htcondor2 as h; h.Schedd(h.Collector()"
-                                 ".locate(h.DaemonType.Schedd)).query(projection=['ClusterId'], limit=1)"],
+            check_command(f"manager {name}", [os.sys.executable, "-c", "import htcondor2 as h; h.Schedd("
+                                                "h.Collector().locate(h.DaemonType.Schedd)).query("
+                                                "projection=['ClusterId'], limit=1)"],
                           "the HTCondor schedd answers", found)
         elif manager.type == "queued_drmaa":
-            check_command(name, [os.sys.executable, "-c", "import drmaa; s = drmaa.Session(); s.initialize(); "
-                                 "print(s.drmsInfo); s.exit()"], "a DRMAA session opens", found)
+            check_command(f"manager {name}", [os.sys.executable, "-c", "import drmaa; s = drmaa.Session(); "
+                                                "s.initialize(); print(s.drmsInfo); s.exit()"],
+                          "a DRMAA session opens", found)
 
 
 def check_tes(config, found: Findings) -> None:
     """The TES face's container runtime, where its executors run: on this host for ``queued_python``, on the
     cluster's nodes otherwise (this host cannot tell about those)."""
+    from ..tes.service import default_manager
+
     if not config.tes:
         return
     command = config.tes_container_command or config.tes_container_runtime
-    managers = list(config.managers)
-    name = config.tes_manager or ("_default_" if "_default_" in managers else managers[0])
+    name = default_manager(config)
     kind = config.managers[name].type if name in config.managers else "?"
     path = shutil.which(command)
     if kind != "queued_python":
@@ -171,16 +174,8 @@ def check_tes(config, found: Findings) -> None:
         found.add(FIX, f"TES: executors run on this host (manager {name}) but {command} is not on PATH: install "
                        "it, set tes_container_command, or set tes: false")
     else:
-        try:
-            done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30,
-                                  stdin=subprocess.DEVNULL)
-            answer = (done.stdout or done.stderr).strip().splitlines()
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            done, answer = None, [str(exc)]
-        if done is not None and done.returncode == 0:
-            found.add(OK, f"TES: executors run on this host (manager {name}) with {answer[0] if answer else command}")
-        else:
-            found.add(FIX, f"TES: {command} --version fails: {answer[-1] if answer else 'no output'}")
+        check_command(f"TES (manager {name}, executors on this host)", [path, "--version"],
+                      f"{command} --version runs", found)
 
 
 def check_cli(name: str, manager, found: Findings) -> None:
@@ -206,20 +201,21 @@ def check_cli(name: str, manager, found: Findings) -> None:
         found.add(FIX, f"manager {name} ({manager.job_plugin}): {', '.join(missing)} not found on PATH")
         return
     status = [commands[1], "-h"] if manager.job_plugin == "Slurm" else [commands[1]]
-    check_command(name, status, f"{' '.join(status)} answers", found)
+    check_command(f"manager {name}", status, f"{' '.join(status)} answers", found)
 
 
-def check_command(name: str, argv: list[str], what: str, found: Findings) -> None:
+def check_command(subject: str, argv: list[str], what: str, found: Findings) -> None:
+    """Run ``argv``; ok when it exits 0, else FIX with its last line (``subject``: who needs it)."""
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        found.add(FIX, f"manager {name}: {what}? no: {exc}")
+        found.add(FIX, f"{subject}: {what}? no: {exc}")
         return
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
-        found.add(FIX, f"manager {name}: {what}? no: {lines[-1] if lines else f'exit {done.returncode}'}")
+        found.add(FIX, f"{subject}: {what}? no: {lines[-1] if lines else f'exit {done.returncode}'}")
     else:
-        found.add(OK, f"manager {name}: {what}")
+        found.add(OK, f"{subject}: {what}")
 
 
 def check_clock(found: Findings) -> None:

@@ -67,6 +67,12 @@ class TesStager:
         return StagingStats(files, size, time.monotonic() - started)
 
 
+def default_manager(config) -> str:
+    """The manager that runs TES tasks: ``tes_manager``, else ``_default_``, else the first one."""
+    managers = list(config.managers)
+    return config.tes_manager or (wire.DEFAULT_MANAGER if wire.DEFAULT_MANAGER in managers else managers[0])
+
+
 class TesService:
     def __init__(self, engine, config):
         self.engine = engine
@@ -75,9 +81,7 @@ class TesService:
         self.command = config.tes_container_command or self.runtime
         self.file_roots = [os.path.abspath(r) for r in config.tes_file_roots or []]
         self.images = [str(p) for p in config.tes_allowed_images or []]
-        managers = list(engine.manager_configs)
-        self.default_manager = config.tes_manager or (wire.DEFAULT_MANAGER if wire.DEFAULT_MANAGER in managers
-                                                      else managers[0])
+        self.default_manager = default_manager(config)
         engine.manager_config(self.default_manager)
         self.options = {"network": config.tes_container_network, "pull": config.tes_container_pull,
                         "extra": list(config.tes_container_options or [])}
