@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.conftest import need
+from tests.conftest import need, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 tes = pytest.importorskip("tes")
@@ -264,13 +264,12 @@ def test_bad_requests_are_4xx_with_a_json_reason(client, server):
     assert refused.value.code == 400
 
 
-def start_running(client, timeout=30) -> str:
-    """A task whose executor sleeps, once it is RUNNING and its container exists."""
-    task_id = client.create_task(task(executor("sleep", "300")))
-    deadline = time.time() + timeout
-    while client.get_task(task_id).state != "RUNNING" or not containers_of(task_id):
-        assert time.time() < deadline, "the task never ran"
-        time.sleep(0.1)
+def start_running(client, timeout=30, command=("sleep", "300")) -> str:
+    """A task whose executor runs ``command`` (by default it sleeps), once it is RUNNING and its container
+    exists."""
+    task_id = client.create_task(task(executor(*command)))
+    wait_until(lambda: client.get_task(task_id).state == "RUNNING" and containers_of(task_id), timeout=timeout,
+               what="the task running in its container")
     return task_id
 
 
@@ -300,10 +299,8 @@ def test_kill9_with_tasks_queued_and_running(podman, daemon_factory):
     client = tes.HTTPClient(server.url, token=TOKEN, timeout=30)
     running = [client.create_task(task(executor("sh", "-c", "sleep 4; echo done"))) for _ in range(2)]
     queued = [client.create_task(task(executor("echo", "later"))) for _ in range(3)]
-    deadline = time.time() + 30
-    while not all(client.get_task(t).state == "RUNNING" for t in running):
-        assert time.time() < deadline
-        time.sleep(0.1)
+    wait_until(lambda: all(client.get_task(t).state == "RUNNING" for t in running), timeout=30,
+               what="both long tasks running")
     server.kill9()
     server.start()
     for task_id in running + queued:

@@ -25,11 +25,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 tes_client = pytest.importorskip("tes")
 
 
-CONDOR_PODMAN = "unix:///run/podman-ci/podman.sock"  # inside the pool's chroot (scripts/ci/condor-podman-up.sh)
+CONDOR_PODMAN_SOCKET = "/run/podman-ci/podman.sock"  # inside the pool's chroot (scripts/ci/condor-podman-up.sh)
 
 
 def condor_podman_ready() -> bool:
-    return (CONDOR_ROOT / "usr/bin/podman-remote").exists() and (CONDOR_ROOT / "run/podman-ci/podman.sock").is_socket()
+    return (CONDOR_ROOT / "usr/bin/podman-remote").exists() and \
+        (CONDOR_ROOT / CONDOR_PODMAN_SOCKET.lstrip("/")).is_socket()
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def on_cluster(daemon_factory):
             need(condor_ready(), "the HTCondor pool is not running here (bash scripts/ci/condor-up.sh)")
             need(condor_podman_ready(), "the HTCondor pool's jobs cannot reach podman "
                                         "(bash scripts/ci/condor-podman-up.sh)")
-            manager = {"type": "queued_condor", "env_CONTAINER_HOST": CONDOR_PODMAN, "env_HOME": "/tmp"}
+            manager = {"type": "queued_condor", "env_CONTAINER_HOST": f"unix://{CONDOR_PODMAN_SOCKET}", "env_HOME": "/tmp"}
             tes = {"tes_container_command": "podman-remote"}
         elif scheduler == "slurm":
             need(slurm_ready(), "Slurm is not running here (bash scripts/ci/slurm-up.sh)")
@@ -87,9 +88,7 @@ def test_grid_engines_suspend_notice_does_not_end_a_task(on_cluster):
     """With -notify, Grid Engine sends SIGUSR1 at once when a job is suspended (SIGSTOP only the queue's notify
     time later); the job script must not die of it."""
     client, daemon = on_cluster("sge")
-    task_id = client.create_task(task(executor("sh", "-c", "sleep 3; echo resumed")))
-    wait_until(lambda: client.get_task(task_id).state == "RUNNING" and containers_of(task_id), timeout=90,
-               what="the task running")
+    task_id = start_running(client, timeout=90, command=("sh", "-c", "sleep 3; echo resumed"))
     job = daemon.record(task_id)["external_id"]
     suspend = subprocess.run(["qmod", "-sj", job], capture_output=True, text=True)
     assert suspend.returncode == 0, suspend.stderr
