@@ -18,8 +18,11 @@ set -euo pipefail
 
 R="${CONDOR_CHROOT:-/srv/trixie}"
 JOB_UID="${CONDOR_UID:-2001}"
-DIR="$R/run/podman-ci"
-SOCK="$DIR/podman.sock"
+INNER=/run/podman-ci/podman.sock           # the socket's path inside the chroot
+DIR="$R${INNER%/*}"
+SOCK="$R$INNER"
+SERVICE="podman system service --time=0 unix://$SOCK"
+IMAGE="${PL_IMAGE:-localhost/pl-test:latest}"
 
 log() { echo "condor-podman-up: $*"; }
 die() { local rc=$1; shift; echo "condor-podman-up: ERROR: $*" >&2; exit "$rc"; }
@@ -36,12 +39,13 @@ if [ ! -x "$R/usr/bin/podman-remote" ]; then
   log "installed podman-remote in $R"
 fi
 
-answers() { chroot --userspec="$JOB_UID" "$R" env -i HOME=/tmp podman-remote --url unix:///run/podman-ci/podman.sock version \
-  >/dev/null 2>&1; }
+# podman-remote as a pool job runs it: the job owner, inside the chroot
+remote() { chroot --userspec="$JOB_UID" "$R" env -i HOME=/tmp podman-remote --url "unix://$INNER" "$@"; }
+answers() { remote version >/dev/null 2>&1; }
 
 # A service started from a directory deleted since (a CI clone removed) answers, but every conmon it starts
 # fails ("Failed to get working directory": containers cannot be created); restart it from /.
-service=$(pgrep -f "podman system service --time=0 unix://$SOCK" | head -n 1 || true)
+service=$(pgrep -f "$SERVICE" | head -n 1 || true)
 if [ -n "$service" ] && [ "$(readlink "/proc/$service/cwd")" != / ]; then
   log "restarting the podman service (its working directory is $(readlink "/proc/$service/cwd"))"
   kill "$service" 2>/dev/null || true
@@ -50,20 +54,18 @@ fi
 
 if ! answers; then
   mkdir -p "$DIR"
-  pkill -f "podman system service --time=0 unix://$SOCK" 2>/dev/null || true
+  pkill -f "$SERVICE" 2>/dev/null || true
   rm -f "$SOCK"
   cd /
-  setsid nohup podman system service --time=0 "unix://$SOCK" >/var/log/condor-podman-service.log 2>&1 </dev/null &
+  setsid nohup $SERVICE >/var/log/condor-podman-service.log 2>&1 </dev/null &
   for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.2; done
   [ -S "$SOCK" ] || die 4 "podman system service did not create $SOCK (see /var/log/condor-podman-service.log)"
   chown "$JOB_UID" "$SOCK"
   chmod 0755 "$DIR"
   answers || die 4 "the pool's job owner cannot use $SOCK"
 fi
-IMAGE="${PL_IMAGE:-localhost/pl-test:latest}"
 if podman image exists "$IMAGE"; then  # a container through the socket, as a pool job runs one
-  chroot --userspec="$JOB_UID" "$R" env -i HOME=/tmp podman-remote --url unix:///run/podman-ci/podman.sock \
-    run --rm --network=none "$IMAGE" true >/tmp/condor-podman-smoke.log 2>&1 \
+  remote run --rm --network=none "$IMAGE" true >/tmp/condor-podman-smoke.log 2>&1 \
     || { cat /tmp/condor-podman-smoke.log >&2; die 4 "the pool's job owner cannot run a container through $SOCK"; }
 fi
-log "ready: pool jobs reach this host's podman with CONTAINER_HOST=unix:///run/podman-ci/podman.sock podman-remote"
+log "ready: pool jobs reach this host's podman with CONTAINER_HOST=unix://$INNER podman-remote"
