@@ -6,7 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.conftest import run_check_api, wait_until  # noqa: F401  (wait_until: the cluster tests import it from here)
+from tests.conftest import run_check_api, wait_until
 
 DRIVER = Path(__file__).parent / "drivers" / "rest_job.py"
 FINAL = ("complete", "failed", "cancelled", "lost")

@@ -10,11 +10,11 @@ import time
 import pytest
 
 from tests.amqp import RABBIT_URL, ensure_client_kombu, rabbit_available, unique
-from tests.conftest import need
+from tests.conftest import need, wait_until
 
 from .clusters import CONDOR_CONFIG, condor, condor_queue, condor_ready, share_with_condor, unshare_with_condor
 from .schedulers import (RealClient, check_cancel_while_pending_and_while_running, check_through_scheduler,
-                         check_over_amqp, external_id, wait_until)
+                         check_over_amqp, external_id)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 INTERVAL = 0.5

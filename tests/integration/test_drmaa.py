@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from tests.amqp import RABBIT_URL, ensure_client_kombu, rabbit_available, unique
-from tests.conftest import need
+from tests.conftest import need, wait_until
 
 from .clusters import DRMAA_ENV, sge_queue, sge_ready
 from .schedulers import (RealClient, check_cancel_while_pending_and_while_running, check_through_scheduler,
-                         check_over_amqp, external_id, wait_until)
+                         check_over_amqp, external_id)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

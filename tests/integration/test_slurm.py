@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.amqp import RABBIT_URL, ensure_client_kombu, rabbit_available, unique
-from tests.conftest import CLIENT_VERSIONS, Daemon, ensure_client_venv, need, run_check_api
+from tests.conftest import CLIENT_VERSIONS, Daemon, ensure_client_venv, need, run_check_api, wait_until
 
 from .schedulers import (RealClient, check_cancel_while_pending_and_while_running, check_through_scheduler,
-                         check_over_amqp, slurm_ready, squeue_ids, wait_until)
+                         check_over_amqp, slurm_ready, squeue_ids)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
