@@ -4,6 +4,9 @@
 * ``pending``: messages waiting for a publisher confirm, per broker, in FIFO order
   (status updates moved here from the store outbox, replies to status requests, ack replies).
 * ``unacked``: status updates sent with an ``acknowledge_uuid`` and not yet acknowledged.
+  A store outbox row is routed at most once while its message is pending or unacknowledged:
+  re-routing it (its ``outbox_done`` lost in a crash) adds neither a second message nor a
+  second ``unacked`` row, which no client would ever acknowledge.
 * ``seen``: ``acknowledge_uuid`` values of messages already handled (redelivery dedupe).
 
 A row leaves ``pending`` only after the broker confirmed the publish, so a crash at
@@ -40,13 +43,15 @@ CREATE TABLE IF NOT EXISTS pending (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS pending_broker ON pending(broker, id);
-CREATE UNIQUE INDEX IF NOT EXISTS pending_source ON pending(broker, source_seq) WHERE source_seq IS NOT NULL;
+DROP INDEX IF EXISTS pending_source;
+CREATE INDEX IF NOT EXISTS pending_source_seq ON pending(broker, source_seq) WHERE source_seq IS NOT NULL;
 CREATE TABLE IF NOT EXISTS unacked (
     uuid TEXT PRIMARY KEY,
     broker TEXT NOT NULL,
     routing_key TEXT NOT NULL,
     payload TEXT NOT NULL,
-    sent REAL
+    sent REAL,
+    source_seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS unacked_sent ON unacked(broker, sent);
 CREATE TABLE IF NOT EXISTS seen (
@@ -84,6 +89,10 @@ class Ledger:
         self.path = path
         self._lock = threading.Lock()
         self._db, self._sync = open_database(path, SCHEMA, synchronous)
+        if "source_seq" not in {row[1] for row in self._db.execute("PRAGMA table_info(unacked)")}:
+            self._db.execute("ALTER TABLE unacked ADD COLUMN source_seq INTEGER")  # a ledger from before it
+        self._db.execute("CREATE INDEX IF NOT EXISTS unacked_source ON unacked(broker, source_seq)"
+                         " WHERE source_seq IS NOT NULL")
 
     def close(self) -> None:
         with self._lock:
@@ -130,26 +139,28 @@ class Ledger:
     def enqueue(self, messages: Iterable[Outgoing], seen_uuid: str | None = None) -> None:
         """Add messages for publication, and mark ``seen_uuid`` handled, in one transaction.
 
-        Re-routing a store outbox row (same broker and ``source_seq``) is a no-op.
+        Re-routing a store outbox row whose message is still pending or unacknowledged is a no-op.
         """
+        messages = list(messages)
+        if not messages and not seen_uuid:
+            return
         now = time.time()
-        statements = []
-        if seen_uuid:
-            statements.append(("INSERT OR IGNORE INTO seen(uuid, ts) VALUES (?,?)", (seen_uuid, now)))
-        for m in messages:
-            text = json.dumps(m.payload)
-            statements.append((
-                "INSERT OR IGNORE INTO pending(broker, routing_key, payload, ack_uuid, source_seq, created)"
-                " VALUES (?,?,?,?,?,?)", (m.broker, m.routing_key, text, m.ack_uuid, m.source_seq, now)))
-            if m.ack_uuid:
-                statements.append(("INSERT OR IGNORE INTO unacked(uuid, broker, routing_key, payload, sent)"
-                                   " VALUES (?,?,?,?,NULL)", (m.ack_uuid, m.broker, m.routing_key, text)))
-            if m.job:
-                manager, job_id, state = m.job
-                statements.append(("UPDATE origins SET last_state=?, updated=? WHERE manager=? AND job_id=?",
-                                   (state, now, manager, job_id)))
-        if statements:
-            self._write(statements)
+        with transaction(self._db, self._lock, self._sync) as db:
+            if seen_uuid:
+                db.execute("INSERT OR IGNORE INTO seen(uuid, ts) VALUES (?,?)", (seen_uuid, now))
+            for m in messages:
+                if m.source_seq is not None and _routed(db, m):
+                    continue
+                text = json.dumps(m.payload)
+                db.execute("INSERT INTO pending(broker, routing_key, payload, ack_uuid, source_seq, created)"
+                           " VALUES (?,?,?,?,?,?)", (m.broker, m.routing_key, text, m.ack_uuid, m.source_seq, now))
+                if m.ack_uuid:
+                    db.execute("INSERT OR IGNORE INTO unacked(uuid, broker, routing_key, payload, sent, source_seq)"
+                               " VALUES (?,?,?,?,NULL,?)", (m.ack_uuid, m.broker, m.routing_key, text, m.source_seq))
+                if m.job:
+                    manager, job_id, state = m.job
+                    db.execute("UPDATE origins SET last_state=?, updated=? WHERE manager=? AND job_id=?",
+                               (state, now, manager, job_id))
 
     def pending(self, broker: str, limit: int = 100) -> list[Pending]:
         rows = self._read("SELECT id, routing_key, payload, ack_uuid FROM pending WHERE broker=? ORDER BY id LIMIT ?",
@@ -213,3 +224,17 @@ class Ledger:
             ("DELETE FROM seen WHERE ts < ?", (seen_before,)),
             (f"DELETE FROM origins WHERE updated < ? AND last_state IN ({marks})", (seen_before, *_TERMINAL)),
         ])
+
+
+def _routed(db, m: Outgoing) -> bool:
+    """Whether the outbox row ``m`` comes from is already routed: a message for the same row (broker and
+    seq, and the same job and state: a commit lost in a crash can hand its seq to another update) still
+    waits for its confirm or its acknowledgement."""
+    rows = db.execute("SELECT routing_key, payload FROM pending WHERE broker=? AND source_seq=?"
+                      " UNION ALL SELECT routing_key, payload FROM unacked WHERE broker=? AND source_seq=?",
+                      (m.broker, m.source_seq, m.broker, m.source_seq)).fetchall()
+    for routing_key, text in rows:
+        payload = json.loads(text)
+        if routing_key == m.routing_key and all(payload.get(k) == m.payload.get(k) for k in ("job_id", "status")):
+            return True
+    return False

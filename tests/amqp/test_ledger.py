@@ -1,4 +1,7 @@
 """The AMQP ledger and the router (outbox -> per-broker pending messages), without threads."""
+import sqlite3
+import time
+
 import pytest
 
 from pulsar_lite import wire
@@ -136,3 +139,80 @@ def test_status_reply_for_an_unknown_job_is_lost(engine, ledger):
     reply = router.reply_status("A", "_default_", "never")
     assert reply.payload["status"] == wire.State.LOST and reply.payload["complete"] == "true"
     assert reply.ack_uuid is None and "acknowledge_uuid" not in reply.payload
+
+
+# -- an OS crash loses the store's non-durable outbox_done ----------------------------------------
+def put_back_outbox_rows(store, rows):
+    """The outbox as a crash left it: ``outbox_done`` is not waited for, so its delete can be lost while the
+    ledger (its own file, durable) kept the routed messages."""
+    with sqlite3.connect(store.path) as db:
+        db.executemany("INSERT INTO outbox(seq, manager, job_id, state, created) VALUES (?,?,?,?,?)",
+                       [(*row, time.time()) for row in rows])
+
+
+def client_acknowledges(ledger, broker):
+    """The publisher republishes what was sent before and sends what is pending; the client acknowledges it."""
+    received = [payload for _, _, payload in ledger.due_republish(broker, older_than=1e12)]
+    received += [p.payload for p in ledger.pending(broker)]
+    ledger.sent(*ledger.pending(broker))
+    for payload in received:
+        ledger.acknowledged(payload["acknowledge_uuid"])
+    return received
+
+
+@pytest.mark.parametrize("published_before_the_crash", [False, True])
+def test_a_rerouted_outbox_row_leaves_nothing_unacknowledged(engine, tmp_path, published_before_the_crash):
+    path = str(tmp_path / "amqp.sqlite")
+    ledger = Ledger(path, "normal")
+    router, _ = make_router(engine, ledger, acknowledge=True)
+    ledger.remember_origin("_default_", "j", "A")
+    fake_job(engine, "j", "queued", "running")
+    rows = engine.store.outbox()
+    assert router.route_outbox() == 1
+    if published_before_the_crash:
+        ledger.sent(*ledger.pending("A"))
+    ledger.close()
+    put_back_outbox_rows(engine.store, rows)
+
+    ledger = Ledger(path, "normal")  # the daemon starts again
+    try:
+        router, _ = make_router(engine, ledger, acknowledge=True)
+        router.route_outbox()
+        assert engine.store.outbox() == [] and ledger.unacked_count() == 1  # the same update, the same row
+        received = client_acknowledges(ledger, "A")
+        assert [p["status"] for p in received] == ["running"]  # once: no duplicate either
+        assert ledger.unacked_count() == 0 and ledger.pending_count() == 0
+    finally:
+        ledger.close()
+
+
+def test_a_reused_outbox_seq_is_routed_again(engine, ledger):
+    """A crash can lose a routed transition's store commit, and with it its seq: the next update then gets the
+    same seq and must not be taken for a re-route."""
+    router, _ = make_router(engine, ledger, acknowledge=True)
+    ledger.remember_origin("_default_", "a", "A")
+    ledger.remember_origin("_default_", "b", "A")
+    fake_job(engine, "a", "queued", "running")
+    (seq, *_), = engine.store.outbox()
+    router.route_outbox()
+    engine.store.outbox_enabled = False
+    fake_job(engine, "b", "queued", "running")  # its commit took the lost one's seq
+    put_back_outbox_rows(engine.store, [(seq, "_default_", "b", "running")])
+    router.route_outbox()
+    assert [(p.payload["job_id"], p.payload["status"]) for p in ledger.pending("A")] == [
+        ("a", "running"), ("b", "running")]
+
+
+def test_a_ledger_from_before_unacked_source_seq_opens(tmp_path):
+    path = str(tmp_path / "old.sqlite")
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE unacked (uuid TEXT PRIMARY KEY, broker TEXT NOT NULL, routing_key TEXT NOT NULL,"
+                   " payload TEXT NOT NULL, sent REAL)")
+        db.execute("INSERT INTO unacked VALUES ('u', 'A', 'k', '{}', 1.0)")
+    ledger = Ledger(path, "normal")
+    try:
+        ledger.enqueue([Outgoing("A", "k", {"job_id": "j", "status": "running"}, ack_uuid="v", source_seq=3)])
+        ledger.enqueue([Outgoing("A", "k", {"job_id": "j", "status": "running"}, ack_uuid="w", source_seq=3)])
+        assert ledger.unacked_count() == 2 and ledger.acknowledged("u")
+    finally:
+        ledger.close()
