@@ -40,9 +40,9 @@ class TesFace:
             handler, arguments = self._route(method, sub_path)
         except PulsarLiteError as exc:
             return _error(exc.status, str(exc))
-        if not self.authorized(request):
-            return _error(401, "missing or wrong token (Authorization: Bearer <token>)")
         try:
+            if not self.authorized(request):  # reads the query string (private_token): 400 when not UTF-8
+                return _error(401, "missing or wrong token (Authorization: Bearer <token>)")
             return _reply(200, handler(request, *arguments))
         except PulsarLiteError as exc:
             if exc.status >= 500:
