@@ -43,6 +43,13 @@ class PayloadTooLarge(PulsarLiteError):
     status = 413
 
 
+class StoreUnavailable(PulsarLiteError):
+    """The job store cannot be written just now (disk full, locked past the busy timeout, an I/O error):
+    nothing was changed; the same request may succeed later."""
+
+    status = 503
+
+
 class NotSupported(PulsarLiteError):
     """A Pulsar feature pulsar_lite does not provide (yet)."""
 
@@ -55,6 +62,10 @@ class ConfigError(Exception):
 
 class StateInUse(ConfigError):
     """Another daemon holds the state directory (two engines on one store would both run its jobs)."""
+
+
+class StoreOpenError(ConfigError):
+    """The job store cannot be opened at start (damaged, unreadable, or written by a newer version)."""
 
 
 class ManagerUnavailable(ConfigError):

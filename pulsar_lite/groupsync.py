@@ -69,11 +69,12 @@ class GroupSync:
         os.close(self._fd)
 
 
-def open_database(path: str, schema: str, synchronous: str = "full") -> tuple[sqlite3.Connection, GroupSync | None]:
+def open_database(path: str, schema: str, synchronous: str = "full",
+                  timeout: float = 30.0) -> tuple[sqlite3.Connection, GroupSync | None]:
     """A connection in WAL mode with ``schema`` applied, and its GroupSync when ``synchronous`` is
     "full" (commits then made durable by group commit, outside COMMIT); None for "normal"."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(schema)
@@ -82,21 +83,35 @@ def open_database(path: str, schema: str, synchronous: str = "full") -> tuple[sq
 
 @contextmanager
 def transaction(db: sqlite3.Connection, lock: threading.Lock, sync: GroupSync | None,
-                durable: bool = True, on_commit=None) -> Iterator[sqlite3.Connection]:
+                durable: bool = True, on_commit=None, on_unsynced=None) -> Iterator[sqlite3.Connection]:
     """BEGIN IMMEDIATE ... COMMIT under ``lock`` (then ``on_commit()``, still under it); then, unless
     ``durable`` is False (a commit whose loss only repeats work: a re-routed outbox row, a re-published
     message), wait outside the lock until ``sync`` has the commit on disk (no wait without ``sync``:
-    synchronous "normal")."""
+    synchronous "normal").
+
+    A COMMIT that fails is rolled back (else the connection would stay inside the transaction and every
+    later BEGIN would fail). An fsync that fails after the COMMIT does not undo it: the change is made and
+    every reader sees it, so it is not reported as a failed write; ``on_unsynced(exc)`` is told instead
+    (without one, the error is raised)."""
     with lock:
         db.execute("BEGIN IMMEDIATE")
         try:
             yield db
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the first error is the one to report; SQLite may have rolled back itself
             raise
-        db.execute("COMMIT")
         if on_commit is not None:
             on_commit()
         ticket = sync.committed() if sync is not None else None
     if durable and ticket is not None:
-        sync.wait(ticket)
+        try:
+            sync.wait(ticket)
+        except OSError as exc:
+            if on_unsynced is None:
+                raise
+            on_unsynced(exc)

@@ -11,7 +11,7 @@ import logging
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from . import wire
 
@@ -38,6 +38,18 @@ class _StateCollector:
         outbox = GaugeMetricFamily("pulsar_lite_outbox_depth", "Status updates waiting in the outbox to be routed")
         outbox.add_metric([], self.engine.store.outbox_count())
         yield outbox
+        health = self.engine.store.health
+        writable = GaugeMetricFamily("pulsar_lite_store_writable", "1 while the job store can be written, 0 during "
+                                     "an outage (disk full, locked, I/O error)")
+        writable.add_metric([], 0 if health.failing else 1)
+        yield writable
+        failures = CounterMetricFamily("pulsar_lite_store_write_failures", "Writes to the job store that failed")
+        failures.add_metric([], health.failures)
+        yield failures
+        deferred = GaugeMetricFamily("pulsar_lite_store_deferred_changes", "Changes of jobs (a start, an end) "
+                                     "waiting for the job store to be writable again")
+        deferred.add_metric([], len(self.engine.deferred))
+        yield deferred
         recovery = self.engine.recovery
         if recovery is not None:
             pending = GaugeMetricFamily("pulsar_lite_recovery_remaining", "Jobs held at start not yet recovered")

@@ -12,6 +12,10 @@ from typing import Any
 
 from . import wire
 
+#: the schema's version, in the database's ``PRAGMA user_version``: a store written by a newer pulsar_lite
+#: (a larger number) is refused at start instead of being misread
+SCHEMA_VERSION = 1
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     manager TEXT NOT NULL,

@@ -15,9 +15,10 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
 from . import wire
-from .errors import StateInUse
+from .errors import StateInUse, StoreOpenError, StoreUnavailable
 from .groupsync import open_database, transaction
-from .records import _ADDED_COLUMNS, SCHEMA, IllegalTransition, JobRecord, _changed, _columns
+from .records import _ADDED_COLUMNS, SCHEMA, SCHEMA_VERSION, IllegalTransition, JobRecord, _changed, _columns
+from .store_health import StoreHealth, describe, is_outage
 
 __all__ = ["IllegalTransition", "JobRecord", "Store", "claim_state"]
 
@@ -43,24 +44,69 @@ class Store:
     #: job records kept in memory (the most recently written); a read of any other goes to SQLite
     CACHE_SIZE = 4096
 
-    def __init__(self, path: str, synchronous: str = "full"):
+    def __init__(self, path: str, synchronous: str = "full", busy_timeout: float = 30.0):
         self.path = path
+        self.busy_timeout = busy_timeout
         self._claim = claim_state(path)
         self._lock = threading.Lock()
         # write-through: filled and changed only right after a commit, under the write lock, with the
         # row as committed, so a hit is what SQLite holds; readers never fill it (a reader could
         # otherwise put back a row a writer has just replaced)
         self._cache: dict[tuple[str, str], JobRecord] = {}
-        self._db, self._sync = open_database(path, SCHEMA, synchronous)
-        self._db.row_factory = sqlite3.Row
         self._local = threading.local()
         self._closed = False
-        existing = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
-        for name, sql_type in _ADDED_COLUMNS:
-            if name not in existing:
-                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {sql_type}")
+        #: whether writes go through (an outage is survived and reported: store_health.py)
+        self.health = StoreHealth(path)
+        try:
+            self._open(synchronous)
+        except BaseException:
+            os.close(self._claim)
+            raise
         #: set by transports that publish status updates (outbox rows are then written)
         self.outbox_enabled = False
+
+    def _open(self, synchronous: str) -> None:
+        """Open the database, or raise StoreOpenError naming the file and what to do."""
+        what = "open"
+        try:
+            if os.path.exists(self.path):
+                with open(self.path, "rb") as handle:  # an unreadable file: its own clear error below
+                    handle.read(1)
+            what = "read"
+            probe = sqlite3.connect(f"file:{self.path}?mode=rwc", uri=True, timeout=self.busy_timeout)
+            try:
+                version = probe.execute("PRAGMA user_version").fetchone()[0]
+                probe.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            finally:
+                probe.close()
+            if version > SCHEMA_VERSION:
+                raise StoreOpenError(
+                    f"the job store {self.path} was written by a newer pulsar_lite (schema {version}, this one "
+                    f"knows {SCHEMA_VERSION}): run that version, or give this one another persistence_directory")
+            what = "set up"
+            self._db, self._sync = open_database(self.path, SCHEMA, synchronous, timeout=self.busy_timeout)
+            self._db.row_factory = sqlite3.Row
+            existing = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            for name, sql_type in _ADDED_COLUMNS:
+                if name not in existing:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {sql_type}")
+            if version < SCHEMA_VERSION:
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except StoreOpenError:
+            raise
+        except PermissionError as exc:
+            raise StoreOpenError(f"the job store {self.path} cannot be opened: {exc.strerror}; the daemon's account "
+                                 f"must be able to read and write it and its directory") from None
+        except (sqlite3.DatabaseError, OSError) as exc:
+            error = describe(exc)
+            if "not a database" in error or "malformed" in error:
+                advice = (f"it is damaged: restore it from a backup, or move it (and {os.path.basename(self.path)}"
+                          f"-wal, -shm) aside to start with no jobs")
+            elif "readonly" in error or "permission" in error.lower() or "unable to open" in error:
+                advice = "the daemon's account must be able to read and write it and its directory"
+            else:
+                advice = "see the error; the file is left as it is"
+            raise StoreOpenError(f"the job store {self.path} cannot be {what}: {error}; {advice}") from None
 
     def close(self) -> None:
         with self._lock:
@@ -78,7 +124,8 @@ class Store:
         if reader is None:
             if self._closed:
                 raise sqlite3.ProgrammingError("store is closed")
-            reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                                     timeout=self.busy_timeout)
             reader.row_factory = sqlite3.Row
             self._local.db = reader
         return reader
@@ -170,7 +217,7 @@ class Store:
         """Forget routed outbox rows (one transaction for all of them)."""
         if not seqs:
             return
-        with self._transaction(durable=False):  # lost: re-routed, and the router dedupes
+        with self._writing(durable=False):  # lost: re-routed, and the router dedupes
             self._db.executemany("DELETE FROM outbox WHERE seq=?", [(seq,) for seq in seqs])
 
     # -- writing ----------------------------------------------------------
@@ -295,14 +342,18 @@ class Store:
     # -- file cache tokens --------------------------------------------------
     def cache_claim(self, token: str) -> bool:
         """Record a cache token; True when it is new (the caller should upload)."""
-        with self._lock:
+        with self._writing(durable=False):
             cursor = self._db.execute("INSERT OR IGNORE INTO file_cache(token, created) VALUES (?,?)",
                                       (token, time.time()))
         return cursor.rowcount == 1
 
     # -- helpers -----------------------------------------------------------
-    def _transaction(self, durable: bool = True):
-        return transaction(self._db, self._lock, self._sync, durable)
+    def probe(self) -> None:
+        """A small real write (raises StoreUnavailable while the store cannot be written): how the engine
+        finds out that an outage is over when nothing else writes."""
+        with self._writing(durable=True):
+            self._db.execute("CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, data BLOB)")
+            self._db.execute("INSERT OR REPLACE INTO probe(id, data) VALUES (1, randomblob(8192))")
 
     def _updated(self, manager: str, job_id: str, **columns: Any) -> JobRecord | None:
         """The job's row after an UPDATE of ``columns`` in this (writing) transaction: built from the cached
@@ -330,5 +381,17 @@ class Store:
             while len(cache) > self.CACHE_SIZE:
                 del cache[next(iter(cache))]
 
-        with transaction(self._db, self._lock, self._sync, durable, on_commit=remember):
-            yield written
+        unsynced: list[BaseException] = []
+        try:
+            with transaction(self._db, self._lock, self._sync, durable, on_commit=remember,
+                             on_unsynced=unsynced.append):
+                yield written
+        except Exception as exc:
+            if self._closed or not is_outage(exc):
+                raise
+            self.health.failed(exc)
+            raise StoreUnavailable(f"the job store cannot be written: {describe(exc)}") from exc
+        if unsynced:  # committed (every reader sees it) but maybe not on disk: an outage to report, not undo
+            self.health.failed(unsynced[0], unsynced=True)
+        else:
+            self.health.succeeded(synced=durable or self._sync is None)

@@ -328,6 +328,8 @@ APP_OPTIONS: tuple[Option, ...] = (
            "and cache entry is on disk before it is answered); normal = a killed daemon loses nothing, an OS crash or "
            "power cut may lose the last changes and leave recent uploads short",
            ("full", "normal")),
+    Option("store_busy_timeout", "float", 30.0, "seconds a write waits for the job store while another program holds "
+           "it locked; then the write fails (the request gets 503, a job's change is retried) and /readyz says so"),
     Option("log_level", "choice", "INFO", "DEBUG, INFO, WARNING or ERROR", ("DEBUG", "INFO", "WARNING", "ERROR")),
     Option("log_format", "choice", "text", "text lines, or json: one JSON object per line (time, level, logger, "
            "message, manager, job_id) for Loki, ELK and the like", ("text", "json")),

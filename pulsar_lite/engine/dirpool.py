@@ -7,7 +7,8 @@ the filesystem: on NFS each ``mkdir``/``rmdir`` is a synchronous round trip,
 and on ext4 without a journal every inode allocation scans the inodes freed in
 the last minute (measured: half of the daemon's CPU per job under load).
 
-So a cleaned job's directory is not deleted. It is renamed away from its job id
+So a cleaned job's directory is not deleted (unless something of its job may still write there:
+``discard``). It is renamed away from its job id
 at once, every file and every extra directory in it is removed, the standard
 directories get their fresh permissions back, and the bare tree waits in
 ``<staging>/.recycle/`` (at most ``size`` of them) to become the next job's
@@ -101,6 +102,19 @@ class DirectoryPool:
             return
         with self._lock:
             self._ready.append(ready)
+
+    def discard(self, path: str) -> None:
+        """Take ``path`` away from its job at once and delete it, never to be reused: what a process of the job
+        still writes there is deleted with it (or by the next start's reset, when it writes faster than this
+        deletes)."""
+        holding = os.path.join(self.root, f"{next(self._names)}.discarded")
+        try:
+            os.rename(path, holding)
+        except FileNotFoundError:
+            return
+        except OSError:
+            holding = path
+        shutil.rmtree(holding, ignore_errors=True)
 
     def _empty(self, tree: str) -> None:
         """Leave exactly :data:`TREE`, empty and with fresh permissions, or raise OSError."""

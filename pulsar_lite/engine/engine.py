@@ -18,11 +18,12 @@ from typing import Callable
 
 from .. import fsutil, wire
 from ..config import AppConfig, ManagerConfig
-from ..errors import BadRequest, NotFound
+from ..errors import BadRequest, NotFound, StoreUnavailable
 from ..logs import for_job, job_context
 from ..managers import manager_class
 from ..store import IllegalTransition, JobRecord, Store
 from . import script as job_script
+from .deferred import Deferred
 from .deps import DependencyResolver
 from .dirpool import DirectoryPool
 from .files import JobFiles
@@ -43,11 +44,16 @@ Listener = Callable[[str, str, str], None]  # (manager, job_id, new state)
 class JobEngine(JobFiles, ManagerHooks, StagingPhases):
     def __init__(self, config: AppConfig):
         self.config = config
-        self.store = Store(config.store_path, synchronous=config.store_synchronous)
+        self.store = Store(config.store_path, synchronous=config.store_synchronous,
+                           busy_timeout=config.store_busy_timeout)
         #: pushed files on disk before they count as uploaded, as the submit commit that follows them is
         #: (store_synchronous "full": what a job reads survives a power cut as its record does)
         self.durable_files = config.store_synchronous == "full"
         self.timers = Timers()
+        #: what managers reported while the store could not be written, recorded once it can
+        self.deferred = Deferred(self.store, self.timers)
+        #: (manager, job id, generation) of every job a worker or submission has taken to start (hooks.claim)
+        self._claims: set[tuple[str, str, float]] = set()
         self.staging_pool = ThreadPoolExecutor(max_workers=max(1, config.staging_concurrency),
                                                thread_name_prefix="pulsar-lite-staging")
         self.deps = DependencyResolver(config.tool_dependency_dir, config.dependency_resolution,
@@ -99,6 +105,7 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
 
     def stop(self) -> None:
         self.stopped = True
+        self.deferred.stopped = True
         self.stopping.set()  # transfers in flight stop (their partial files resume at the next start)
         for manager in self.managers.values():
             manager.stop()
@@ -114,9 +121,15 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
     RECOVERED_STATES = ACTIVE
 
     def recover_job(self, record: JobRecord) -> None:
-        """Bring one unfinished job to its true state after a restart (from the recovery thread)."""
-        with job_context(record.manager, record.job_id):
-            self._recover_job(record)
+        """Bring one unfinished job to its true state after a restart (from the recovery thread), under the
+        job's lock and from its record as it is now: a user's cancel or clean since the batch was read is seen,
+        and nothing the cancel started is replaced by the stale copy. Raises StoreUnavailable (the recovery
+        tries the job again once the store can be written)."""
+        with job_context(record.manager, record.job_id), self._lock(record.manager, record.job_id):
+            fresh = self.store.get(record.manager, record.job_id)
+            if fresh is None or fresh.created != record.created or fresh.state not in self.RECOVERED_STATES:
+                return  # cancelled, cleaned or set up afresh meanwhile, or already moved on by a hook
+            self._recover_job(fresh)
 
     def _recover_job(self, record: JobRecord) -> None:
         manager = self.managers.get(record.manager)
@@ -132,6 +145,8 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
         else:
             try:
                 manager.recover(record)
+            except StoreUnavailable:
+                raise
             except Exception as exc:
                 log.exception("job %s: recovery failed", record.job_id)
                 self._move(record.manager, record.job_id, wire.State.LOST, expect=ACTIVE,
@@ -193,7 +208,7 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
         return record
 
     def _fresh_job(self, manager: str, job_dir: JobDirectory, tool_id=None, tool_version=None) -> JobRecord:
-        job_dir.remove()
+        job_dir.remove(recycle=self._recyclable(manager, job_dir.job_id))
         job_dir.create(self.manager_config(manager).job_directory_mode)
         # not waited for: a set-up job is only a promise until its submit, whose commit is durable and
         # takes this one along. Lost in a crash (the OS's: a killed daemon loses no commit), the job is
@@ -354,7 +369,8 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
             if active:
                 self.cancel(manager, job_id)
             # an active job's delete must survive a crash, or the restart would take the job up again
-            self._forget(manager, manager_config, job_dir, durable=active)
+            self._forget(manager, manager_config, job_dir, durable=active,
+                         recycle=not active and self._recyclable(manager, job_id))
 
     def expire(self, manager: str, job_id: str, cutoff: float) -> bool:
         """Remove a job left behind by its client (retention): only when it is still set up or finished and
@@ -367,16 +383,24 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
             if manager_config is None:  # its manager is gone: nowhere to find its directory
                 self.store.delete(manager, job_id, durable=False)
             else:
-                self._forget(manager, manager_config, self.job_directory(manager, job_id), durable=False)
+                self._forget(manager, manager_config, self.job_directory(manager, job_id), durable=False,
+                             recycle=self._recyclable(manager, job_id))
         return True
 
-    def _forget(self, manager: str, manager_config: ManagerConfig, job_dir: JobDirectory, durable: bool) -> None:
+    def _recyclable(self, manager: str, job_id: str) -> bool:
+        """Whether the job's directory tree may become another job's: only once nothing its manager started
+        for it can still write there (a cancelled tool may take seconds to stop; a cluster job, longer)."""
+        instance = self.managers.get(manager)
+        return instance is not None and not instance.may_write(job_id)
+
+    def _forget(self, manager: str, manager_config: ManagerConfig, job_dir: JobDirectory, durable: bool,
+                recycle: bool) -> None:
         """Delete a job's record, then its directory unless the manager keeps them (``debug``); under the
-        job's lock."""
+        job's lock. ``recycle`` False: the tree is deleted, never given to another job."""
         self.store.delete(manager, job_dir.job_id, durable=durable)
         self._finished_statuses.forget((manager, job_dir.job_id))
         if not manager_config.debug:
-            job_dir.remove()
+            job_dir.remove(recycle=recycle)
 
     @for_job
     def refuse(self, manager: str, job_id: str, message: str) -> None:

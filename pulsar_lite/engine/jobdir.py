@@ -115,13 +115,18 @@ class JobDirectory:
             for sub in ("",) + TREE:
                 os.chmod(self.sub(sub), mode)
 
-    def remove(self) -> None:
+    def remove(self, recycle: bool = True) -> None:
+        """Take the directory away from the job id at once; its tree goes to the pool (``recycle``) or is
+        deleted. Not recycled while something of the job may still write there: a deleted tree cannot
+        receive another job's files, a recycled one would."""
         if os.path.lexists(self.path):
             # the job id was validated: this is always a child of staging
-            if self.pool is not None:
+            if self.pool is None:
+                shutil.rmtree(self.path, ignore_errors=True)
+            elif recycle:
                 self.pool.give(self.path)
             else:
-                shutil.rmtree(self.path, ignore_errors=True)
+                self.pool.discard(self.path)
 
     def write_metadata(self, name: str, text: str) -> None:
         fsutil.write_bytes(self.sub(name), text.encode("utf-8"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from .. import staging, wire
+from ..errors import StoreUnavailable
 from ..logs import for_job
 from ..store import JobRecord
 from .jobdir import JobDirectory
@@ -25,16 +26,10 @@ class StagingPhases:
             self.preprocessor(manager, self.job_directory(manager, job_id), record)
         except Exception as exc:
             log.warning("job %s: preprocessing failed: %s", job_id, exc)
-            with self._lock(manager, job_id):
-                if self._current(manager, job_id, record.created) is not None:
-                    self._move(manager, job_id, wire.State.FAILED, expect=(wire.State.PREPROCESSING,), returncode=1,
-                               message=f"staging inputs failed: {exc}", settled=self.SUPERSEDED)
+            self._after_phase(manager, job_id, record.created, wire.State.PREPROCESSING, wire.State.FAILED,
+                              message=f"staging inputs failed: {exc}", returncode=1)
             return
-        with self._lock(manager, job_id):
-            moved = self._current(manager, job_id, record.created) is not None and self._move(
-                manager, job_id, wire.State.QUEUED, expect=(wire.State.PREPROCESSING,), settled=self.SUPERSEDED)
-        if moved:
-            self.managers[manager].launch(job_id)
+        self._after_phase(manager, job_id, record.created, wire.State.PREPROCESSING, wire.State.QUEUED)
 
     @for_job
     def _postprocess(self, manager: str, job_id: str) -> None:
@@ -48,10 +43,24 @@ class StagingPhases:
         except Exception as exc:
             log.warning("job %s: postprocessing failed: %s", job_id, exc)
             final, message = wire.State.FAILED, f"staging outputs failed: {exc}"
-        with self._lock(manager, job_id):  # a clean (or a new setup) during stage-out came first: nothing to do
-            if self._current(manager, job_id, record.created) is not None:
-                self._move(manager, job_id, final, expect=(wire.State.POSTPROCESSING,), message=message,
-                           settled=self.SUPERSEDED)
+        self._after_phase(manager, job_id, record.created, wire.State.POSTPROCESSING, final, message=message)
+
+    def _after_phase(self, manager: str, job_id: str, generation: float, phase: str, state: str,
+                     **fields) -> None:
+        """Move the job on from a staging phase; a store that cannot be written records it later (the phase's
+        work is not repeated). A clean (or a new setup) during the phase came first: nothing to do."""
+        try:
+            self._phase_done(manager, job_id, generation, phase, state, fields)
+        except StoreUnavailable:
+            self.deferred.add(f"job {job_id}: the end of {phase}",
+                              lambda: self._phase_done(manager, job_id, generation, phase, state, fields))
+
+    def _phase_done(self, manager, job_id, generation, phase, state, fields) -> None:
+        with self._lock(manager, job_id):
+            moved = self._current(manager, job_id, generation) is not None and self._move(
+                manager, job_id, state, expect=(phase,), settled=self.SUPERSEDED, **fields)
+        if moved and state == wire.State.QUEUED:
+            self.managers[manager].launch(job_id)
 
     # -- server-side staging ----------------------------------------------------
     def _stager(self, launch: dict | None):
@@ -67,12 +76,19 @@ class StagingPhases:
             policy.on_retry = self.metrics.retries.inc
         return policy
 
+    def _note_stats(self, manager: str, job_id: str, **stats) -> None:
+        """Record a phase's transfer figures: for information only, so a store that cannot be written skips them."""
+        try:
+            self.store.update(manager, job_id, **stats)
+        except StoreUnavailable:
+            log.debug("job %s: staging figures not recorded (the job store cannot be written)", job_id)
+
     def preprocessor(self, manager: str, job_dir: JobDirectory, record: JobRecord) -> None:
         policy = self._policy(manager, "preprocess")
         stats = self._stager(record.launch_config).stage_in(job_dir, record, policy)
         if self.metrics is not None:
             self.metrics.staged("in", stats.bytes, stats.seconds)
-        self.store.update(manager, job_dir.job_id, stage_in_bytes=stats.bytes, stage_in_seconds=stats.seconds)
+        self._note_stats(manager, job_dir.job_id, stage_in_bytes=stats.bytes, stage_in_seconds=stats.seconds)
         log.info("job %s: staged in %d file(s), %d bytes in %.3fs", job_dir.job_id, stats.files, stats.bytes,
                  stats.seconds)
 
@@ -84,7 +100,7 @@ class StagingPhases:
         stats = stager.stage_out(job_dir, record, policy)
         if self.metrics is not None:
             self.metrics.staged("out", stats.bytes, stats.seconds)
-        self.store.update(manager, job_dir.job_id, stage_out_bytes=stats.bytes, stage_out_seconds=stats.seconds)
+        self._note_stats(manager, job_dir.job_id, stage_out_bytes=stats.bytes, stage_out_seconds=stats.seconds)
         if stats.files:
             log.info("job %s: staged out %d file(s), %d bytes in %.3fs", job_dir.job_id, stats.files,
                      stats.bytes, stats.seconds)

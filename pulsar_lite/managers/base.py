@@ -15,11 +15,22 @@ from ..store import JobRecord
 
 class ManagerHooks(Protocol):
     """What a manager tells the engine. Each hook takes the job's lock, as users' cancels and cleans do, so
-    neither side's event is lost to the other. ``generation`` (from :meth:`runnable`, or a recovered
-    record's ``created``) ties an event to one run of a job id: an event of an earlier run is ignored."""
+    neither side's event is lost to the other. ``generation`` (from :meth:`claim`, or a recovered
+    record's ``created``) ties an event to one run of a job id: an event of an earlier run is ignored. No hook
+    but ``submitted`` raises StoreUnavailable: what cannot be recorded yet is recorded later."""
 
-    def runnable(self, manager: str, job_id: str) -> float | None:
-        """The job's generation while it is still queued and wanted (check before starting it), else None."""
+    def claim(self, manager: str, job_id: str) -> float | None:
+        """Take the job's start (one worker or submission only): its generation, or None when the job is not
+        to be started (not queued, cancelled, already claimed, already with a scheduler)."""
+
+    def adopted(self, manager: str, job_id: str, generation: float) -> None:
+        """Recovery found the job's process still running: it is claimed and must not start again."""
+
+    def release(self, manager: str, job_id: str, generation: float) -> None:
+        """Give a claim back without an end (the job will be launched again)."""
+
+    def defer(self, what: str, retry) -> None:
+        """Call ``retry()`` again once the store can be written (it may raise StoreUnavailable again)."""
 
     def started(self, manager: str, job_id: str, pid: int | None = None, external_id: str | None = None,
                 generation: float | None = None) -> bool:
@@ -76,6 +87,12 @@ class Manager:
 
     def kill(self, record: JobRecord) -> None:
         raise NotImplementedError
+
+    def may_write(self, job_id: str) -> bool:
+        """Whether something this manager started for the job (a process, a scheduler job, a start or a
+        submission in flight) may still write into its directory. While it may, the directory is never given
+        to another job. A manager that cannot tell says True."""
+        return True
 
     def recover(self, record: JobRecord) -> None:
         """Reconcile a job the store says is queued or running with reality."""

@@ -44,13 +44,33 @@ def process_matches(pid: int, script: str) -> bool:
     return state != b"Z" and script.encode() in cmdline
 
 
+def group_is_the_jobs(pid: int, script: str) -> bool:
+    """Whether signalling process group ``pid`` reaches the job (started with ``script`` as its group leader)
+    and nobody else: the leader is the job script, or has ended (a zombie, or gone: Linux does not hand out a
+    pid again while a process group still carries it, so what is left of the group is the job's). False when
+    ``pid`` now belongs to another program (after a reboot, or once the job's whole group had ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            cmdline = handle.read()
+    except FileNotFoundError:
+        return True
+    except (OSError, IndexError):
+        return False
+    return state == b"Z" or script.encode() in cmdline
+
+
 class QueuedPythonManager(Manager):
     def __init__(self, config, hooks, timers):
         super().__init__(config, hooks, timers)
         self.num_workers = int(config.num_concurrent_jobs)
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._slots = threading.BoundedSemaphore(self.num_workers)
-        self._running: dict[str, int] = {}  # job id -> pid (own children and adopted)
+        #: job id -> (pid, generation) of every job process this daemon follows (own children and adopted)
+        self._running: dict[str, tuple[int, float]] = {}
+        #: job ids a worker is starting (claimed or about to be, no pid yet)
+        self._starting: set[str] = set()
         self._adopted: dict[str, tuple[int, bool, float]] = {}  # job id -> (pid, holds a slot, generation)
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
@@ -73,14 +93,28 @@ class QueuedPythonManager(Manager):
     def launch(self, job_id: str) -> None:
         self._queue.put(job_id)
 
+    def script(self, job_id: str) -> str:
+        return os.path.join(self.hooks.job_directory(self.name, job_id).path, "command.sh")
+
     def kill(self, record: JobRecord) -> None:
+        """SIGTERM to the job's process group, SIGKILL ``kill_grace_period`` later; only to a process that is
+        the job's (a stored pid may be another program's after a reboot)."""
+        script = self.script(record.job_id)
         with self._lock:
-            pid = self._running.get(record.job_id) or record.pid
-        if not pid:
+            followed = self._running.get(record.job_id)
+        if followed is not None and followed[1] == record.created:
+            pid = followed[0]
+        elif record.pid and process_matches(record.pid, script):
+            pid = record.pid
+        else:
             return
-        self._signal(pid, signal.SIGTERM)
+        self._signal_job(pid, script, signal.SIGTERM)
         grace = float(self.config.kill_grace_period)
-        self.timers.call_later(grace, lambda: self._signal(pid, signal.SIGKILL))
+        self.timers.call_later(grace, lambda: self._signal_job(pid, script, signal.SIGKILL))
+
+    def may_write(self, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._running or job_id in self._starting
 
     def recover(self, record: JobRecord) -> None:
         job_dir = self.hooks.job_directory(self.name, record.job_id)
@@ -91,7 +125,10 @@ class QueuedPythonManager(Manager):
             pid = int(pid_text.strip())
         if pid and process_matches(pid, script):
             log.info("job %s: adopting process %s that survived a restart", record.job_id, pid)
+            self.hooks.adopted(self.name, record.job_id, record.created)
             self._adopt(record.job_id, pid, record.created)
+            if record.cancel_requested:  # cancelled before the restart: its kill may not have been sent
+                self.kill(record)
             return
         return_code = job_dir.read_text("return_code", limit=64)
         if return_code is not None:
@@ -104,7 +141,7 @@ class QueuedPythonManager(Manager):
             self.hooks.finished(self.name, record.job_id, None,
                                 message="the job process ended while pulsar_lite was not running "
                                         "and recorded no exit code", generation=record.created)
-        elif record.state == "queued":
+        elif record.state == "queued" and not record.cancel_requested:
             self.launch(record.job_id)  # never started: back in the queue, nothing to write
         else:
             self.hooks.requeue(self.name, record.job_id, generation=record.created)
@@ -119,40 +156,53 @@ class QueuedPythonManager(Manager):
             try:
                 with job_context(self.name, job_id):
                     self._run(job_id)
-            except Exception as exc:  # never lose the worker; report the job as failed
-                log.exception("job %s: could not be run", job_id)
-                self.hooks.finished(self.name, job_id, None, message=f"could not start the job: {exc}")
+            except Exception:  # a defect: said, and the worker goes on with the next job
+                log.exception("job %s: the worker failed", job_id)
             finally:
                 self._slots.release()
 
     def _run(self, job_id: str) -> None:
-        generation = self.hooks.runnable(self.name, job_id)
-        if generation is None:
-            return  # cancelled or cleaned while it waited in the queue
-        job_dir = self.hooks.job_directory(self.name, job_id)
-        script = os.path.join(job_dir.path, "command.sh")
-        metadata = job_dir.metadata
-        with open(os.path.join(metadata, "job_stdout"), "wb") as out, \
-                open(os.path.join(metadata, "job_stderr"), "wb") as err:
+        with self._lock:
+            self._starting.add(job_id)  # from now on its directory is not handed to another job
+        try:
+            generation = self.hooks.claim(self.name, job_id)
+            if generation is None:
+                return  # cancelled, cleaned or started by another worker while it waited in the queue
+            job_dir = self.hooks.job_directory(self.name, job_id)
             try:
-                with affinity.unpinned():  # the job and what it starts get every CPU, not the daemon's one
-                    process = subprocess.Popen(
-                        ["/bin/bash", script], cwd=job_dir.working, env=clean_environment(),
-                        stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True, close_fds=True)
-            except OSError as exc:
+                process = self._start(job_dir)
+            except Exception as exc:
                 self.hooks.finished(self.name, job_id, None, message=f"could not start the job script: {exc}",
                                     generation=generation)
                 return
-        with self._lock:
-            self._running[job_id] = process.pid
+            with self._lock:
+                self._running[job_id] = (process.pid, generation)
+        finally:
+            with self._lock:
+                self._starting.discard(job_id)
+        # the process exists: from here on it is waited for and its own end reported, whatever else happens
         try:
-            if not self.hooks.started(self.name, job_id, pid=process.pid, generation=generation):
-                self._signal(process.pid, signal.SIGKILL)  # cancelled, cleaned or set up afresh meanwhile
+            try:
+                keep = self.hooks.started(self.name, job_id, pid=process.pid, generation=generation)
+            except Exception:
+                log.exception("job %s: its start could not be reported", job_id)
+                keep = True
+            if not keep:  # cancelled, cleaned or set up afresh meanwhile
+                self._signal_job(process.pid, process.args[1], signal.SIGKILL)
             returncode = process.wait()
         finally:
             with self._lock:
                 self._running.pop(job_id, None)
         self.hooks.finished(self.name, job_id, self._exit_code(job_dir, returncode), generation=generation)
+
+    def _start(self, job_dir) -> subprocess.Popen:
+        script = os.path.join(job_dir.path, "command.sh")
+        with open(os.path.join(job_dir.metadata, "job_stdout"), "wb") as out, \
+                open(os.path.join(job_dir.metadata, "job_stderr"), "wb") as err:
+            with affinity.unpinned():  # the job and what it starts get every CPU, not the daemon's one
+                return subprocess.Popen(
+                    ["/bin/bash", script], cwd=job_dir.working, env=clean_environment(),
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True, close_fds=True)
 
     @staticmethod
     def _exit_code(job_dir, returncode: int) -> int:
@@ -169,7 +219,7 @@ class QueuedPythonManager(Manager):
         holds_slot = self._slots.acquire(blocking=False)
         with self._lock:
             self._adopted[job_id] = (pid, holds_slot, generation)
-            self._running[job_id] = pid
+            self._running[job_id] = (pid, generation)
             if self._watcher is None:
                 self._watcher = threading.Thread(target=self._watch_adopted, name=f"{self.name}-adopted",
                                                  daemon=True)
@@ -181,29 +231,38 @@ class QueuedPythonManager(Manager):
             with self._lock:
                 adopted = list(self._adopted.items())
             for job_id, (pid, holds_slot, generation) in adopted:
-                script = os.path.join(self.hooks.job_directory(self.name, job_id).path, "command.sh")
-                if process_matches(pid, script):
-                    continue
-                with self._lock:
-                    self._adopted.pop(job_id, None)
-                    self._running.pop(job_id, None)
-                if holds_slot:
-                    self._slots.release()
-                job_dir = self.hooks.job_directory(self.name, job_id)
-                text = job_dir.read_text("return_code", limit=64)
                 try:
-                    code = int(text.strip()) if text is not None else None
-                except ValueError:
-                    code = None
-                message = None if code is not None else "the adopted job process ended without recording an exit code"
-                self.hooks.finished(self.name, job_id, code, message=message, generation=generation)
+                    self._check_adopted(job_id, pid, holds_slot, generation)
+                except Exception:  # a defect: said; the watcher goes on (the job is looked at again)
+                    log.exception("job %s: following the adopted process %s failed", job_id, pid)
             with self._lock:
                 if not self._adopted:
                     self._watcher = None
                     return
 
+    def _check_adopted(self, job_id: str, pid: int, holds_slot: bool, generation: float) -> None:
+        if process_matches(pid, self.script(job_id)):
+            return
+        with self._lock:
+            self._adopted.pop(job_id, None)
+            self._running.pop(job_id, None)
+        if holds_slot:
+            self._slots.release()
+        job_dir = self.hooks.job_directory(self.name, job_id)
+        text = job_dir.read_text("return_code", limit=64)
+        try:
+            code = int(text.strip()) if text is not None else None
+        except ValueError:
+            code = None
+        message = None if code is not None else "the adopted job process ended without recording an exit code"
+        self.hooks.finished(self.name, job_id, code, message=message, generation=generation)
+
     @staticmethod
-    def _signal(pid: int, sig: int) -> None:
+    def _signal_job(pid: int, script: str, sig: int) -> None:
+        """Signal the job's process group, unless ``pid`` has become another program's meanwhile."""
+        if not group_is_the_jobs(pid, script):
+            log.info("not signalling process group %s: it is no longer the job's", pid)
+            return
         try:
             os.killpg(pid, sig)
         except (ProcessLookupError, PermissionError):

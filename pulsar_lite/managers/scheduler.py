@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .. import wire
+from ..errors import StoreUnavailable
 from ..logs import job_context
 from ..store import JobRecord
 from .base import Manager
@@ -46,6 +47,24 @@ log = logging.getLogger(__name__)
 
 #: prefix of the external id recorded before the scheduler's submit command returns
 SUBMITTING = "submitting:"
+
+
+def submitting_id(name: str, when: float) -> str:
+    """The external id recorded before a submission: the job's name and when it was meant (epoch seconds)."""
+    return f"{SUBMITTING}@{when:.3f}:{name}"
+
+
+def parse_submitting_id(external_id: str) -> tuple[str, float | None]:
+    """(job name, epoch of the submission or None) of an id made by ``submitting_id`` (or of the older form,
+    ``submitting:<name>``, without the time)."""
+    rest = external_id[len(SUBMITTING):]
+    if rest.startswith("@") and ":" in rest:
+        when, name = rest[1:].split(":", 1)
+        try:
+            return name, float(when)
+        except ValueError:
+            pass
+    return rest, None
 DEFAULT_POLLING_INTERVAL = 2.0
 #: seconds between two deletes of a cancelled job the scheduler still lists
 DELETE_RETRY = 10.0
@@ -78,6 +97,7 @@ class SchedulerManager(Manager):
         self._pool = ThreadPoolExecutor(max_workers=max(1, int(config.values.get("submit_concurrency") or 2)),
                                         thread_name_prefix=f"{self.name}-submit")
         self._tracked: dict[str, Tracked] = {}  # job id -> the job's run in the scheduler
+        self._submitting: set[str] = set()  # job ids a submission is working on (claimed or about to be)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -178,19 +198,41 @@ class SchedulerManager(Manager):
             self._track(Tracked(record.job_id, record.created, external_id,
                                 started=record.state == wire.State.RUNNING, cancel=record.cancel_requested))
 
+    def may_write(self, job_id: str) -> bool:
+        """Until the scheduler has let the job go (it is followed until then, cancelled or not)."""
+        with self._lock:
+            return job_id in self._tracked or job_id in self._submitting
+
     # -- submission ----------------------------------------------------------------------------------------
     def _submit(self, job_id: str) -> None:
         with job_context(self.name, job_id):
             self._submit_job(job_id)
 
     def _submit_job(self, job_id: str) -> None:
+        with self._lock:
+            self._submitting.add(job_id)  # from now on its directory is not handed to another job
         try:
-            generation = self.hooks.runnable(self.name, job_id)
-            if generation is None:
-                return  # cancelled or cleaned while it waited
+            self._claim_and_submit(job_id)
+        finally:
+            with self._lock:
+                self._submitting.discard(job_id)
+
+    def _claim_and_submit(self, job_id: str) -> None:
+        generation = self.hooks.claim(self.name, job_id)
+        if generation is None:
+            return  # cancelled, cleaned or already submitted while it waited
+        try:
             record = self.hooks.record(self.name, job_id)
             submission = self.submission(job_id, (record.launch_config if record else None) or {})
-            if not self.hooks.submitted(self.name, job_id, SUBMITTING + submission.name, generation=generation):
+            try:
+                intent = self.hooks.submitted(self.name, job_id, submitting_id(submission.name, time.time()),
+                                              generation=generation)
+            except StoreUnavailable:
+                # nothing was sent: give the job back and submit it once its intent can be recorded
+                self.hooks.release(self.name, job_id, generation)
+                self.hooks.defer(f"job {job_id}: its submission", lambda: self.launch(job_id))
+                return
+            if not intent:
                 return
             try:
                 external_id = self.submit_job(submission)
@@ -202,12 +244,20 @@ class SchedulerManager(Manager):
             self._accepted(job_id, generation, external_id)
         except Exception as exc:  # never lose a job to a bug: say so and fail it
             log.exception("job %s [%s]: submission failed", job_id, self.name)
-            self.hooks.finished(self.name, job_id, None, message=f"could not submit the job: {exc}")
+            self.hooks.finished(self.name, job_id, None, message=f"could not submit the job: {exc}",
+                                generation=generation)
 
     def _accepted(self, job_id: str, generation: float, external_id: str) -> None:
         tracked = Tracked(job_id, generation, external_id)
         self._track(tracked)  # followed before it is recorded: the reconcile pass never sees it unfollowed
-        if self.hooks.submitted(self.name, job_id, external_id, generation=generation):
+        try:
+            self._record_accepted(tracked)
+        except StoreUnavailable:  # followed meanwhile; its id is recorded once the store can be written
+            self.hooks.defer(f"job {job_id}: its {self.scheduler} id", lambda: self._record_accepted(tracked))
+
+    def _record_accepted(self, tracked: Tracked) -> None:
+        job_id, external_id = tracked.job_id, tracked.external_id
+        if self.hooks.submitted(self.name, job_id, external_id, generation=tracked.generation):
             log.info("job %s [%s]: submitted to %s as %s", job_id, self.name, self.scheduler, external_id)
         else:  # cancelled (or cleaned) while it was being submitted: take it back out
             log.info("job %s [%s]: cancelled while being submitted; deleting %s job %s", job_id, self.name,
@@ -216,10 +266,24 @@ class SchedulerManager(Manager):
             self._delete(tracked)
 
     def _find_lost_submission(self, record: JobRecord) -> None:
-        """The daemon died while submitting this job: adopt what the scheduler took, or submit it now."""
-        name = record.external_id[len(SUBMITTING):]
         try:
-            found = self.find_submitted(name, since=record.updated - 1.0)
+            self._look_for_submission(record)
+        except StoreUnavailable:
+            self.hooks.defer(f"job {record.job_id}: the search for its submission",
+                             lambda: self._pool.submit(self._find_lost_submission, record))
+        except Exception:  # a defect: said, and the job is looked for again (never left without an owner)
+            log.exception("job %s [%s]: looking for its submission failed", record.job_id, self.name)
+            self.timers.call_later(max(self.interval, DELETE_RETRY),
+                                   lambda: self._pool.submit(self._find_lost_submission, record))
+
+    def _look_for_submission(self, record: JobRecord) -> None:
+        """The daemon died while submitting this job: adopt what the scheduler took, or submit it now."""
+        name, intended = parse_submitting_id(record.external_id)
+        # from when the submission was meant (recorded with it); a record of the old form has only its last
+        # change, which a later cancel may have moved past the submission: the job's creation is safe then
+        since = (intended if intended is not None else record.created) - 1.0
+        try:
+            found = self.find_submitted(name, since=since)
         except SchedulerError as exc:
             log.warning("job %s [%s]: cannot look for its submission yet: %s", record.job_id, self.name, exc)
             self.timers.call_later(self.interval, lambda: self._pool.submit(self._find_lost_submission, record))
@@ -234,6 +298,7 @@ class SchedulerManager(Manager):
             self._delete(Tracked(record.job_id, record.created, extra, cancel=True))
         log.info("job %s [%s]: found its submission as %s job %s", record.job_id, self.name, self.scheduler,
                  external_id)
+        self.hooks.adopted(self.name, record.job_id, record.created)
         self._accepted(record.job_id, record.created, external_id)
 
     def _request_delete(self, tracked: Tracked) -> None:
@@ -259,7 +324,15 @@ class SchedulerManager(Manager):
 
     # -- following jobs ---------------------------------------------------------------------------------------
     def _track(self, tracked: Tracked) -> None:
+        """Follow ``tracked``; the same run of the job followed already keeps its entry (a cancel noted there,
+        and the delete it asked for, are never replaced by a copy that knows less)."""
         with self._lock:
+            known = self._tracked.get(tracked.job_id)
+            if known is not None and known.generation == tracked.generation \
+                    and known.external_id == tracked.external_id:
+                known.cancel = known.cancel or tracked.cancel
+                known.started = known.started or tracked.started
+                return
             self._tracked[tracked.job_id] = tracked
 
     def tracked_ids(self) -> list[str]:

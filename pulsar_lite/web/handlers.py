@@ -271,7 +271,7 @@ def metrics(app, request, manager):
 
 
 def readyz(app, request, manager):
-    """200 when the daemon is ready for work: the store open, every job held at the start recovered, every
+    """200 when the daemon is ready for work: the store writable, every job held at the start recovered, every
     broker connected; 503 otherwise, saying what is missing."""
     engine = app.engine
     recovery = engine.recovery
@@ -281,7 +281,13 @@ def readyz(app, request, manager):
         reply["recovery"] = {"jobs": recovery.total, "remaining": recovery.remaining,
                              "finished": recovery.finished.is_set()}
         if not recovery.finished.is_set():
-            waiting.append(f"recovering {recovery.remaining} of {recovery.total} job(s)")
+            blocked = f" (waiting: {recovery.error})" if recovery.error else ""
+            waiting.append(f"recovering {recovery.remaining} of {recovery.total} job(s){blocked}")
+    health = engine.store.health
+    reply["store"] = {**health.status(), "deferred": len(engine.deferred)}
+    if health.failing:
+        waiting.append(f"the job store cannot be written ({health.error}); {len(engine.deferred)} change(s) of "
+                       f"jobs wait to be recorded")
     if not engine.started_up or engine.stopped:
         waiting.append("the engine is not running")
     face = getattr(engine, "amqp", None)

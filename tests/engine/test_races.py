@@ -106,10 +106,12 @@ def test_cancel_that_read_queued_is_not_lost_when_the_manager_starts_the_job(bus
 
 
 def test_cancel_after_the_start_stops_the_running_job(busy_engine):
-    """The other order: the manager's start comes first, then the cancel marks the job and stops it."""
+    """The other order: the manager's start comes first, then the cancel marks the job and stops it (the
+    process is the job's own script: queued_python signals no process that is not)."""
     engine = busy_engine
     generation = queued_job(engine, "victim").created
-    process = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    script = os.path.join(engine.job_directory(M, "victim").path, "command.sh")
+    process = subprocess.Popen(["/bin/bash", script], start_new_session=True, stdout=subprocess.DEVNULL)
     try:
         assert engine.started(M, "victim", pid=process.pid, generation=generation)
         engine.cancel(M, "victim")
