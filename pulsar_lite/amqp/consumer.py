@@ -63,8 +63,9 @@ class ConsumerThread(threading.Thread):
         channel = connection.channel()
         consumers = []
         for route in self.topology.consumed():
-            callback = functools.partial(self.handler.on_message, route.manager, route.logical)
-            consumers.append(kombu.Consumer(channel, queues=[route.queue], callbacks=[callback], accept=["json"],
+            # on_message, not callbacks: kombu hands over the delivery undecoded, so its size is checked first
+            on_delivery = functools.partial(self.handler.on_delivery, route.manager, route.logical)
+            consumers.append(kombu.Consumer(channel, queues=[route.queue], on_message=on_delivery, accept=["json"],
                                             on_decode_error=self.handler.on_decode_error,
                                             prefetch_count=PREFETCH, auto_declare=True))
         for consumer in consumers:

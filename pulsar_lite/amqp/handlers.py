@@ -4,18 +4,22 @@ One ``MessageHandler`` per broker. Broker acks come last: a ``setup`` message
 is acked only after ``engine.submit`` returned (the job is durably recorded),
 and replies it causes are in the ledger before the ack. A message that cannot
 be handled is rejected (``requeue=False``) with its reason logged; the
-consumer goes on with the next one.
+consumer goes on with the next one. A message over ``amqp_max_message_size`` is
+rejected before anything decodes it.
 """
 from __future__ import annotations
 
 import logging
+import re
 from typing import Callable
 
 from .. import wire
 from ..errors import PulsarLiteError
 from .ledger import Ledger, Outgoing
+from .logsafe import clip
 from .router import Router
 from .topology import (
+    ACK_QUEUE,
     ACK_RESPONSE,
     ACK_UUID,
     KILL,
@@ -27,6 +31,9 @@ from .topology import (
 )
 
 log = logging.getLogger(__name__)
+
+#: a short string value after a key of a raw JSON body (the acknowledgement keys of an oversized message)
+_RAW_VALUE = re.compile(rb'\s*:\s*"([A-Za-z0-9_.\-]{1,200})"')
 
 
 class Rejected(Exception):
@@ -49,7 +56,21 @@ class MessageHandler:
         self.max_message_size = max_message_size
 
     # -- kombu callbacks -------------------------------------------------------------
+    def on_delivery(self, manager: str, logical: str, message) -> None:
+        """kombu's ``on_message``: a delivery as received, its size checked before anything decodes it."""
+        size = len(message.body or b"")
+        if size > self.max_message_size:
+            self._reject_oversized(manager, logical, message, size)
+            return
+        try:
+            body = message.decode()
+        except Exception as exc:
+            self.on_decode_error(message, exc)
+            return
+        self.on_message(manager, logical, body, message)
+
     def on_message(self, manager: str, logical: str, body, message) -> None:
+        """A decoded message (of at most ``max_message_size`` bytes)."""
         queue = self.topology.name(logical, manager)
         job_id = body.get("job_id") if isinstance(body, dict) else None
         ack_uuid = None
@@ -59,9 +80,6 @@ class MessageHandler:
             ack_uuid = body[ACK_UUID]
             reply = self._ack_reply(body, logical, manager, ack_uuid)
         try:
-            size = len(message.body or b"")
-            if size > self.max_message_size:
-                raise Rejected(f"{size} bytes is over amqp_max_message_size ({self.max_message_size})")
             if not isinstance(body, dict):
                 raise Rejected(f"the body is a JSON {type(body).__name__}, not an object")
             if logical == STATUS_UPDATE_ACK:
@@ -69,12 +87,12 @@ class MessageHandler:
                 outgoing = None
             elif ack_uuid and self.ledger.seen(ack_uuid):
                 log.info("%s: message %s for job %s was already handled; acknowledging it again", queue,
-                         ack_uuid, job_id)
+                         clip(ack_uuid), clip(job_id))
                 outgoing = []
             else:
                 outgoing = self._dispatch(manager, logical, body)
         except Rejected as exc:
-            log.warning("%s: message for job %s rejected: %s", queue, job_id, exc)
+            log.warning("%s: message for job %s rejected: %s", queue, clip(job_id), exc)
             notices = self._failure_notice(manager, job_id, str(exc)) if exc.notify else []
             self._commit(notices, ack_uuid, reply)  # acknowledged too: it must not come back every 30 s
             message.reject(requeue=False)
@@ -83,10 +101,11 @@ class MessageHandler:
             redelivered = (message.delivery_info or {}).get("redelivered", True)
             if not redelivered:
                 log.exception("%s: handling the message for job %s failed; requeued for one more try", queue,
-                              job_id)
+                              clip(job_id))
                 message.requeue()
                 return
-            log.exception("%s: handling the redelivered message for job %s failed again; rejected", queue, job_id)
+            log.exception("%s: handling the redelivered message for job %s failed again; rejected", queue,
+                          clip(job_id))
             notices = self._failure_notice(manager, job_id, f"internal error: {exc}") if logical == SETUP else []
             self._commit(notices, ack_uuid, reply)
             message.reject(requeue=False)
@@ -100,7 +119,23 @@ class MessageHandler:
 
     def on_decode_error(self, message, exc) -> None:
         key = (message.delivery_info or {}).get("routing_key")
-        log.warning("%s: undecodable message rejected (content type %s): %s", key, message.content_type, exc)
+        log.warning("%s: undecodable message rejected (content type %s): %s", key, clip(message.content_type),
+                    clip(str(exc), 200))
+        message.reject(requeue=False)
+
+    def _reject_oversized(self, manager: str, logical: str, message, size: int) -> None:
+        """Rejected unread. Still acknowledged when its ``acknowledge_uuid`` can be found without parsing it,
+        so that its client does not republish it every ``amqp_ack_republish_time``."""
+        ack_uuid = reply = None
+        if logical != STATUS_UPDATE_ACK:
+            ack_uuid = _raw_string(message.body, ACK_UUID)
+        if ack_uuid:
+            ack_queue = _raw_string(message.body, ACK_QUEUE)
+            reply = self._ack_reply({ACK_QUEUE: ack_queue} if ack_queue else {}, logical, manager, ack_uuid)
+        log.warning("%s: message of %d bytes rejected unread: over amqp_max_message_size (%d)%s",
+                    self.topology.name(logical, manager), size, self.max_message_size,
+                    f"; acknowledging {clip(ack_uuid)}" if reply else "")
+        self._commit([], ack_uuid, reply)
         message.reject(requeue=False)
 
     # -- handlers ------------------------------------------------------------------------
@@ -159,7 +194,7 @@ class MessageHandler:
         if not isinstance(uuid, str) or not uuid:
             raise Rejected(f"no {ACK_RESPONSE}")
         if not self.ledger.acknowledged(uuid):
-            log.debug("acknowledgement for unknown or already acknowledged update %s", uuid)
+            log.debug("acknowledgement for unknown or already acknowledged update %s", clip(uuid))
 
     # -- helpers ----------------------------------------------------------------------------
     @staticmethod
@@ -176,7 +211,7 @@ class MessageHandler:
     def _ack_reply(self, body: dict, logical: str, manager: str, ack_uuid: str) -> Outgoing | None:
         key = self.topology.ack_reply_key(body, logical, manager)
         if key is None:
-            log.warning("message %s names an invalid acknowledge_queue; no acknowledgement sent", ack_uuid)
+            log.warning("message %s names an invalid acknowledge_queue; no acknowledgement sent", clip(ack_uuid))
             return None
         return Outgoing(self.broker, key, {ACK_RESPONSE: ack_uuid})
 
@@ -203,3 +238,15 @@ class MessageHandler:
         self.ledger.enqueue(messages, seen_uuid=ack_uuid)
         if messages:
             self.wake()
+
+
+def _raw_string(body, key: str) -> str | None:
+    """The value of ``"key": "<short string>"`` in a raw JSON body, without parsing it. Clients add the
+    acknowledgement keys last, so the last occurrence is taken."""
+    if isinstance(body, str):
+        body = body.encode("utf-8", "replace")
+    at = body.rfind(b'"%s"' % key.encode())
+    if at < 0:
+        return None
+    match = _RAW_VALUE.match(body, at + len(key) + 2)
+    return match.group(1).decode() if match else None

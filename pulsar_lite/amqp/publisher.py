@@ -16,6 +16,7 @@ import kombu
 
 from .connection import Backoff, Broker, Stopping, is_connection_error, release
 from .ledger import Ledger
+from .logsafe import clip
 from .router import Router
 from .topology import FORCE_NOACK, Topology
 
@@ -192,4 +193,4 @@ class PublisherThread(threading.Thread):
 def _summary(payload: dict) -> str:
     if "job_id" in payload:
         return f"job {payload['job_id']} {payload.get('status')}"
-    return ", ".join(f"{k}={v}" for k, v in payload.items())
+    return ", ".join(f"{k}={clip(v)}" for k, v in payload.items())  # an ack reply echoes the client's uuid

@@ -1,6 +1,7 @@
 """The AMQP face end to end in one process: real engine, kombu ``memory://`` broker."""
 import time
 
+import kombu.message
 import pytest
 
 from tests.amqp import Harness, Peer, setup_body, unique
@@ -88,6 +89,24 @@ def test_malformed_messages_are_rejected_and_consuming_goes_on(harness, peer, ca
     peer.wait_for("status_update", is_("after", "complete"))
     assert reason in caplog.text
     assert h.state("big") is None
+
+
+def test_an_oversized_message_is_never_decoded(harness, peer, monkeypatch):
+    """The size limit guards the JSON parser: the consumer takes deliveries undecoded and checks them first."""
+    decoded = []
+    original = kombu.message.Message.decode
+
+    def decode(message):
+        decoded.append(len(message.body))
+        return original(message)
+
+    monkeypatch.setattr(kombu.message.Message, "decode", decode)
+    h = harness(amqp_max_message_size=4096).start()
+    peer.send("setup", setup_body("big", "true", padding="x" * 50_000))
+    peer.send("setup", setup_body("after", QUICK))
+    peer.wait_for("status_update", is_("after", "complete"))
+    assert h.state("big") is None
+    assert decoded and max(decoded) < 4096
 
 
 def test_setup_without_command_line_reports_failed(harness, peer, caplog):

@@ -16,6 +16,11 @@ class FakeMessage:
         self.delivery_info = {"redelivered": redelivered, "routing_key": "p_setup"}
         self.content_type = "application/json"
         self.outcome = None
+        self.decoded = False
+
+    def decode(self):
+        self.decoded = True
+        return json.loads(self.body)
 
     def ack(self):
         self.outcome = "ack"
@@ -42,8 +47,9 @@ def parts(tmp_path):
 
 
 def handle(handler, logical, body, redelivered=False):
+    """A delivery as kombu's ``on_message`` hands it over (undecoded)."""
     message = FakeMessage(body, redelivered)
-    handler.on_message("_default_", logical, body, message)
+    handler.on_delivery("_default_", logical, message)
     return message
 
 
@@ -120,6 +126,33 @@ def test_oversized_messages_are_rejected_but_acknowledged(parts):
     assert handle(handler, "setup", body).outcome == "reject"
     assert engine.store.get("_default_", "huge") is None
     assert [p.payload for p in ledger.pending("B")] == [{"acknowledge_uuid_response": "u4"}]
+
+
+def test_an_oversized_message_is_rejected_unread_with_one_short_log_line(parts, caplog):
+    engine, ledger, handler, _ = parts
+    message = FakeMessage({"job_id": "x" * 1_000_000, "command_line": "true"})
+    handler.on_delivery("_default_", "setup", message)
+    assert message.outcome == "reject" and not message.decoded
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "amqp_max_message_size" in lines[0] and len(lines[0]) < 200
+    assert ledger.pending("B") == [] and not ledger.seen("x" * 100)
+
+
+@pytest.mark.parametrize("logical, body", [
+    ("setup", setup_body("x" * 2000)),  # an invalid job_id
+    ("kill", {"job_id": ["y" * 500] * 3}),  # not a string
+    ("status", {"job_id": "ok", "acknowledge_uuid": "u" * 1500, "acknowledge_queue": "setup"}),  # a bad ack queue
+    ("kill", {"job_id": "k", "acknowledge_uuid": "s" * 1500, "acknowledge_queue": "kill_ack"}),  # already handled
+    ("status_update_ack", {"acknowledge_uuid_response": "r" * 1500}),  # unknown
+])
+def test_client_supplied_values_are_clipped_in_log_lines(parts, caplog, logical, body):
+    engine, ledger, handler, _ = parts
+    handler.max_message_size = 10_000
+    ledger.enqueue([], seen_uuid="s" * 1500)
+    caplog.set_level("DEBUG", logger="pulsar_lite")
+    handle(handler, logical, body)
+    assert caplog.records
+    assert all(len(r.getMessage()) < 400 for r in caplog.records), [r.getMessage()[:300] for r in caplog.records]
 
 
 def test_malformed_duplicate_of_a_live_job_does_not_fail_it(parts):
