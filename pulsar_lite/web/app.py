@@ -17,7 +17,7 @@ from http import HTTPStatus
 from webob import Request
 
 from .. import wire
-from ..errors import PulsarLiteError
+from ..errors import PulsarLiteError, StoreUnavailable
 from . import handlers
 from .routes import MethodNotAllowed, NoRoute, Router
 
@@ -93,7 +93,9 @@ class RestApp:
                 self.engine.manager_config(manager)  # unknown manager -> 404
             result = handler(self, request, manager, **groups)
         except PulsarLiteError as exc:
-            if exc.status >= 500:
+            if isinstance(exc, StoreUnavailable):  # the outage itself is logged once, by the store
+                log.info("%s %s: 503, %s", request.method, path, exc)
+            elif exc.status >= 500:
                 log.error("%s %s: %s", request.method, path, exc)
             elif exc.status == 408:  # a client that stalls: the operator may want to know who
                 log.warning("%s %s from %s: %s", request.method, path, request.environ.get("REMOTE_ADDR", "?"), exc)
