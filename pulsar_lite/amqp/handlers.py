@@ -165,6 +165,8 @@ class MessageHandler:
             if record.state in wire.PUBLISHED_STATES:
                 return [self.router.reply_status(self.broker, manager, job_id)]
             return []
+        if self.ledger.killed(manager, job_id):
+            return self._cancel_killed(manager, job_id, body)
         self.ledger.remember_origin(manager, job_id, self.broker)
         try:  # the message as Pulsar reads it (wire.read_launch): setup flag or setup_params, defaults, touch_outputs
             self.engine.submit(manager, job_id, body, touch_outputs=body.get("touch_outputs"))
@@ -173,6 +175,21 @@ class MessageHandler:
         log.info("job %s [%s]: accepted from %s", job_id, manager, self.broker)
         return []
 
+    def _cancel_killed(self, manager: str, job_id: str, body: dict) -> list[Outgoing]:
+        """The setup of a job whose kill came first (e.g. this setup was requeued, or redelivered after a
+        crash): the job is recorded ``cancelled`` without running, and its status goes to the client."""
+        params = body.get("setup_params") if isinstance(body.get("setup_params"), dict) else {}
+        tool_id, tool_version = (v if isinstance(v, str) else None
+                                 for v in (params.get("tool_id"), params.get("tool_version")))
+        try:
+            self.engine.setup(manager, job_id, tool_id, tool_version, assign_id=False)
+            self.engine.cancel(manager, job_id)
+        except PulsarLiteError as exc:
+            raise Rejected(str(exc)) from None
+        self.ledger.forget_kill(manager, job_id)
+        log.info("job %s [%s]: setup of a job killed before it came; cancelled without running", job_id, manager)
+        return [self.router.reply_status(self.broker, manager, job_id)]
+
     def _status(self, manager: str, body: dict) -> list[Outgoing]:
         job_id = self._job_id(body)
         return [self.router.reply_status(self.broker, manager, job_id)]
@@ -180,7 +197,9 @@ class MessageHandler:
     def _kill(self, manager: str, body: dict) -> list[Outgoing]:
         job_id = self._job_id(body)
         if self.engine.store.get(manager, job_id) is None:
-            log.info("job %s [%s]: kill for an unknown job ignored", job_id, manager)
+            self.ledger.remember_kill(manager, job_id)
+            log.info("job %s [%s]: kill for an unknown job remembered: a setup for it will not run", job_id,
+                     manager)
             return []
         try:
             self.engine.cancel(manager, job_id)

@@ -8,6 +8,9 @@
   re-routing it (its ``outbox_done`` lost in a crash) adds neither a second message nor a
   second ``unacked`` row, which no client would ever acknowledge.
 * ``seen``: ``acknowledge_uuid`` values of messages already handled (redelivery dedupe).
+* ``kills``: kill messages for jobs not known yet. Queues are not ordered against each other: a
+  setup requeued or redelivered (a failed try, a crash before its ack) can come after its job's
+  kill, and must then not run the job.
 
 A row leaves ``pending`` only after the broker confirmed the publish, so a crash at
 any point gives a duplicate, never a loss.
@@ -59,7 +62,19 @@ CREATE TABLE IF NOT EXISTS seen (
     ts REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS seen_ts ON seen(ts);
+CREATE TABLE IF NOT EXISTS kills (
+    manager TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    PRIMARY KEY (manager, job_id)
+);
+CREATE INDEX IF NOT EXISTS kills_ts ON kills(ts);
 """
+
+#: a kill for a job not known yet is honoured by a setup arriving this long after it
+KILL_RETENTION = 7 * 24 * 3600
+#: and at most this many are remembered (the newest)
+MAX_KILLS = 10000
 
 _TERMINAL = tuple(sorted(wire.TERMINAL_STATES))
 
@@ -213,16 +228,35 @@ class Ledger:
         with self._lock:
             return self._db.execute("DELETE FROM unacked").rowcount
 
+    # -- kills that came before their job's setup ---------------------------------------
+    def remember_kill(self, manager: str, job_id: str) -> None:
+        now = time.time()
+        self._write([
+            ("INSERT OR REPLACE INTO kills(manager, job_id, ts) VALUES (?,?,?)", (manager, job_id, now)),
+            ("DELETE FROM kills WHERE ts < ?", (now - KILL_RETENTION,)),
+            ("DELETE FROM kills WHERE rowid IN (SELECT rowid FROM kills ORDER BY ts DESC LIMIT -1 OFFSET ?)",
+             (MAX_KILLS,)),
+        ])
+
+    def killed(self, manager: str, job_id: str) -> bool:
+        """Whether a kill for the job came (within ``KILL_RETENTION``) before the job was known."""
+        return bool(self._read("SELECT 1 FROM kills WHERE manager=? AND job_id=? AND ts >= ?",
+                               (manager, job_id, time.time() - KILL_RETENTION)))
+
+    def forget_kill(self, manager: str, job_id: str) -> None:
+        self._write([("DELETE FROM kills WHERE manager=? AND job_id=?", (manager, job_id))])
+
     # -- acknowledge_uuid of messages we handled -----------------------------------------
     def seen(self, uuid: str) -> bool:
         return bool(self._read("SELECT 1 FROM seen WHERE uuid=?", (uuid,)))
 
     def prune(self, seen_before: float) -> None:
-        """Drop old dedupe entries and origins of long-finished jobs."""
+        """Drop old dedupe entries, origins of long-finished jobs and expired kills."""
         marks = ",".join("?" * len(_TERMINAL))
         self._write([
             ("DELETE FROM seen WHERE ts < ?", (seen_before,)),
             (f"DELETE FROM origins WHERE updated < ? AND last_state IN ({marks})", (seen_before, *_TERMINAL)),
+            ("DELETE FROM kills WHERE ts < ?", (time.time() - KILL_RETENTION,)),
         ])
 
 

@@ -161,3 +161,31 @@ def test_malformed_duplicate_of_a_live_job_does_not_fail_it(parts):
     assert handle(handler, "setup", {"job_id": "live"}).outcome == "reject"  # no command_line
     assert [p for p in ledger.pending("B") if p.payload.get("status") == "failed"] == []
     engine.cancel("_default_", "live")
+
+
+def test_a_kill_handled_before_a_requeued_setup_is_honoured(parts, monkeypatch):
+    """Queues are not ordered against each other: the kill of a job whose setup failed once (requeued, or not
+    acked before a crash) can be handled before the setup comes back. The job must not run then."""
+    engine, ledger, handler, woken = parts
+    body = setup_body("late", "sleep 30", acknowledge_uuid="s1", acknowledge_queue="setup_ack")
+    with monkeypatch.context() as m:
+        m.setattr(engine, "submit", lambda *a, **k: 1 / 0)
+        assert handle(handler, "setup", body).outcome == "requeue"
+    assert handle(handler, "kill", {"job_id": "late"}).outcome == "ack"
+    assert handle(handler, "setup", body, redelivered=True).outcome == "ack"
+    assert engine.store.get("_default_", "late").state == "cancelled"
+    assert [s for s, _, _ in engine.store.transitions("_default_", "late")] == ["setup", "cancelled"]
+    sent = [p.payload for p in ledger.pending("B")]
+    assert [(p["job_id"], p["status"], p["complete"]) for p in sent if "job_id" in p] == [("late", "cancelled", "true")]
+    assert {"acknowledge_uuid_response": "s1"} in sent and woken
+    assert not ledger.killed("_default_", "late")  # the job's record remembers it now
+    assert handle(handler, "setup", body).outcome == "ack"  # a republished setup: still cancelled
+    assert engine.store.get("_default_", "late").state == "cancelled"
+
+
+def test_a_kill_for_a_job_of_another_manager_does_not_cancel_this_one(parts):
+    engine, ledger, handler, _ = parts
+    ledger.remember_kill("other", "j2")
+    assert handle(handler, "setup", setup_body("j2", "sleep 5")).outcome == "ack"
+    assert engine.store.get("_default_", "j2").state in ("queued", "running")
+    engine.cancel("_default_", "j2")

@@ -216,3 +216,20 @@ def test_a_ledger_from_before_unacked_source_seq_opens(tmp_path):
         assert ledger.unacked_count() == 2 and ledger.acknowledged("u")
     finally:
         ledger.close()
+
+
+def test_kills_before_setup_expire_and_are_bounded(ledger, monkeypatch):
+    from pulsar_lite.amqp import ledger as ledger_module
+
+    ledger.remember_kill("m", "old")
+    assert ledger.killed("m", "old") and not ledger.killed("m", "other") and not ledger.killed("n", "old")
+    clock = iter(range(int(time.time()) + ledger_module.KILL_RETENTION + 1, 2**40))
+    monkeypatch.setattr(ledger_module.time, "time", lambda: next(clock))
+    assert not ledger.killed("m", "old")
+    monkeypatch.setattr(ledger_module, "MAX_KILLS", 3)
+    for n in range(5):
+        ledger.remember_kill("m", f"k{n}")
+    assert [ledger.killed("m", f"k{n}") for n in range(5)] == [False, False, True, True, True]  # the newest
+    assert ledger._read("SELECT count(*) FROM kills")[0][0] == 3
+    ledger.forget_kill("m", "k4")
+    assert not ledger.killed("m", "k4")
