@@ -104,6 +104,8 @@ class ManagerHooks:
 
     def _record_started(self, manager, job_id, generation, fields, settled) -> bool:
         with self._lock(manager, job_id):
+            if self.stopped:
+                return True  # stopping while this start was in flight: left running, adopted at the next start
             record = self._current(manager, job_id, generation)
             if record is None:
                 return False
