@@ -1,10 +1,16 @@
-"""Atomic file writes: write a temporary file, then rename it into place.
+"""Atomic file writes: write a temporary file, then rename it into place; and reads below a directory
+whose contents a job controls.
 
 A reader (a job, a client download) never sees half a file, and a crash
-leaves only a temporary file behind, which start-up sweeps.
+leaves only a temporary file behind, which start-up sweeps. A file the daemon
+reads from a job directory is opened one component at a time below the job
+directory (:func:`open_below`), so a symlink the job planted cannot make the
+daemon read (and hand out) a file from elsewhere.
 """
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import random
 import shutil
@@ -14,10 +20,15 @@ from typing import BinaryIO, Iterator
 
 from .errors import BadRequest, PayloadTooLarge, RequestTimeout
 
+log = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 _TEMPORARY_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 #: for reading files a job may have replaced: a FIFO in their place must not block the reader
 READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+#: a directory on the way down: O_PATH needs only search permission, as the kernel's own walk does
+_WALK_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: symlinks followed in one lookup before it fails with ELOOP (the kernel's own limit)
+MAX_SYMLINKS = 40
 
 
 def _create_temporary(directory: str, prefix: str, mode: int = 0o600) -> tuple[int, str]:
@@ -106,11 +117,93 @@ def pread_exactly(fd: int, size: int, offset: int = 0) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def open_regular(path: str) -> tuple[int, int] | None:
-    """A read-only descriptor on the regular file at ``path`` (the caller closes it) and its size; None
-    when it cannot be opened or is something else (a directory, a FIFO, a device a job left there)."""
+class PathEscapes(BadRequest):
+    """A name below a directory leads out of it (through a symlink or '..'): the file is not opened."""
+
+
+def _components(name: str) -> list[str]:
+    return [part for part in name.split("/") if part not in ("", ".")]
+
+
+def open_below(root: str, relative: str, flags: int = READ_FLAGS) -> int:
+    """A descriptor (the caller closes it) on ``relative`` below the directory ``root`` (or on an absolute
+    path that names ``root`` or a path below it), never on a file outside ``root``, whatever symlinks the
+    owner of the files below ``root`` plants or swaps in meanwhile.
+
+    Each component is opened with O_NOFOLLOW relative to the descriptor of its parent (``root`` itself is
+    trusted and opened by name), so the kernel never follows a symlink below ``root``. A symlink met on the
+    way is read and followed here, one component at a time as well, while it stays below ``root``: a
+    relative one from where it is, an absolute one if it names ``root`` (or ``root``'s real path) or a
+    path below it; '..' never climbs above ``root``. Anything else raises :class:`PathEscapes` (a
+    BadRequest); a missing component raises FileNotFoundError, as ``os.open`` does."""
+    real_root: str | None = None
+    if relative.startswith("/"):
+        below = _path_below(relative, root)
+        if below is None:
+            raise PathEscapes(f"{relative!r} is not below {root}")
+        relative = below
+    pending = _components(relative)
+    stack = [os.open(root, _WALK_FLAGS & ~os.O_NOFOLLOW)]  # the directories walked so far, root first
+    links = 0
     try:
-        fd = os.open(path, READ_FLAGS)
+        while True:
+            if not pending:  # ``relative`` names root itself, or ended in '..'
+                return os.open(".", flags, dir_fd=stack[-1])
+            part = pending.pop(0)
+            if part == "..":
+                if len(stack) == 1:
+                    raise PathEscapes(f"{relative!r} leads outside {root}")
+                os.close(stack.pop())
+                continue
+            try:
+                fd = os.open(part, (flags if not pending else _WALK_FLAGS) | os.O_NOFOLLOW, dir_fd=stack[-1])
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                try:
+                    target = os.readlink(part, dir_fd=stack[-1])
+                except OSError:
+                    raise exc from None  # not a symlink: a file where a directory was named
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), relative) from None
+                if target.startswith("/"):
+                    inside = _path_below(target, root)
+                    if inside is None:
+                        real_root = real_root or os.path.realpath(root)
+                        inside = _path_below(target, real_root)
+                    if inside is None:
+                        raise PathEscapes(f"{relative!r} leads outside {root} "
+                                          f"(symbolic link {part!r} -> {target!r})") from None
+                    while len(stack) > 1:
+                        os.close(stack.pop())
+                    target = inside
+                pending[:0] = _components(target)
+                continue
+            if not pending:
+                return fd
+            stack.append(fd)
+    finally:
+        for fd in stack:
+            os.close(fd)
+
+
+def _path_below(path: str, directory: str) -> str | None:
+    """``path`` relative to ``directory`` when it is ``directory`` or below it (by name), else None."""
+    directory = directory.rstrip("/") or "/"
+    if path == directory or path.rstrip("/") == directory:
+        return ""
+    prefix = directory if directory == "/" else directory + "/"
+    return path[len(prefix):] if path.startswith(prefix) else None
+
+
+def open_regular(path: str, root: str | None = None) -> tuple[int, int] | None:
+    """A read-only descriptor on the regular file at ``path`` (the caller closes it) and its size; None
+    when it cannot be opened or is something else (a directory, a FIFO, a device a job left there).
+    With ``root``, ``path`` is below it (relative to it, or absolute) and opened by :func:`open_below`:
+    PathEscapes when it leads out of ``root``."""
+    try:
+        fd = os.open(path, READ_FLAGS) if root is None else open_below(root, path)
     except OSError:
         return None
     try:
@@ -124,11 +217,32 @@ def open_regular(path: str) -> tuple[int, int] | None:
     return fd, info.st_size
 
 
-def read_bytes(path: str, limit: int | None = None, tail: int = 0, marker: bytes = b"") -> bytes | None:
+@contextmanager
+def opened_below(root: str, path: str) -> Iterator[str]:
+    """For code that opens a file by name itself (libcurl, shutil): the regular file at ``path`` (below
+    ``root``), opened by :func:`open_below`, as a name that reaches the file already opened and nothing
+    else (``/proc/self/fd/N``, valid until the block ends). FileNotFoundError when it is missing or not a
+    regular file, PathEscapes when it leads out of ``root``."""
+    fd = open_below(root, path)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FileNotFoundError(errno.ENOENT, "not a regular file", path)
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
+
+
+def read_bytes(path: str, limit: int | None = None, tail: int = 0, marker: bytes = b"",
+               root: str | None = None) -> bytes | None:
     """A small regular file's content (None when it cannot be read), at the cost of open, fstat, read(s),
     close (a Python file object adds an fstat, an ioctl and a read at the end). A file longer than
-    ``limit`` gives its first ``limit - tail`` bytes, then ``marker`` and its last ``tail`` bytes."""
-    opened = open_regular(path)
+    ``limit`` gives its first ``limit - tail`` bytes, then ``marker`` and its last ``tail`` bytes. With
+    ``root``: ``path`` below it, opened by :func:`open_below` (None, and a warning, when it leads out)."""
+    try:
+        opened = open_regular(path, root)
+    except PathEscapes as exc:
+        log.warning("not read: %s", exc)
+        return None
     if opened is None:
         return None
     fd, size = opened

@@ -1,4 +1,5 @@
 """Atomic writes (durable or not) and small-file reads."""
+import errno
 import os
 import threading
 
@@ -63,3 +64,117 @@ def open_under(directory) -> list[str]:
         if target == str(directory) or target.startswith(f"{directory}/"):
             held.append(target)
     return held
+
+
+@pytest.fixture
+def job_tree(tmp_path):
+    """A directory whose contents a job controls (``job``) and a secret beside it."""
+    (tmp_path / "secret").write_bytes(b"token: s3cret")
+    job = tmp_path / "job"
+    (job / "outputs" / "sub").mkdir(parents=True)
+    (job / "working").mkdir()
+    (job / "working" / "real.txt").write_bytes(b"in the job")
+    return job
+
+
+def read_below(root, relative):
+    fd = fsutil.open_below(str(root), relative)
+    try:
+        return os.read(fd, 100)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("plant", [
+    lambda job, secret: os.symlink(secret, job / "outputs" / "out.dat"),  # the last component
+    lambda job, secret: os.symlink(secret.parent, job / "outputs" / "dir"),  # an intermediate one
+    lambda job, secret: os.symlink("../../secret", job / "outputs" / "out.dat"),  # relative, out by '..'
+    lambda job, secret: os.symlink(job.parent, job / "outputs" / "dir"),
+    lambda job, secret: os.symlink(f"{job}/../secret", job / "outputs" / "out.dat"),  # names root, then '..'
+])
+def test_open_below_never_opens_a_file_outside_the_root(job_tree, plant):
+    secret = job_tree.parent / "secret"
+    plant(job_tree, secret)
+    name = "outputs/out.dat" if os.path.lexists(job_tree / "outputs" / "out.dat") else "outputs/dir/secret"
+    with pytest.raises(fsutil.PathEscapes, match="leads outside"):
+        fsutil.open_below(str(job_tree), name)
+    with pytest.raises(fsutil.PathEscapes):
+        fsutil.open_regular(name, root=str(job_tree))
+    assert fsutil.read_bytes(name, root=str(job_tree)) is None
+    assert fsutil.read_bytes(str(job_tree / name)) == b"token: s3cret"  # what a plain open would have read
+    assert open_under(job_tree) == []  # no descriptor left behind
+
+
+def test_open_below_follows_symlinks_that_stay_inside(job_tree):
+    os.symlink("../working/real.txt", job_tree / "outputs" / "relative.dat")
+    os.symlink(str(job_tree / "working" / "real.txt"), job_tree / "outputs" / "absolute.dat")
+    os.symlink("../working", job_tree / "outputs" / "wd")
+    os.symlink("wd/real.txt", job_tree / "outputs" / "chained.dat")
+    for name in ("outputs/relative.dat", "outputs/absolute.dat", "outputs/wd/real.txt", "outputs/chained.dat",
+                 str(job_tree / "outputs" / "chained.dat"), "outputs/sub/../../working/real.txt"):
+        assert read_below(job_tree, name) == b"in the job", name
+    # the root by another name (a symlinked staging directory): absolute links through either name resolve
+    alias = job_tree.parent / "alias"
+    os.symlink(job_tree, alias)
+    os.symlink(str(job_tree / "working" / "real.txt"), job_tree / "outputs" / "real_name.dat")
+    assert read_below(alias, "outputs/real_name.dat") == b"in the job"
+    with pytest.raises(fsutil.PathEscapes):
+        fsutil.open_below(str(job_tree), "../secret")
+    with pytest.raises(fsutil.PathEscapes):
+        fsutil.open_below(str(job_tree), str(job_tree.parent / "secret"))  # an absolute name outside
+    assert open_under(job_tree) == []
+
+
+def test_open_below_refuses_loops_and_misses_like_open(job_tree):
+    os.symlink("b", job_tree / "outputs" / "a")
+    os.symlink("a", job_tree / "outputs" / "b")
+    with pytest.raises(OSError) as info:
+        fsutil.open_below(str(job_tree), "outputs/a")
+    assert info.value.errno == errno.ELOOP
+    with pytest.raises(FileNotFoundError):
+        fsutil.open_below(str(job_tree), "outputs/missing")
+    with pytest.raises(NotADirectoryError):
+        fsutil.open_below(str(job_tree), "working/real.txt/x")
+    assert fsutil.read_bytes("outputs/missing", root=str(job_tree)) is None
+    assert open_under(job_tree) == []
+
+
+def test_a_symlink_swapped_in_just_before_the_open_is_not_followed(job_tree, monkeypatch):
+    """The job replaces a checked file (or directory) with a symlink at the last moment: each component is
+    opened with O_NOFOLLOW below its parent's descriptor, so there is no moment to race."""
+    secret = job_tree.parent / "secret"
+    (job_tree / "outputs" / "out.dat").write_bytes(b"output")
+    (job_tree / "outputs" / "sub" / "secret").write_bytes(b"output")
+    real_open = os.open
+    swaps = {"out.dat": lambda: os.symlink(secret, job_tree / "outputs" / "out.dat"),
+             "sub": lambda: os.symlink(secret.parent, job_tree / "outputs" / "sub")}
+
+    def racing_open(path, flags, *args, **kwargs):
+        name = os.path.basename(os.fspath(path))
+        if name in swaps:  # the job's move, right before the daemon's open
+            target = job_tree / "outputs" / name
+            os.rename(target, job_tree / f"old-{name}")
+            swaps.pop(name)()
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", racing_open)
+    for name in ("outputs/out.dat", "outputs/sub/secret"):
+        with pytest.raises(fsutil.PathEscapes):
+            fsutil.open_below(str(job_tree), name)
+    assert not swaps  # both swaps happened
+    monkeypatch.undo()
+    assert open_under(job_tree) == []
+
+
+def test_opened_below_names_the_opened_file_for_code_that_opens_by_name(job_tree):
+    os.symlink("../working/real.txt", job_tree / "outputs" / "link.dat")
+    with fsutil.opened_below(str(job_tree), str(job_tree / "outputs" / "link.dat")) as source:
+        assert open(source, "rb").read() == b"in the job"
+    os.symlink(job_tree.parent / "secret", job_tree / "outputs" / "out.dat")
+    with pytest.raises(fsutil.PathEscapes):
+        with fsutil.opened_below(str(job_tree), str(job_tree / "outputs" / "out.dat")):
+            pass
+    with pytest.raises(FileNotFoundError):
+        with fsutil.opened_below(str(job_tree), str(job_tree / "outputs" / "sub")):  # not a regular file
+            pass
+    assert open_under(job_tree) == []
