@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from .. import fsutil, wire
+from .. import wire
 from ..errors import BadRequest, Conflict, NotFound
 from ..logs import for_job
 from .jobdir import JobDirectory, check_job_id, clean_name
@@ -57,7 +57,7 @@ class JobFiles:
         """A read-only descriptor on a job's output file (the caller closes it) and the file's size."""
         job_id = check_job_id(job_id)
         job_dir = self.job_directory(manager, job_id)
-        opened = fsutil.open_regular(job_dir.output_path(name, file_type or "output"))
+        opened = job_dir.open_regular(job_dir.output_relative(name, file_type or "output"))
         if opened is not None:
             return opened
         raise NotFound(f"no output {name!r} (type {file_type or 'output'}) for job {job_id}")

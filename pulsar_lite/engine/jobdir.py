@@ -3,6 +3,13 @@
 Every path a client names is checked here: no NUL, no ``..`` component, no
 absolute name, and the resolved path (symlinks followed) must stay inside
 the directory of its type. Violations raise :class:`BadRequest`.
+
+Files the daemon reads from a job directory (a download, a stream, a dynamic
+file source: the job may have replaced any of them with a symlink) are not
+checked and opened later but opened below the job directory by
+:func:`pulsar_lite.fsutil.open_below`: a symlink is followed only while it
+stays inside the job directory (a tool's output that links to its input is
+served, a link to anything else is refused).
 """
 from __future__ import annotations
 
@@ -132,7 +139,8 @@ class JobDirectory:
         fsutil.write_bytes(self.sub(name), text.encode("utf-8"))
 
     def read_text(self, relative: str, limit: int | None = None) -> str | None:
-        data = fsutil.read_bytes(self.sub(relative), limit)
+        """A small file below the job directory (None when missing, unreadable or leading out of it)."""
+        data = fsutil.read_bytes(relative, limit, root=self.path)
         return None if data is None else data.decode("utf-8", errors="replace")
 
     # client name -> path ---------------------------------------------------
@@ -178,14 +186,24 @@ class JobDirectory:
                     return path
         raise NotFound(f"no file matches {pattern!r}")
 
+    def output_relative(self, name: str | None, file_type: str | None) -> str:
+        """Where ``download_output`` reads ``name`` from, relative to the job directory (to open it with
+        :meth:`open_regular`)."""
+        return os.path.join(wire.DOWNLOAD_DIRS.get(file_type or "output", "outputs"), *clean_name(name))
+
     def output_path(self, name: str | None, file_type: str | None) -> str:
-        """Where ``download_output`` reads ``name`` from."""
+        """Where ``download_output`` reads ``name`` from (the ``path`` route's answer)."""
         directory = self.sub(wire.DOWNLOAD_DIRS.get(file_type or "output", "outputs"))
-        parts = clean_name(name)
-        target = os.path.join(directory, *parts)
+        target = self.sub(self.output_relative(name, file_type))
         if not _inside(target, directory):
             raise BadRequest(f"invalid file name {name!r}: resolves outside the job directory")
         return target
+
+    def open_regular(self, relative: str) -> tuple[int, int] | None:
+        """A read-only descriptor (the caller closes it) on the regular file ``relative`` below the job
+        directory and its size, None when there is none; BadRequest when a symlink leads out of the job
+        directory. Opened by :func:`fsutil.open_below`: a symlink the job swaps in meanwhile changes nothing."""
+        return fsutil.open_regular(relative, root=self.path)
 
     # streaming writes ---------------------------------------------------------
     def partial_directory(self) -> str:

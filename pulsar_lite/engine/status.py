@@ -20,8 +20,11 @@ def trim_stream(data: bytes, cap: int) -> bytes:
     return data[:head] + marker + (data[-tail:] if tail else b"")
 
 
-def read_stream(path: str, maximum: int, cap: int | None = wire.STATUS_STREAM_CAP) -> str:
-    data = fsutil.read_bytes(path, limit=maximum, tail=maximum // 2, marker=wire.STREAM_ELISION.encode())
+def read_stream(path: str, maximum: int, cap: int | None = wire.STATUS_STREAM_CAP, root: str | None = None) -> str:
+    """A stream's text, at most ``maximum`` bytes read, ``cap`` kept. With ``root`` (the job directory),
+    ``path`` is relative to it and never read from outside it (fsutil.open_below)."""
+    data = fsutil.read_bytes(path, limit=maximum, tail=maximum // 2, marker=wire.STREAM_ELISION.encode(),
+                             root=root)
     if data is None:
         return ""
     if cap is not None:
@@ -86,7 +89,8 @@ def status_payload(job_dir: JobDirectory, record: JobRecord | None, manager_conf
         return {"complete": "false", "status": wire.wire_state(state), "job_id": job_id}
     maximum = manager_config.maximum_stream_size
     metadata = job_dir.metadata
-    stderr = read_stream(os.path.join(metadata, "tool_stderr"), maximum)
+    root = job_dir.path  # every stream is the job's to replace with a symlink: read below the job directory
+    stderr = read_stream("metadata/tool_stderr", maximum, root=root)
     if record is not None and record.message and state in (wire.State.FAILED, wire.State.LOST):
         stderr = (stderr + "\n" if stderr else "") + f"pulsar_lite: {record.message}"
     returncode = record.returncode if record is not None else None
@@ -96,10 +100,10 @@ def status_payload(job_dir: JobDirectory, record: JobRecord | None, manager_conf
         "complete": "true",
         "status": state,
         "returncode": returncode,
-        "stdout": read_stream(os.path.join(metadata, "tool_stdout"), maximum),
+        "stdout": read_stream("metadata/tool_stdout", maximum, root=root),
         "stderr": stderr,
-        "job_stdout": read_stream(os.path.join(metadata, "job_stdout"), maximum, cap=None),
-        "job_stderr": read_stream(os.path.join(metadata, "job_stderr"), maximum, cap=None),
+        "job_stdout": read_stream("metadata/job_stdout", maximum, cap=None, root=root),
+        "job_stderr": read_stream("metadata/job_stderr", maximum, cap=None, root=root),
         "working_directory": job_dir.working,
         "metadata_directory": metadata,
         "job_directory": job_dir.path,
@@ -152,6 +156,8 @@ class FinishedStatuses:
 
 
 def realized_dynamic_file_sources(job_dir: JobDirectory, sources) -> list:
+    """The client's dynamic file sources (``galaxy.json`` and the like, below ``working``) with their
+    contents, read below the job directory (JobDirectory.read_text)."""
     realized = []
     for source in sources or []:
         if not isinstance(source, dict) or not source.get("path"):

@@ -248,6 +248,36 @@ def test_symlink_escape_is_refused(app, tmp_path):
     assert not (outside / "new").exists()
 
 
+def test_download_never_serves_a_file_outside_the_job_directory(app, tmp_path, monkeypatch):
+    """An output may be a symlink within the job directory (served), never one out of it, even one the job
+    swaps in after any check the daemon made (refused with a one-line 400, and the daemon goes on)."""
+    call(app, "POST", "/jobs", job_id="sw")
+    secret = tmp_path / "app.yml"
+    secret.write_text("private_token: s3cret-17\n")
+    job = tmp_path / "staging" / "sw"
+    (job / "working" / "real.txt").write_bytes(b"in the job")
+    (job / "outputs" / "out.dat").write_bytes(b"output")
+    os.symlink("../working/real.txt", job / "outputs" / "inside.dat")
+    served = call(app, "GET", "/jobs/sw/files", name="inside.dat", type="output")
+    assert served.status_int == 200 and served.body == b"in the job"
+    real_open = os.open
+
+    def racing_open(path, flags, *args, **kwargs):
+        if os.path.basename(os.fspath(path)) == "out.dat" and not os.path.islink(job / "outputs" / "out.dat"):
+            os.unlink(job / "outputs" / "out.dat")  # the job's move, right before the daemon's open
+            os.symlink(secret, job / "outputs" / "out.dat")
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", racing_open)
+    response = call(app, "GET", "/jobs/sw/files", name="out.dat", type="output")
+    monkeypatch.undo()
+    assert os.path.islink(job / "outputs" / "out.dat")  # the swap happened
+    assert response.status_int == 400 and b"s3cret" not in response.body
+    assert "outside" in response.text and response.text.count("\n") == 1
+    assert call(app, "GET", "/jobs/sw/files", name="out.dat", type="output").status_int == 400
+    assert call(app, "GET", "/jobs/sw/files", name="inside.dat", type="output").body == b"in the job"
+
+
 def test_token_query_and_bearer(make_app):
     app = make_app(private_token="t0ken")
     assert call(app, "POST", "/jobs", job_id="1").status_int == 401
