@@ -4,9 +4,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
+from .. import fsutil
 from ..errors import NotSupported
 from .actions import PermanentStagingError, stage_in, stage_out
 from .collect import candidates
@@ -89,7 +91,11 @@ def _tolerated(path_type: str, exc: Exception) -> bool:
 
 
 def postprocess(job_dir, remote_staging: dict, realized_sources: list, policy: RetryPolicy) -> StagingStats:
-    """Stage out every output whose action is a remote one. Raises on failure."""
+    """Stage out every output whose action is a remote one. Raises on failure.
+
+    Each output is opened below the job directory (fsutil.opened_below) before it is sent, and sent from
+    that descriptor: a symlink the job planted among its outputs is followed only while it stays inside
+    the job directory, so a job cannot have the daemon send it (or its user) a file from elsewhere."""
     stats = StagingStats()
     if not remote_staging or not remote_staging.get("action_mapper"):
         return stats
@@ -101,7 +107,8 @@ def postprocess(job_dir, remote_staging: dict, realized_sources: list, policy: R
         if action["action_type"] in LOCAL_ACTIONS | NO_STAGING_ACTIONS:
             continue
         try:
-            stats.bytes += stage_out(action, candidate.server_path, policy)
+            with _opened(job_dir, candidate.server_path) as source:
+                stats.bytes += stage_out(action, source, policy, name=candidate.server_path)
             stats.files += 1
         except Exception as exc:
             if _tolerated(candidate.path_type, exc):
@@ -112,3 +119,12 @@ def postprocess(job_dir, remote_staging: dict, realized_sources: list, policy: R
     if errors:
         raise PermanentStagingError("; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""))
     return stats
+
+
+@contextmanager
+def _opened(job_dir, path: str) -> Iterator[str]:
+    try:
+        with fsutil.opened_below(job_dir.path, path) as source:
+            yield source
+    except FileNotFoundError:
+        raise PermanentStagingError(f"output {path} does not exist") from None

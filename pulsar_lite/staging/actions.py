@@ -76,8 +76,9 @@ def _stage_in_local(action: dict, target: str) -> int:
     raise NotSupported(f"staging action {action_type!r} is not supported by this pulsar_lite version")
 
 
-def stage_out(action: dict, source: str, policy) -> int:
-    """Send the server file ``source`` where the action says; returns bytes sent."""
+def stage_out(action: dict, source: str, policy, name: str | None = None) -> int:
+    """Send the server file ``source`` where the action says; returns bytes sent. ``name``: the file's own
+    name when ``source`` is another one for it (fsutil.opened_below's ``/proc/self/fd/N``)."""
     action_type = action.get("action_type")
     if action_type in NO_STAGING_ACTIONS or action_type in LOCAL_ACTIONS:
         return 0
@@ -86,11 +87,11 @@ def stage_out(action: dict, source: str, policy) -> int:
     if action_type == "remote_transfer":
         from . import transfer
 
-        return transfer.upload(action["url"], source, retry=policy).bytes
+        return transfer.upload(action["url"], source, retry=policy, name=name).bytes
     if action_type == "remote_transfer_tus":
         from . import tus
 
-        return tus.upload_tus(action["url"], source, retry=policy).bytes
+        return tus.upload_tus(action["url"], source, retry=policy, name=name).bytes
     if action_type == "remote_copy":
         return policy.run(_atomic_copy, source, _source_path(action), describe=f"staging out {source}")
     raise NotSupported(f"staging action {action_type!r} is not supported for outputs by this pulsar_lite version")

@@ -272,20 +272,22 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def upload(url: str, source: str, *, retry, timeout: float = 30, low_speed_time: float = 60) -> TransferStats:
-    """POST ``source`` to ``url`` as multipart field ``file``."""
+def upload(url: str, source: str, *, retry, timeout: float = 30, low_speed_time: float = 60,
+           name: str | None = None) -> TransferStats:
+    """POST ``source`` to ``url`` as multipart field ``file`` (its file name ``name``'s, when given)."""
     if not os.path.isfile(source):
         raise _fail("POST", url, None, f"local file {source} does not exist", permanent=True)
     _need_pycurl("POST", url)
-    return _retrying(lambda: _upload_once(url, source, timeout, low_speed_time), url, retry, "upload")
+    filename = os.path.basename(name or source)
+    return _retrying(lambda: _upload_once(url, source, timeout, low_speed_time, filename), url, retry, "upload")
 
 
-def _upload_once(url, source, timeout, low_speed_time) -> TransferStats:
+def _upload_once(url, source, timeout, low_speed_time, filename) -> TransferStats:
     if not os.path.isfile(source):
         raise _fail("POST", url, None, f"local file {source} does not exist", permanent=True)
     curl = _curl(url, timeout, low_speed_time)
     mime = pycurl.CurlMime(curl)  # libcurl's mime API (pycurl 7.49+; HTTPPOST is deprecated)
-    mime.add_file("file", source)  # libcurl reads the file itself, in C; the part is named after it
+    mime.add_file("file", source, filename=filename)  # libcurl reads the file itself, in C
     curl.setopt(pycurl.MIMEPOST, mime)
     try:
         _send(curl, "POST", url)

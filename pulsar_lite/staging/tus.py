@@ -66,17 +66,20 @@ def _request(method: str, url: str, headers: dict[str, str], *, body_path: str |
 
 
 def upload_tus(url: str, source: str, *, retry, timeout: float = 30, low_speed_time: float = 60,
-               chunk_size: int | None = None) -> TransferStats:
+               chunk_size: int | None = None, name: str | None = None) -> TransferStats:
     """Upload ``source`` through Galaxy's TUS endpoint, then register it with a POST of ``session_id``.
 
     The upload URL is kept in a hidden file beside ``source`` until the upload is registered,
     so an interrupted upload (a dropped connection, a daemon restart) resumes at the server's offset.
+    ``name``: the file's own name (for that hidden file and the upload's metadata) when ``source`` is
+    another name for it (``/proc/self/fd/N``).
     """
     if not os.path.isfile(source):
         raise _fail("POST", url, None, f"local file {source} does not exist", permanent=True)
     _need_pycurl("POST", url)
     chunk = chunk_size or TUS_CHUNK_SIZE
-    state = os.path.join(os.path.dirname(source), f".{os.path.basename(source)}.tus")
+    name = name or source
+    state = os.path.join(os.path.dirname(name), f".{os.path.basename(name)}.tus")
     endpoint = tus_endpoint(url)
     size = os.path.getsize(source)
     tus = {"Tus-Resumable": "1.0.0"}
@@ -94,7 +97,7 @@ def upload_tus(url: str, source: str, *, retry, timeout: float = 30, low_speed_t
             else:
                 offset = resumed[0] = int(headers["upload-offset"])
         if not location:
-            encoded = base64.b64encode(os.path.basename(source).encode()).decode()
+            encoded = base64.b64encode(os.path.basename(name).encode()).decode()
             status, headers = _request("POST", endpoint, {**tus, "Upload-Length": str(size),
                                                           "Upload-Metadata": f"filename {encoded}"},
                                        timeout=timeout, low_speed_time=low_speed_time)

@@ -23,6 +23,7 @@ class FaultServer:
     def __init__(self, root: str):
         self.root = root
         self.uploads: dict[str, bytes] = {}
+        self.filenames: dict[str, str] = {}  # the file name of each multipart upload's part
         self.faults: list[tuple] = []
         self.requests: list[dict] = []
         self.rate = 0
@@ -173,6 +174,7 @@ class FaultServer:
                 form = cgi.FieldStorage(fp=self.rfile, headers=self.headers,
                                         environ={"REQUEST_METHOD": "POST", "CONTENT_TYPE": self.headers["Content-Type"]})
                 server.uploads[entry["query"]["path"][0]] = form["file"].file.read()
+                server.filenames[entry["query"]["path"][0]] = form["file"].filename
                 self._status(200)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

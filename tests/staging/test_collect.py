@@ -1,7 +1,10 @@
 import os
 
+import pytest
+
 from pulsar_lite.engine.jobdir import JobDirectory
 from pulsar_lite.staging import RetryPolicy, postprocess
+from pulsar_lite.staging.actions import PermanentStagingError
 from pulsar_lite.staging.collect import candidates
 
 
@@ -66,3 +69,44 @@ def test_remote_copy_postprocess_and_missing_workdir_output(tmp_path):
     assert (client / "m" / "tool_stdout").read_text() == "out"
     assert not (client / "d" / "x.dat").exists()  # tolerated: a tool failure, not an infrastructure one
     assert stats.files >= 3
+
+
+def test_postprocess_never_sends_a_file_outside_the_job_directory(tmp_path):
+    """A job makes its outputs symlinks: one within the job directory is sent, one out of it (to a file
+    only the daemon can read) fails the staging with its reason, and nothing of it reaches the client."""
+    job = make_job(tmp_path)
+    secret = tmp_path / "app.yml"
+    secret.write_text("private_token: s3cret-17\n")
+    os.symlink("../working/ref", os.path.join(job.outputs, "dataset_2.dat"))
+    os.symlink(str(secret), os.path.join(job.outputs, "dataset_3.dat"))
+    os.symlink(str(tmp_path), os.path.join(job.working, "up"))
+    client = tmp_path / "gx"
+    remote_staging = {
+        "action_mapper": {"default_action": "remote_copy", "paths": []},
+        "client_outputs": {**CLIENT, "working_directory": str(client / "w"), "metadata_directory": None,
+                           "work_dir_outputs": [[str(client / "w" / "up" / "app.yml"), str(client / "d" / "w.dat")]],
+                           "output_files": [str(client / "d" / n) for n in ("dataset_2.dat", "dataset_3.dat")],
+                           "version_file": None},
+    }
+    with pytest.raises(PermanentStagingError) as info:
+        postprocess(job, remote_staging, [], RetryPolicy())
+    assert (client / "d" / "dataset_2.dat").read_text() == "ref"
+    assert "dataset_3.dat" in str(info.value) and "w.dat" in str(info.value) and "outside" in str(info.value)
+    assert not (client / "d" / "dataset_3.dat").exists() and not (client / "d" / "w.dat").exists()
+
+
+@pytest.mark.parametrize("action_type", ["remote_transfer", "remote_transfer_tus"])
+def test_remote_transfers_send_an_opened_output_under_its_own_name(tmp_path, origin, action_type):
+    job = make_job(tmp_path)
+    os.symlink("../working/ref", os.path.join(job.outputs, "dataset_2.dat"))
+    remote_staging = {
+        "action_mapper": {"default_action": action_type, "files_endpoint": origin.url + "/api/jobs/1/files",
+                          "paths": []},
+        "client_outputs": {**CLIENT, "working_directory": "/gx/w", "metadata_directory": None, "work_dir_outputs": [],
+                           "output_files": ["/gx/d/dataset_1.dat", "/gx/d/dataset_2.dat"], "version_file": None},
+    }
+    postprocess(job, remote_staging, [], RetryPolicy())
+    assert origin.uploads["/gx/d/dataset_1.dat"] == b"1" and origin.uploads["/gx/d/dataset_2.dat"] == b"ref"
+    if action_type == "remote_transfer":  # the part's file name is the output's, not the descriptor's number
+        assert origin.filenames["/gx/d/dataset_2.dat"] == "dataset_2.dat"
+    assert not [name for name in os.listdir(job.outputs) if name.endswith(".tus")]  # registered: state gone
