@@ -187,13 +187,14 @@ class TesService:
 
     def _executor_ends(self, manager: str, task_id: str, task: dict) -> list[dict]:
         """What the job's script recorded of each executor that started."""
-        directory = os.path.join(self.engine.job_directory(manager, task_id).path, "tes")
+        job_path = self.engine.job_directory(manager, task_id).path
+        directory = os.path.join(job_path, "tes")
         logs = []
         for index in range(len(task["executors"])):
-            start = _read(os.path.join(directory, f"{index}.start"))
+            start = _read(job_path, os.path.join(directory, f"{index}.start"))
             if start is None:
                 break
-            end = (_read(os.path.join(directory, f"{index}.end")) or "").split()
+            end = (_read(job_path, os.path.join(directory, f"{index}.end")) or "").split()
             entry = {"start_time": _epoch(start)}
             if len(end) == 2:
                 entry["end_time"], entry["exit_code"] = _epoch(end[0]), int(end[1]) if end[1].lstrip("-").isdigit() else -1
@@ -231,7 +232,7 @@ class TesService:
                          "exit_code": entry.get("exit_code", 0)}
             if full:
                 for stream in ("stdout", "stderr"):
-                    log_entry[stream] = _tail(runtime.stream_path(task, job_dir, index, stream))
+                    log_entry[stream] = _tail(job_dir, runtime.stream_path(task, job_dir, index, stream))
             executor_logs.append(_drop_none(log_entry))
         started = next((ts for s, ts, _ in transitions if s == wire.State.PREPROCESSING), None)
         ended = next((ts for s, ts, _ in transitions if s in wire.TERMINAL_STATES), None)
@@ -243,9 +244,9 @@ class TesService:
             if record is not None and record.message:
                 system_logs.append(record.message)
             if state == State.SYSTEM_ERROR and ends and ends[-1].get("exit_code") in runtime.RUNTIME_FAILURES:
+                stderr = _tail(job_dir, runtime.stream_path(task, job_dir, len(ends) - 1, "stderr"), 2000)
                 system_logs.append(f"executor {len(ends) - 1}: {runtime.RUNTIME_FAILURES[ends[-1]['exit_code']]}"
-                                   f" (exit {ends[-1]['exit_code']}): "
-                                   f"{_tail(runtime.stream_path(task, job_dir, len(ends) - 1, 'stderr'), 2000)}")
+                                   f" (exit {ends[-1]['exit_code']}): {stderr}")
             task_log["system_logs"] = system_logs
         return _drop_none(task_log)
 
@@ -298,8 +299,9 @@ class TesService:
         return info
 
 
-def _read(path: str) -> str | None:
-    data = fsutil.read_bytes(path, limit=256)
+def _read(job_directory: str, path: str) -> str | None:
+    """A small file the job's script wrote (read below the job directory: fsutil.open_below)."""
+    data = fsutil.read_bytes(path, limit=256, root=job_directory)
     return data.decode(errors="replace").strip() if data is not None else None
 
 
@@ -310,15 +312,11 @@ def _epoch(text: str) -> float | None:
         return None
 
 
-def _tail(path: str, limit: int = STREAM_TAIL) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - limit))
-            return handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
+def _tail(job_directory: str, path: str, limit: int = STREAM_TAIL) -> str:
+    """The last ``limit`` bytes of an executor's stream (the container may have made it a symlink: read
+    below the job directory, fsutil.open_below)."""
+    data = fsutil.read_bytes(path, limit=limit, tail=limit, root=job_directory)
+    return data.decode("utf-8", errors="replace") if data is not None else ""
 
 
 def _drop_none(obj: dict) -> dict:

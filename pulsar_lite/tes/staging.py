@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import urllib.parse
+from contextlib import contextmanager
+from typing import Iterator
 
 from .. import fsutil
 from ..staging import RetryPolicy, transfer
@@ -97,18 +99,17 @@ def stage_out(task: dict, job_directory: str, roots: list[str], policy: RetryPol
             continue
         for path, url in pairs:
             try:
-                if not os.path.exists(path):
-                    raise PermanentStagingError("the executors did not create it")
-                size = os.path.getsize(path)
-                scheme = _scheme(url)
-                if scheme in ("http", "https"):
-                    transfer.put(url, path, retry=policy)
-                elif scheme == "file":
-                    target = _local(url, roots, what)
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
-                    fsutil.copy_file(path, target, durable=True)
-                else:
-                    raise PermanentStagingError(f"unsupported URL {url!r} (http, https and file are)")
+                with _opened(job_directory, path) as source:
+                    size = os.path.getsize(source)
+                    scheme = _scheme(url)
+                    if scheme in ("http", "https"):
+                        transfer.put(url, source, retry=policy)
+                    elif scheme == "file":
+                        target = _local(url, roots, what)
+                        os.makedirs(os.path.dirname(target), exist_ok=True)
+                        fsutil.copy_file(source, target, durable=True)
+                    else:
+                        raise PermanentStagingError(f"unsupported URL {url!r} (http, https and file are)")
                 container_path = "/" + os.path.relpath(path, root)
                 sent.append({"url": url, "path": container_path, "size_bytes": str(size)})
             except Exception as exc:
@@ -119,9 +120,20 @@ def stage_out(task: dict, job_directory: str, roots: list[str], policy: RetryPol
     return len(sent), sum(int(s["size_bytes"]) for s in sent)
 
 
-def sent_outputs(job_directory: str) -> list[dict]:
+@contextmanager
+def _opened(job_directory: str, path: str) -> Iterator[str]:
+    """An output opened below the job directory (the executors may have made it a symlink, which is
+    followed only while it stays inside), as a name that reaches the opened file (fsutil.opened_below)."""
     try:
-        with open(os.path.join(job_directory, "tes", OUTPUTS_LOG)) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
+        with fsutil.opened_below(job_directory, path) as source:
+            yield source
+    except FileNotFoundError:
+        raise PermanentStagingError("the executors did not create it") from None
+
+
+def sent_outputs(job_directory: str) -> list[dict]:
+    data = fsutil.read_bytes(os.path.join("tes", OUTPUTS_LOG), root=job_directory)
+    try:
+        return json.loads(data) if data is not None else []
+    except ValueError:
         return []
