@@ -174,3 +174,54 @@ def test_a_second_store_on_the_same_state_is_refused_with_the_holders_pid(tmp_pa
         Store(path)
     first.close()
     Store(path).close()  # released with the store (and by the kernel when a daemon dies)
+
+
+def test_a_damaged_store_stops_the_start_with_one_line_naming_the_file(tmp_path):
+    from pulsar_lite.errors import StoreOpenError
+    path = tmp_path / "db.sqlite"
+    path.write_bytes(b"this is not an SQLite database, it was overwritten" * 100)
+    with pytest.raises(StoreOpenError) as raised:
+        Store(str(path))
+    message = str(raised.value)
+    assert "\n" not in message and str(path) in message and "not a database" in message
+    assert "restore it from a backup, or move it" in message
+    Store(str(tmp_path / "other.sqlite")).close()  # the claim on the damaged one was released: no leak
+
+
+def test_a_store_written_by_a_newer_version_is_refused(tmp_path):
+    import sqlite3
+
+    from pulsar_lite.errors import StoreOpenError
+    from pulsar_lite.records import SCHEMA_VERSION
+    path = str(tmp_path / "db.sqlite")
+    Store(path).close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreOpenError, match="written by a newer pulsar_lite"):
+        Store(path)
+
+
+def test_a_commit_that_fails_is_rolled_back_and_the_next_write_works(tmp_path):
+    """A real COMMIT failure (a deferred constraint checked at COMMIT): the connection must not be left inside
+    the transaction, or every later BEGIN fails ('cannot start a transaction within a transaction')."""
+    import sqlite3
+    import threading
+
+    from pulsar_lite.groupsync import open_database, transaction
+    schema = ("CREATE TABLE IF NOT EXISTS parent (id INTEGER PRIMARY KEY);"
+              "CREATE TABLE IF NOT EXISTS child (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parent(id) "
+              "DEFERRABLE INITIALLY DEFERRED);")
+    db, sync = open_database(str(tmp_path / "t.sqlite"), schema, "normal")
+    db.execute("PRAGMA foreign_keys = ON")
+    lock = threading.Lock()
+    with pytest.raises(sqlite3.IntegrityError):
+        with transaction(db, lock, sync):
+            db.execute("INSERT INTO child(id, parent) VALUES (1, 42)")  # no parent 42: refused at COMMIT
+    assert not db.in_transaction
+    with transaction(db, lock, sync):
+        db.execute("INSERT INTO parent(id) VALUES (42)")
+        db.execute("INSERT INTO child(id, parent) VALUES (1, 42)")
+    assert db.execute("SELECT count(*) FROM child").fetchone()[0] == 1
+    db.close()
