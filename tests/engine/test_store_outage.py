@@ -27,7 +27,7 @@ class WriteLock:
     """Another program holding the database's write lock (a real SQLite lock, from its own connection)."""
 
     def __init__(self, path: str):
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=5)
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=5, check_same_thread=False)
         self.db.execute("BEGIN IMMEDIATE")
 
     def release(self) -> None:
