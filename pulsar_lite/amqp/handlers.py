@@ -14,7 +14,8 @@ import re
 from typing import Callable
 
 from .. import wire
-from ..errors import PulsarLiteError
+from ..errors import PulsarLiteError, StoreUnavailable
+from ..store_health import is_outage
 from .ledger import Ledger, Outgoing
 from .logsafe import clip
 from .router import Router
@@ -36,6 +37,15 @@ log = logging.getLogger(__name__)
 _RAW_VALUE = re.compile(rb'\s*:\s*"([A-Za-z0-9_.\-]{1,200})"')
 
 
+#: seconds a message waits before it goes back to the broker while the job store cannot be written
+OUTAGE_RETRY = 1.0
+
+
+def _store_outage(exc: BaseException) -> bool:
+    """The job store (StoreUnavailable) or the ledger beside it (an SQLite or OS error) cannot be written."""
+    return isinstance(exc, StoreUnavailable) or (not isinstance(exc, PulsarLiteError) and is_outage(exc))
+
+
 class Rejected(Exception):
     """The message cannot be handled; ``notify`` asks for a ``failed`` update to the client."""
 
@@ -54,6 +64,7 @@ class MessageHandler:
         self.broker = broker
         self.wake = wake
         self.max_message_size = max_message_size
+        self._outage: str | None = None  # set while messages wait for the job store (said once)
 
     # -- kombu callbacks -------------------------------------------------------------
     def on_delivery(self, manager: str, logical: str, message) -> None:
@@ -91,31 +102,55 @@ class MessageHandler:
                 outgoing = []
             else:
                 outgoing = self._dispatch(manager, logical, body)
-        except Rejected as exc:
-            log.warning("%s: message for job %s rejected: %s", queue, clip(job_id), exc)
-            notices = self._failure_notice(manager, job_id, str(exc)) if exc.notify else []
-            self._commit(notices, ack_uuid, reply)  # acknowledged too: it must not come back every 30 s
-            message.reject(requeue=False)
-            return
         except Exception as exc:
-            redelivered = (message.delivery_info or {}).get("redelivered", True)
-            if not redelivered:
-                log.exception("%s: handling the message for job %s failed; requeued for one more try", queue,
-                              clip(job_id))
-                message.requeue()
-                return
-            log.exception("%s: handling the redelivered message for job %s failed again; rejected", queue,
-                          clip(job_id))
-            notices = self._failure_notice(manager, job_id, f"internal error: {exc}") if logical == SETUP else []
-            self._commit(notices, ack_uuid, reply)
-            message.reject(requeue=False)
+            if not _store_outage(exc):
+                return self._failed(queue, manager, logical, job_id, message, ack_uuid, reply, exc)
+            self._retry_later(queue, job_id, message, exc)
             return
         # Outside the try: a connection lost while acknowledging is not the handler's failure; it reaches the
         # consumer, which reconnects, and the broker redelivers the message (a handled one is recognised by its
         # ack_uuid or by the job's state).
         if outgoing is not None:
-            self._commit(outgoing, ack_uuid, reply)
+            try:
+                self._commit(outgoing, ack_uuid, reply)
+            except Exception as exc:
+                if not _store_outage(exc):
+                    raise
+                self._retry_later(queue, job_id, message, exc)  # handled: its redelivery is recognised
+                return
+        self._outage = None
         message.ack()
+
+    def _retry_later(self, queue: str, job_id, message, exc: BaseException) -> None:
+        """The job store (or the ledger beside it) cannot be written: nothing is lost or refused; the message
+        goes back to the broker after a pause and is handled once the store can be written (said once)."""
+        if self._outage is None:
+            log.warning("%s: messages wait in the broker while the job store cannot be written (%s)", queue,
+                        clip(str(exc), 200))
+        self._outage = str(exc)
+        log.debug("%s: message for job %s requeued (the job store cannot be written)", queue, clip(job_id))
+        self.engine.stopping.wait(OUTAGE_RETRY)
+        message.requeue()
+
+    def _failed(self, queue: str, manager: str, logical: str, job_id, message, ack_uuid, reply,
+                exc: Exception) -> None:
+        if isinstance(exc, Rejected):
+            log.warning("%s: message for job %s rejected: %s", queue, clip(job_id), exc)
+            notices = self._failure_notice(manager, job_id, str(exc)) if exc.notify else []
+            self._commit(notices, ack_uuid, reply)  # acknowledged too: it must not come back every 30 s
+            message.reject(requeue=False)
+            return
+        redelivered = (message.delivery_info or {}).get("redelivered", True)
+        if not redelivered:
+            log.exception("%s: handling the message for job %s failed; requeued for one more try", queue,
+                          clip(job_id))
+            message.requeue()
+            return
+        log.exception("%s: handling the redelivered message for job %s failed again; rejected", queue,
+                      clip(job_id))
+        notices = self._failure_notice(manager, job_id, f"internal error: {exc}") if logical == SETUP else []
+        self._commit(notices, ack_uuid, reply)
+        message.reject(requeue=False)
 
     def on_decode_error(self, message, exc) -> None:
         key = (message.delivery_info or {}).get("routing_key")
@@ -170,6 +205,8 @@ class MessageHandler:
         self.ledger.remember_origin(manager, job_id, self.broker)
         try:  # the message as Pulsar reads it (wire.read_launch): setup flag or setup_params, defaults, touch_outputs
             self.engine.submit(manager, job_id, body, touch_outputs=body.get("touch_outputs"))
+        except StoreUnavailable:
+            raise
         except PulsarLiteError as exc:
             raise Rejected(str(exc), notify=True) from None
         log.info("job %s [%s]: accepted from %s", job_id, manager, self.broker)
@@ -184,6 +221,8 @@ class MessageHandler:
         try:
             self.engine.setup(manager, job_id, tool_id, tool_version, assign_id=False)
             self.engine.cancel(manager, job_id)
+        except StoreUnavailable:
+            raise
         except PulsarLiteError as exc:
             raise Rejected(str(exc)) from None
         self.ledger.forget_kill(manager, job_id)
@@ -203,6 +242,8 @@ class MessageHandler:
             return []
         try:
             self.engine.cancel(manager, job_id)
+        except StoreUnavailable:
+            raise
         except PulsarLiteError as exc:
             raise Rejected(str(exc)) from None
         log.info("job %s [%s]: kill requested", job_id, manager)

@@ -189,3 +189,34 @@ def test_a_kill_for_a_job_of_another_manager_does_not_cancel_this_one(parts):
     assert handle(handler, "setup", setup_body("j2", "sleep 5")).outcome == "ack"
     assert engine.store.get("_default_", "j2").state in ("queued", "running")
     engine.cancel("_default_", "j2")
+
+
+@pytest.mark.parametrize("logical", ["setup", "kill"])
+def test_a_store_that_cannot_be_written_keeps_the_message_in_the_broker(parts, monkeypatch, logical):
+    """The job store is locked past its busy timeout (a real SQLite lock): a setup or a kill is neither
+    refused (a 'failed' notice would fail the Galaxy job) nor dropped (a kill would be lost and the job run),
+    however often it comes back; once the store can be written, it is handled."""
+    from pulsar_lite.amqp import handlers
+    from tests.engine.test_store_outage import WriteLock
+
+    engine, ledger, handler, _ = parts
+    monkeypatch.setattr(handlers, "OUTAGE_RETRY", 0.01)
+    engine.store._db.execute("PRAGMA busy_timeout = 100")  # the harness opened it with the default 30 s
+    if logical == "kill":
+        assert handle(handler, "setup", setup_body("k", "sleep 30")).outcome == "ack"
+    body = setup_body("k", "sleep 30", acknowledge_uuid="u-store") if logical == "setup" else \
+        {"job_id": "k", "acknowledge_uuid": "u-store", "acknowledge_queue": "kill_ack"}
+    lock = WriteLock(engine.store.path)
+    try:
+        for redelivered in (False, True, True):
+            assert handle(handler, logical, body, redelivered=redelivered).outcome == "requeue"
+        assert not ledger.seen("u-store") and ledger.pending("B") == []  # no notice, no acknowledgement yet
+    finally:
+        lock.release()
+    assert handle(handler, logical, body, redelivered=True).outcome == "ack"
+    record = engine.store.get("_default_", "k")
+    if logical == "setup":
+        assert record.state in ("queued", "running")
+        engine.cancel("_default_", "k")
+    else:
+        assert record.cancel_requested or record.state == "cancelled"
