@@ -26,6 +26,14 @@ def is_outage(exc: BaseException) -> bool:
     return isinstance(exc, (sqlite3.DatabaseError, OSError))
 
 
+def is_unwritable(exc: BaseException) -> bool:
+    """The job store (StoreUnavailable) or another SQLite file of the daemon's (an SQLite or OS error)
+    cannot be written just now."""
+    from .errors import PulsarLiteError, StoreUnavailable
+
+    return isinstance(exc, StoreUnavailable) or (not isinstance(exc, PulsarLiteError) and is_outage(exc))
+
+
 def describe(exc: BaseException) -> str:
     """One line naming the error (sqlite3's own words, or the OS error's)."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

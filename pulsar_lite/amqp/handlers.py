@@ -15,7 +15,7 @@ from typing import Callable
 
 from .. import wire
 from ..errors import PulsarLiteError, StoreUnavailable
-from ..store_health import is_outage
+from ..store_health import is_unwritable
 from .ledger import Ledger, Outgoing
 from .logsafe import clip
 from .router import Router
@@ -39,11 +39,6 @@ _RAW_VALUE = re.compile(rb'\s*:\s*"([A-Za-z0-9_.\-]{1,200})"')
 
 #: seconds a message waits before it goes back to the broker while the job store cannot be written
 OUTAGE_RETRY = 1.0
-
-
-def _store_outage(exc: BaseException) -> bool:
-    """The job store (StoreUnavailable) or the ledger beside it (an SQLite or OS error) cannot be written."""
-    return isinstance(exc, StoreUnavailable) or (not isinstance(exc, PulsarLiteError) and is_outage(exc))
 
 
 class Rejected(Exception):
@@ -103,7 +98,7 @@ class MessageHandler:
             else:
                 outgoing = self._dispatch(manager, logical, body)
         except Exception as exc:
-            if not _store_outage(exc):
+            if not is_unwritable(exc):
                 return self._failed(queue, manager, logical, job_id, message, ack_uuid, reply, exc)
             self._retry_later(queue, job_id, message, exc)
             return
@@ -114,7 +109,7 @@ class MessageHandler:
             try:
                 self._commit(outgoing, ack_uuid, reply)
             except Exception as exc:
-                if not _store_outage(exc):
+                if not is_unwritable(exc):
                     raise
                 self._retry_later(queue, job_id, message, exc)  # handled: its redelivery is recognised
                 return

@@ -14,6 +14,7 @@ import time
 
 import kombu
 
+from ..store_health import is_unwritable
 from .connection import Backoff, Broker, Stopping, is_connection_error, release
 from .ledger import Ledger
 from .logsafe import clip
@@ -43,6 +44,7 @@ class PublisherThread(threading.Thread):
         self._producer: kombu.Producer | None = None
         self._failures: dict[int, int] = {}
         self._last_read = 0.0
+        self._store_waiting = False  # said once while the job store cannot be written
 
     # -- loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -58,11 +60,19 @@ class PublisherThread(threading.Thread):
                 self._read_incoming()
                 self._connection.heartbeat_check()
                 backoff.reset()
+                self._store_waiting = False
             except Stopping:
                 break
             except Exception as exc:
                 if self.stop_event.is_set():
                     break
+                if is_unwritable(exc):  # the broker is fine: keep the connection, try again in a moment
+                    if not self._store_waiting:
+                        log.warning("AMQP publisher for %s: status updates wait while the job store cannot be "
+                                    "written (%s)", self.broker.label, exc)
+                    self._store_waiting = True
+                    self.stop_event.wait(1.0)
+                    continue
                 if is_connection_error(self._connection, exc):
                     delay = 0.2  # the next connect backs off by itself while the broker is down
                     log.warning("AMQP publisher: %s on %s (%s); reconnecting", type(exc).__name__,
