@@ -31,17 +31,23 @@ _WALK_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLO
 MAX_SYMLINKS = 40
 
 
-def _create_temporary(directory: str, prefix: str, mode: int = 0o600) -> tuple[int, str]:
-    """Create and open a new file with a random name in ``directory`` (made if missing), with ``mode``."""
+def _create_temporary(directory: str, prefix: str, mode: int = 0o600,
+                      dir_fd: int | None = None) -> tuple[int, str]:
+    """Create and open a new file with a random name in ``directory`` (made if missing), with ``mode``.
+    With ``dir_fd``: in the directory open there, the name returned relative to it (``directory`` only
+    names it in an error)."""
     for _ in range(100):
         # unique, not secret: O_EXCL refuses a name that exists (then the next is tried), O_NOFOLLOW a
         # symlink planted there (and the random module needs no system call, unlike secrets)
-        path = os.path.join(directory, f"{prefix}{random.getrandbits(48):012x}")
+        name = f"{prefix}{random.getrandbits(48):012x}"
+        path = name if dir_fd is not None else os.path.join(directory, name)
         try:
-            return os.open(path, _TEMPORARY_FLAGS, mode), path
+            return os.open(path, _TEMPORARY_FLAGS, mode, dir_fd=dir_fd), path
         except FileExistsError:
             continue
         except FileNotFoundError:
+            if dir_fd is not None:
+                raise
             os.makedirs(directory, exist_ok=True)
     raise FileExistsError(f"no free temporary name in {directory}")
 
@@ -255,6 +261,37 @@ def read_bytes(path: str, limit: int | None = None, tail: int = 0, marker: bytes
         return None
     finally:
         os.close(fd)
+
+
+def open_directory(path: str, root: str | None = None) -> int:
+    """A descriptor (the caller closes it) on the directory ``path``, to open, create, rename and remove
+    files in by name relative to it (``dir_fd=``): a directory on the way swapped for a symlink afterwards
+    cannot send those calls elsewhere. With ``root``: ``path`` is below it, opened by :func:`open_below`
+    (PathEscapes when it leads out); without, ``path`` is opened by name (its caller vouches for the way).
+    NotADirectoryError when it is something else."""
+    if root is None:
+        return os.open(path, _WALK_FLAGS & ~os.O_NOFOLLOW)
+    return open_below(root, path, _WALK_FLAGS)
+
+
+def write_bytes_at(dir_fd: int, name: str, data: bytes, mode: int = 0o600) -> int:
+    """Replace ``name`` in the directory open at ``dir_fd`` (:func:`open_directory`) with a file holding
+    ``data``, atomically: a new file (O_CREAT | O_EXCL | O_NOFOLLOW) renamed over ``name``, which replaces
+    whatever is there, a symlink included, and never writes through it."""
+    fd, tmp = _create_temporary(f"the directory of {name}", ".partial-", mode, dir_fd=dir_fd)
+    try:
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except OSError:
+            pass
+        raise
+    return len(data)
 
 
 def write_bytes(target: str, data: bytes, tmp_dir: str | None = None, durable: bool = False,

@@ -178,3 +178,38 @@ def test_opened_below_names_the_opened_file_for_code_that_opens_by_name(job_tree
         with fsutil.opened_below(str(job_tree), str(job_tree / "outputs" / "sub")):  # not a regular file
             pass
     assert open_under(job_tree) == []
+
+
+def test_write_bytes_at_replaces_a_symlink_and_never_writes_through_it(job_tree):
+    secret = job_tree.parent / "secret"
+    os.symlink(secret, job_tree / "outputs" / ".state")
+    os.symlink(job_tree.parent / "missing", job_tree / "outputs" / ".dangling")
+    directory = fsutil.open_directory(str(job_tree / "outputs"), root=str(job_tree))
+    try:
+        assert fsutil.write_bytes_at(directory, ".state", b"url") == 3
+        fsutil.write_bytes_at(directory, ".dangling", b"url")
+    finally:
+        os.close(directory)
+    assert secret.read_bytes() == b"token: s3cret" and not (job_tree.parent / "missing").exists()
+    for name in (".state", ".dangling"):
+        assert not (job_tree / "outputs" / name).is_symlink()
+        assert (job_tree / "outputs" / name).read_bytes() == b"url"
+    assert sorted(os.listdir(job_tree / "outputs")) == [".dangling", ".state", "sub"]  # no temporary left
+    assert open_under(job_tree) == []
+
+
+def test_open_directory_below_a_root_refuses_a_way_out(job_tree):
+    os.symlink(job_tree.parent, job_tree / "outputs" / "up")
+    os.symlink("../working", job_tree / "outputs" / "wd")
+    with pytest.raises(fsutil.PathEscapes):
+        fsutil.open_directory(str(job_tree / "outputs" / "up"), root=str(job_tree))
+    with pytest.raises(NotADirectoryError):
+        fsutil.open_directory("working/real.txt", root=str(job_tree))
+    for path, root in (("outputs/wd", str(job_tree)), (str(job_tree), str(job_tree)),
+                       (str(job_tree / "outputs" / "up"), None)):  # without a root: by name, as open does
+        directory = fsutil.open_directory(path, root)
+        try:
+            assert os.path.isdir(f"/proc/self/fd/{directory}")
+        finally:
+            os.close(directory)
+    assert open_under(job_tree) == []
