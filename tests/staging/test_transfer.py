@@ -1,5 +1,6 @@
 """The libcurl transfer engine against a real HTTP origin that injects faults."""
 import os
+import threading
 
 import pytest
 
@@ -110,3 +111,63 @@ def test_local_disk_error_is_permanent(origin, tmp_path):
     with pytest.raises(transfer.TransferError) as info:
         transfer.download(origin.url + "/data.bin", str(tmp_path / "no" / "such" / "dir" / "x"), retry=policy())
     assert info.value.permanent
+
+
+@pytest.mark.parametrize("plant", ["symlink", "dangling symlink", "hard link"])
+def test_a_planted_part_file_is_not_appended_to(origin, tmp_path, plant):
+    """The job plants ``in.dat.part`` as a link to a file outside its directory that the daemon can write:
+    the download neither appends to (or creates) that file nor resumes from its length; it starts anew in a
+    file of its own and completes."""
+    job = tmp_path / "job"
+    job.mkdir()
+    outside = tmp_path / "outside.txt"
+    if plant != "dangling symlink":
+        outside.write_bytes(b"precious\n")
+    (os.link if plant == "hard link" else os.symlink)(outside, job / "in.dat.part")
+    target = job / "in.dat"
+    stats = transfer.download(origin.url + "/data.bin", str(target), retry=policy())
+    assert target.read_bytes() == data(origin) and not target.is_symlink()
+    assert stats.resumed_from == 0 and origin.requests[0]["range"] is None
+    if plant == "dangling symlink":
+        assert not outside.exists()
+    else:
+        assert outside.read_bytes() == b"precious\n"
+    assert not os.path.lexists(job / "in.dat.part")
+
+
+def test_a_part_file_of_its_own_still_resumes(origin, tmp_path):
+    target = tmp_path / "in.dat"
+    (tmp_path / "in.dat.part").write_bytes(data(origin)[:1000])
+    stats = transfer.download(origin.url + "/data.bin", str(target), retry=policy(), root=str(tmp_path))
+    assert target.read_bytes() == data(origin) and stats.resumed_from == 1000
+    assert origin.requests[0]["range"] == "bytes=1000-"
+
+
+def test_a_target_directory_leading_out_of_the_root_is_refused(origin, tmp_path):
+    job = tmp_path / "job"
+    job.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, job / "inputs")
+    with pytest.raises(transfer.TransferError, match="leads outside") as info:
+        transfer.download(origin.url + "/data.bin", str(job / "inputs" / "in.dat"), retry=policy(),
+                          root=str(job))
+    assert info.value.permanent and origin.requests == [] and os.listdir(elsewhere) == []
+
+
+def test_a_directory_at_the_part_name_fails_clearly(origin, tmp_path):
+    (tmp_path / "in.dat.part").mkdir()
+    with pytest.raises(transfer.TransferError, match="cannot write .*in.dat.part") as info:
+        transfer.download(origin.url + "/data.bin", str(tmp_path / "in.dat"), retry=policy())
+    assert info.value.permanent and origin.requests == []
+
+
+def test_a_fifo_at_the_part_name_neither_blocks_nor_fails_the_download(origin, tmp_path):
+    os.mkfifo(tmp_path / "in.dat.part")
+    result = []
+    worker = threading.Thread(target=lambda: result.append(
+        transfer.download(origin.url + "/data.bin", str(tmp_path / "in.dat"), retry=policy())), daemon=True)
+    worker.start()
+    worker.join(20)
+    assert not worker.is_alive() and len(result) == 1
+    assert (tmp_path / "in.dat").read_bytes() == data(origin) and not (tmp_path / "in.dat.part").exists()
