@@ -73,7 +73,7 @@ def preprocess(job_dir, remote_staging: dict, policy: RetryPolicy) -> StagingSta
         if action.get("action_type") in NO_STAGING_ACTIONS | LOCAL_ACTIONS:
             continue
         target = job_dir.calculate_path(entry.get("name"), entry.get("type"))
-        stats.bytes += stage_in(action, target, policy)
+        stats.bytes += stage_in(action, target, policy, root=job_dir.path)
         stats.files += 1
     stats.seconds = time.monotonic() - started
     return stats
@@ -108,7 +108,7 @@ def postprocess(job_dir, remote_staging: dict, realized_sources: list, policy: R
             continue
         try:
             with _opened(job_dir, candidate.server_path) as source:
-                stats.bytes += stage_out(action, source, policy, name=candidate.server_path)
+                stats.bytes += stage_out(action, source, policy, name=candidate.server_path, root=job_dir.path)
             stats.files += 1
         except Exception as exc:
             if _tolerated(candidate.path_type, exc):

@@ -30,10 +30,12 @@ def _atomic_copy(source: str, target: str, durable: bool = False) -> int:
     return fsutil.copy_file(source, target, durable=durable)
 
 
-def stage_in(action: dict, target: str, policy) -> int:
-    """Materialise an input at ``target``; returns bytes written."""
+def stage_in(action: dict, target: str, policy, root: str | None = None) -> int:
+    """Materialise an input at ``target``; returns bytes written. ``root``: the job directory, below which a
+    download's directory is opened (a symlink the job planted on the way is never followed out of it)."""
     action_type = action.get("action_type")
-    if action_type in REMOTE_TRANSFER_ACTIONS | {"remote_copy"} and os.path.exists(target):
+    if action_type in REMOTE_TRANSFER_ACTIONS | {"remote_copy"} and os.path.isfile(target) \
+            and not os.path.islink(target):
         # complete files are only ever renamed into place: this one was staged before a restart
         return 0
     if action_type in REMOTE_TRANSFER_ACTIONS:
@@ -42,7 +44,7 @@ def stage_in(action: dict, target: str, policy) -> int:
             raise PermanentStagingError(f"{action_type} action for {action.get('path')} has no url")
         from . import transfer
 
-        return transfer.download(url, target, retry=policy, expected_sha256=_sha256(action)).bytes
+        return transfer.download(url, target, retry=policy, expected_sha256=_sha256(action), root=root).bytes
     return policy.run(_stage_in_local, action, target, describe=f"staging {target}")
 
 
@@ -76,9 +78,10 @@ def _stage_in_local(action: dict, target: str) -> int:
     raise NotSupported(f"staging action {action_type!r} is not supported by this pulsar_lite version")
 
 
-def stage_out(action: dict, source: str, policy, name: str | None = None) -> int:
+def stage_out(action: dict, source: str, policy, name: str | None = None, root: str | None = None) -> int:
     """Send the server file ``source`` where the action says; returns bytes sent. ``name``: the file's own
-    name when ``source`` is another one for it (fsutil.opened_below's ``/proc/self/fd/N``)."""
+    name when ``source`` is another one for it (fsutil.opened_below's ``/proc/self/fd/N``); ``root``: the job
+    directory, below which a TUS upload keeps its resume state."""
     action_type = action.get("action_type")
     if action_type in NO_STAGING_ACTIONS or action_type in LOCAL_ACTIONS:
         return 0
@@ -91,7 +94,7 @@ def stage_out(action: dict, source: str, policy, name: str | None = None) -> int
     if action_type == "remote_transfer_tus":
         from . import tus
 
-        return tus.upload_tus(action["url"], source, retry=policy, name=name).bytes
+        return tus.upload_tus(action["url"], source, retry=policy, name=name, root=root).bytes
     if action_type == "remote_copy":
         return policy.run(_atomic_copy, source, _source_path(action), describe=f"staging out {source}")
     raise NotSupported(f"staging action {action_type!r} is not supported for outputs by this pulsar_lite version")

@@ -55,7 +55,7 @@ def stage_in(task: dict, job_directory: str, roots: list[str], policy: RetryPoli
         elif _scheme(entry["url"]) in ("http", "https"):
             if entry["type"] == "DIRECTORY":
                 raise PermanentStagingError(f"{what}: DIRECTORY inputs by http(s) are not supported")
-            stats = transfer.download(entry["url"], target, retry=policy)
+            stats = transfer.download(entry["url"], target, retry=policy, root=job_directory)
             size += stats.bytes
         elif _scheme(entry["url"]) == "file":
             source = _local(entry["url"], roots, what)

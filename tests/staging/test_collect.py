@@ -110,3 +110,31 @@ def test_remote_transfers_send_an_opened_output_under_its_own_name(tmp_path, ori
     if action_type == "remote_transfer":  # the part's file name is the output's, not the descriptor's number
         assert origin.filenames["/gx/d/dataset_2.dat"] == "dataset_2.dat"
     assert not [name for name in os.listdir(job.outputs) if name.endswith(".tus")]  # registered: state gone
+
+
+def test_transfers_are_told_the_job_directory_they_stay_below(tmp_path, monkeypatch):
+    """Stage-in and stage-out hand the job directory to the transfer code, which opens the download's and the
+    TUS resume state's directory below it (a symlink the job plants on the way is never followed out)."""
+    from pulsar_lite.staging import preprocess, transfer, tus
+
+    job = make_job(tmp_path)
+    seen = {}
+
+    def download(url, target, **kwargs):
+        seen["download"] = kwargs.get("root")
+        return transfer.TransferStats()
+
+    def upload_tus(url, source, **kwargs):
+        seen["tus"] = kwargs.get("root")
+        return transfer.TransferStats()
+
+    monkeypatch.setattr(transfer, "download", download)
+    monkeypatch.setattr(tus, "upload_tus", upload_tus)
+    preprocess(job, {"setup": [{"name": "in.dat", "type": "input", "action": {
+        "action_type": "remote_transfer", "url": "http://127.0.0.1:9/in", "path": "/gx/in.dat"}}]}, RetryPolicy())
+    postprocess(job, {"action_mapper": {"default_action": "remote_transfer_tus", "paths": [],
+                                        "files_endpoint": "http://127.0.0.1:9/api/jobs/1/files"},
+                      "client_outputs": {**CLIENT, "working_directory": "/gx/w", "metadata_directory": None,
+                                         "work_dir_outputs": [], "output_files": ["/gx/d/dataset_1.dat"],
+                                         "version_file": None}}, [], RetryPolicy())
+    assert seen == {"download": job.path, "tus": job.path}
