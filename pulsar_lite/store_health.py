@@ -27,11 +27,12 @@ def is_outage(exc: BaseException) -> bool:
 
 
 def is_unwritable(exc: BaseException) -> bool:
-    """The job store (StoreUnavailable) or another SQLite file of the daemon's (an SQLite or OS error)
-    cannot be written just now."""
-    from .errors import PulsarLiteError, StoreUnavailable
+    """The job store (StoreUnavailable) or another SQLite file of the daemon's (an SQLite error: locked, full,
+    an I/O error) cannot be written just now. Not any OSError: a bad file name in a message, a broker's
+    timeout are not outages of the store."""
+    from .errors import StoreUnavailable
 
-    return isinstance(exc, StoreUnavailable) or (not isinstance(exc, PulsarLiteError) and is_outage(exc))
+    return isinstance(exc, StoreUnavailable) or (isinstance(exc, sqlite3.DatabaseError) and is_outage(exc))
 
 
 def describe(exc: BaseException) -> str:
@@ -54,7 +55,8 @@ class StoreHealth:
         self.episode_failures = 0
         #: an fsync failed after its commit: only a write that is synced again ends the episode
         self._unsynced = False
-        #: called with no argument when an episode ends (the engine then retries what it deferred)
+        #: called with no argument when an episode begins and when it ends (engine/deferred.py watches them)
+        self.on_failed = None
         self.on_recovered = None
 
     @property
@@ -72,6 +74,9 @@ class StoreHealth:
             self.failing_since = time.time()
         log.error("the job store %s cannot be written: %s. Jobs keep running; their changes are recorded as soon "
                   "as it can be written again (/readyz answers 503 until then)", self.path, self.error)
+        callback = self.on_failed
+        if callback is not None:
+            callback()
 
     def succeeded(self, synced: bool) -> None:
         """A write committed (``synced``: and reached the disk, or needed not to)."""

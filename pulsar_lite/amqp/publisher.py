@@ -66,7 +66,8 @@ class PublisherThread(threading.Thread):
             except Exception as exc:
                 if self.stop_event.is_set():
                     break
-                if is_unwritable(exc):  # the broker is fine: keep the connection, try again in a moment
+                if is_unwritable(exc) and not is_connection_error(self._connection, exc):
+                    # the broker is fine: keep the connection, try again in a moment
                     if not self._store_waiting:
                         log.warning("AMQP publisher for %s: status updates wait while the job store cannot be "
                                     "written (%s)", self.broker.label, exc)

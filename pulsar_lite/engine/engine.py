@@ -51,9 +51,12 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
         self.durable_files = config.store_synchronous == "full"
         self.timers = Timers()
         #: what managers reported while the store could not be written, recorded once it can
-        self.deferred = Deferred(self.store, self.timers)
+        self.deferred = Deferred(self.store)
         #: (manager, job id, generation) of every job a worker or submission has taken to start (hooks.claim)
         self._claims: set[tuple[str, str, float]] = set()
+        #: (manager, job id) -> staging phases running for it (their transfers write into its directory)
+        self._staging_now: dict[tuple[str, str], int] = {}
+        self._staging_lock = threading.Lock()
         self.staging_pool = ThreadPoolExecutor(max_workers=max(1, config.staging_concurrency),
                                                thread_name_prefix="pulsar-lite-staging")
         self.deps = DependencyResolver(config.tool_dependency_dir, config.dependency_resolution,
@@ -105,7 +108,7 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
 
     def stop(self) -> None:
         self.stopped = True
-        self.deferred.stopped = True
+        self.deferred.stop()
         self.stopping.set()  # transfers in flight stop (their partial files resume at the next start)
         for manager in self.managers.values():
             manager.stop()
@@ -231,6 +234,7 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
     def _setup_locked(self, manager: str, job_dir: JobDirectory, tool_id, tool_version) -> None:
         record = self.store.get(manager, job_dir.job_id)
         if record is None or record.terminal:
+            self._stop_leftovers(manager, record)
             self._fresh_job(manager, job_dir, tool_id, tool_version)
         elif record.state == wire.SETUP:
             job_dir.create(self.manager_config(manager).job_directory_mode)
@@ -368,6 +372,8 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
             active = record is not None and record.state in ACTIVE
             if active:
                 self.cancel(manager, job_id)
+            else:
+                self._stop_leftovers(manager, record)
             # an active job's delete must survive a crash, or the restart would take the job up again
             self._forget(manager, manager_config, job_dir, durable=active,
                          recycle=not active and self._recyclable(manager, job_id))
@@ -388,10 +394,22 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
         return True
 
     def _recyclable(self, manager: str, job_id: str) -> bool:
-        """Whether the job's directory tree may become another job's: only once nothing its manager started
-        for it can still write there (a cancelled tool may take seconds to stop; a cluster job, longer)."""
+        """Whether the job's directory tree may become another job's: only once nothing started for it can
+        still write there (a cancelled tool may take seconds to stop; a cluster job, longer; a staging transfer
+        until it ends)."""
         instance = self.managers.get(manager)
+        with self._staging_lock:
+            if (manager, job_id) in self._staging_now:
+                return False
         return instance is not None and not instance.may_write(job_id)
+
+    def _stop_leftovers(self, manager: str, record: JobRecord | None) -> None:
+        """A finished job is cleaned or set up afresh: stop whatever of it still runs (processes a tool left
+        behind, a cluster job the scheduler has not let go) before its directory goes."""
+        instance = self.managers.get(manager)
+        if record is not None and record.terminal and instance is not None and instance.may_write(record.job_id):
+            log.info("job %s [%s]: stopping what is left of it", record.job_id, manager)
+            instance.kill(record)
 
     def _forget(self, manager: str, manager_config: ManagerConfig, job_dir: JobDirectory, durable: bool,
                 recycle: bool) -> None:

@@ -47,11 +47,22 @@ class ManagerHooks:
                 log.info("job %s [%s]: already being started; this second start is dropped", job_id, manager)
                 return None
             if record.cancel_requested:
-                self._move(manager, job_id, wire.State.CANCELLED, expect=(wire.State.QUEUED,),
-                           settled=self.SUPERSEDED)
+                self._cancel_queued(manager, job_id, record.created)
                 return None
             self._claims.add(key)
             return record.created
+
+    def _cancel_queued(self, manager: str, job_id: str, generation: float) -> None:
+        """End a queued job whose cancel was recorded (now, or once the store can be written)."""
+        def cancel():
+            with self._lock(manager, job_id):
+                if self._current(manager, job_id, generation) is not None:
+                    self._move(manager, job_id, wire.State.CANCELLED, expect=(wire.State.QUEUED,),
+                               settled=self.SUPERSEDED)
+        try:
+            cancel()
+        except StoreUnavailable:
+            self.deferred.add(f"job {job_id}: its cancel", cancel)
 
     def adopted(self, manager: str, job_id: str, generation: float) -> None:
         """Recovery found the job's process (or scheduler job) still there: it is claimed, not to start again."""
@@ -109,8 +120,13 @@ class ManagerHooks:
             record = self._current(manager, job_id, generation)
             if record is None:
                 return False
-            if record.state != wire.State.QUEUED and settled is self.LATE_START:
-                return False  # recorded late: the job has moved on meanwhile
+            if record.state != wire.State.QUEUED:
+                # cancelled (or ended) first: stop what was started. Decided from the record as it is, before
+                # any write: a store that cannot be written never turns a cancelled job into one that runs.
+                # Recorded late (kept during an outage): the job has moved on meanwhile, nothing to do.
+                if settled is not self.LATE_START and record.state not in self.SUPERSEDED:
+                    log.warning("job %s [%s]: started while it is %s; stopping it", job_id, manager, record.state)
+                return False
             # not waited for: lost in a crash, the job is queued again at the restart, and recovery treats a
             # queued job like a running one (adopts its process from the pid it wrote, or reads its exit code)
             return self._move(manager, job_id, wire.State.RUNNING, expect=(wire.State.QUEUED,), durable=False,
@@ -123,7 +139,11 @@ class ManagerHooks:
         Raises StoreUnavailable (the caller knows whether to retry or to submit later)."""
         with self._lock(manager, job_id):
             record = self._current(manager, job_id, generation)
-            if record is None or record.state != wire.State.QUEUED or record.cancel_requested:
+            if record is None or record.cancel_requested:
+                return False
+            if record.external_id == external_id:
+                return True  # recorded already (its start, coming first after an outage, took the id along)
+            if record.state != wire.State.QUEUED:
                 return False
             self.store.update(manager, job_id, external_id=external_id)
             return True

@@ -61,16 +61,29 @@ def group_is_the_jobs(pid: int, script: str) -> bool:
     return state == b"Z" or script.encode() in cmdline
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether a process group ``pgid`` still has a member (a job's leftover children after its script ended)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class QueuedPythonManager(Manager):
     def __init__(self, config, hooks, timers):
         super().__init__(config, hooks, timers)
         self.num_workers = int(config.num_concurrent_jobs)
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._slots = threading.BoundedSemaphore(self.num_workers)
-        #: job id -> (pid, generation) of every job process this daemon follows (own children and adopted)
+        #: job id -> (pid, generation) of every job script this daemon follows (own children and adopted)
         self._running: dict[str, tuple[int, float]] = {}
-        #: job ids a worker is starting (claimed or about to be, no pid yet)
-        self._starting: set[str] = set()
+        #: job id -> how many workers are starting it (claimed or about to be, no pid yet)
+        self._starting: dict[str, int] = {}
+        #: job id -> (process group, generation) of jobs whose script ended while processes it started live on
+        self._lingering: dict[str, tuple[int, float]] = {}
         self._adopted: dict[str, tuple[int, bool, float]] = {}  # job id -> (pid, holds a slot, generation)
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
@@ -98,23 +111,34 @@ class QueuedPythonManager(Manager):
 
     def kill(self, record: JobRecord) -> None:
         """SIGTERM to the job's process group, SIGKILL ``kill_grace_period`` later; only to a process that is
-        the job's (a stored pid may be another program's after a reboot)."""
+        the job's (a stored pid may be another program's after a reboot). Also what is left of a job whose
+        script has ended, and a job whose start was never recorded (found by the pid file its script wrote)."""
         script = self.script(record.job_id)
         with self._lock:
-            followed = self._running.get(record.job_id)
+            followed = self._running.get(record.job_id) or self._lingering.get(record.job_id)
         if followed is not None and followed[1] == record.created:
             pid = followed[0]
-        elif record.pid and process_matches(record.pid, script):
-            pid = record.pid
         else:
-            return
+            pid = next((p for p in (record.pid, self._pid_file(record.job_id)) if p and process_matches(p, script)),
+                       None)
+            if pid is None:
+                return
         self._signal_job(pid, script, signal.SIGTERM)
         grace = float(self.config.kill_grace_period)
         self.timers.call_later(grace, lambda: self._signal_job(pid, script, signal.SIGKILL))
 
     def may_write(self, job_id: str) -> bool:
+        """While its script runs, while it is being started, while processes it left behind live on, and while
+        the pid file its script wrote names a live job script (a start that was never recorded)."""
         with self._lock:
-            return job_id in self._running or job_id in self._starting
+            if job_id in self._running or job_id in self._starting or job_id in self._lingering:
+                return True
+        pid = self._pid_file(job_id)
+        return pid is not None and process_matches(pid, self.script(job_id))
+
+    def _pid_file(self, job_id: str) -> int | None:
+        text = self.hooks.job_directory(self.name, job_id).read_text("pid", limit=32)
+        return int(text.strip()) if text and text.strip().isdigit() else None
 
     def recover(self, record: JobRecord) -> None:
         job_dir = self.hooks.job_directory(self.name, record.job_id)
@@ -162,8 +186,8 @@ class QueuedPythonManager(Manager):
                 self._slots.release()
 
     def _run(self, job_id: str) -> None:
-        with self._lock:
-            self._starting.add(job_id)  # from now on its directory is not handed to another job
+        with self._lock:  # from now on its directory is not handed to another job
+            self._starting[job_id] = self._starting.get(job_id, 0) + 1
         try:
             generation = self.hooks.claim(self.name, job_id)
             if generation is None:
@@ -179,7 +203,9 @@ class QueuedPythonManager(Manager):
                 self._running[job_id] = (process.pid, generation)
         finally:
             with self._lock:
-                self._starting.discard(job_id)
+                left = self._starting.pop(job_id) - 1
+                if left:
+                    self._starting[job_id] = left
         # the process exists: from here on it is waited for and its own end reported, whatever else happens
         try:
             try:
@@ -191,9 +217,19 @@ class QueuedPythonManager(Manager):
                 self._signal_job(process.pid, process.args[1], signal.SIGKILL)
             returncode = process.wait()
         finally:
-            with self._lock:
-                self._running.pop(job_id, None)
+            self._ended(job_id, process.pid, generation)
         self.hooks.finished(self.name, job_id, self._exit_code(job_dir, returncode), generation=generation)
+
+    def _ended(self, job_id: str, pid: int, generation: float) -> None:
+        """The job's script has ended: forget it, or follow what it left running in its process group (its
+        directory is not handed on while that lives)."""
+        lingering = group_alive(pid)
+        with self._lock:
+            if self._running.get(job_id, (None, None))[1] == generation:
+                del self._running[job_id]
+            if lingering:
+                self._lingering[job_id] = (pid, generation)
+                self._ensure_watcher()
 
     def _start(self, job_dir) -> subprocess.Popen:
         script = os.path.join(job_dir.path, "command.sh")
@@ -214,40 +250,44 @@ class QueuedPythonManager(Manager):
         except ValueError:
             return returncode
 
-    # adoption ----------------------------------------------------------------
+    # adopted and lingering processes ----------------------------------------
     def _adopt(self, job_id: str, pid: int, generation: float) -> None:
         holds_slot = self._slots.acquire(blocking=False)
         with self._lock:
             self._adopted[job_id] = (pid, holds_slot, generation)
             self._running[job_id] = (pid, generation)
-            if self._watcher is None:
-                self._watcher = threading.Thread(target=self._watch_adopted, name=f"{self.name}-adopted",
-                                                 daemon=True)
-                self._watcher.start()
+            self._ensure_watcher()
 
-    def _watch_adopted(self) -> None:
+    def _ensure_watcher(self) -> None:
+        """Under self._lock: one thread follows adopted scripts and lingering process groups while there are any."""
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, name=f"{self.name}-watcher", daemon=True)
+            self._watcher.start()
+
+    def _watch(self) -> None:
         interval = max(float(self.config.min_polling_interval or 0.5), 0.05)
         while not self._stopping.wait(interval):
             with self._lock:
                 adopted = list(self._adopted.items())
+                lingering = list(self._lingering.items())
             for job_id, (pid, holds_slot, generation) in adopted:
                 try:
                     self._check_adopted(job_id, pid, holds_slot, generation)
                 except Exception:  # a defect: said; the watcher goes on (the job is looked at again)
                     log.exception("job %s: following the adopted process %s failed", job_id, pid)
+            for job_id, (pgid, generation) in lingering:
+                if not group_alive(pgid):
+                    with self._lock:
+                        if self._lingering.get(job_id) == (pgid, generation):
+                            del self._lingering[job_id]
             with self._lock:
-                if not self._adopted:
+                if not self._adopted and not self._lingering:
                     self._watcher = None
                     return
 
     def _check_adopted(self, job_id: str, pid: int, holds_slot: bool, generation: float) -> None:
         if process_matches(pid, self.script(job_id)):
             return
-        with self._lock:
-            self._adopted.pop(job_id, None)
-            self._running.pop(job_id, None)
-        if holds_slot:
-            self._slots.release()
         job_dir = self.hooks.job_directory(self.name, job_id)
         text = job_dir.read_text("return_code", limit=64)
         try:
@@ -255,7 +295,18 @@ class QueuedPythonManager(Manager):
         except ValueError:
             code = None
         message = None if code is not None else "the adopted job process ended without recording an exit code"
-        self.hooks.finished(self.name, job_id, code, message=message, generation=generation)
+        with self._lock:
+            self._adopted.pop(job_id, None)
+            if holds_slot:
+                self._slots.release()
+        self._ended(job_id, pid, generation)
+        try:
+            self.hooks.finished(self.name, job_id, code, message=message, generation=generation)
+        except Exception:
+            with self._lock:  # looked at again next round: never left running for good
+                self._adopted[job_id] = (pid, False, generation)
+                self._running[job_id] = (pid, generation)
+            raise
 
     @staticmethod
     def _signal_job(pid: int, script: str, sig: int) -> None:

@@ -80,6 +80,7 @@ class Tracked:
     missing: int = 0  # consecutive polls the job was in neither the queue nor the scheduler's history
     last_delete: float = 0.0  # when the last delete attempt ended
     deleting: bool = False  # a delete is queued or running: never a second one beside it
+    given_up: bool = False  # ended in the store without the scheduler's word: followed until it lets go
 
 
 class SchedulerManager(Manager):
@@ -294,8 +295,14 @@ class SchedulerManager(Manager):
             self.hooks.requeue(self.name, record.job_id, generation=record.created)
             return
         *duplicates, external_id = found
-        for extra in duplicates:
-            self._delete(Tracked(record.job_id, record.created, extra, cancel=True))
+        for extra in duplicates:  # never two runs of one job: the newest is adopted, the others deleted
+            try:
+                self.delete_job(extra)
+                log.warning("job %s [%s]: deleted %s job %s, a second submission of it", record.job_id, self.name,
+                            self.scheduler, extra)
+            except SchedulerError as exc:
+                log.error("job %s [%s]: %s job %s is a second submission of it and could not be deleted: %s",
+                          record.job_id, self.name, self.scheduler, extra, exc)
         log.info("job %s [%s]: found its submission as %s job %s", record.job_id, self.name, self.scheduler,
                  external_id)
         self.hooks.adopted(self.name, record.job_id, record.created)
@@ -443,9 +450,18 @@ class SchedulerManager(Manager):
         if failing < self.failure_timeout:
             return
         for tracked in jobs:  # never stuck: after scheduler_failure_timeout, say why and fail them
-            self._end(tracked, self._return_code(tracked.job_id),
-                      f"{self.scheduler} could not be asked about job {tracked.external_id} for {failing:.0f} s: {exc}")
+            if not tracked.given_up:
+                self._give_up(tracked, self._return_code(tracked.job_id), f"{self.scheduler} could not be asked "
+                              f"about job {tracked.external_id} for {failing:.0f} s: {exc}")
         self._failing_since = None
+
+    def _give_up(self, tracked: Tracked, code: int | None, message: str) -> None:
+        """End the job in the store without the scheduler's word that it has ended, and go on following it,
+        deleting it, until the scheduler lets it go: until then its directory is not handed to another job."""
+        log.warning("job %s [%s]: %s", tracked.job_id, self.name, message)
+        tracked.given_up = tracked.cancel = True
+        self.hooks.finished(self.name, tracked.job_id, code, message=message, generation=tracked.generation)
+        self._request_delete(tracked)
 
     def reconcile(self) -> None:
         """Compare the store with the jobs followed here: adopt a queued or running job nobody follows (it has

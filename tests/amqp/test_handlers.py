@@ -220,3 +220,18 @@ def test_a_store_that_cannot_be_written_keeps_the_message_in_the_broker(parts, m
         engine.cancel("_default_", "k")
     else:
         assert record.cancel_requested or record.state == "cancelled"
+
+
+def test_a_message_that_fails_for_another_reason_is_not_taken_for_a_store_outage(parts, monkeypatch):
+    """An OS error of the message's own (here a name too long for the filesystem) is not an outage of the
+    store: it must not be requeued for ever with 'the job store cannot be written' while the store is fine
+    (the review found such a message looping); it goes the usual way and its client is told."""
+    from pulsar_lite.amqp import handlers
+
+    engine, ledger, handler, _ = parts
+    monkeypatch.setattr(handlers, "OUTAGE_RETRY", 0.01)
+    body = setup_body("poison", "true", touch_outputs=["x" * 300], acknowledge_uuid="u-poison")
+    outcomes = [handle(handler, "setup", body, redelivered=n > 0).outcome for n in range(3)]
+    assert "requeue" not in outcomes[1:], outcomes
+    assert not engine.store.health.failing
+    assert any(p.payload.get("status") == "failed" for p in ledger.pending("B"))

@@ -113,6 +113,11 @@ def test_cancel_after_the_start_stops_the_running_job(busy_engine):
     script = os.path.join(engine.job_directory(M, "victim").path, "command.sh")
     process = subprocess.Popen(["/bin/bash", script], start_new_session=True, stdout=subprocess.DEVNULL)
     try:
+        from pulsar_lite.managers.queued_python import process_matches
+        deadline = time.time() + 5
+        while not process_matches(process.pid, script):  # exec'd (before, its command line is this test's)
+            assert time.time() < deadline
+            time.sleep(0.01)
         assert engine.started(M, "victim", pid=process.pid, generation=generation)
         engine.cancel(M, "victim")
         assert engine.store.get(M, "victim").cancel_requested
@@ -171,3 +176,37 @@ def test_a_refused_transition_is_logged_as_lost_unless_a_user_came_first(engine_
         assert engine._move(M, "j", wire.State.COMPLETE) is None
     [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
     assert "job j" in warning.getMessage() and "complete" in warning.getMessage() and "lost" in warning.getMessage()
+
+
+def test_a_download_still_running_for_a_cancelled_and_cleaned_job_never_writes_into_another_job(
+        engine_factory, tmp_path):
+    """A job is cancelled during its stage-in and cleaned at once; the download goes on (it stalls, then
+    retries). Its directory must not become the next job's while the transfer may write there (the review
+    found the cancelled job's input in the next job's inputs/)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from tests.staging.faultserver import FaultServer
+
+    engine = engine_factory(preprocess_action_interval_start=0.2, **ONE_WORKER)
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    (origin / "in.bin").write_bytes(b"A-private " * 50000)
+    with FaultServer(str(origin)) as server:
+        server.faults.append(("stall", 1.5))
+        engine.setup(M, "A")
+        staging = {"setup": [{"name": "in.dat", "type": "input", "action": {
+            "action_type": "remote_transfer", "url": server.url + "/in.bin", "path": "/gx/in.dat"}}]}
+        engine.submit(M, "A", {"command_line": "true", "remote_staging": staging})
+        deadline = time.time() + 10
+        while not server.requests:
+            assert time.time() < deadline
+            time.sleep(0.02)
+        time.sleep(0.3)
+        engine.cancel(M, "A")
+        engine.clean(M, "A")
+        engine.setup(M, "B")
+        time.sleep(3)
+    found = [os.path.join(d, f) for d, _, files in os.walk(engine.job_directory(M, "B").path) for f in files]
+    assert found == [], found

@@ -238,3 +238,40 @@ def test_the_outage_shows_in_metrics(started):
         lock.release()
     assert call(app, "POST", "/jobs", job_id="m").status_int == 200
     assert sample("pulsar_lite_store_writable") == 1
+
+
+def test_readyz_is_true_again_when_an_outage_only_requests_saw_ends(started):
+    """Nothing of a job waits (only a request met the lock): the end of the outage must still be noticed,
+    or /readyz would say 503 for good while no request dares to write (the review found it stuck)."""
+    app = started()
+    lock = WriteLock(app.engine.store.path)
+    try:
+        assert call(app, "POST", "/jobs", job_id="r").status_int == 503
+        assert call(app, "GET", "/readyz").status_int == 503
+    finally:
+        lock.release()
+    wait(lambda: call(app, "GET", "/readyz").status_int == 200, timeout=5)
+
+
+def test_a_kill_escalation_does_not_wait_for_the_store(started, tmp_path):
+    """The probe of an outage may wait up to store_busy_timeout; a cancelled job's SIGKILL must not wait
+    behind it (with both on the timers thread, the SIGKILL came only when the probe gave up)."""
+    app = started(make_config(tmp_path, store_busy_timeout=3, kill_grace_period=4,
+                              managers={M: {"type": "queued_python", "num_concurrent_jobs": 2}}))
+    engine = app.engine
+    go = tmp_path / "go"
+    submit(app, "stubborn", "trap '' TERM; while true; do sleep 0.05; done")
+    submit(app, "quick", f"while [ ! -e {go} ]; do sleep 0.02; done")
+    wait(lambda: state(app, "stubborn")["status"] == "running" and state(app, "quick")["status"] == "running")
+    pid = engine.store.get(M, "stubborn").pid
+    engine.cancel(M, "stubborn")  # SIGTERM (ignored) now, SIGKILL in 4 s
+    began = time.monotonic()
+    lock = WriteLock(engine.store.path)
+    try:
+        go.touch()  # quick's end waits 3 s for the lock, then for the store: probes of 3 s each from then on
+        wait(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z",
+             timeout=15)
+        assert time.monotonic() - began < 5.0  # the grace, not the grace plus a probe
+    finally:
+        lock.release()
+    wait(lambda: state(app, "quick")["status"] == "complete")

@@ -179,3 +179,109 @@ def test_cleaning_a_running_job_never_lets_it_write_into_the_next_jobs_directory
             assert found == [], f"{job_id} holds files of the cleaned job: {found}"
     finally:
         engine.stop()
+
+
+def test_a_tool_that_outlives_its_script_keeps_its_directory_from_other_jobs(tmp_path):
+    """The script (bash) dies at once on the cancel's SIGTERM; the tool it started handles SIGTERM and writes
+    a file 0.7 s later. The job is cancelled when its script ends, but its directory must not be handed on
+    while the tool lives (before the review's fix only the script was followed: the file landed in job B)."""
+    engine = start(config(tmp_path, workers=1, kill_grace_period=5))
+    tool = tmp_path / "tool.py"
+    tool.write_text("import signal, sys, time\n"
+                    "def stop(*_):\n    time.sleep(0.7); open('late.txt', 'w').write('data of job A'); sys.exit(1)\n"
+                    "signal.signal(signal.SIGTERM, stop)\nopen('up', 'w').close()\n"
+                    "while True:\n    time.sleep(0.05)\n")
+    try:
+        engine.setup(M, "A")
+        engine.submit(M, "A", {"command_line": f"python3 {tool}"})
+        wait(lambda: (tmp_path / "staging" / "A" / "working" / "up").exists())
+        engine.cancel(M, "A")
+        wait(lambda: engine.store.get(M, "A").state == wire.State.CANCELLED)
+        assert engine.managers[M].may_write("A")  # the tool still runs
+        engine.clean(M, "A")
+        for job_id in ("B", "C"):
+            engine.setup(M, job_id)
+        time.sleep(1.5)
+        for job_id in ("B", "C"):
+            found = [os.path.join(d, f) for d, _, files in os.walk(tmp_path / "staging" / job_id) for f in files]
+            assert found == [], found
+        wait(lambda: not engine.managers[M].may_write("A"))  # followed until the tool is gone
+    finally:
+        engine.stop()
+
+
+def test_a_job_whose_start_was_never_recorded_is_stopped_by_a_cancel_after_the_restart(tmp_path):
+    """The store failed as the start was reported, then the daemon stopped: the store says queued, no pid,
+    while the script runs. A cancel before recovery reaches the job must still stop it (found by the pid
+    file its script wrote), and its directory must not be handed on while it runs."""
+    from tests.engine.test_store_outage import WriteLock
+
+    cfg = config(tmp_path, workers=1, store_busy_timeout=0.2)
+    first = start(cfg)
+    held = []
+    real_started = first.started
+
+    def started(*args, **kwargs):
+        held.append(WriteLock(first.store.path))  # the store fails right as the start is reported
+        return real_started(*args, **kwargs)
+
+    first.started = started
+    late = tmp_path / "staging" / "A" / "working" / "late.txt"
+    first.setup(M, "A")
+    first.submit(M, "A", {"command_line": "sleep 3; echo late > late.txt"})
+    wait(lambda: len(first.deferred) >= 1)
+    pid_file = tmp_path / "staging" / "A" / "pid"
+    pid = int(wait(lambda: pid_file.exists() and pid_file.read_text().strip()))
+    first.stop()
+    held[0].release()
+    assert first.store is not None
+
+    release = threading.Event()
+    second = JobEngine(cfg)
+    real_recover = second.recover_job
+    second.recover_job = lambda record: (release.wait(10), real_recover(record))
+    second.start()
+    try:
+        assert second.store.get(M, "A").state == wire.State.QUEUED and second.store.get(M, "A").pid is None
+        assert second.managers[M].may_write("A")
+        second.cancel(M, "A")
+        release.set()
+        wait(lambda: not alive(pid), timeout=5)
+        assert not late.exists()
+    finally:
+        release.set()
+        second.stop()
+
+
+def test_a_start_that_meets_an_outage_after_a_cancel_is_stopped(tmp_path):
+    """A worker claimed the job; the cancel is recorded before the process starts; then the store fails.
+    The start must be refused from the record as it is (cancelled), not answered 'recorded later'."""
+    from tests.engine.test_store_outage import WriteLock
+
+    engine = start(config(tmp_path, workers=1, store_busy_timeout=0.2))
+    manager = engine.managers[M]
+    reached, go = threading.Event(), threading.Event()
+    real_start = manager._start
+
+    def start_later(job_dir):
+        reached.set()
+        go.wait(10)
+        return real_start(job_dir)
+
+    manager._start = start_later
+    ran = tmp_path / "staging" / "A" / "working" / "ran.txt"
+    try:
+        engine.setup(M, "A")
+        engine.submit(M, "A", {"command_line": "sleep 1; echo ran > ran.txt"})
+        assert reached.wait(10)
+        engine.cancel(M, "A")
+        assert engine.store.get(M, "A").state == wire.State.CANCELLED
+        lock = WriteLock(engine.store.path)
+        try:
+            go.set()
+            time.sleep(1.5)
+        finally:
+            lock.release()
+        assert not ran.exists()
+    finally:
+        engine.stop()

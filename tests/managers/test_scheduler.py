@@ -225,3 +225,30 @@ def test_reconcile_follows_a_job_nobody_follows(engine):
     scheduler.set(external_id, Observed(Observed.ENDED, 0, None, "CD"))
     write_return_code(engine, "stray", 0)
     assert final(engine, "stray").state == wire.State.COMPLETE
+
+
+def test_a_job_given_up_on_is_followed_and_deleted_until_the_scheduler_lets_it_go(engine):
+    """After scheduler_failure_timeout the job is failed, but the cluster job may still run: its directory is
+    not handed on (may_write) and it is deleted once the scheduler answers again (the review found it
+    forgotten at once, its directory recycled while the cluster job wrote there)."""
+    scheduler = engine.managers[M]
+    external_id = submit(engine, "lost-touch")
+    scheduler.set(external_id, Observed(Observed.RUNNING, state="R"))
+    wait_for(lambda: engine.store.get(M, "lost-touch").state == wire.State.RUNNING)
+    scheduler.failing = "slurmctld not responding"
+    assert final(engine, "lost-touch").state == wire.State.FAILED
+    assert scheduler.may_write("lost-touch")
+    scheduler.failing = None
+    wait_for(lambda: f"delete {external_id}" in scheduler.calls)
+    wait_for(lambda: not scheduler.may_write("lost-touch"))
+
+
+def test_an_id_recorded_by_the_jobs_start_is_accepted_when_its_own_record_comes_late(engine):
+    """The scheduler id's own record was kept during an outage; the job's start came first and took the id
+    along. The late record must not read as 'cancelled meanwhile' (which deleted a healthy cluster job)."""
+    engine.setup(M, "late")
+    generation = engine.store.get(M, "late").created
+    engine.store.transition(M, "late", wire.State.QUEUED)
+    assert engine.started(M, "late", external_id="777", generation=generation)
+    assert engine.submitted(M, "late", "777", generation=generation)
+    assert not engine.submitted(M, "late", "778", generation=generation)

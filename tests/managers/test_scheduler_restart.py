@@ -44,23 +44,24 @@ class SharedScheduler(MemoryScheduler):
         super().__init__(config, hooks, timers)
         self.jobs, self.calls, self.guard = self.world.jobs, self.world.calls, self.world.guard
 
-    def _take(self, name):
-        with self.guard:
-            self.world.next_id += 1
-            external_id = str(self.world.next_id)
-            self.jobs[external_id] = Observed(Observed.QUEUED, state="PD")
-            self.world.names[external_id] = (name, time.time())
-            self.calls.append("submit")
+    def _take(self, world, name):
+        with world.guard:
+            world.next_id += 1
+            external_id = str(world.next_id)
+            world.jobs[external_id] = Observed(Observed.QUEUED, state="PD")
+            world.names[external_id] = (name, time.time())
+            world.calls.append("submit")
             return external_id
 
     def submit_job(self, submission):
         world = self.world
-        if world.submit_gate is None:
-            return self._take(submission.name)
-        external_id = self._take(submission.name) if world.accept_before_gate else None
+        gate = world.submit_gate
+        if gate is None:
+            return self._take(world, submission.name)
+        external_id = self._take(world, submission.name) if world.accept_before_gate else None
         world.submit_entered.set()
-        world.submit_gate.wait(30)
-        return external_id or self._take(submission.name)
+        gate.wait(30)
+        return external_id or self._take(world, submission.name)
 
     def find_submitted(self, name, since):
         world = self.world
@@ -174,3 +175,25 @@ def test_a_cancel_during_the_submission_then_a_restart(world, daemon, accepted):
     if accepted:
         (external_id,) = world.names
         wait(lambda: f"delete {external_id}" in world.calls)
+
+
+def test_two_copies_found_after_a_restart_run_once(world, daemon):
+    """The daemon died mid-submission and the scheduler holds two copies (an earlier try's reply was lost):
+    the newest is adopted, the other deleted (it used to be 'deleted' through a guard that skipped it)."""
+    first = daemon()
+    first.setup(M, "twin")
+    generation = first.store.get(M, "twin").created
+    first.stop()
+    db = sqlite3.connect(daemon.config.store_path)
+    with db:
+        db.execute("UPDATE jobs SET state='queued', external_id=? WHERE job_id='twin'",
+                   (f"{SUBMITTING}@{generation:.3f}:pulsar_twin",))
+    db.close()
+    with world.guard:
+        for external_id in ("201", "202"):
+            world.jobs[external_id] = Observed(Observed.QUEUED, state="PD")
+            world.names[external_id] = ("pulsar_twin", time.time())
+    second = daemon()
+    wait(lambda: second.store.get(M, "twin").external_id == "202")
+    wait(lambda: "delete 201" in world.calls)
+    assert "delete 202" not in world.calls
