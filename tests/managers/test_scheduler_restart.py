@@ -14,7 +14,7 @@ from pulsar_lite.config import build_config
 from pulsar_lite.engine import JobEngine
 from pulsar_lite.managers import ManagerSpec
 from pulsar_lite.managers.contract import Observed
-from pulsar_lite.managers.scheduler import SUBMITTING
+from pulsar_lite.managers.submitting import SUBMITTING
 from tests.conftest import wait_until
 from tests.managers.test_scheduler import MemoryScheduler
 
