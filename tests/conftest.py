@@ -43,6 +43,15 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.1, what: str 
     raise AssertionError(f"{what} not reached in {timeout}s")
 
 
+def alive(pid: int) -> bool:
+    """True for a live process; a zombie (killed, not yet reaped) counts as dead."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -84,12 +84,10 @@ class DirectoryPool:
         if self.size <= 0 or len(self._ready) >= self.size or not os.path.isdir(self.root):
             shutil.rmtree(path, ignore_errors=True)
             return
-        holding = os.path.join(self.root, f"{next(self._names)}.emptying")
-        try:
-            os.rename(path, holding)
-        except FileNotFoundError:
+        holding = self._take_away(path, "emptying")
+        if holding is None:
             return
-        except OSError:
+        if holding == path:
             shutil.rmtree(path, ignore_errors=True)
             return
         try:
@@ -107,14 +105,21 @@ class DirectoryPool:
         """Take ``path`` away from its job at once and delete it, never to be reused: what a process of the job
         still writes there is deleted with it (or by the next start's reset, when it writes faster than this
         deletes)."""
-        holding = os.path.join(self.root, f"{next(self._names)}.discarded")
+        holding = self._take_away(path, "discarded")
+        if holding is not None:
+            shutil.rmtree(holding, ignore_errors=True)
+
+    def _take_away(self, path: str, suffix: str) -> str | None:
+        """Rename ``path`` into the pool's directory (its job id is free again at once); where it is now (``path``
+        itself when it could not be moved), or None when it is gone."""
+        holding = os.path.join(self.root, f"{next(self._names)}.{suffix}")
         try:
             os.rename(path, holding)
         except FileNotFoundError:
-            return
+            return None
         except OSError:
-            holding = path
-        shutil.rmtree(holding, ignore_errors=True)
+            return path
+        return holding
 
     def _empty(self, tree: str) -> None:
         """Leave exactly :data:`TREE`, empty and with fresh permissions, or raise OSError."""

@@ -26,14 +26,6 @@ def wait_state(engine, job_id, states, timeout=10):
     raise AssertionError(f"job {job_id} is {engine.store.get(M, job_id)}, wanted {states}")
 
 
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def busy_engine(engine_factory):
     """An engine whose only worker is held by a long job, so that other jobs stay queued."""

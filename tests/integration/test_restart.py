@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from tests.conftest import alive
+
 from .rest_helpers import rest, status, submit, wait_status
 
 pytestmark = pytest.mark.integration
@@ -118,15 +120,6 @@ def test_cancel_after_restart_kills_adopted_job(daemon_factory):
     wait_status(daemon.url, "long", {"cancelled"}, timeout=15)
     time.sleep(0.2)
     assert not alive(pid)
-
-
-def alive(pid):
-    """True for a live process; a zombie (killed, not yet reaped by init) counts as dead."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except FileNotFoundError:
-        return False
 
 
 def job_pid(daemon, job_id, timeout=10):

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need, wait_until
+from tests.conftest import alive, need, wait_until
 
 from .rest_helpers import rest, status, submit, wait_status
-from .test_restart import alive, job_pid
+from .test_restart import job_pid
 
 pytestmark = pytest.mark.integration
 

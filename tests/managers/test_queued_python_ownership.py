@@ -14,7 +14,7 @@ import time
 from pulsar_lite import wire
 from pulsar_lite.config import build_config
 from pulsar_lite.engine import JobEngine
-from tests.conftest import wait_until
+from tests.conftest import alive, wait_until
 
 M = wire.DEFAULT_MANAGER
 
@@ -34,14 +34,6 @@ def start(cfg):
     engine.background_recovery = False
     engine.start()
     return engine
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_a_job_queued_twice_runs_once_and_ends_when_its_script_ends(tmp_path):
