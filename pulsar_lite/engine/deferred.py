@@ -64,8 +64,8 @@ class Deferred:
         while not self.stopped:
             with self._cond:
                 if not self._pending and not health.failing:
-                    self._cond.wait(self.interval)
-                    continue
+                    self._thread = None  # nothing to watch: the next outage or report starts another
+                    return
             if health.failing:
                 try:
                     self.store.probe()
