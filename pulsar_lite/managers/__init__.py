@@ -67,6 +67,9 @@ REGISTRY: dict[str, ManagerSpec] = {
         options=_options(
             Option("job_plugin", "choice", None, "the scheduler: Slurm, Torque or OpenPBS", ("Slurm", "Torque", "OpenPBS"),
                    required=True),
+            Option("status_command_bytes", "int", 100000, "longest status command (squeue/sacct/qstat with job ids), "
+                   "in bytes: more jobs than fit are asked about in several commands of the same round (Linux "
+                   "refuses one argument over 128 KiB; over ssh the whole command is one)"),
             *SHELL_OPTIONS, *SCHEDULER_OPTIONS),
         prefixes=("job_",),
         summary="submits job scripts to Slurm, Torque or OpenPBS with their commands, here or over ssh",

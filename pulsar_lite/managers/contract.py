@@ -12,7 +12,8 @@ class SchedulerError(Exception):
 @dataclass(frozen=True)
 class Observed:
     """What the scheduler says of one job."""
-    #: QUEUED (pending, held, suspended), RUNNING, or ENDED
+    #: QUEUED (pending, held, suspended), RUNNING, ENDED, or UNKNOWN: the scheduler listed the job but its
+    #: record could not be read (garbled, cut short); nothing is concluded from it this round
     phase: str
     #: the job script's exit code as the scheduler saw it (ENDED)
     exit_code: int | None = None
@@ -25,6 +26,12 @@ class Observed:
     QUEUED = "queued"
     RUNNING = "running"
     ENDED = "ended"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def unreadable(cls, record: str) -> "Observed":
+        """A record of this job that could not be read (``record``: what it said, for the log)."""
+        return cls(cls.UNKNOWN, None, None, f"unreadable record {record.strip()[:160]!r}")
 
 
 @dataclass

@@ -13,7 +13,7 @@ import logging
 from ..contract import Observed, SchedulerError, Submission
 from ..scheduler import SchedulerManager
 from .openpbs import OpenPBS
-from .plugin import JobPlugin, Script
+from .plugin import STATUS_COMMAND_BYTES, JobPlugin, Script
 from .shells import SHELLS, LocalShell
 from .slurm import Slurm
 from .torque import Torque
@@ -21,6 +21,9 @@ from .torque import Torque
 log = logging.getLogger(__name__)
 
 PLUGINS: dict[str, type[JobPlugin]] = {"Slurm": Slurm, "Torque": Torque, "OpenPBS": OpenPBS}
+#: rounds in a row a job's record may be unreadable before the job counts as not listed (then its history,
+#: its return_code file, or a failure decide, as for any job that left the queue)
+UNREADABLE_ROUNDS = 5
 
 
 class QueuedCliManager(SchedulerManager):
@@ -32,6 +35,9 @@ class QueuedCliManager(SchedulerManager):
         shell_options = {key[len("shell_"):]: value for key, value in values.items()
                          if key.startswith("shell_") and key != "shell_plugin" and value is not None}
         self.shell: LocalShell = SHELLS[values["shell_plugin"]](**shell_options)
+        self.command_bytes = int(values.get("status_command_bytes") or STATUS_COMMAND_BYTES)
+        #: external id -> rounds in a row its record could not be read (the status thread's alone)
+        self._unreadable: dict[str, int] = {}
 
     def stop(self) -> None:
         super().stop()
@@ -55,15 +61,40 @@ class QueuedCliManager(SchedulerManager):
         return self.plugin.parse_submit(result.stdout)
 
     def query(self, external_ids: list[str]) -> dict[str, Observed]:
-        result = self.shell.run(self.plugin.status(external_ids))
-        return self.plugin.parse_status(result.returncode, result.stdout, result.stderr, external_ids)
+        """One command per chunk of ids (each under the argument limits), all in this round; a command that
+        fails fails the round, a record that cannot be read concerns its job alone."""
+        observed: dict[str, Observed] = {}
+        for command, ids in self.plugin.status_commands(external_ids, self.command_bytes):
+            result = self.shell.run(command)
+            observed.update(self.plugin.parse_status(result.returncode, result.stdout, result.stderr, ids))
+        for external_id in set(self._unreadable) - set(external_ids):
+            del self._unreadable[external_id]  # no longer followed
+        return self._readable(observed)
 
     def history(self, external_ids: list[str]) -> dict[str, Observed]:
-        command = self.plugin.history(external_ids)
-        if command is None:
-            return {}
-        result = self.shell.run(command)
-        return self.plugin.parse_history(result.returncode, result.stdout, result.stderr)
+        observed: dict[str, Observed] = {}
+        for command, _ in self.plugin.history_commands(external_ids, self.command_bytes):
+            result = self.shell.run(command)
+            observed.update(self.plugin.parse_history(result.returncode, result.stdout, result.stderr))
+        return self._readable(observed)
+
+    def _readable(self, observed: dict[str, Observed]) -> dict[str, Observed]:
+        """Unreadable records: logged when first seen; left out (the job is not listed) once a job has had
+        nothing else for UNREADABLE_ROUNDS rounds, so that no job waits for ever on a garbled record."""
+        for external_id, seen in list(observed.items()):
+            if seen.phase != Observed.UNKNOWN:
+                self._unreadable.pop(external_id, None)
+                continue
+            rounds = self._unreadable[external_id] = self._unreadable.get(external_id, 0) + 1
+            if rounds == 1:
+                log.warning("[%s] %s's record of job %s cannot be read (%s); nothing is concluded from it this "
+                            "round", self.name, self.scheduler, external_id, seen.state)
+            elif rounds > UNREADABLE_ROUNDS:
+                if rounds == UNREADABLE_ROUNDS + 1:
+                    log.warning("[%s] %s's record of job %s could not be read %d times in a row: the job now counts "
+                                "as not listed", self.name, self.scheduler, external_id, UNREADABLE_ROUNDS)
+                del observed[external_id]
+        return observed
 
     def delete_job(self, external_id: str) -> None:
         result = self.shell.run(self.plugin.delete(external_id))

@@ -10,10 +10,11 @@ prints "qstat: Unknown Job Id <id>" on stderr and the other jobs on stdout.
 from __future__ import annotations
 
 import json
+import re
 import time
 
 from ..contract import Observed, SchedulerError
-from .plugin import Resources, by_job_number, hms
+from .plugin import ABSENT, STATUS_COMMAND_BYTES, Resources, by_job_number, chunks, hms
 from .torque import PHASES, Torque, ended
 
 #: negative Exit_status values (JOB_EXEC_* in PBS's job.h) that name a limit or a failure
@@ -28,6 +29,9 @@ EXEC_CODES = {
     -28: "CPU time limit exceeded (JOB_EXEC_KILL_CPUT)",
     -29: "walltime limit exceeded (JOB_EXEC_KILL_WALLTIME)",
 }
+#: a job's key in qstat's JSON ("123.server", "123[].server", "123[4].server"), where its record starts
+_JOB_KEY = re.compile(r'"(\d[^"\\]*)"\s*:\s*(?=\{)')
+_DECODER = json.JSONDecoder(strict=False)  # control characters in strings: PBS does not always escape them
 PBS_PHASES = {**PHASES, "B": Observed.RUNNING, "M": Observed.QUEUED, "U": Observed.QUEUED, "X": Observed.ENDED}
 
 
@@ -52,22 +56,51 @@ class OpenPBS(Torque):
     def status(self, external_ids: list[str]) -> list[str]:
         return ["qstat", "-x", "-f", "-F", "json", *external_ids]
 
+    def status_commands(self, external_ids: list[str], limit: int = STATUS_COMMAND_BYTES) \
+            -> list[tuple[list[str], list[str]]]:
+        return chunks(self.status, external_ids, limit)  # by id, unlike Torque's
+
     def parse_status(self, returncode: int, stdout: str, stderr: str, external_ids: list[str]) -> dict[str, Observed]:
         if returncode != 0 and not stdout.strip():
             if stderr.strip() and all("Unknown Job Id" in line for line in stderr.strip().splitlines()):
                 return {}  # every job asked about is gone
             raise SchedulerError(f"qstat failed ({returncode}): {(stderr or stdout).strip()[-300:]}")
         wanted = set(external_ids)
-        return {job_id: self.observed(job) for job_id, job in self.json_jobs(stdout).items() if job_id in wanted}
+        jobs, unreadable = self.json_jobs(stdout)
+        result = {}
+        if unreadable is not None:  # not read as a whole: a job it leaves out may be in a garbled record
+            result = {job_id: Observed.unreadable(unreadable.get(job_id, ABSENT)) for job_id in wanted}
+        for job_id, job in jobs.items():
+            if job_id in wanted:
+                result[job_id] = self.observed(job) if isinstance(job, dict) else Observed.unreadable(str(job))
+        return result
 
     @staticmethod
-    def json_jobs(stdout: str) -> dict[str, dict]:
+    def json_jobs(stdout: str) -> tuple[dict[str, dict], dict[str, str] | None]:
+        """The jobs of a ``qstat -F json`` answer; and None when it was read as a whole, else the records
+        that could not be read, by job id. SchedulerError when not one record can be read."""
         if not stdout.strip():
-            return {}
+            return {}, None
         try:
-            return json.loads(stdout).get("Jobs") or {}
+            jobs = _DECODER.decode(stdout).get("Jobs") or {}
+            if isinstance(jobs, dict):
+                return jobs, None
+            error: Exception = ValueError("'Jobs' is not an object")
         except (ValueError, AttributeError) as exc:
-            raise SchedulerError(f"qstat -F json printed something that is not JSON: {exc}") from None
+            error = exc
+        jobs, unreadable = {}, {}  # a record garbled, or the answer cut short: each job's record on its own
+        for match in _JOB_KEY.finditer(stdout):
+            try:
+                record, _ = _DECODER.raw_decode(stdout, match.end())
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                jobs[match.group(1)] = record
+            else:
+                unreadable.setdefault(match.group(1), stdout[match.start():match.start() + 160])
+        if not jobs:
+            raise SchedulerError(f"qstat -F json printed something that is not JSON: {error}")
+        return jobs, unreadable
 
     def observed(self, job: dict) -> Observed:
         state = str(job.get("job_state", ""))
@@ -77,15 +110,20 @@ class OpenPBS(Torque):
         if phase != Observed.ENDED:
             return Observed(phase, None, None, state)
         status = job.get("Exit_status")
-        return ended(state, int(status) if status is not None else None, self.scheduler, EXEC_CODES)
+        if status is None:
+            return ended(state, None, self.scheduler, EXEC_CODES)
+        try:
+            return ended(state, int(status), self.scheduler, EXEC_CODES)
+        except (TypeError, ValueError):
+            return Observed.unreadable(f"job_state {state} Exit_status {status!r}")
 
     def find(self, name: str) -> list[str]:
         return ["qstat", "-x", "-f", "-F", "json"]
 
     def parse_find(self, stdout: str, name: str, since: float) -> list[str]:
         found = []
-        for job_id, job in self.json_jobs(stdout).items():
-            if job.get("Job_Name") != name:
+        for job_id, job in self.json_jobs(stdout)[0].items():
+            if not isinstance(job, dict) or job.get("Job_Name") != name:
                 continue
             try:
                 queued_at = time.mktime(time.strptime(str(job.get("qtime", "")).strip(), "%a %b %d %H:%M:%S %Y"))

@@ -5,11 +5,20 @@ ssh) and hands the output back to its parsers. So each plugin is tested on captu
 """
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 from dataclasses import dataclass
+from typing import Callable
 
 from ..contract import Observed, SchedulerError
+
+log = logging.getLogger(__name__)
+
+#: the longest status command, in bytes, as one shell line (what ssh sends: the submit host's shell gets the
+#: whole command as one argument). Linux refuses a single argument over 128 KiB (MAX_ARG_STRLEN, "Argument
+#: list too long"), locally as on the submit host; a command this long stays well under it.
+STATUS_COMMAND_BYTES = 100_000
 
 #: submit_params a client may send (Galaxy destination params ``submit_<key>``), with their aliases
 RESOURCE_KEYS = {
@@ -131,13 +140,25 @@ class JobPlugin:
         """One command asking about all of these jobs."""
         raise NotImplementedError
 
+    def status_commands(self, external_ids: list[str], limit: int = STATUS_COMMAND_BYTES) \
+            -> list[tuple[list[str], list[str]]]:
+        """The status commands for these jobs, each with the ids it asks about, each at most ``limit`` bytes."""
+        return chunks(self.status, external_ids, limit)
+
     def parse_status(self, returncode: int, stdout: str, stderr: str, external_ids: list[str]) -> dict[str, Observed]:
-        """What the status command said; raise SchedulerError when it did not answer."""
+        """What the status command said; raise SchedulerError when it did not answer. A record that cannot
+        be read is ``Observed.unreadable`` for its job (never an error for all of them)."""
         raise NotImplementedError
 
     def history(self, external_ids: list[str]) -> list[str] | None:
         """A command reading the scheduler's record of finished jobs; None when it keeps none."""
         return None
+
+    def history_commands(self, external_ids: list[str], limit: int = STATUS_COMMAND_BYTES) \
+            -> list[tuple[list[str], list[str]]]:
+        if not external_ids or self.history(external_ids[:1]) is None:
+            return []
+        return chunks(self.history, external_ids, limit)
 
     def parse_history(self, returncode: int, stdout: str, stderr: str) -> dict[str, Observed]:
         return {}
@@ -156,6 +177,71 @@ class JobPlugin:
     def parse_find(self, stdout: str, name: str, since: float) -> list[str]:
         """Ids of jobs named ``name`` submitted at or after ``since``, oldest first."""
         raise NotImplementedError
+
+
+def chunks(build: Callable[[list[str]], list[str]], external_ids: list[str], limit: int) \
+        -> list[tuple[list[str], list[str]]]:
+    """``build(ids)`` for consecutive runs of ``external_ids``, in order, each command at most ``limit`` bytes
+    long as one shell line (``shlex.join``, as ssh sends it); an id that is too long alone gets a command of
+    its own."""
+    if not external_ids:
+        return []
+    base = len(shlex.join(build([])))
+    result: list[tuple[list[str], list[str]]] = []
+    run: list[str] = []
+    size = base
+    for external_id in external_ids:
+        cost = len(shlex.quote(external_id)) + 1  # the id and its separator (a comma, or a space)
+        if run and size + cost > limit:
+            result.append((build(run), run))
+            run, size = [], base
+        run.append(external_id)
+        size += cost
+    result.append((build(run), run))
+    return result
+
+
+_UNATTRIBUTED: set[str] = set()
+
+
+def unattributed(scheduler: str, record: str) -> None:
+    """A record in a status answer that names no job asked about: logged once (the jobs it may have been
+    about are not listed this round)."""
+    if record in _UNATTRIBUTED:
+        return
+    if len(_UNATTRIBUTED) < 1000:
+        _UNATTRIBUTED.add(record)
+    log.warning("%s printed a status record naming no job asked about (ignored): %r", scheduler, record[:200])
+
+
+ABSENT = "absent from an answer with a record that could not be read"
+
+
+def read_records(stdout: str, wanted: set[str] | None, read: Callable[[list[str]], Observed | None], scheduler: str,
+                 fields: int, job_id: re.Pattern) -> dict[str, Observed]:
+    """Each line of ``stdout`` (``|``-separated fields, the job id first, matching ``job_id``) read by ``read``;
+    a line it cannot read (None) is ``Observed.unreadable`` for its job, never an error for the others. A
+    readable record of a job wins over an unreadable one. When a line names no job asked about, the jobs the
+    answer leaves out may have been its subject: they are unreadable too this round, not gone."""
+    result: dict[str, Observed] = {}
+    garbled = False
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        parts = [part.strip() for part in line.split("|", fields - 1)]
+        named = parts[0] if job_id.match(parts[0]) else None
+        seen = read(parts) if named and len(parts) == fields else None
+        if seen is not None:
+            result[named] = seen
+        elif named and (wanted is None or named in wanted):
+            result.setdefault(named, Observed.unreadable(line))
+        else:
+            garbled = True
+            unattributed(scheduler, line)
+    if garbled and wanted:
+        for external_id in wanted - result.keys():
+            result[external_id] = Observed.unreadable(ABSENT)
+    return result
 
 
 def directive_lines(directive: str, options: list[tuple[str, str | None]]) -> list[str]:

@@ -9,11 +9,12 @@ guessed ``complete``: the manager then reads the job's ``return_code`` file, or 
 """
 from __future__ import annotations
 
+import re
 import time
 
 from ..contract import Observed, SchedulerError
 from .plugin import (JobPlugin, Resources, Script, by_job_number, directive_lines,
-                     hms, mapped_params, native_lines, wait_status)
+                     hms, mapped_params, native_lines, read_records, wait_status)
 
 #: squeue/sacct state -> (phase, what a scheduler-side end means; None: the script ran to its end)
 STATES = {
@@ -46,6 +47,10 @@ STATES = {
 ARGMAP = {"time": "-t", "ncpus": "-c", "partition": "-p"}
 STATUS_FORMAT = "JobID:|,State:|,exit_code:|,Reason:|"  # the reason last: it may hold spaces
 HISTORY_FIELDS = "JobID,State,ExitCode,Reason"
+#: what a state looks like (sacct: "CANCELLED by 1000"); anything else is a record cut short or garbled
+_STATE = re.compile(r"^[A-Z][A-Z_]*(?: by \d+)?$")
+#: what a job id looks like (123, and 123_4 / 123+1 for array and heterogeneous jobs)
+_JOB_ID = re.compile(r"^\d+(?:[_+][\w\[\]\-,.]*)?$")
 
 
 def observed(state: str, exit_status: int | None, reason: str) -> Observed:
@@ -55,6 +60,10 @@ def observed(state: str, exit_status: int | None, reason: str) -> Observed:
     if state == "FAILED" and reason not in ("NonZeroExitCode", "None", ""):
         failure = f"failed in Slurm ({reason})"
     return Observed(phase, exit_status, failure, state)
+
+
+def _ends(state: str) -> bool:
+    return STATES.get(state.split()[0], (Observed.ENDED, None))[0] == Observed.ENDED
 
 
 def with_signal(seen: Observed, signal: int | None) -> Observed:
@@ -106,18 +115,21 @@ class Slurm(JobPlugin):
             if "Invalid job id" in stderr:  # every job asked about has left the controller's memory
                 return {}
             raise SchedulerError(f"squeue failed ({returncode}): {(stderr or stdout).strip()[-300:]}")
-        result = {}
-        for line in stdout.splitlines():
-            fields = line.split("|", 3)
-            if len(fields) < 4 or not fields[0].strip():
-                continue
-            job_id, state, status, reason = (f.strip() for f in fields)
-            try:
-                code, signal = wait_status(int(status))
-            except ValueError:
-                code, signal = None, None
-            result[job_id] = with_signal(observed(state, code, reason.rstrip("|").strip()), signal)
-        return result
+        return read_records(stdout, set(external_ids), self._squeue_record, self.scheduler, 4, _JOB_ID)
+
+    @staticmethod
+    def _squeue_record(fields: list[str]) -> Observed | None:
+        """``JobID|State|exit_code|Reason|``: exit_code is a wait status. None when it cannot be read."""
+        _, state, status, reason = fields
+        if not _STATE.match(state):
+            return None
+        try:
+            code, signal = wait_status(int(status))
+        except ValueError:
+            if _ends(state):
+                return None  # an end without its exit status: not to be concluded from
+            code, signal = None, None
+        return with_signal(observed(state, code, reason.rstrip("|").strip()), signal)
 
     def history(self, external_ids: list[str]) -> list[str] | None:
         return ["sacct", "-n", "-P", "-X", "-j", ",".join(external_ids), "-o", HISTORY_FIELDS]
@@ -127,18 +139,22 @@ class Slurm(JobPlugin):
             if "accounting storage is disabled" in (stderr + stdout):
                 return {}  # no slurmdbd: Slurm keeps no record of finished jobs
             raise SchedulerError(f"sacct failed ({returncode}): {(stderr or stdout).strip()[-300:]}")
-        result = {}
-        for line in stdout.splitlines():
-            fields = line.split("|", 3)
-            if len(fields) < 3:
-                continue
-            job_id, state, exit_code = fields[0].strip(), fields[1].strip(), fields[2].strip()
-            reason = fields[3].strip() if len(fields) > 3 else ""
-            code_text, _, signal_text = exit_code.partition(":")
-            code = int(code_text) if code_text.isdigit() else None
-            signal = int(signal_text) if signal_text.isdigit() else None
-            result[job_id] = with_signal(observed(state, code, reason), signal)
-        return result
+        return read_records(stdout, None, self._sacct_record, self.scheduler, 4, _JOB_ID)
+
+    @staticmethod
+    def _sacct_record(fields: list[str]) -> Observed | None:
+        """``JobID|State|ExitCode|Reason``: ExitCode is ``code:signal``. None when it cannot be read."""
+        _, state, exit_code, reason = fields
+        if not _STATE.match(state):
+            return None
+        code_text, colon, signal_text = exit_code.partition(":")
+        if not (code_text.isdigit() and colon and signal_text.isdigit()):
+            if _ends(state):
+                return None
+            code_text = signal_text = ""
+        code = int(code_text) if code_text else None
+        signal = int(signal_text) if signal_text else None
+        return with_signal(observed(state, code, reason), signal)
 
     def delete(self, external_id: str) -> list[str]:
         return ["scancel", external_id]

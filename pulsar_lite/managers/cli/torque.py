@@ -8,11 +8,12 @@ once completed, ``exit_status``: the script's exit code (0-255), 256 + a signal 
 """
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ElementTree
 
 from ..contract import Observed, SchedulerError
 from .plugin import (JobPlugin, Resources, Script, by_job_number, directive_lines,
-                     hms, mapped_params, native_lines)
+                     hms, mapped_params, native_lines, unattributed, ABSENT)
 
 #: Pulsar's job_* keys for qsub (pbs_job attribute names -> option)
 ARGMAP = {
@@ -22,6 +23,8 @@ ARGMAP = {
     "Rerunable": "-r", "Shell_Path_List": "-S", "job_array_request": "-t", "User_List": "-u",
     "Variable_List": "-v",
 }
+_JOB = re.compile(r"<Job>.*?(?:</Job>|(?=<Job>)|$)", re.S)
+_JOB_ID = re.compile(r"<Job_Id>\s*([^<\s]+)\s*</Job_Id>")
 PHASES = {"Q": Observed.QUEUED, "H": Observed.QUEUED, "W": Observed.QUEUED, "T": Observed.QUEUED,
           "R": Observed.RUNNING, "E": Observed.RUNNING, "S": Observed.RUNNING,
           "C": Observed.ENDED, "F": Observed.ENDED}
@@ -77,21 +80,53 @@ class Torque(JobPlugin):
     def status(self, external_ids: list[str]) -> list[str]:
         return ["qstat", "-x"]  # every job in one answer (asking by id fails the whole call on a purged id)
 
+    def status_commands(self, external_ids: list[str], limit: int = 0) -> list[tuple[list[str], list[str]]]:
+        return [(self.status(external_ids), external_ids)] if external_ids else []  # names no id: one is enough
+
     def parse_status(self, returncode: int, stdout: str, stderr: str, external_ids: list[str]) -> dict[str, Observed]:
         if returncode != 0:
             raise SchedulerError(f"qstat failed ({returncode}): {(stderr or stdout).strip()[-300:]}")
         wanted = set(external_ids)
-        return {job["Job_Id"]: self.observed(job) for job in self.jobs(stdout) if job.get("Job_Id") in wanted}
+        jobs, unreadable = self.jobs(stdout)
+        result = {}
+        if unreadable is not None:  # not read as a whole: a job it leaves out may be in a garbled record
+            result = {job_id: Observed.unreadable(unreadable.get(job_id, ABSENT)) for job_id in wanted}
+        for job in jobs:
+            if job.get("Job_Id") in wanted:
+                result[job["Job_Id"]] = self.observed(job)
+        return result
+
+    @classmethod
+    def jobs(cls, stdout: str) -> tuple[list[dict[str, str]], dict[str, str] | None]:
+        """The jobs ``qstat -x`` lists; and None when the answer was read as a whole, else the records that
+        could not be read, by job id. SchedulerError when not one record can be read."""
+        text = stdout.strip()
+        if not text:
+            return [], None  # no jobs at all: qstat -x prints nothing
+        try:
+            return [cls._fields(job) for job in ElementTree.fromstring(text).iter("Job")], None
+        except ElementTree.ParseError as exc:
+            error = exc
+        jobs, unreadable = [], {}  # a record garbled, or the answer cut short: each <Job> on its own
+        for match in _JOB.finditer(text):
+            record = match.group(0)
+            try:
+                jobs.append(cls._fields(ElementTree.fromstring(record)))
+                continue
+            except ElementTree.ParseError:
+                pass
+            job_id = _JOB_ID.search(record)
+            if job_id:
+                unreadable[job_id.group(1)] = record
+            else:
+                unattributed(cls.scheduler, record)
+        if not jobs:
+            raise SchedulerError(f"qstat -x printed something that is not XML: {error}")
+        return jobs, unreadable
 
     @staticmethod
-    def jobs(stdout: str) -> list[dict[str, str]]:
-        if not stdout.strip():
-            return []  # no jobs at all: qstat -x prints nothing
-        try:
-            root = ElementTree.fromstring(stdout.strip())
-        except ElementTree.ParseError as exc:
-            raise SchedulerError(f"qstat -x printed something that is not XML: {exc}") from None
-        return [{child.tag: (child.text or "").strip() for child in job} for job in root.iter("Job")]
+    def _fields(job) -> dict[str, str]:
+        return {child.tag: (child.text or "").strip() for child in job}
 
     def observed(self, job: dict[str, str]) -> Observed:
         state = job.get("job_state", "")
@@ -101,7 +136,11 @@ class Torque(JobPlugin):
         if phase != Observed.ENDED:
             return Observed(phase, None, None, state)
         status = job.get("exit_status")
-        return ended(state, int(status) if status not in (None, "") else None, self.scheduler)
+        if status in (None, ""):
+            return ended(state, None, self.scheduler)
+        if not status.lstrip("-").isdigit():
+            return Observed.unreadable(f"{job.get('Job_Id')} job_state {state} exit_status {status}")
+        return ended(state, int(status), self.scheduler)
 
     def delete(self, external_id: str) -> list[str]:
         return ["qdel", external_id]
@@ -115,7 +154,7 @@ class Torque(JobPlugin):
 
     def parse_find(self, stdout: str, name: str, since: float) -> list[str]:
         found = []
-        for job in self.jobs(stdout):
+        for job in self.jobs(stdout)[0]:
             if job.get("Job_Name") != name:
                 continue
             queued_at = job.get("qtime") or job.get("ctime") or ""
