@@ -38,6 +38,10 @@ SCHEDULER_OPTIONS = (
            "before its jobs are failed with the reason (they may be running still: the scheduler was unreachable)"),
     Option("reconcile_interval", "float", 60.0, "seconds between two passes comparing the store with the jobs "
            "followed in the scheduler"),
+    Option("pass_environment", "list", [], "variables of the daemon's environment its jobs get besides PATH, HOME, "
+           "USER, LOGNAME, SHELL, LANG, LANGUAGE, LC_* and TZ (names or patterns such as MODULE*); the rest never "
+           "reaches a job. A name that looks like a secret (PULSAR_CONFIG_*, *TOKEN*, *PASSWORD*, *SECRET*, ...) "
+           "passes only when given exactly"),
 )
 
 #: Options of queued_cli's shells (Pulsar's names: shell_*).

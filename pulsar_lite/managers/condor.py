@@ -22,6 +22,7 @@ import time
 
 from .cli.plugin import Resources, safe_value
 from .contract import Observed, SchedulerError, Submission
+from .environment import condor_environment, job_environment
 from .scheduler import SchedulerManager
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,13 @@ PROJECTION = ["ClusterId", "JobStatus", "HoldReason", "HoldReasonCode", "Entered
               "ExitBySignal", "ExitSignal", "RemoveReason", "JobBatchName", "QDate"]
 #: JobStatus -> phase (1 Idle, 2 Running, 3 Removed, 4 Completed, 5 Held, 6 Transferring output, 7 Suspended)
 PHASES = {1: Observed.QUEUED, 2: Observed.RUNNING, 6: Observed.RUNNING, 7: Observed.RUNNING}
-#: Pulsar's defaults for the submit description (util/condor): a manager's submit_* and the client's
-#: submit_params go on top; should_transfer_files NO: the job directory is shared
-DEFAULTS = {"universe": "vanilla", "getenv": "true", "notification": "NEVER", "should_transfer_files": "NO"}
+#: Pulsar's defaults for the submit description (util/condor), but getenv: a manager's submit_* and the
+#: client's submit_params go on top; should_transfer_files NO: the job directory is shared. Pulsar's
+#: ``getenv = true`` copied the daemon's whole environment, its secrets with it, into every job: the job gets
+#: ``environment`` instead (environment.py: PATH, HOME, LANG, ... and the manager's pass_environment)
+DEFAULTS = {"universe": "vanilla", "getenv": "false", "notification": "NEVER", "should_transfer_files": "NO"}
+#: what a client may not set: they would copy the daemon's environment into the job
+CLIENT_REFUSED = ("getenv",)
 _KEY = re.compile(r"^[A-Za-z_+][A-Za-z0-9_.+]*$")
 
 
@@ -120,7 +125,13 @@ class QueuedCondorManager(SchedulerManager):
     def description(self, submission: Submission) -> dict:
         """The submit description: Pulsar's defaults, the client's submit_params, the manager's submit_*."""
         htcondor_keys = dict(DEFAULTS)
+        htcondor_keys["environment"] = condor_environment(job_environment(self.config.values.get("pass_environment")
+                                                                          or ()))
         client = dict(submission.submit_params)
+        for key in [k for k in client if str(k).lower() in CLIENT_REFUSED]:
+            log.warning("job %s [%s]: the client's submit_%s is ignored (it would give the job the daemon's "
+                        "environment)", submission.job_id, self.name, key)
+            del client[key]
         wanted = Resources.from_params(client)
         for aliases in (("cores", "ncpus", "request_cpus"), ("memory", "mem", "request_memory"),
                         ("walltime", "time", "runtime"), ("queue", "partition"), ("native_specification",)):

@@ -16,15 +16,46 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shlex
 import subprocess
 import threading
 import xml.etree.ElementTree as ElementTree
 
 from ..errors import ManagerUnavailable
 from .contract import Observed, SchedulerError, Submission
+from .environment import job_environment
 from .scheduler import SchedulerManager
 
 log = logging.getLogger(__name__)
+
+
+_EXPORT_ALL = re.compile(r"(?<!\S)-V(?!\S)")
+
+
+def without_daemon_environment(spec: str | None, passed=()) -> tuple[str | None, dict[str, str] | None]:
+    """A native specification that copies nothing of the daemon's environment into the job, and the
+    environment to give the job explicitly (None: none). The library runs in the daemon, so Grid Engine's
+    ``-V`` would copy the daemon's whole environment, secrets included: it is replaced by what
+    environment.py lets a job have. ``-v NAME`` (no value) copies one variable: refused for a name the job may
+    not have."""
+    if not spec:
+        return spec, None
+    try:
+        words = shlex.split(spec)
+    except ValueError as exc:
+        raise SchedulerError(f"native specification cannot be parsed ({exc}): {spec[:80]!r}") from None
+    allowed = job_environment(passed)
+    for option, value in zip(words, words[1:]):
+        if option != "-v":
+            continue
+        for item in value.split(","):
+            if "=" not in item and item not in allowed:
+                raise SchedulerError(f"'-v {item}' would copy the daemon's {item} into the job: give its value "
+                                     f"(-v {item}=...), or name it in the manager's pass_environment")
+    if "-V" not in words:
+        return spec, None
+    return _EXPORT_ALL.sub(" ", spec).strip() or None, allowed
 
 
 def _bindings():
@@ -139,6 +170,7 @@ class QueuedDrmaaManager(SchedulerManager):
         client_spec = submission.submit_params.get("native_specification")
         if client_spec:
             spec = f"{spec} {client_spec}" if spec else str(client_spec)
+        spec, environment = without_daemon_environment(spec, self.config.values.get("pass_environment") or ())
         with self._drmaa:
             template = self._session.createJobTemplate()
             try:
@@ -149,6 +181,8 @@ class QueuedDrmaaManager(SchedulerManager):
                 template.workingDirectory = os.path.join(submission.job_directory, "working")
                 if spec:
                     template.nativeSpecification = spec
+                if environment is not None:
+                    template.jobEnvironment = environment
                 external_id = str(self._session.runJob(template))
             except drmaa.errors.DrmaaException as exc:
                 raise SchedulerError(str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)) from None

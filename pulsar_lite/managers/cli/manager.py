@@ -34,7 +34,8 @@ class QueuedCliManager(SchedulerManager):
         self.scheduler = self.plugin.scheduler
         shell_options = {key[len("shell_"):]: value for key, value in values.items()
                          if key.startswith("shell_") and key != "shell_plugin" and value is not None}
-        self.shell: LocalShell = SHELLS[values["shell_plugin"]](**shell_options)
+        self.shell: LocalShell = SHELLS[values["shell_plugin"]](
+            **shell_options, pass_environment=values.get("pass_environment") or ())
         self.command_bytes = int(values.get("status_command_bytes") or STATUS_COMMAND_BYTES)
         #: external id -> rounds in a row its record could not be read (the status thread's alone)
         self._unreadable: dict[str, int] = {}

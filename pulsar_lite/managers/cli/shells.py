@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass
 
 from ..contract import SchedulerError
+from ..environment import command_environment
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +32,16 @@ class Result:
 
 
 class LocalShell:
-    def __init__(self, timeout: float = 60.0, **_ignored):
+    def __init__(self, timeout: float = 60.0, pass_environment=(), **_ignored):
         self.timeout = timeout
+        self.pass_environment = tuple(pass_environment or ())
 
     def describe(self) -> str:
         return "this host"
+
+    def environment(self) -> dict[str, str]:
+        """What the command runs with, and so what the job gets (sbatch exports it): never a daemon secret."""
+        return command_environment(self.pass_environment)
 
     def argv(self, command: list[str]) -> list[str]:
         return command
@@ -44,7 +50,7 @@ class LocalShell:
         argv = self.argv(command)
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout,
-                                  stdin=subprocess.DEVNULL, errors="replace")
+                                  stdin=subprocess.DEVNULL, errors="replace", env=self.environment())
         except subprocess.TimeoutExpired:
             raise SchedulerError(f"'{shlex.join(command)}' on {self.describe()} took more than {self.timeout:g} s") \
                 from None
@@ -76,8 +82,8 @@ class SecureShell(LocalShell):
     def __init__(self, hostname: str | None = None, username: str | None = None, private_key: str | None = None,
                  port: int | None = None, strict_host_key_checking: bool = True, connect_timeout: int = 30,
                  timeout: float = 60.0, rsh: str = "ssh", persist: int = 300, known_hosts: str | None = None,
-                 **_ignored):
-        super().__init__(timeout=timeout)
+                 pass_environment=(), **_ignored):
+        super().__init__(timeout=timeout, pass_environment=pass_environment)
         if not hostname:
             raise SchedulerError("SecureShell needs shell_hostname (the submit host)")
         self.hostname = hostname
@@ -93,6 +99,10 @@ class SecureShell(LocalShell):
     def describe(self) -> str:
         who = f"{self.username}@" if self.username else ""
         return f"{who}{self.hostname}" + (f":{self.port}" if self.port else "")
+
+    def environment(self) -> dict[str, str]:
+        """ssh's: the login's environment on the submit host is the job's (ssh sends at most LANG and LC_*)."""
+        return command_environment(self.pass_environment, ssh=True)
 
     def ssh_options(self) -> list[str]:
         options = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.connect_timeout}",
@@ -125,7 +135,7 @@ class SecureShell(LocalShell):
         """Stop the shared connection (at shutdown)."""
         try:
             subprocess.run([self.rsh, *self.ssh_options(), "-O", "exit", self.hostname], capture_output=True,
-                           timeout=10, stdin=subprocess.DEVNULL)
+                           timeout=10, stdin=subprocess.DEVNULL, env=self.environment())
         except (OSError, subprocess.TimeoutExpired, SchedulerError):
             pass
 

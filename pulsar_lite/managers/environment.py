@@ -1,0 +1,77 @@
+"""What a cluster job gets from the daemon's environment: a short allowlist, never a secret.
+
+A scheduler command passes its environment on to the job: Slurm exports all of ``sbatch``'s (``--export=ALL``
+is its default), PBS's ``-V`` and Grid Engine's ``-V`` copy the submitter's, HTCondor's ``getenv = true``
+copies the submitting process's. The daemon's environment holds its secrets (``PULSAR_CONFIG_PRIVATE_TOKEN``,
+``PULSAR_CONFIG_MESSAGE_QUEUE_URL`` with its password, whatever else its service manager put there). So the
+scheduler's commands run with this module's environment, HTCondor jobs get it explicitly, and a job gets
+from the daemon only:
+
+* what a login has: ``PATH``, ``HOME``, ``USER``, ``LOGNAME``, ``SHELL``, ``LANG``, ``LANGUAGE``, ``LC_*``,
+  ``TZ``;
+* for the scheduler's commands, what they need to find their cluster (``SLURM_CONF``, ``SBATCH_*``, PBS's
+  and Grid Engine's settings, HTCondor's); Slurm then exports these into the job too, harmlessly;
+* the manager's ``pass_environment`` names (fnmatch patterns allowed).
+
+A name that looks like a secret (``PULSAR_CONFIG_*``, or holding TOKEN, PASSWORD, PASSWD, SECRET,
+CREDENTIAL, API_KEY or APIKEY) is dropped even when a pattern matches it: it passes only when
+``pass_environment`` names it exactly. What the manager's configuration sets (``env_FOO: bar``) and the
+job's own ``env`` reach the job through its script (``command.sh``), not through this environment.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterable, Mapping
+
+#: what every job gets from the daemon: what a login has
+LOGIN = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TZ")
+#: what the scheduler's commands need to find their cluster (and nothing for the job itself)
+SCHEDULER = ("SLURM_CONF", "SBATCH_*", "PBS_CONF_FILE", "PBS_DEFAULT", "PBS_SERVER", "SGE_ROOT", "SGE_CELL",
+             "SGE_QMASTER_PORT", "SGE_EXECD_PORT", "SGE_CLUSTER_NAME", "CONDOR_CONFIG", "_CONDOR_*")
+#: ssh's agent, for SecureShell's ssh only (ssh never forwards it without -A; a local job must not get it)
+SSH_CLIENT = ("SSH_AUTH_SOCK",)
+SECRET_WORDS = ("TOKEN", "PASSWORD", "PASSWD", "SECRET", "CREDENTIAL", "API_KEY", "APIKEY")
+
+
+def looks_secret(name: str) -> bool:
+    upper = name.upper()
+    return upper.startswith("PULSAR_CONFIG_") or any(word in upper for word in SECRET_WORDS)
+
+
+def scrubbed(environ: Mapping[str, str] | None = None, patterns: Iterable[str] = LOGIN,
+             passed: Iterable[str] = ()) -> dict[str, str]:
+    """The variables of ``environ`` (default: the daemon's) that match ``patterns`` or the manager's ``passed``
+    names, without any that looks like a secret unless ``passed`` names it exactly."""
+    environ = os.environ if environ is None else environ
+    passed = [str(name) for name in passed]
+    exact = {name for name in passed if not any(c in name for c in "*?[")}
+    allowed = [*patterns, *passed]
+    result = {}
+    for name, value in environ.items():
+        if name in exact or (any(fnmatch.fnmatchcase(name, p) for p in allowed) and not looks_secret(name)):
+            result[name] = value
+    return result
+
+
+def job_environment(passed: Iterable[str] = (), environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What a job gets from the daemon (HTCondor's ``environment``, Grid Engine's instead of ``-V``)."""
+    return scrubbed(environ, LOGIN, passed)
+
+
+def command_environment(passed: Iterable[str] = (), environ: Mapping[str, str] | None = None,
+                        ssh: bool = False) -> dict[str, str]:
+    """The environment a scheduler command (sbatch, qsub, squeue; or ssh to the submit host) runs with."""
+    return scrubbed(environ, (*LOGIN, *SCHEDULER, *(SSH_CLIENT if ssh else ())), passed)
+
+
+def condor_environment(variables: Mapping[str, str]) -> str:
+    """HTCondor's ``environment`` value (its "new" syntax): double-quoted, each value in single quotes, a
+    quote of either kind inside written twice, a ``$`` written ``$(DOLLAR)`` (the submit language expands
+    ``$(...)``). A value on several lines (an exported bash function) cannot be written there: left out."""
+    entries = []
+    for name, value in sorted(variables.items()):
+        if "=" in name or not name or any(c.isspace() for c in name) or "\n" in value or "\r" in value:
+            continue
+        entries.append(f"{name}='" + value.replace("$", "$(DOLLAR)").replace("'", "''").replace('"', '""') + "'")
+    return '"' + " ".join(entries) + '"'
