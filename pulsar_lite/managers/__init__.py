@@ -42,6 +42,9 @@ SCHEDULER_OPTIONS = (
            "USER, LOGNAME, SHELL, LANG, LANGUAGE, LC_* and TZ (names or patterns such as MODULE*); the rest never "
            "reaches a job. A name that looks like a secret (PULSAR_CONFIG_*, *TOKEN*, *PASSWORD*, *SECRET*, ...) "
            "passes only when given exactly"),
+    Option("return_code_grace", "float", 30.0, "seconds a job the scheduler says has ended may take to show its "
+           "return_code file (filesystem lag: NFS caches); then the scheduler's exit code is used where it has one, "
+           "else the job is failed"),
 )
 
 #: Options of queued_cli's shells (Pulsar's names: shell_*).

@@ -13,10 +13,13 @@ it promises, for every scheduler:
 * **One status query per interval** (``min_polling_interval``, default 2 s) for all of the manager's jobs,
   from one thread per manager. Clients' status requests are answered from the store, never from here.
   Jobs that left the queue are looked up in the scheduler's record of finished jobs (one more query, only
-  for those), and their exit code is read from the ``return_code`` file the job script writes.
-  A job the scheduler no longer knows and that left no exit code is ``failed``, with a message saying so;
-  a scheduler-side end (time limit, memory, node failure, a delete behind the daemon's back, preemption)
-  is ``failed`` with the scheduler's reason. Nothing is ever guessed ``complete``.
+  for those), and their exit code is read from the ``return_code`` file the job script writes. A file not
+  visible yet (NFS caches attributes and "no such file" answers) is waited for: the job directory is read
+  afresh and the file looked for again at each poll, for ``return_code_grace`` seconds (30 by default).
+  After that the scheduler's own exit code decides where it has one (Slurm's ``COMPLETED`` with ``0:0``);
+  a job the scheduler no longer knows, or that it ended without an exit code, is ``failed`` with a message
+  saying so. A scheduler-side end (time limit, memory, node failure, a delete behind the daemon's back,
+  preemption) is ``failed`` with the scheduler's reason. Nothing is ever guessed ``complete``.
 * **Cancel** in every state: the delete command runs on the submission pool (never under the job's lock),
   one at a time per job, and is repeated every ``DELETE_RETRY`` seconds until the scheduler has let the
   job go.
@@ -45,6 +48,9 @@ __all__ = ["SchedulerManager"]
 log = logging.getLogger(__name__)
 
 DEFAULT_POLLING_INTERVAL = 2.0
+#: seconds an ended job's return_code file is waited for (filesystem lag: NFS caches for up to 60 s, but a
+#: fresh read of the directory ends most of that)
+DEFAULT_RETURN_CODE_GRACE = 30.0
 
 
 class SchedulerManager(Submitting, Manager):
@@ -59,6 +65,8 @@ class SchedulerManager(Submitting, Manager):
         self.interval = max(float(interval if interval is not None else DEFAULT_POLLING_INTERVAL), 0.05)
         self.failure_timeout = float(config.values.get("scheduler_failure_timeout") or 3600)
         self.reconcile_interval = max(float(config.values.get("reconcile_interval") or 60), self.interval)
+        grace = config.values.get("return_code_grace")
+        self.return_code_grace = max(float(grace if grace is not None else DEFAULT_RETURN_CODE_GRACE), 0.0)
         self._pool = ThreadPoolExecutor(max_workers=max(1, int(config.values.get("submit_concurrency") or 2)),
                                         thread_name_prefix=f"{self.name}-submit")
         self._tracked: dict[str, Tracked] = {}  # job id -> the job's run in the scheduler
@@ -111,8 +119,14 @@ class SchedulerManager(Submitting, Manager):
                           stdout=os.path.join(job_dir.metadata, "job_stdout"),
                           stderr=os.path.join(job_dir.metadata, "job_stderr"), launch=launch)
 
-    def _return_code(self, job_id: str) -> int | None:
-        text = self.hooks.job_directory(self.name, job_id).read_text("return_code", limit=64)
+    def _return_code(self, job_id: str, refresh: bool = False) -> int | None:
+        job_dir = self.hooks.job_directory(self.name, job_id)
+        if refresh:  # a fresh read of the directory: an NFS client drops its cached "no such file" for it
+            try:
+                os.listdir(job_dir.path)
+            except OSError:
+                pass
+        text = job_dir.read_text("return_code", limit=64)
         try:
             return int(text.strip()) if text is not None else None
         except ValueError:
@@ -261,28 +275,22 @@ class SchedulerManager(Submitting, Manager):
             tracked.missing += 1
             if tracked.missing < 2:
                 return  # ask once more before concluding
-            code = self._return_code(tracked.job_id)
-            if code is not None:
-                self._end(tracked, code, None)
-            else:
-                self._end(tracked, None, f"{self.scheduler} no longer knows job {tracked.external_id} and the job "
+            self._ran_out(tracked, None, f"{self.scheduler} no longer knows job {tracked.external_id} and the job "
                                          f"left no exit code (it may have been removed, or lost with its node)")
             return
         tracked.missing = 0
         if seen.phase == Observed.ENDED:
-            code = self._return_code(tracked.job_id)
             if tracked.cancel:  # however it ended, it ends cancelled
+                code = self._return_code(tracked.job_id)
                 self._end(tracked, code if code is not None else seen.exit_code, None)
             elif seen.failure is not None:
-                self._end(tracked, code, f"{self.scheduler} ended job {tracked.external_id}: {seen.failure}")
-            elif code is not None:
-                self._end(tracked, code, None)
-            elif seen.exit_code is not None and seen.exit_code != 0:
-                self._end(tracked, seen.exit_code, None)  # e.g. the script could not even start
+                self._end(tracked, self._return_code(tracked.job_id),
+                          f"{self.scheduler} ended job {tracked.external_id}: {seen.failure}")
             else:
-                self._end(tracked, None, f"{self.scheduler} job {tracked.external_id} ended ({seen.state}) but the "
-                                         f"job script left no exit code")
+                self._ran_out(tracked, seen.exit_code, f"{self.scheduler} job {tracked.external_id} ended "
+                                                       f"({seen.state}) but the job script left no exit code")
             return
+        tracked.ended_at = None  # seen again in the queue (requeued): a new end is waited for afresh
         if tracked.cancel and time.monotonic() - tracked.last_delete >= max(self.interval, DELETE_RETRY):
             self._request_delete(tracked)  # the scheduler has not let it go yet: ask again
         if seen.phase == Observed.RUNNING and not tracked.started:
@@ -291,6 +299,32 @@ class SchedulerManager(Submitting, Manager):
                                       generation=tracked.generation):
                 tracked.cancel = True
                 self._request_delete(tracked)
+
+    def _ran_out(self, tracked: Tracked, scheduler_code: int | None, message: str) -> None:
+        """The script's run is over (not ended by the scheduler): its exit code is its ``return_code`` file,
+        waited for through filesystem lag for ``return_code_grace`` seconds; then the scheduler's exit code if
+        it has one, or ``failed`` with ``message``."""
+        code = self._return_code(tracked.job_id, refresh=True)
+        if code is None and scheduler_code is not None and scheduler_code != 0:
+            code = scheduler_code  # the script's own exit code, which the file would say too (or it never started)
+        if code is not None:
+            self._end(tracked, code, None)
+            return
+        now = time.monotonic()
+        if tracked.ended_at is None:
+            tracked.ended_at = now
+            log.info("job %s [%s]: %s job %s has ended; its return_code file is not visible yet: waiting up to "
+                     "%g s for it", tracked.job_id, self.name, self.scheduler, tracked.external_id,
+                     self.return_code_grace)
+        if now - tracked.ended_at < self.return_code_grace:
+            return  # looked for again at the next poll
+        if scheduler_code is not None:
+            log.warning("job %s [%s]: no return_code file %g s after %s job %s ended; %s's exit code %d is used",
+                        tracked.job_id, self.name, self.return_code_grace, self.scheduler, tracked.external_id,
+                        self.scheduler, scheduler_code)
+            self._end(tracked, scheduler_code, None)
+        else:
+            self._end(tracked, None, f"{message} (waited {self.return_code_grace:g} s for it)")
 
     def _end(self, tracked: Tracked, code: int | None, message: str | None) -> None:
         with self._lock:

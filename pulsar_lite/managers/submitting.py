@@ -57,6 +57,7 @@ class Tracked:
     last_delete: float = 0.0  # when the last delete attempt ended
     deleting: bool = False  # a delete is queued or running: never a second one beside it
     given_up: bool = False  # ended in the store without the scheduler's word: followed until it lets go
+    ended_at: float | None = None  # when it was first seen ended without a visible return_code (monotonic)
 
 
 class Submitting:

@@ -78,7 +78,7 @@ def engine(engine_factory, monkeypatch):
         type="memory", target="tests.managers.test_scheduler:MemoryScheduler",
         options={o.key: o for o in managers.SCHEDULER_OPTIONS}))
     return engine_factory(managers={M: {"type": "memory", "min_polling_interval": 0.05,
-                                        "scheduler_failure_timeout": 0.5}})
+                                        "scheduler_failure_timeout": 0.5, "return_code_grace": 0.3}})
 
 
 def submit(engine, job_id, command="true"):
@@ -152,12 +152,17 @@ def test_the_exit_code_is_the_scripts_own(engine):
     assert record.state == wire.State.COMPLETE and record.returncode == 3
 
 
-def test_an_ended_job_without_an_exit_code_is_failed(engine):
+def test_an_ended_job_without_an_exit_code_is_failed_after_the_grace(engine):
+    """Neither a return_code file (within return_code_grace, here 0.3 s) nor an exit code from the scheduler:
+    failed, saying so (how the grace itself goes: test_scheduler_outcomes.py)."""
     scheduler = engine.managers[M]
     external_id = submit(engine, "silent")
-    scheduler.set(external_id, Observed(Observed.ENDED, 0, None, "CD"))
+    began = time.monotonic()
+    scheduler.set(external_id, Observed(Observed.ENDED, None, None, "CD"))
     record = final(engine, "silent")
+    assert time.monotonic() - began >= 0.3
     assert record.state == wire.State.FAILED and "left no exit code" in record.message
+    assert "waited 0.3 s for it" in record.message
 
 
 def test_a_refused_submission_fails_the_job_with_the_schedulers_words(engine):
