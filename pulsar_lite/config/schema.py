@@ -222,7 +222,9 @@ MANAGER_OPTIONS: tuple[Option, ...] = (
     Option("min_polling_interval", "float", None, "seconds between two status queries to a scheduler (one query for "
            "all of a manager's jobs; default 2) or two checks of adopted processes (queued_python; default 0.5)"),
     Option("tmp_dir", "str", None, "job temp directory; unset = a fresh <job>/tmp for each run"),
-    Option("job_name_template", "str", "pulsar_$job_id", "scheduler job name"),
+    Option("job_name_template", "str", "pulsar_$job_id", "scheduler job name, by which a submission whose outcome "
+           "is unknown is looked up; also $manager and $generation (the job's run), e.g. "
+           "pulsar_${manager}_${job_id}_$generation where managers or daemons share a scheduler account"),
     Option("galaxy_home", "path", None, "Galaxy root on this host, reported as system_properties.galaxy_home"),
     Option("galaxy_virtual_env", "path", None, "virtualenv activated by job scripts (system_properties.galaxy_virtual_env)"),
     Option("galaxy_config_file", "path", None, "reported as system_properties.galaxy_config_file"),

@@ -21,7 +21,7 @@ import threading
 import time
 
 from .cli.plugin import Resources, safe_value
-from .contract import Observed, SchedulerError, Submission
+from .contract import Observed, OutcomeUnknown, SchedulerError, Submission
 from .environment import condor_environment, job_environment
 from .scheduler import SchedulerManager
 
@@ -103,7 +103,10 @@ class QueuedCondorManager(SchedulerManager):
         self._schedd = None
 
     # -- the schedd ------------------------------------------------------------------------------------
-    def _call(self, what: str, method: str, *args, **kwargs):
+    def _call(self, what: str, method: str, *args, once: bool = False, **kwargs):
+        """``method`` of the schedd, tried again once (on a schedd located afresh) after any failure, unless
+        ``once``: then a failure of the call itself is OutcomeUnknown (a submit whose reply was lost may have
+        made a cluster; it is looked for, never sent blindly again). Locating the schedd sends nothing."""
         htcondor2 = _bindings()
         with self._condor:
             for attempt in (1, 2):
@@ -114,12 +117,21 @@ class QueuedCondorManager(SchedulerManager):
                         ad = collector.locate(htcondor2.DaemonType.Schedd, name) if name else \
                             collector.locate(htcondor2.DaemonType.Schedd)
                         self._schedd = htcondor2.Schedd(ad)
+                except Exception as exc:  # the bindings raise HTCondorException, ValueError, ...
+                    if attempt == 2:
+                        raise SchedulerError(f"{what} failed: cannot locate the schedd: "
+                                             f"{str(exc).strip() or type(exc).__name__}") from None
+                    continue
+                try:
                     result = getattr(self._schedd, method)(*args, **kwargs)
                     return list(result) if method == "history" else result
-                except Exception as exc:  # the bindings raise HTCondorException, ValueError, ...
+                except Exception as exc:
                     self._schedd = None  # locate it again: the schedd may have moved or restarted
+                    message = f"{what} failed: {str(exc).strip() or type(exc).__name__}"
+                    if once:
+                        raise OutcomeUnknown(message) from None
                     if attempt == 2:
-                        raise SchedulerError(f"{what} failed: {str(exc).strip() or type(exc).__name__}") from None
+                        raise SchedulerError(message) from None
 
     # -- submission ------------------------------------------------------------------------------------------
     def description(self, submission: Submission) -> dict:
@@ -161,8 +173,11 @@ class QueuedCondorManager(SchedulerManager):
             os.unlink(description["log"])  # a log left by an earlier run of this job id
         except FileNotFoundError:
             pass
-        submit = _bindings().Submit(description)
-        result = self._call("condor submit", "submit", submit)
+        try:
+            submit = _bindings().Submit(description)
+        except Exception as exc:  # nothing was sent
+            raise SchedulerError(f"invalid submit description: {str(exc).strip() or type(exc).__name__}") from None
+        result = self._call("condor submit", "submit", submit, once=True)
         return str(result.cluster())
 
     # -- status ------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """What a scheduler plugin and the scheduler-manager base (``scheduler.py``) exchange: the job to submit,
-what the scheduler says of a job, and the one error a plugin raises."""
+what the scheduler says of a job, and the errors a plugin raises."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,6 +7,14 @@ from dataclasses import dataclass, field
 
 class SchedulerError(Exception):
     """A scheduler command failed; the message says what and why, in one line."""
+
+
+class OutcomeUnknown(SchedulerError):
+    """A scheduler command may have done its work, but its answer was lost: it timed out (and was killed), its
+    ssh connection dropped, the reply never came. Raised instead of SchedulerError when it is not sure that
+    nothing happened; for a submission this means the scheduler may hold the job, which is then looked up by
+    its name before anything is sent again (``submitting.py``). A plain SchedulerError from ``submit_job`` is
+    a refusal: the command ran and said no, or nothing was sent."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import threading
 import xml.etree.ElementTree as ElementTree
 
 from ..errors import ManagerUnavailable
-from .contract import Observed, SchedulerError, Submission
+from .contract import Observed, OutcomeUnknown, SchedulerError, Submission
 from .environment import job_environment
 from .scheduler import SchedulerManager
 
@@ -184,6 +184,9 @@ class QueuedDrmaaManager(SchedulerManager):
                 if environment is not None:
                     template.jobEnvironment = environment
                 external_id = str(self._session.runJob(template))
+            except drmaa.errors.DrmCommunicationException as exc:  # the qmaster's answer may be what was lost
+                raise OutcomeUnknown(f"DRMAA lost touch with the scheduler: {str(exc).strip() or repr(exc)}") \
+                    from None
             except drmaa.errors.DrmaaException as exc:
                 raise SchedulerError(str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)) from None
             finally:

@@ -8,8 +8,9 @@ it promises, for every scheduler:
 * **Submission** runs on a small bounded pool (``submit_concurrency``), never on a request thread. Before
   the scheduler's submit command the intent is recorded in the store (the job's ``external_id`` becomes
   ``submitting:<job name>``); after it, the scheduler's id, through the ``submitted`` hook, under the
-  job's lock. A daemon killed between the two finds the job by its name at the restart: neither lost nor
-  submitted twice.
+  job's lock. Only a clear refusal fails the job: a submission whose outcome is unknown (a timeout, a
+  dropped connection), or a daemon killed between intent and id, is looked up by the job's name before
+  anything is sent again: neither lost nor submitted twice (``submitting.py``).
 * **One status query per interval** (``min_polling_interval``, default 2 s) for all of the manager's jobs,
   from one thread per manager. Clients' status requests are answered from the store, never from here.
   Jobs that left the queue are looked up in the scheduler's record of finished jobs (one more query, only
@@ -41,7 +42,7 @@ from ..logs import job_context
 from ..store import JobRecord
 from .base import Manager
 from .contract import Observed, SchedulerError, Submission
-from .submitting import DELETE_RETRY, SUBMITTING, Submitting, Tracked
+from .submitting import DELETE_RETRY, SUBMITTING, Lookup, Submitting, Tracked
 
 __all__ = ["SchedulerManager"]
 
@@ -71,6 +72,8 @@ class SchedulerManager(Submitting, Manager):
                                         thread_name_prefix=f"{self.name}-submit")
         self._tracked: dict[str, Tracked] = {}  # job id -> the job's run in the scheduler
         self._submitting: set[str] = set()  # job ids a submission is working on (claimed or about to be)
+        self._looking: dict[str, Lookup] = {}  # job id -> the search for its submission, whose outcome is unknown
+        self._tries: dict[tuple[str, float], int] = {}  # (job id, generation) -> submissions with unknown outcome
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -109,8 +112,14 @@ class SchedulerManager(Submitting, Manager):
 
     # -- names and files ----------------------------------------------------------------------------
     def job_name(self, job_id: str) -> str:
+        """``job_name_template`` with ``$job_id``, ``$manager`` and ``$generation`` (the job's run: its setup
+        time in milliseconds), by which a submission whose outcome is unknown is looked for."""
         template = self.config.values.get("job_name_template") or "pulsar_$job_id"
-        return string.Template(template).safe_substitute(job_id=job_id)
+        values = {"job_id": job_id, "manager": self.name}
+        if "generation" in template:
+            record = self.hooks.record(self.name, job_id)
+            values["generation"] = f"{record.created * 1000:.0f}" if record is not None else "0"
+        return string.Template(template).safe_substitute(values)
 
     def submission(self, job_id: str, launch: dict) -> Submission:
         job_dir = self.hooks.job_directory(self.name, job_id)
@@ -180,7 +189,7 @@ class SchedulerManager(Submitting, Manager):
     def may_write(self, job_id: str) -> bool:
         """Until the scheduler has let the job go (it is followed until then, cancelled or not)."""
         with self._lock:
-            return job_id in self._tracked or job_id in self._submitting
+            return job_id in self._tracked or job_id in self._submitting or job_id in self._looking
 
     def _request_delete(self, tracked: Tracked) -> None:
         with self._lock:

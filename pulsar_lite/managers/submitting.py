@@ -1,11 +1,18 @@
 """Submission to a scheduler, for the scheduler base (``scheduler.py``): one owner per submission, the intent
-recorded before the scheduler's submit command, and the search for a submission a daemon died in the middle of.
+recorded before the scheduler's submit command, and the search for a submission whose outcome is not known.
 
 Before the submit command the job's ``external_id`` becomes ``submitting:@<epoch>:<job name>`` (the intent and
-when it was made); after it, the scheduler's id. A daemon killed between the two finds the job at the restart
-by its name, among jobs submitted since the intent: neither lost nor submitted twice (a second copy found is
-deleted). A store that cannot record the intent sends nothing (the job is submitted once it can); one that
-cannot record the scheduler's id leaves the job followed meanwhile and records the id later.
+when it was made); after it, the scheduler's id. Only a clear refusal (the command ran and said no, or nothing
+was sent: SchedulerError) fails the job. When the outcome is unknown (OutcomeUnknown: a timeout, a dropped ssh
+connection, a lost reply; or an unexpected exception) the job keeps its intent and is looked up by its name,
+among jobs submitted since the intent, with a growing pause between two looks: a job found is adopted (a second
+copy deleted); one not found in two answers in a row is submitted again (at most ``SUBMIT_TRIES`` times in all,
+then failed). Submit is never repeated blindly. A daemon killed between intent and id is in the same position
+at its restart, and its job is looked for the same way. A scheduler that cannot be asked is asked again; after
+``scheduler_failure_timeout`` the job is failed in the store, and still looked for (a copy found is deleted).
+
+A store that cannot record the intent sends nothing (the job is submitted once it can); one that cannot record
+the scheduler's id leaves the job followed meanwhile and records the id later.
 """
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ from dataclasses import dataclass
 from ..errors import StoreUnavailable
 from ..logs import job_context
 from ..store import JobRecord
-from .contract import SchedulerError
+from .contract import OutcomeUnknown, SchedulerError
 
 log = logging.getLogger("pulsar_lite.managers.scheduler")
 
@@ -44,6 +51,10 @@ def parse_submitting_id(external_id: str) -> tuple[str, float | None]:
 
 #: seconds between two deletes of a cancelled job the scheduler still lists
 DELETE_RETRY = 10.0
+#: submissions of one run of a job, each with an unknown outcome and not found after it, before it is failed
+SUBMIT_TRIES = 3
+#: the longest pause between two looks for a submission whose outcome is unknown
+LOOK_PAUSE_MAX = 60.0
 
 
 @dataclass
@@ -58,6 +69,20 @@ class Tracked:
     deleting: bool = False  # a delete is queued or running: never a second one beside it
     given_up: bool = False  # ended in the store without the scheduler's word: followed until it lets go
     ended_at: float | None = None  # when it was first seen ended without a visible return_code (monotonic)
+
+
+@dataclass
+class Lookup:
+    """A submission whose outcome is unknown, looked for at the scheduler by its name until it answers."""
+    job_id: str
+    generation: float
+    name: str
+    since: float  # epoch: the intent, less a second (schedulers keep whole seconds)
+    why: str  # what made the outcome unknown
+    pause: float  # until the next look (doubled after each, to LOOK_PAUSE_MAX)
+    empty: int = 0  # answers in a row without the job
+    failing_since: float | None = None  # monotonic: since when the scheduler cannot be asked
+    given_up: bool = False  # failed in the store meanwhile: a copy found is deleted
 
 
 class Submitting:
@@ -83,8 +108,9 @@ class Submitting:
         try:
             record = self.hooks.record(self.name, job_id)
             submission = self.submission(job_id, (record.launch_config if record else None) or {})
+            meant = time.time()
             try:
-                intent = self.hooks.submitted(self.name, job_id, submitting_id(submission.name, time.time()),
+                intent = self.hooks.submitted(self.name, job_id, submitting_id(submission.name, meant),
                                               generation=generation)
             except StoreUnavailable:
                 # nothing was sent: give the job back and submit it once its intent can be recorded
@@ -95,10 +121,18 @@ class Submitting:
                 return
             try:
                 external_id = self.submit_job(submission)
+            except OutcomeUnknown as exc:
+                self._outcome_unknown(job_id, generation, submission.name, meant, str(exc))
+                return
             except SchedulerError as exc:
                 log.warning("job %s [%s]: %s refused it: %s", job_id, self.name, self.scheduler, exc)
+                self._tries.pop((job_id, generation), None)
                 self.hooks.finished(self.name, job_id, None, message=f"{self.scheduler} refused the job: {exc}",
                                     generation=generation)
+                return
+            except Exception as exc:  # a defect in the plugin: whether the scheduler took the job is not known
+                log.exception("job %s [%s]: submission failed", job_id, self.name)
+                self._outcome_unknown(job_id, generation, submission.name, meant, f"{type(exc).__name__}: {exc}")
                 return
             self._accepted(job_id, generation, external_id)
         except Exception as exc:  # never lose a job to a bug: say so and fail it
@@ -107,6 +141,7 @@ class Submitting:
                                 generation=generation)
 
     def _accepted(self, job_id: str, generation: float, external_id: str) -> None:
+        self._tries.pop((job_id, generation), None)
         tracked = Tracked(job_id, generation, external_id)
         self._track(tracked)  # followed before it is recorded: the reconcile pass never sees it unfollowed
         try:
@@ -124,44 +159,123 @@ class Submitting:
             tracked.cancel = True
             self._delete(tracked)
 
-    def _find_lost_submission(self, record: JobRecord) -> None:
-        try:
-            self._look_for_submission(record)
-        except StoreUnavailable:
-            self.hooks.defer(f"job {record.job_id}: the search for its submission",
-                             lambda: self._pool.submit(self._find_lost_submission, record))
-        except Exception:  # a defect: said, and the job is looked for again (never left without an owner)
-            log.exception("job %s [%s]: looking for its submission failed", record.job_id, self.name)
-            self.timers.call_later(max(self.interval, DELETE_RETRY),
-                                   lambda: self._pool.submit(self._find_lost_submission, record))
+    # -- a submission whose outcome is unknown ------------------------------------------------------------
+    def _outcome_unknown(self, job_id: str, generation: float, name: str, meant: float, why: str) -> None:
+        with self._lock:
+            self._tries[(job_id, generation)] = self._tries.get((job_id, generation), 0) + 1
+        log.warning("job %s [%s]: %s may or may not have taken it (%s); looking for %s there before anything is "
+                    "sent again", job_id, self.name, self.scheduler, why, name)
+        self._look_later(Lookup(job_id, generation, name, meant - 1.0, why, pause=self.interval))
 
-    def _look_for_submission(self, record: JobRecord) -> None:
-        """The daemon died while submitting this job: adopt what the scheduler took, or submit it now."""
-        name, intended = parse_submitting_id(record.external_id)
+    def _find_lost_submission(self, record: JobRecord) -> None:
+        """At the start: the daemon died while submitting this job. Look for it as for any unknown outcome."""
+        name, meant = parse_submitting_id(record.external_id)
         # from when the submission was meant (recorded with it); a record of the old form has only its last
         # change, which a later cancel may have moved past the submission: the job's creation is safe then
-        since = (intended if intended is not None else record.created) - 1.0
-        try:
-            found = self.find_submitted(name, since=since)
-        except SchedulerError as exc:
-            log.warning("job %s [%s]: cannot look for its submission yet: %s", record.job_id, self.name, exc)
-            self.timers.call_later(self.interval, lambda: self._pool.submit(self._find_lost_submission, record))
-            return
-        if not found:
-            log.info("job %s [%s]: its submission never reached %s; submitting it now", record.job_id, self.name,
-                     self.scheduler)
-            self.hooks.requeue(self.name, record.job_id, generation=record.created)
-            return
-        *duplicates, external_id = found
-        for extra in duplicates:  # never two runs of one job: the newest is adopted, the others deleted
+        since = (meant if meant is not None else record.created) - 1.0
+        lookup = Lookup(record.job_id, record.created, name, since, "the daemon stopped while submitting it",
+                        pause=self.interval)
+        with self._lock:
+            self._looking[lookup.job_id] = lookup
+        self._look(lookup)
+
+    def _look_later(self, lookup: Lookup) -> None:
+        with self._lock:
+            self._looking[lookup.job_id] = lookup  # its directory is not handed to another job meanwhile
+        pause, lookup.pause = lookup.pause, min(lookup.pause * 2, LOOK_PAUSE_MAX)
+
+        def look():
+            if not self._stopping.is_set():  # else looked for at the next start
+                self._pool.submit(self._look, lookup)
+        self.timers.call_later(pause, look)
+
+    def _look(self, lookup: Lookup) -> None:
+        with job_context(self.name, lookup.job_id):
             try:
-                self.delete_job(extra)
-                log.warning("job %s [%s]: deleted %s job %s, a second submission of it", record.job_id, self.name,
-                            self.scheduler, extra)
-            except SchedulerError as exc:
-                log.error("job %s [%s]: %s job %s is a second submission of it and could not be deleted: %s",
-                          record.job_id, self.name, self.scheduler, extra, exc)
-        log.info("job %s [%s]: found its submission as %s job %s", record.job_id, self.name, self.scheduler,
-                 external_id)
-        self.hooks.adopted(self.name, record.job_id, record.created)
-        self._accepted(record.job_id, record.created, external_id)
+                self._look_once(lookup)
+            except StoreUnavailable:
+                self.hooks.defer(f"job {lookup.job_id}: the search for its submission",
+                                 lambda: self._pool.submit(self._look, lookup))
+            except Exception:  # a defect: said, and the job is looked for again (never left without an owner)
+                log.exception("job %s [%s]: looking for its submission failed", lookup.job_id, self.name)
+                self._look_later(lookup)
+
+    def _look_once(self, lookup: Lookup) -> None:
+        job_id = lookup.job_id
+        try:
+            found = self.find_submitted(lookup.name, since=lookup.since)
+        except SchedulerError as exc:
+            self._cannot_look(lookup, exc)
+            return
+        lookup.failing_since = None
+        record = self.hooks.record(self.name, job_id)
+        current = record is not None and record.created == lookup.generation and not record.terminal
+        if found and not current:  # failed, cleaned or set up afresh meanwhile: nothing of it may run
+            self._stop_looking(lookup)
+            *others, newest = found
+            if record is not None and record.created == lookup.generation:  # ended: followed until let go
+                log.warning("job %s [%s]: deleting %s job %s, a submission of it found after its end", job_id,
+                            self.name, self.scheduler, newest)
+                tracked = Tracked(job_id, lookup.generation, newest, cancel=True, given_up=True)
+                self._track(tracked)
+                self._request_delete(tracked)
+            else:
+                others.append(newest)
+            for external_id in others:
+                self._delete_copy(job_id, external_id, "a submission of an ended or earlier run of it")
+            return
+        if found:
+            self._stop_looking(lookup)
+            *duplicates, external_id = found
+            for extra in duplicates:  # never two runs of one job: the newest is adopted, the others deleted
+                self._delete_copy(job_id, extra, "a second submission of it")
+            log.info("job %s [%s]: found its submission as %s job %s", job_id, self.name, self.scheduler,
+                     external_id)
+            self.hooks.adopted(self.name, job_id, lookup.generation)
+            self._accepted(job_id, lookup.generation, external_id)
+            return
+        lookup.empty += 1
+        if lookup.empty < 2:
+            self._look_later(lookup)  # asked once more, a while later: a submission may still be on its way
+            return
+        self._stop_looking(lookup)
+        if not current:
+            return
+        tries = self._tries.get((job_id, lookup.generation), 0)
+        if tries >= SUBMIT_TRIES:
+            self._tries.pop((job_id, lookup.generation), None)
+            self.hooks.finished(self.name, job_id, None, generation=lookup.generation, message=(
+                f"could not submit the job: {tries} tries had an unknown outcome and {self.scheduler} holds none "
+                f"of them (the last: {lookup.why})"))
+            return
+        log.info("job %s [%s]: its submission never reached %s; submitting it now", job_id, self.name,
+                 self.scheduler)
+        self.hooks.requeue(self.name, job_id, generation=lookup.generation)
+
+    def _cannot_look(self, lookup: Lookup, exc: SchedulerError) -> None:
+        now = time.monotonic()
+        if lookup.failing_since is None:
+            lookup.failing_since = now
+        failing = now - lookup.failing_since
+        log.warning("job %s [%s]: cannot look for its submission yet (for %.0f s now): %s", lookup.job_id,
+                    self.name, failing, exc)
+        if failing >= self.failure_timeout and not lookup.given_up:
+            lookup.given_up = True  # never stuck; still looked for: a copy found is deleted
+            self._tries.pop((lookup.job_id, lookup.generation), None)
+            self.hooks.finished(self.name, lookup.job_id, None, generation=lookup.generation, message=(
+                f"could not find out whether {self.scheduler} took the job ({lookup.why}): {self.scheduler} "
+                f"could not be asked for {failing:.0f} s: {exc}"))
+        self._look_later(lookup)
+
+    def _stop_looking(self, lookup: Lookup) -> None:
+        with self._lock:
+            if self._looking.get(lookup.job_id) is lookup:
+                del self._looking[lookup.job_id]
+
+    def _delete_copy(self, job_id: str, external_id: str, what: str) -> None:
+        try:
+            self.delete_job(external_id)
+            log.warning("job %s [%s]: deleted %s job %s, %s", job_id, self.name, self.scheduler, external_id, what)
+        except SchedulerError as exc:
+            log.error("job %s [%s]: %s job %s is %s and could not be deleted: %s", job_id, self.name,
+                      self.scheduler, external_id, what, exc)

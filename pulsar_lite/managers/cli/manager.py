@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from ..contract import Observed, SchedulerError, Submission
+from ..contract import Observed, OutcomeUnknown, SchedulerError, Submission
 from ..scheduler import SchedulerManager
 from .openpbs import OpenPBS
 from .plugin import STATUS_COMMAND_BYTES, JobPlugin, Script
@@ -56,10 +56,15 @@ class QueuedCliManager(SchedulerManager):
 
     # -- the scheduler's commands ----------------------------------------------------------------------------
     def submit_job(self, submission: Submission) -> str:
-        result = self.shell.run(self.plugin.submit(submission.script))
+        result = self.shell.run(self.plugin.submit(submission.script))  # OutcomeUnknown: timed out, ssh dropped
         if result.returncode != 0:
-            raise SchedulerError(result.last_error_line())
-        return self.plugin.parse_submit(result.stdout)
+            if self.plugin.submit_outcome_unknown(result.returncode, result.stdout, result.stderr):
+                raise OutcomeUnknown(result.last_error_line())
+            raise SchedulerError(result.last_error_line())  # it ran and said no
+        try:
+            return self.plugin.parse_submit(result.stdout)
+        except SchedulerError as exc:  # it said yes, but not under which id
+            raise OutcomeUnknown(str(exc)) from None
 
     def query(self, external_ids: list[str]) -> dict[str, Observed]:
         """One command per chunk of ids (each under the argument limits), all in this round; a command that

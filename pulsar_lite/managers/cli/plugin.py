@@ -136,6 +136,15 @@ class JobPlugin:
     def parse_submit(self, stdout: str) -> str:
         raise NotImplementedError
 
+    #: what a submit command that failed prints when it may have been accepted all the same (its reply lost)
+    SUBMIT_OUTCOME_UNKNOWN: tuple[str, ...] = ()
+
+    def submit_outcome_unknown(self, returncode: int, stdout: str, stderr: str) -> bool:
+        """A submit command that exited non-zero is a refusal, unless it says it lost touch with the scheduler
+        after sending the job (then the scheduler may hold it)."""
+        text = stderr + stdout
+        return any(words in text for words in self.SUBMIT_OUTCOME_UNKNOWN)
+
     def status(self, external_ids: list[str]) -> list[str]:
         """One command asking about all of these jobs."""
         raise NotImplementedError

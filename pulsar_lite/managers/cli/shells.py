@@ -1,20 +1,22 @@
 """Where queued_cli's scheduler commands run: here (``LocalShell``) or on a submit host (``SecureShell``).
 
-A shell runs one command (a list of arguments) and returns what it printed; it raises SchedulerError,
-with one line saying what failed, when the command cannot be run at all (not found, timed out, ssh
-refused). A command that ran and exited non-zero is returned as it is: what that means is the job
-plugin's business.
+A shell runs one command (a list of arguments) and returns what it printed. It raises SchedulerError,
+with one line saying what failed, when the command could not be run at all (not found, ssh could not
+connect or log in: nothing ran), and OutcomeUnknown when the command may have run but its answer is lost
+(it outlived ``shell_timeout`` and was killed; the ssh connection dropped after it was made). A command
+that ran and exited non-zero is returned as it is: what that means is the job plugin's business.
 """
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 import subprocess
 import tempfile
 from dataclasses import dataclass
 
-from ..contract import SchedulerError
+from ..contract import OutcomeUnknown, SchedulerError
 from ..environment import command_environment
 
 log = logging.getLogger(__name__)
@@ -51,9 +53,9 @@ class LocalShell:
         try:
             done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout,
                                   stdin=subprocess.DEVNULL, errors="replace", env=self.environment())
-        except subprocess.TimeoutExpired:
-            raise SchedulerError(f"'{shlex.join(command)}' on {self.describe()} took more than {self.timeout:g} s") \
-                from None
+        except subprocess.TimeoutExpired:  # killed: what it had done by then is not known
+            raise OutcomeUnknown(f"'{shlex.join(command)}' on {self.describe()} took more than {self.timeout:g} s "
+                                 f"and was stopped") from None
         except OSError as exc:
             raise SchedulerError(f"cannot run '{command[0]}' on {self.describe()}: {exc.strerror}") from None
         return self.check(command, Result(done.returncode, done.stdout, done.stderr))
@@ -62,6 +64,14 @@ class LocalShell:
         if result.returncode == 127:
             raise SchedulerError(f"'{command[0]}' was not found on {self.describe()}: {result.last_error_line()}")
         return result
+
+
+#: what ssh says when it could not connect or log in: the remote command never ran (any other failure of
+#: ssh itself, exit 255, may come after the command started: a dropped connection, a reset, a dead master)
+NEVER_CONNECTED = re.compile(
+    r"^ssh: connect to host |^ssh: Could not resolve hostname |Permission denied \(|^Host key verification failed"
+    r"|^kex_exchange_identification: |^Unable to negotiate with |Too many authentication failures"
+    r"|^No \S+ host key is known for |^REMOTE HOST IDENTIFICATION HAS CHANGED", re.MULTILINE)
 
 
 def _control_directory() -> str:
@@ -128,7 +138,10 @@ class SecureShell(LocalShell):
 
     def check(self, command: list[str], result: Result) -> Result:
         if result.returncode == 255:  # ssh's own failure (the remote command's codes are 0-254)
-            raise SchedulerError(f"ssh to {self.describe()} failed: {result.last_error_line()}")
+            message = f"ssh to {self.describe()} failed: {result.last_error_line()}"
+            if NEVER_CONNECTED.search(result.stderr or ""):
+                raise SchedulerError(message)
+            raise OutcomeUnknown(message)
         return super().check(command, result)
 
     def close(self) -> None:

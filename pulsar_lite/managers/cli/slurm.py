@@ -96,6 +96,9 @@ class Slurm(JobPlugin):
             resources.append(("-t", hms(wanted.walltime)))
         return lines + directive_lines(self.directive, resources)
 
+    #: sbatch sent the job, and the controller's answer did not come back (it may have taken the job)
+    SUBMIT_OUTCOME_UNKNOWN = ("Socket timed out on send/recv operation", "Zero Bytes were transmitted or received")
+
     def submit(self, script_path: str) -> list[str]:
         return ["sbatch", "--parsable", script_path]
 
