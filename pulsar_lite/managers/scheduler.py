@@ -299,7 +299,7 @@ class SchedulerManager(Submitting, Manager):
                 self._ran_out(tracked, seen.exit_code, f"{self.scheduler} job {tracked.external_id} ended "
                                                        f"({seen.state}) but the job script left no exit code")
             return
-        tracked.ended_at = None  # seen again in the queue (requeued): a new end is waited for afresh
+        tracked.ended_at = tracked.ended = None  # back in the queue (requeued): a new end is waited for afresh
         if tracked.cancel and time.monotonic() - tracked.last_delete >= max(self.interval, DELETE_RETRY):
             self._request_delete(tracked)  # the scheduler has not let it go yet: ask again
         if seen.phase == Observed.RUNNING and not tracked.started:
@@ -313,6 +313,9 @@ class SchedulerManager(Submitting, Manager):
         """The script's run is over (not ended by the scheduler): its exit code is its ``return_code`` file,
         waited for through filesystem lag for ``return_code_grace`` seconds; then the scheduler's exit code if
         it has one, or ``failed`` with ``message``."""
+        if tracked.ended is not None:  # the first word of the end is kept: later polls may only miss the job
+            scheduler_code = scheduler_code if scheduler_code is not None else tracked.ended[0]
+            message = tracked.ended[1]
         code = self._return_code(tracked.job_id, refresh=True)
         if code is None and scheduler_code is not None and scheduler_code != 0:
             code = scheduler_code  # the script's own exit code, which the file would say too (or it never started)
@@ -321,7 +324,7 @@ class SchedulerManager(Submitting, Manager):
             return
         now = time.monotonic()
         if tracked.ended_at is None:
-            tracked.ended_at = now
+            tracked.ended_at, tracked.ended = now, (scheduler_code, message)
             log.info("job %s [%s]: %s job %s has ended; its return_code file is not visible yet: waiting up to "
                      "%g s for it", tracked.job_id, self.name, self.scheduler, tracked.external_id,
                      self.return_code_grace)

@@ -69,6 +69,7 @@ class Tracked:
     deleting: bool = False  # a delete is queued or running: never a second one beside it
     given_up: bool = False  # ended in the store without the scheduler's word: followed until it lets go
     ended_at: float | None = None  # when it was first seen ended without a visible return_code (monotonic)
+    ended: tuple[int | None, str] | None = None  # what the scheduler said then: its exit code, the message
 
 
 @dataclass

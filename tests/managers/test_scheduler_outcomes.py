@@ -76,3 +76,16 @@ def test_a_job_the_scheduler_forgot_gets_the_grace_too(engine):
     ended_later(engine, "forgotten", None, file_after=1.0, code=0)
     record = final(engine, "forgotten")
     assert record.state == wire.State.COMPLETE and record.returncode == 0
+
+
+def test_what_the_scheduler_said_of_the_end_is_kept_when_it_forgets_the_job_during_the_grace(engine):
+    """Grid Engine's DRMAA reaps an ended job: the next polls no longer find it. The failure says how it ended,
+    not only that the scheduler forgot it (found by test_drmaa's job removed before it ran)."""
+    began = ended_later(engine, "reaped", Observed(Observed.ENDED, None, None, "no usage record"))
+    time.sleep(0.3)
+    engine.managers[M].set(engine.store.get(M, "reaped").external_id, None)
+    time.sleep(GRACE / 2)
+    assert not engine.store.get(M, "reaped").terminal
+    record = final(engine, "reaped")
+    assert record.state == wire.State.FAILED and "ended (no usage record)" in record.message, record.message
+    assert time.monotonic() - began >= GRACE
