@@ -1,0 +1,98 @@
+"""queued_cli on a real Slurm (scripts/ci/slurm-up.sh) on a bad day (issue 26): a submission whose answer is lost
+after Slurm took the job, and a return_code file that shows up after Slurm says the job has ended. Both jobs
+were failed before the change, though Slurm ran them right."""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import need
+
+from .schedulers import RealClient, slurm_ready
+from .test_slurm import slurm_app
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    need(slurm_ready(), "Slurm is not running here (bash scripts/ci/slurm-up.sh)")
+
+
+def wrapper(directory: Path, command: str, body: str) -> None:
+    directory.mkdir(exist_ok=True)
+    real = subprocess.run(["which", command], capture_output=True, text=True).stdout.strip()
+    (directory / command).write_text("#!/bin/bash\n" + body.replace("REAL", real))
+    (directory / command).chmod(0o755)
+
+
+def test_a_submit_that_outlives_shell_timeout_ends_right_and_runs_once(slurm, daemon_factory, client_python_016,
+                                                                       tmp_path):
+    """sbatch takes 'after' and then hangs past shell_timeout (it is stopped: the answer is lost); for 'before'
+    it hangs before it sends anything, the first time. 'after' is found in Slurm by its name and adopted;
+    'before' is found in neither of two looks and submitted again. Each runs once and ends complete."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    stamp = int(time.time())  # Slurm keeps ended jobs' names for MinJobAge: these are this run's
+    after, before = f"after{stamp}", f"before{stamp}"
+    wrapper(tmp_path / "bin", "sbatch", f"""script="${{@: -1}}"
+case "$script" in
+  */{after}/*) if [ ! -e {runs}/after.sent ]; then touch {runs}/after.sent; out=$(REAL "$@"); sleep 10; echo "$out";
+               else exec REAL "$@"; fi;;
+  */{before}/*) if [ ! -e {runs}/before.sent ]; then touch {runs}/before.sent; sleep 10; fi; exec REAL "$@";;
+  *) exec REAL "$@";;
+esac
+""")
+    daemon = daemon_factory(slurm_app(shell_timeout=3))
+    daemon.env["PATH"] = f"{tmp_path / 'bin'}:{os.environ['PATH']}"
+    daemon.start()
+    client = RealClient(client_python_016, daemon.url)
+    for job in (after, before):
+        client.launch(job, f"echo x >> {runs}/{job}")
+    finals = {job: client.wait(job, timeout=90) for job in (after, before)}
+    assert {job: (s["status"], s["returncode"]) for job, s in finals.items()} == {
+        after: ("complete", 0), before: ("complete", 0)}, daemon.log()[-4000:]
+    for job in finals:
+        assert (runs / job).read_text() == "x\n", f"{job} ran {(runs / job).read_text().count('x')} times"
+        listed = subprocess.run(["squeue", "-h", "-t", "all", "-n", f"pulsar_{job}", "-o", "%i"],
+                                capture_output=True, text=True).stdout.split()
+        assert listed == [daemon.record(job)["external_id"]]  # one Slurm job each: never sent twice blindly
+    log = daemon.log()
+    assert "may or may not have taken it" in log and "took more than 3 s" in log
+    assert "found its submission as Slurm job" in log and "its submission never reached Slurm" in log
+    assert "refused" not in log
+
+
+def test_a_return_code_that_shows_5_s_after_slurm_says_the_job_ended_is_complete(slurm, daemon_factory,
+                                                                                 client_python_016, tmp_path):
+    """NFS lag, made on this host: the daemon's squeue (PATH-wrapped) hides the job's return_code as soon as
+    Slurm reports the job COMPLETED, before the daemon reads that answer, and a process outside the job puts the
+    file back 5 s later. The job ends complete with its exit code, not failed ("left no exit code")."""
+    daemon = daemon_factory(slurm_app())
+    job_dir = daemon.staging / "lagging"
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    wrapper(tmp_path / "bin", "squeue", f"""out=$(REAL "$@"); code=$?
+rc={job_dir}/return_code
+if [ ! -e {marks}/hidden ] && [ -e "$rc" ] && grep -q COMPLETED <<<"$out"; then
+  mv "$rc" {marks}/return_code && date +%s.%N > {marks}/hidden
+  setsid bash -c 'sleep 5; date +%s.%N > {marks}/shown; mv {marks}/return_code '"$rc" </dev/null >/dev/null 2>&1 &
+fi
+printf '%s\\n' "$out"; exit $code
+""")
+    daemon.env["PATH"] = f"{tmp_path / 'bin'}:{os.environ['PATH']}"
+    daemon.start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("lagging", "sleep 1")  # Slurm: COMPLETED, 0:0
+    final = client.wait("lagging", timeout=90)
+    assert (marks / "hidden").exists(), "the return_code was never hidden: the test proves nothing"
+    assert final["status"] == "complete" and final["returncode"] == 0, (final, daemon.log()[-3000:])
+    log = daemon.log()
+    assert "its return_code file is not visible yet" in log
+    assert "exit code 0 is used" not in log  # the file decided, within return_code_grace (30 s)
+    hidden = float((marks / "hidden").read_text())
+    assert float((marks / "shown").read_text()) - hidden >= 5
