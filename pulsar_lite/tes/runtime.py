@@ -7,6 +7,10 @@ the job runs, executors write outputs there, and the mirror's directories are bi
 container paths (inputs read-only). podman and docker share one way to run a container; apptainer and
 singularity another. A cancel (SIGTERM to the job's process group) removes the running container: a
 ``podman run`` client killed alone would leave its container running.
+
+The executors write the mirror, so whatever the job script does there on the host (the directories it makes,
+the files it opens as an executor's stdin, stdout and stderr) must not follow a symlink an earlier executor
+left: the shell functions in ``SAFE_PATHS`` do it one directory at a time below the mirror's root, checked.
 """
 from __future__ import annotations
 
@@ -136,17 +140,19 @@ def script(task_id: str, task: dict, job_directory: str, runtime: str, command: 
              "exit 143; }",
              _kill_function(runtime, command),
              "trap _tes_stop TERM INT HUP USR2"]
-    for path in directories_to_make(task, root):
-        lines.append(f"mkdir -p {q(path)}")
+    made = [host_path("/", os.path.relpath(path, root)) for path in directories_to_make(task, root)]
+    if made or any(e[key] for e in task["executors"] for key in ("stdin", "stdout", "stderr")):
+        # (a task with neither spends no fork on this)
+        lines += [SAFE_PATHS, f"[ -d {q(root)} ] || mkdir -p {q(root)}",
+                  f"_tes_root=$(cd -P -- {q(root)} && \"$_tes_pwd\" -P) || exit 1", ': > "$_tes/refused"']
+        lines += [f"_tes_mkdir {q(path)}" for path in made]
+        lines.append('cd -- "$_tes_wd" 2>/dev/null || cd /')
     for index, executor in enumerate(task["executors"]):
         argv = " ".join(q(a) for a in run_command(runtime, command, task_id, index, executor, task, root, options))
-        stdin = f" < {q(host_path(root, executor['stdin']))}" if executor["stdin"] else " < /dev/null"
-        stdout = host_path(root, executor["stdout"]) if executor["stdout"] else os.path.join(tes, f"{index}.stdout")
-        stderr = host_path(root, executor["stderr"]) if executor["stderr"] else os.path.join(tes, f"{index}.stderr")
         lines += [
             f"_tes_now; echo \"$_tes_t\" > \"$_tes/{index}.start\"",
             f"_tes_current={q(container_name(task_id, index))}; _tes_index={index}",
-            f"{argv}{stdin} > {q(stdout)} 2> {q(stderr)} &",
+            f"{_launch(argv, executor, index)} &",
             "_tes_pid=$!",
             "wait $_tes_pid; _tes_code=$?",  # wait returns at once on a signal, so the trap runs promptly
             "_tes_prev=$_tes_pid; _tes_pid=; _tes_current=",
@@ -156,6 +162,103 @@ def script(task_id: str, task: dict, job_directory: str, runtime: str, command: 
             lines.append("[ $_tes_code -eq 0 ] || exit $_tes_code")
     lines.append("exit 0")
     return SUPERVISE.replace("@EXECUTORS@", "\n".join(lines))
+
+
+def _launch(argv: str, executor: dict, index: int) -> str:
+    """Shell: start one executor, its stdin/stdout/stderr opened on the host. A stream without a path is
+    ``/dev/null`` or a file in ``<job>/tes`` (no container writes there): a plain redirection. A stream with
+    a path in the mirror is opened by ``_tes_in`` / ``_tes_out`` in the executor's subshell, which then
+    becomes the container's client; the same path for stdout and stderr is one file (one offset), as a
+    shell's ``> f 2>&1``."""
+    q = shlex.quote
+    opens, redirections = [], []
+
+    def where(path: str) -> str:  # directory (container path), name, path, as _tes_in / _tes_out take them
+        return f"{q('/' + posixpath.dirname(path).lstrip('/'))} {q(posixpath.basename(path))} {q(path)}"
+
+    if executor["stdin"]:
+        opens.append(f"_tes_in {where(executor['stdin'])}")
+        redirections.append("<&3 3<&-")
+    else:
+        redirections.append("</dev/null")
+    if executor["stdout"]:
+        opens.append(f"_tes_out 4 {where(executor['stdout'])} stdout")
+        redirections.append(">&4 4>&-")
+    else:
+        redirections.append(f'>"$_tes/{index}.stdout"')
+    if executor["stderr"] and executor["stderr"] == executor["stdout"]:
+        redirections.append("2>&1")
+    elif executor["stderr"]:
+        opens.append(f"_tes_out 5 {where(executor['stderr'])} stderr")
+        redirections.append("2>&5 5>&-")
+    else:
+        redirections.append(f'2>"$_tes/{index}.stderr"')
+    if not opens:
+        return f"{argv} {' '.join(redirections)}"
+    # the working directory back to the job's (the checks left it in the mirror) before the client starts
+    return (f"( {' && '.join(opens)} && {{ cd -- \"$_tes_wd\" 2>/dev/null || cd /; }} && "
+            f"exec {argv} {' '.join(redirections)} )")
+
+
+#: Shell functions of the job script for the paths it handles in the task's mirror on the host, which the
+#: executors write: one may leave a symlink (to the daemon account's ~/.bashrc, to app.yml) where the next one's
+#: stdout, stderr or stdin is, or in place of a directory on the way to it, and a plain redirection would follow
+#: it. Nothing here follows a symlink out of the mirror (``$_tes_root``, its physical path on this node):
+#:
+#: * ``_tes_dir D``: the working directory becomes ``<root>D``, checked to be that very directory: ``cd -P``
+#:   goes wherever symlinks on the way lead, and getcwd (``pwd -P`` run as a program: bash's builtin works it
+#:   out from the path again) says where it arrived. Once there, the directory can move only within the
+#:   container's mount it is in (a rename across mounts fails), so what is then opened by name in it is in the
+#:   task's own directory, whatever runs meanwhile.
+#: * ``_tes_out FD D NAME PATH STREAM``: a new file NAME in D on fd 4 or 5. What is there is removed first (a
+#:   symlink itself, not its target; a directory stays, and the open fails), then created with noclobber: bash
+#:   opens with ``O_CREAT|O_EXCL``, which never follows a symlink. A file that is the task's own is replaced
+#:   (a new inode), as a redirection would truncate it.
+#: * ``_tes_in D NAME PATH``: NAME in D on fd 3, only a regular file and not a symlink; after the open, the
+#:   descriptor's file must be the one NAME names (device and inode, NAME not followed): should a symlink be
+#:   swapped in between the check and the open, the descriptor is closed unread.
+#: * ``_tes_mkdir D``: ``<root>D`` made one directory at a time, each checked with ``_tes_dir`` before the
+#:   next is made in it (``mkdir -p`` would follow a symlink an earlier run of the job left).
+#:
+#: A refusal is a line in ``<job>/tes/refused`` (the task's ``system_logs``) and exit status 1, as a shell's
+#: failed redirection: the executor did not run, and the task is an ``EXECUTOR_ERROR``. Only bash, coreutils
+#: (``pwd``, ``rm``, ``mkdir``, ``stat``) and /proc are needed: a cluster node that runs the job script has them,
+#: with or without pulsar_lite or Python.
+SAFE_PATHS = r"""_tes_wd=$PWD
+_tes_pwd=$(type -P pwd) || _tes_pwd=/bin/pwd
+_tes_refuse() { printf '%s\n' "$1" >> "$_tes/refused"; exit 1; }
+_tes_dir() { cd -P -- "$_tes_root$1" 2>/dev/null && [ "$("$_tes_pwd" -P 2>/dev/null)" = "$_tes_root$1" ]; }
+_tes_same() {
+  local named open
+  named=$(stat -c %d:%i -- "$1" 2>/dev/null) && open=$(stat -L -c %d:%i "/proc/self/fd/$2" 2>/dev/null) &&
+    [ -n "$named" ] && [ "$named" = "$open" ]
+}
+_tes_in() {
+  _tes_dir "$1" && [ ! -L "$2" ] && [ -f "$2" ] && { exec 3< "$2"; } 2>/dev/null && _tes_same "$2" 3 ||
+    _tes_refuse "executor $_tes_index: stdin $3 was not read: it is not a regular file in a directory of the task's own (a symlink, or missing)"
+}
+_tes_out() {
+  local opened=1
+  if _tes_dir "$2" && rm -f -- "$3" 2>/dev/null; then
+    set -C
+    if [ "$1" = 4 ]; then { exec 4> "$3"; } 2>/dev/null; else { exec 5> "$3"; } 2>/dev/null; fi
+    opened=$?
+    set +C
+  fi
+  [ $opened -eq 0 ] && _tes_same "$3" "$1" ||
+    _tes_refuse "executor $_tes_index: $5 $4 was not written: it could not be made a new file in a directory of the task's own (a symlink on its way, or a directory in its place)"
+}
+_tes_mkdir() {
+  local made= name rest=${1#/}
+  while _tes_dir "$made"; do
+    [ -n "$rest" ] || return 0
+    name=${rest%%/*}
+    if [ "$name" = "$rest" ]; then rest=; else rest=${rest#*/}; fi
+    [ -d "$name" ] || mkdir -- "$name" 2>/dev/null
+    made=$made/$name
+  done
+  _tes_refuse "$1 could not be made a directory of the task's own (a symlink or a file on its way, left by an earlier run of the task?): no executor ran"
+}"""
 
 
 #: How the job script runs the executors' subshell. In the background, with the job script passing a signal on

@@ -243,6 +243,7 @@ class TesService:
             system_logs = list(task.get("system_logs") or [])
             if record is not None and record.message:
                 system_logs.append(record.message)
+            system_logs += _refused(job_dir)
             if state == State.SYSTEM_ERROR and ends and ends[-1].get("exit_code") in runtime.RUNTIME_FAILURES:
                 stderr = _tail(job_dir, runtime.stream_path(task, job_dir, len(ends) - 1, "stderr"), 2000)
                 system_logs.append(f"executor {len(ends) - 1}: {runtime.RUNTIME_FAILURES[ends[-1]['exit_code']]}"
@@ -303,6 +304,13 @@ def _read(job_directory: str, path: str) -> str | None:
     """A small file the job's script wrote (read below the job directory: fsutil.open_below)."""
     data = fsutil.read_bytes(path, limit=256, root=job_directory)
     return data.decode(errors="replace").strip() if data is not None else None
+
+
+def _refused(job_directory: str) -> list[str]:
+    """What the job's script refused to do in the task's mirror (``runtime.SAFE_PATHS``), a line each."""
+    data = fsutil.read_bytes(os.path.join(job_directory, "tes", "refused"), limit=16 * 1024,
+                             root=job_directory)
+    return [line for line in data.decode(errors="replace").splitlines() if line] if data else []
 
 
 def _epoch(text: str) -> float | None:

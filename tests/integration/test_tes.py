@@ -316,3 +316,61 @@ def test_the_tes_face_can_be_switched_off(podman, daemon_factory):
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(request, timeout=10)
     assert missing.value.code == 404
+
+
+# Symlinks an executor plants in its own writable mounts, for the next executor's stdin/stdout/stderr: the
+# job script opens those files on the host, and must not follow a link out of the task's directory (issue 27).
+# The targets are the daemon's own app.yml (the token) and a host directory.
+
+def test_stdout_to_a_planted_symlink_leaves_the_host_file_unchanged(client, server):
+    app = server.root / "app.yml"
+    before = app.read_bytes()
+    task_id = client.create_task(task(
+        executor("sh", "-c", f"ln -s {app} /v/log"),
+        executor("echo", "overwritten", stdout="/v/log"),
+        executor("sh", "-c", "test -L /v/log || cat /v/log"),
+        volumes=["/v"]))
+    done = wait(client, task_id)
+    assert app.read_bytes() == before, "the executor's stdout went to the host file the link named"
+    # the link itself was replaced by the executor's stdout, as a file of the task's there would have been
+    assert done.state == "COMPLETE", done.logs[0].system_logs
+    assert done.logs[0].logs[2].stdout == "overwritten\n"
+
+
+def test_stdout_and_stderr_below_a_planted_directory_symlink_write_nothing_there(client, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    task_id = client.create_task(task(
+        executor("sh", "-c", f"rm -rf /v/sub && ln -s {outside} /v/sub"),
+        executor("sh", "-c", "echo out; echo err >&2", stderr="/v/sub/err", ignore_error=True),
+        executor("sh", "-c", "echo out; echo err >&2", stdout="/v/sub/log"),
+        volumes=["/v"]))
+    done = wait(client, task_id)
+    assert list(outside.iterdir()) == [], "a file was made in the host directory the link named"
+    assert done.state == "EXECUTOR_ERROR" and [log.exit_code for log in done.logs[0].logs] == [0, 1, 1]
+    system_logs = done.logs[0].system_logs
+    assert any("executor 1" in line and "stderr /v/sub/err" in line for line in system_logs), system_logs
+    assert any("executor 2" in line and "stdout /v/sub/log" in line for line in system_logs), system_logs
+
+
+def test_stdin_from_a_planted_symlink_does_not_feed_the_host_file_to_the_container(client, server):
+    app = server.root / "app.yml"
+    task_id = client.create_task(task(
+        executor("sh", "-c", f"ln -s {app} /v/in"),
+        executor("cat", stdin="/v/in"),
+        volumes=["/v"]))
+    done = wait(client, task_id)
+    assert TOKEN not in (done.logs[0].logs[-1].stdout or ""), "the host file was fed to the container"
+    assert done.state == "EXECUTOR_ERROR" and [log.exit_code for log in done.logs[0].logs] == [0, 1]
+    assert any("stdin /v/in" in line for line in done.logs[0].system_logs), done.logs[0].system_logs
+
+
+def test_stdio_files_an_earlier_executor_left_are_replaced_and_one_file_takes_both_streams(client):
+    task_id = client.create_task(task(
+        executor("sh", "-c", "echo old old old > /v/log; echo input > /v/in"),
+        executor("sh", "-c", "cat; echo err >&2", stdin="/v/in", stdout="/v/log", stderr="/v/log"),
+        executor("cat", "/v/log"),
+        volumes=["/v"]))
+    done = wait(client, task_id)
+    assert done.state == "COMPLETE", done.logs[0].system_logs
+    assert done.logs[0].logs[2].stdout == "input\nerr\n"

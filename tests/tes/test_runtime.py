@@ -142,3 +142,108 @@ def test_grid_engines_notice_before_a_suspend_does_not_end_the_task(job):
     assert process.wait(timeout=30) == 0
     assert (job.directory / "return_code").read_text().strip() == "0"
     assert (job.directory / "tes" / "0.end").read_text().split()[1] == "0"
+
+
+# Symlinks an executor leaves in the task's mirror, for the paths the job script itself handles on the host:
+# the next executor's stdin, stdout and stderr, and the directories it makes (issue 27). A stand-in runtime
+# runs the executors: `plant TARGET PATH` replaces container path PATH (its mirror, under $MIRROR) by a
+# symlink to TARGET; any other command copies its stdin to stdout, then writes "out" and "err".
+PLANTING_RUNTIME = r"""#!/bin/bash
+while [ $# -gt 0 ] && [ "$1" != plant ] && [ "$1" != echo ]; do shift; done
+if [ "$1" = plant ]; then rm -rf "$MIRROR$3"; ln -s "$2" "$MIRROR$3"; exit; fi
+cat; echo out; echo err >&2
+"""
+
+
+@pytest.fixture
+def run_task(tmp_path):
+    """Run a task's job script with the planting stand-in runtime: (exit status, job directory)."""
+    fake = tmp_path / "fake-podman"
+    fake.write_text(PLANTING_RUNTIME)
+    fake.chmod(0o755)
+    directory = tmp_path / "job"
+    (directory / "tes").mkdir(parents=True)
+
+    def run(*executors, volumes=("/v",), before=None):
+        t = task(executors=list(executors), volumes=list(volumes))
+        if before:
+            before(directory / "tes" / "root")
+        text = runtime.script("tes-9", t, str(directory), "podman", str(fake), {})
+        env = dict(os.environ, MIRROR=str(directory / "tes" / "root"))
+        done = subprocess.run(["bash", "-c", text], env=env, cwd=tmp_path, timeout=60)
+        return done.returncode, directory
+
+    return run
+
+
+def plant(target, path):
+    return {"image": "b", "command": ["plant", str(target), path]}
+
+
+def echo(**streams):
+    return {"image": "b", "command": ["echo"], **streams}
+
+
+@pytest.fixture
+def secret(tmp_path):
+    path = tmp_path / "app.yml"
+    path.write_text("private_token: secret\n")
+    return path
+
+
+def refused(directory):
+    return (directory / "tes" / "refused").read_text()
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_a_stream_to_a_planted_symlink_replaces_the_link_not_its_target(run_task, secret, stream):
+    code, directory = run_task(plant(secret, "/v/log"), echo(**{stream: "/v/log"}))
+    assert secret.read_text() == "private_token: secret\n"
+    assert code == 0
+    log = directory / "tes" / "root" / "v" / "log"
+    assert not log.is_symlink() and log.read_text() == ("out\n" if stream == "stdout" else "err\n")
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_a_stream_below_a_planted_directory_symlink_is_refused(run_task, tmp_path, stream):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    code, directory = run_task(plant(outside, "/v/sub"), echo(**{stream: "/v/sub/log"}))
+    assert list(outside.iterdir()) == []
+    assert code == 1 and f"executor 1: {stream} /v/sub/log was not written" in refused(directory)
+    assert (directory / "tes" / "1.end").read_text().split()[1] == "1"
+
+
+@pytest.mark.parametrize("planted", ["/v/in", "/v/sub"])
+def test_stdin_from_a_planted_symlink_is_not_read(run_task, secret, planted):
+    target = secret if planted == "/v/in" else secret.parent
+    stdin = "/v/in" if planted == "/v/in" else f"/v/sub/{secret.name}"
+    code, directory = run_task(plant(target, planted), echo(stdin=stdin))
+    stdout = directory / "tes" / "1.stdout"
+    assert not stdout.exists() or "secret" not in stdout.read_text()
+    assert code == 1 and f"executor 1: stdin {stdin} was not read" in refused(directory)
+
+
+def test_directories_are_not_made_through_a_symlink_an_earlier_run_left(run_task, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+
+    def earlier_run(root):  # Slurm requeues a job into the directory its first run left
+        (root / "v").mkdir(parents=True)
+        os.symlink(outside, root / "v" / "sub")
+
+    code, directory = run_task(echo(stdout="/v/sub/deeper/log"), before=earlier_run)
+    assert list(outside.iterdir()) == []
+    assert code == 1 and "/v/sub/deeper could not be made a directory" in refused(directory)
+    assert not (directory / "tes" / "0.start").exists()  # no executor ran
+
+
+def test_stdout_and_stderr_to_one_path_share_one_file_and_stdin_reads_a_file_of_the_task(run_task):
+    def staged(root):
+        (root / "v").mkdir(parents=True)
+        (root / "v" / "in").write_text("in\n")
+        (root / "v" / "log").write_text("an earlier executor's, longer than what comes\n")
+
+    code, directory = run_task(echo(stdin="/v/in", stdout="/v/log", stderr="/v/log"), before=staged)
+    assert code == 0 and (directory / "tes" / "root" / "v" / "log").read_text() == "in\nout\nerr\n"
+    assert refused(directory) == ""
