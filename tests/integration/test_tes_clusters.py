@@ -98,3 +98,25 @@ def test_grid_engines_suspend_notice_does_not_end_a_task(on_cluster):
     done = wait(client, task_id, timeout=90)
     assert done.state == "COMPLETE", done.logs[0].system_logs
     assert done.logs[0].logs[0].stdout.strip() == "resumed"
+
+
+@pytest.mark.parametrize("scheduler", ["slurm", "sge", "condor"])
+def test_a_planted_symlink_is_not_followed_by_the_job_script_on_the_node(on_cluster, scheduler):
+    """The job script opens the executors' stdout and stdin on the node, with the node's bash and coreutils
+    (HTCondor's: in the pool's chroot): a symlink an executor left to the daemon's app.yml is replaced by
+    the next executor's stdout, not followed, and refused as stdin (issue 27)."""
+    client, daemon = on_cluster(scheduler)
+    app = daemon.root / "app.yml"
+    before = app.read_bytes()
+    done = wait(client, client.create_task(task(
+        executor("sh", "-c", f"ln -s {app} /v/log && ln -s {app} /v/in"),
+        executor("echo", "overwritten", stdout="/v/log"),
+        executor("sh", "-c", "test -L /v/log || cat /v/log"),
+        executor("cat", stdin="/v/in"),
+        volumes=["/v"])), timeout=90)
+    assert app.read_bytes() == before, f"{scheduler}: the host file was overwritten"
+    logs = done.logs[0].logs
+    assert done.state == "EXECUTOR_ERROR" and [log.exit_code for log in logs] == [0, 0, 0, 1], \
+        (done.state, done.logs[0].system_logs)
+    assert logs[2].stdout == "overwritten\n" and TOKEN not in (logs[3].stdout or "")
+    assert any("stdin /v/in" in line for line in done.logs[0].system_logs), done.logs[0].system_logs
