@@ -42,6 +42,9 @@ SCHEDULER_OPTIONS = (
            "USER, LOGNAME, SHELL, LANG, LANGUAGE, LC_* and TZ (names or patterns such as MODULE*); the rest never "
            "reaches a job. A name that looks like a secret (PULSAR_CONFIG_*, *TOKEN*, *PASSWORD*, *SECRET*, ...) "
            "passes only when given exactly"),
+    Option("unknown_outcome_window", "float", 120.0, "seconds a submission whose outcome is unknown (a timeout, "
+           "a dropped ssh connection) is looked for by its name before it may be sent again; it is sent again only "
+           "when the scheduler never showed it and the job left no trace (pid, return_code) in its directory"),
     Option("return_code_grace", "float", 30.0, "seconds a job the scheduler says has ended may take to show its "
            "return_code file (filesystem lag: NFS caches); then the scheduler's exit code is used where it has one, "
            "else the job is failed"),

@@ -66,6 +66,8 @@ class SchedulerManager(Submitting, Manager):
         self.interval = max(float(interval if interval is not None else DEFAULT_POLLING_INTERVAL), 0.05)
         self.failure_timeout = float(config.values.get("scheduler_failure_timeout") or 3600)
         self.reconcile_interval = max(float(config.values.get("reconcile_interval") or 60), self.interval)
+        window = config.values.get("unknown_outcome_window")
+        self.unknown_outcome_window = max(float(window if window is not None else 120.0), 0.0)
         grace = config.values.get("return_code_grace")
         self.return_code_grace = max(float(grace if grace is not None else DEFAULT_RETURN_CODE_GRACE), 0.0)
         self._pool = ThreadPoolExecutor(max_workers=max(1, int(config.values.get("submit_concurrency") or 2)),
@@ -287,6 +289,8 @@ class SchedulerManager(Submitting, Manager):
             self._ran_out(tracked, None, f"{self.scheduler} no longer knows job {tracked.external_id} and the job "
                                          f"left no exit code (it may have been removed, or lost with its node)")
             return
+        if seen.phase == Observed.UNKNOWN:
+            return  # its record could not be read: no news (the plugin says 'not listed' after a few rounds)
         tracked.missing = 0
         if seen.phase == Observed.ENDED:
             if tracked.cancel:  # however it ended, it ends cancelled
@@ -330,7 +334,7 @@ class SchedulerManager(Submitting, Manager):
                      self.return_code_grace)
         if now - tracked.ended_at < self.return_code_grace:
             return  # looked for again at the next poll
-        if scheduler_code is not None:
+        if scheduler_code is not None and not tracked.adopted:
             log.warning("job %s [%s]: no return_code file %g s after %s job %s ended; %s's exit code %d is used",
                         tracked.job_id, self.name, self.return_code_grace, self.scheduler, tracked.external_id,
                         self.scheduler, scheduler_code)

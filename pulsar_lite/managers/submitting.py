@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import StoreUnavailable
 from ..logs import job_context
@@ -70,6 +70,9 @@ class Tracked:
     given_up: bool = False  # ended in the store without the scheduler's word: followed until it lets go
     ended_at: float | None = None  # when it was first seen ended without a visible return_code (monotonic)
     ended: tuple[int | None, str] | None = None  # what the scheduler said then: its exit code, the message
+    #: found by its name, not by the id its submit command printed: only its own return_code says it ran (a
+    #: job of that name may be another's), never the scheduler's exit code alone
+    adopted: bool = False
 
 
 @dataclass
@@ -84,6 +87,8 @@ class Lookup:
     empty: int = 0  # answers in a row without the job
     failing_since: float | None = None  # monotonic: since when the scheduler cannot be asked
     given_up: bool = False  # failed in the store meanwhile: a copy found is deleted
+    began: float = field(default_factory=time.monotonic)
+    at_start: bool = False  # the daemon died while submitting: its down time has passed already
 
 
 class Submitting:
@@ -141,9 +146,9 @@ class Submitting:
             self.hooks.finished(self.name, job_id, None, message=f"could not submit the job: {exc}",
                                 generation=generation)
 
-    def _accepted(self, job_id: str, generation: float, external_id: str) -> None:
+    def _accepted(self, job_id: str, generation: float, external_id: str, adopted: bool = False) -> None:
         self._tries.pop((job_id, generation), None)
-        tracked = Tracked(job_id, generation, external_id)
+        tracked = Tracked(job_id, generation, external_id, adopted=adopted)
         self._track(tracked)  # followed before it is recorded: the reconcile pass never sees it unfollowed
         try:
             self._record_accepted(tracked)
@@ -175,7 +180,7 @@ class Submitting:
         # change, which a later cancel may have moved past the submission: the job's creation is safe then
         since = (meant if meant is not None else record.created) - 1.0
         lookup = Lookup(record.job_id, record.created, name, since, "the daemon stopped while submitting it",
-                        pause=self.interval)
+                        pause=self.interval, at_start=True)
         with self._lock:
             self._looking[lookup.job_id] = lookup
         self._look(lookup)
@@ -212,18 +217,7 @@ class Submitting:
         record = self.hooks.record(self.name, job_id)
         current = record is not None and record.created == lookup.generation and not record.terminal
         if found and not current:  # failed, cleaned or set up afresh meanwhile: nothing of it may run
-            self._stop_looking(lookup)
-            *others, newest = found
-            if record is not None and record.created == lookup.generation:  # ended: followed until let go
-                log.warning("job %s [%s]: deleting %s job %s, a submission of it found after its end", job_id,
-                            self.name, self.scheduler, newest)
-                tracked = Tracked(job_id, lookup.generation, newest, cancel=True, given_up=True)
-                self._track(tracked)
-                self._request_delete(tracked)
-            else:
-                others.append(newest)
-            for external_id in others:
-                self._delete_copy(job_id, external_id, "a submission of an ended or earlier run of it")
+            self._found_after_the_end(lookup, record, found)
             return
         if found:
             self._stop_looking(lookup)
@@ -233,14 +227,24 @@ class Submitting:
             log.info("job %s [%s]: found its submission as %s job %s", job_id, self.name, self.scheduler,
                      external_id)
             self.hooks.adopted(self.name, job_id, lookup.generation)
-            self._accepted(job_id, lookup.generation, external_id)
+            self._accepted(job_id, lookup.generation, external_id, adopted=True)
             return
         lookup.empty += 1
-        if lookup.empty < 2:
-            self._look_later(lookup)  # asked once more, a while later: a submission may still be on its way
+        waited = time.monotonic() - lookup.began
+        if lookup.empty < 2 or (not lookup.at_start and waited < self.unknown_outcome_window):
+            self._look_later(lookup)  # asked again, a while later: a submission may still be on its way
             return
         self._stop_looking(lookup)
         if not current:
+            self._tries.pop((job_id, lookup.generation), None)
+            return
+        trace = self._trace(job_id)
+        if trace is not None:  # it ran, though the scheduler shows no job of its name: never run it again
+            code, what = trace
+            self._tries.pop((job_id, lookup.generation), None)
+            self.hooks.finished(self.name, job_id, code, generation=lookup.generation, message=None
+                                if code is not None else f"{self.scheduler} holds no job named {lookup.name}, but "
+                                f"the job started ({what}) and left no exit code; it is not submitted again")
             return
         tries = self._tries.get((job_id, lookup.generation), 0)
         if tries >= SUBMIT_TRIES:
@@ -249,9 +253,48 @@ class Submitting:
                 f"could not submit the job: {tries} tries had an unknown outcome and {self.scheduler} holds none "
                 f"of them (the last: {lookup.why})"))
             return
-        log.info("job %s [%s]: its submission never reached %s; submitting it now", job_id, self.name,
-                 self.scheduler)
+        log.info("job %s [%s]: %s never showed its submission (%.0f s) and it left no trace; submitting it now",
+                 job_id, self.name, self.scheduler, waited)
         self.hooks.requeue(self.name, job_id, generation=lookup.generation)
+
+    def _trace(self, job_id: str) -> tuple[int | None, str] | None:
+        """What the job's own files say of a run of its script: (exit code or None, what was found), or None."""
+        code = self._return_code(job_id, refresh=True)
+        if code is not None:
+            return code, "return_code"
+        return (None, "its pid file") if self.hooks.job_directory(self.name, job_id).read_text(
+            "pid", limit=32) else None
+
+    def _found_after_the_end(self, lookup: Lookup, record: JobRecord | None, found: list[str]) -> None:
+        """A submission of a run that has ended (failed while it was looked for), or of an earlier run of a job id
+        set up afresh: deleted, but never the current run's own job (named alike). While the current run is itself
+        being submitted, which of the jobs is its own is not known yet: looked at again later."""
+        job_id = lookup.job_id
+        if record is not None and record.created != lookup.generation and record.external_id \
+                and record.external_id.startswith(SUBMITTING):
+            self._look_later(lookup)
+            return
+        self._stop_looking(lookup)
+        self._tries.pop((job_id, lookup.generation), None)
+        current_id = record.external_id if record is not None and record.created != lookup.generation else None
+        with self._lock:
+            followed = self._tracked.get(job_id)
+        ours = {current_id, followed.external_id if followed is not None and
+                followed.generation != lookup.generation else None}
+        found = [external_id for external_id in found if external_id not in ours]
+        if not found:
+            return
+        *others, newest = found
+        if record is not None and record.created == lookup.generation:  # ended: followed until let go
+            log.warning("job %s [%s]: deleting %s job %s, a submission of it found after its end", job_id,
+                        self.name, self.scheduler, newest)
+            tracked = Tracked(job_id, lookup.generation, newest, cancel=True, given_up=True)
+            self._track(tracked)
+            self._request_delete(tracked)
+        else:
+            others.append(newest)
+        for external_id in others:
+            self._delete_copy(job_id, external_id, "a submission of an ended or earlier run of it")
 
     def _cannot_look(self, lookup: Lookup, exc: SchedulerError) -> None:
         now = time.monotonic()

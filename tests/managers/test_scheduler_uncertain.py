@@ -1,7 +1,8 @@
 """Only a clear refusal fails a submission. A submit whose outcome is unknown (its command timed out or lost its
 ssh connection: OutcomeUnknown; or the plugin raised something unexpected) leaves the job in its 'submitting'
 intent and the job is looked up by its name: adopted when the scheduler has it, submitted again only after two
-looks in a row found nothing, failed after SUBMIT_TRIES such tries. Before the change each of these jobs was
+looks in a row found nothing over unknown_outcome_window and the job left no trace of a run in its directory,
+failed after SUBMIT_TRIES such tries. Before the change each of these jobs was
 failed at once ("refused"), though the scheduler ran it. The same on a real Slurm: tests/integration/
 test_slurm_bad_day.py."""
 from __future__ import annotations
@@ -57,12 +58,14 @@ class Unsure(MemoryScheduler):
 
 
 @pytest.fixture
-def engine(engine_factory, monkeypatch):
+def engine(engine_factory, monkeypatch, request):
     monkeypatch.setitem(managers.REGISTRY, "unsure", ManagerSpec(
         type="unsure", target="tests.managers.test_scheduler_uncertain:Unsure",
         options={o.key: o for o in managers.SCHEDULER_OPTIONS}))
+    window = getattr(request, "param", 0.0)
     return engine_factory(managers={M: {"type": "unsure", "min_polling_interval": 0.05,
-                                        "scheduler_failure_timeout": 0.5, "return_code_grace": 0.3}})
+                                        "scheduler_failure_timeout": 0.5, "return_code_grace": 0.3,
+                                        "unknown_outcome_window": window}})
 
 
 def wait(predicate, timeout=10.0):
@@ -183,3 +186,61 @@ def test_the_job_name_is_pulsars_by_default_and_can_tell_runs_and_managers_apart
     time.sleep(0.01)
     other.setup("hpc", "42")
     assert scheduler.job_name("42") != first and scheduler.job_name("42").startswith("pulsar_hpc_42_")
+
+
+@pytest.mark.parametrize("engine", [1.5], indirect=True)
+def test_a_lost_submit_is_sent_again_only_after_the_window(engine):
+    """A first submission may still be on its way (a slow controller, a request already sent): nothing is sent
+    again before unknown_outcome_window has passed without the job showing up."""
+    launch(engine, "patient", "lost-before")
+    scheduler = engine.managers[M]
+    time.sleep(1.0)  # several empty looks, within the window
+    assert scheduler.calls.count("submit") == 1 and scheduler.calls.count("find") >= 2
+    scheduler_id(engine, "patient")
+    assert scheduler.calls.count("submit") == 2
+
+
+@pytest.mark.parametrize("trace, state", [("pid", wire.State.FAILED), ("return_code", wire.State.COMPLETE)])
+def test_a_lost_submit_that_left_a_trace_is_never_sent_again(engine, trace, state):
+    """The scheduler shows no job of its name, but the job's script ran (its pid file or its return_code is
+    in the job directory): it must not run twice. With an exit code it ends with it; without, it fails."""
+    launch(engine, "ran", "lost-before")
+    directory = engine.job_directory(M, "ran")
+    with open(directory.sub(trace), "w") as handle:
+        handle.write("4242\n" if trace == "pid" else "0\n")
+    record = wait(lambda: (lambda r: r if r.terminal else None)(engine.store.get(M, "ran")))
+    assert record.state == state, record
+    assert engine.managers[M].calls.count("submit") == 1
+    if trace == "pid":
+        assert "left no exit code" in record.message
+
+
+def test_a_job_found_by_its_name_is_not_complete_on_the_schedulers_word_alone(engine):
+    """The job adopted by its name may be another's of the same name: when it ends with exit 0 and our job
+    left no return_code, the job is failed, not complete."""
+    launch(engine, "namesake", "lost-after")
+    external_id = scheduler_id(engine, "namesake")
+    engine.managers[M].set(external_id, Observed(Observed.ENDED, 0, None, "CD"))
+    record = wait(lambda: (lambda r: r if r.terminal else None)(engine.store.get(M, "namesake")))
+    assert record.state == wire.State.FAILED and "left no exit code" in record.message
+
+
+def test_a_lookup_of_an_earlier_run_never_deletes_the_current_runs_job(engine):
+    """Run 1's submission had an unknown outcome and run 1 was failed while the scheduler could not be asked;
+    the job id is set up and submitted again (run 2, named alike). Run 1's lookup, answered at last, must not
+    delete run 2's job (the review found it deleted: run 2 failed 'cancelled')."""
+    scheduler = engine.managers[M]
+    scheduler.find_failing = "slurmctld not responding"
+    launch(engine, "again", "lost-before")
+    wait(lambda: engine.store.get(M, "again").terminal)  # run 1 failed after scheduler_failure_timeout
+    engine.setup(M, "again")
+    engine.submit(M, "again", {"command_line": "true"})
+    run2 = scheduler_id(engine, "again")
+    scheduler.find_failing = None
+    wait(lambda: scheduler.calls.count("find") >= 3)
+    time.sleep(0.5)
+    assert f"delete {run2}" not in scheduler.calls
+    write_return_code(engine, "again", 0)
+    scheduler.set(run2, Observed(Observed.ENDED, 0, None, "CD"))
+    assert wait(lambda: (lambda r: r if r.terminal else None)(engine.store.get(M, "again"))).state == \
+        wire.State.COMPLETE

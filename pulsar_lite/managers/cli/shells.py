@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import shlex
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -51,14 +52,24 @@ class LocalShell:
     def run(self, command: list[str]) -> Result:
         argv = self.argv(command)
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout,
-                                  stdin=subprocess.DEVNULL, errors="replace", env=self.environment())
-        except subprocess.TimeoutExpired:  # killed: what it had done by then is not known
-            raise OutcomeUnknown(f"'{shlex.join(command)}' on {self.describe()} took more than {self.timeout:g} s "
-                                 f"and was stopped") from None
+            # its own process group: stopped at the timeout with everything it started (a wrapper's sbatch must
+            # not submit after the daemon has given it up and gone looking for its job)
+            process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                       stdin=subprocess.DEVNULL, errors="replace", env=self.environment(),
+                                       start_new_session=True)
         except OSError as exc:
             raise SchedulerError(f"cannot run '{command[0]}' on {self.describe()}: {exc.strerror}") from None
-        return self.check(command, Result(done.returncode, done.stdout, done.stderr))
+        try:
+            stdout, stderr = process.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:  # killed: what it had done by then is not known
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            process.communicate()
+            raise OutcomeUnknown(f"'{shlex.join(command)}' on {self.describe()} took more than {self.timeout:g} s "
+                                 f"and was stopped") from None
+        return self.check(command, Result(process.returncode, stdout, stderr))
 
     def check(self, command: list[str], result: Result) -> Result:
         if result.returncode == 127:
