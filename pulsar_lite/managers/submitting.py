@@ -253,8 +253,8 @@ class Submitting:
                 f"could not submit the job: {tries} tries had an unknown outcome and {self.scheduler} holds none "
                 f"of them (the last: {lookup.why})"))
             return
-        log.info("job %s [%s]: %s never showed its submission (%.0f s) and it left no trace; submitting it now",
-                 job_id, self.name, self.scheduler, waited)
+        log.info("job %s [%s]: its submission never reached %s (not shown for %.0f s, no trace of a run); "
+                 "submitting it now", job_id, self.name, self.scheduler, waited)
         self.hooks.requeue(self.name, job_id, generation=lookup.generation)
 
     def _trace(self, job_id: str) -> tuple[int | None, str] | None:

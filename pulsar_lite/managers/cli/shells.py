@@ -23,6 +23,27 @@ from ..environment import command_environment
 log = logging.getLogger(__name__)
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL a command and everything it started (a wrapper's sbatch must not submit after the daemon gave the
+    command up and went looking for its job). Found through /proc's children lists, so the command stays in the
+    daemon's own process group (a crash of the daemon takes it along, as before)."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        try:
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as handle:
+                    pending.extend(int(child) for child in handle.read().split())
+        except OSError:
+            continue
+    for target in found:
+        try:
+            os.kill(target, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 @dataclass(frozen=True)
 class Result:
     returncode: int
@@ -52,20 +73,14 @@ class LocalShell:
     def run(self, command: list[str]) -> Result:
         argv = self.argv(command)
         try:
-            # its own process group: stopped at the timeout with everything it started (a wrapper's sbatch must
-            # not submit after the daemon has given it up and gone looking for its job)
             process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                       stdin=subprocess.DEVNULL, errors="replace", env=self.environment(),
-                                       start_new_session=True)
+                                       stdin=subprocess.DEVNULL, errors="replace", env=self.environment())
         except OSError as exc:
             raise SchedulerError(f"cannot run '{command[0]}' on {self.describe()}: {exc.strerror}") from None
         try:
             stdout, stderr = process.communicate(timeout=self.timeout)
         except subprocess.TimeoutExpired:  # killed: what it had done by then is not known
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except OSError:
-                pass
+            kill_tree(process.pid)
             process.communicate()
             raise OutcomeUnknown(f"'{shlex.join(command)}' on {self.describe()} took more than {self.timeout:g} s "
                                  f"and was stopped") from None

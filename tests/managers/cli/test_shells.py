@@ -18,6 +18,18 @@ def test_a_command_stopped_at_its_timeout_has_an_unknown_outcome_one_that_cannot
     assert not isinstance(raised.value, OutcomeUnknown)
 
 
+def test_a_command_stopped_at_its_timeout_is_stopped_with_what_it_started(tmp_path):
+    """A site's sbatch wrapper that is still waiting when shell_timeout stops it must not submit afterwards,
+    while the daemon looks for the job and may submit it again (the review found such a late copy running)."""
+    import time
+
+    marker = tmp_path / "submitted-late"
+    with pytest.raises(OutcomeUnknown):
+        LocalShell(timeout=0.3).run(["bash", "-c", f"(sleep 1; touch {marker}) & sleep 5"])
+    time.sleep(1.5)
+    assert not marker.exists()
+
+
 NEVER_GOT_IN = [
     "ssh: connect to host 127.0.0.1 port 1: Connection refused",
     "ssh: Could not resolve hostname nowhere.invalid: Name or service not known",
