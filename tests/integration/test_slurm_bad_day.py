@@ -33,8 +33,9 @@ def wrapper(directory: Path, command: str, body: str) -> None:
 def test_a_submit_that_outlives_shell_timeout_ends_right_and_runs_once(slurm, daemon_factory, client_python_016,
                                                                        tmp_path):
     """sbatch takes 'after' and then hangs past shell_timeout (it is stopped: the answer is lost); for 'before'
-    it hangs before it sends anything, the first time. 'after' is found in Slurm by its name and adopted;
-    'before' is found in neither of two looks and submitted again. Each runs once and ends complete."""
+    it hangs before it sends anything, the first time (stopped with the wrapper: it never submits late).
+    'after' is found in Slurm by its name and adopted; 'before' is not shown for unknown_outcome_window (8 s
+    here) and left no trace: submitted again. Each runs once and ends complete."""
     runs = tmp_path / "runs"
     runs.mkdir()
     stamp = int(time.time())  # Slurm keeps ended jobs' names for MinJobAge: these are this run's
@@ -47,7 +48,7 @@ case "$script" in
   *) exec REAL "$@";;
 esac
 """)
-    daemon = daemon_factory(slurm_app(shell_timeout=3))
+    daemon = daemon_factory(slurm_app(shell_timeout=3, unknown_outcome_window=8))
     daemon.env["PATH"] = f"{tmp_path / 'bin'}:{os.environ['PATH']}"
     daemon.start()
     client = RealClient(client_python_016, daemon.url)
