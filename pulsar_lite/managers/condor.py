@@ -40,6 +40,20 @@ DEFAULTS = {"universe": "vanilla", "getenv": "false", "notification": "NEVER", "
 #: what a client may not set: they would copy the daemon's environment into the job
 CLIENT_REFUSED = ("getenv",)
 _KEY = re.compile(r"^[A-Za-z_+][A-Za-z0-9_.+]*$")
+#: a macro of the submit language: ``$(name)``, ``$$(attr)``, ``$ENV(name)``, ``$RANDOM_CHOICE(...)``,
+#: ``$Fpn(name)``, ... The submit expands them in the daemon's process: ``$ENV(PULSAR_CONFIG_PRIVATE_TOKEN)``
+#: in a client's value would put the daemon's secret in the job ad. Refused in client values; the manager's
+#: own submit_* (the administrator's) may use them
+_MACRO = re.compile(r"\$[\w$]*\(")
+
+
+def client_value(key: str, value) -> str:
+    """A client's submit_<key> value, refused (SchedulerError) when it holds a macro of the submit language."""
+    text = safe_value(str(value), f"submit_{key}")
+    if _MACRO.search(text) or "$ENV" in text.upper():
+        raise SchedulerError(f"submit_{key} refused: HTCondor macros ($(...), $ENV(...), $RANDOM_CHOICE(...), ...) "
+                             f"are not allowed in a client's submit_params: {text[:60]!r}")
+    return text
 
 
 def _bindings():
@@ -158,7 +172,10 @@ class QueuedCondorManager(SchedulerManager):
         for key, value in {**client, **self.submit_params}.items():
             if not _KEY.match(str(key)):
                 raise SchedulerError(f"invalid HTCondor submit key {key!r}")
-            htcondor_keys[str(key).lower()] = safe_value(str(value), f"submit_{key}")
+            if key in self.submit_params:  # the administrator's: macros allowed
+                htcondor_keys[str(key).lower()] = safe_value(str(value), f"submit_{key}")
+            else:
+                htcondor_keys[str(key).lower()] = client_value(str(key), value)
         job_dir = submission.job_directory
         htcondor_keys.update({
             "executable": submission.script, "output": submission.stdout, "error": submission.stderr,

@@ -55,3 +55,32 @@ def test_user_logs(name, expected, tmp_path):
     else:
         assert seen == expected
     assert observed_from_log(str(tmp_path / "missing.log")) is None
+
+
+def test_a_clients_submit_params_cannot_read_the_daemons_environment_through_macros(monkeypatch, engine_factory):
+    htcondor2 = pytest.importorskip("htcondor2")
+    from pulsar_lite.managers.contract import SchedulerError, Submission
+
+    monkeypatch.setenv("PULSAR_CONFIG_PRIVATE_TOKEN", "sekrit-token")
+    engine = engine_factory(managers={"c": {"type": "queued_condor", "min_polling_interval": 60,
+                                            "submit_arguments": "$(Cluster) $ENV(HOME)"}})
+    manager = engine.managers["c"]
+
+    def description(**params):
+        return manager.description(Submission("j", "pulsar_j", "/s/j", "/s/j/command.sh", "/s/j/o", "/s/j/e",
+                                              launch={"submit_params": params}))
+
+    # what the review found: the submit expands these in the daemon's process
+    expanded = htcondor2.Submit({"environment": "X=$ENV(PULSAR_CONFIG_PRIVATE_TOKEN)"}).expand("environment")
+    assert "sekrit-token" in expanded
+    for key, value in [("environment", "X=$ENV(PULSAR_CONFIG_PRIVATE_TOKEN)"),
+                       ("Environment", "X=$env(PULSAR_CONFIG_PRIVATE_TOKEN:none)"),
+                       ("description", "$RANDOM_CHOICE(a,b)"), ("description", "$RANDOM_INTEGER(1,9)"),
+                       ("description", "$(environment)"), ("description", "$$(Memory)"),
+                       ("description", "$Fn(x)"), ("my.note", '"$INT(request_cpus)"'), ("description", "$ENV")]:
+        with pytest.raises(SchedulerError, match=f"submit_{key} refused: HTCondor macros"):
+            description(**{key: value})
+    # a $ that is no macro stays; the administrator's submit_params keep theirs
+    kept = description(description="costs $5, $HOME unexpanded")
+    assert kept["description"] == "costs $5, $HOME unexpanded"
+    assert kept["arguments"] == "$(Cluster) $ENV(HOME)"
