@@ -39,9 +39,11 @@ SCHEDULER_OPTIONS = (
     Option("reconcile_interval", "float", 60.0, "seconds between two passes comparing the store with the jobs "
            "followed in the scheduler"),
     Option("pass_environment", "list", [], "variables of the daemon's environment its jobs get besides PATH, HOME, "
-           "USER, LOGNAME, SHELL, LANG, LANGUAGE, LC_* and TZ (names or patterns such as MODULE*); the rest never "
-           "reaches a job. A name that looks like a secret (PULSAR_CONFIG_*, *TOKEN*, *PASSWORD*, *SECRET*, ...) "
-           "passes only when given exactly"),
+           "USER, LOGNAME, SHELL, LANG, LANGUAGE, LC_*, TZ, LD_LIBRARY_PATH and the module system's (MODULEPATH, "
+           "MODULESHOME, LOADEDMODULES, _LMFILES_, LMOD_*, BASH_FUNC_module%%, BASH_FUNC_ml%%) (names or patterns "
+           "such as CONDA_*); the rest never reaches a job (the manager logs their names at its start). A name that "
+           "looks like a secret (PULSAR_CONFIG_*, SLURM_JWT, *TOKEN*, *PASSWORD*, *SECRET*, ...) passes only when "
+           "given exactly"),
     Option("unknown_outcome_window", "float", 120.0, "seconds a submission whose outcome is unknown (a timeout, "
            "a dropped ssh connection) is looked for by its name before it may be sent again; it is sent again only "
            "when the scheduler never showed it and the job left no trace (pid, return_code) in its directory"),

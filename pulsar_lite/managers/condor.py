@@ -22,7 +22,7 @@ import time
 
 from .cli.plugin import Resources, safe_value
 from .contract import Observed, OutcomeUnknown, SchedulerError, Submission
-from .environment import condor_environment, job_environment
+from .environment import condor_environment, job_environment, log_withheld
 from .scheduler import SchedulerManager
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,10 @@ class QueuedCondorManager(SchedulerManager):
         self.submit_params = {str(k).lower(): v for k, v in (config.values.get("submit_params") or {}).items()}
         self._condor = threading.Lock()  # the bindings are not promised to be thread-safe: one call at a time
         self._schedd = None
+
+    def start(self) -> None:
+        super().start()
+        log_withheld(self.name, job_environment(self.config.values.get("pass_environment") or ()))
 
     # -- the schedd ------------------------------------------------------------------------------------
     def _call(self, what: str, method: str, *args, once: bool = False, **kwargs):

@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ElementTree
 
 from ..errors import ManagerUnavailable
 from .contract import Observed, OutcomeUnknown, SchedulerError, Submission
-from .environment import job_environment
+from .environment import job_environment, log_withheld
 from .scheduler import SchedulerManager
 
 log = logging.getLogger(__name__)
@@ -154,6 +154,8 @@ class QueuedDrmaaManager(SchedulerManager):
             raise ManagerUnavailable(f"manager '{self.name}' (queued_drmaa) cannot open a DRMAA session "
                                      f"(DRMAA_LIBRARY_PATH={os.environ.get('DRMAA_LIBRARY_PATH')}): "
                                      f"{str(exc).strip() or type(exc).__name__}") from None
+        log_withheld(self.name, job_environment(self.config.values.get("pass_environment") or ()),
+                     "its jobs, even with -V,")
 
     def stop(self) -> None:
         super().stop()

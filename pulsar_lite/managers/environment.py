@@ -9,29 +9,41 @@ from the daemon only:
 
 * what a login has: ``PATH``, ``HOME``, ``USER``, ``LOGNAME``, ``SHELL``, ``LANG``, ``LANGUAGE``, ``LC_*``,
   ``TZ``;
-* for the scheduler's commands, what they need to find their cluster (``SLURM_CONF``, ``SBATCH_*``, PBS's
-  and Grid Engine's settings, HTCondor's); Slurm then exports these into the job too, harmlessly;
+* what tools found through it need: ``LD_LIBRARY_PATH`` and the module system (``MODULEPATH``,
+  ``MODULESHOME``, ``LOADEDMODULES``, ``_LMFILES_``, ``LMOD_*`` and the exported functions
+  ``BASH_FUNC_module%%``, ``BASH_FUNC_ml%%``: Galaxy's modules dependency resolver runs ``module`` in the job);
+* for the scheduler's commands, what they need to find their cluster (``SLURM_CONF``, ``SLURM_CLUSTERS``,
+  ``SBATCH_*``, ``SQUEUE_*``, ``SACCT_*``, ``SCANCEL_*``, ``SCONTROL_*``, PBS's and Grid Engine's settings,
+  HTCondor's) and Kerberos's (``KRB5CCNAME``, ``KRB5_CONFIG``: ssh's GSSAPI); Slurm then exports these into
+  the job too, harmlessly;
 * the manager's ``pass_environment`` names (fnmatch patterns allowed).
 
-A name that looks like a secret (``PULSAR_CONFIG_*``, or holding TOKEN, PASSWORD, PASSWD, SECRET,
-CREDENTIAL, API_KEY or APIKEY) is dropped even when a pattern matches it: it passes only when
+A name that looks like a secret (``PULSAR_CONFIG_*``, ``SLURM_JWT``, or holding TOKEN, PASSWORD, PASSWD,
+SECRET, CREDENTIAL, API_KEY, APIKEY or JWT) is dropped even when a pattern matches it: it passes only when
 ``pass_environment`` names it exactly. What the manager's configuration sets (``env_FOO: bar``) and the
 job's own ``env`` reach the job through its script (``command.sh``), not through this environment.
 """
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 from collections.abc import Iterable, Mapping
 
-#: what every job gets from the daemon: what a login has
-LOGIN = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TZ")
-#: what the scheduler's commands need to find their cluster (and nothing for the job itself)
-SCHEDULER = ("SLURM_CONF", "SBATCH_*", "PBS_CONF_FILE", "PBS_DEFAULT", "PBS_SERVER", "SGE_ROOT", "SGE_CELL",
-             "SGE_QMASTER_PORT", "SGE_EXECD_PORT", "SGE_CLUSTER_NAME", "CONDOR_CONFIG", "_CONDOR_*")
+#: what every job gets from the daemon: what a login has, and what the tools found through it need (their
+#: libraries, the module system: ``module`` is an exported bash function)
+LOGIN = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TZ", "LD_LIBRARY_PATH",
+         "MODULEPATH", "MODULESHOME", "LOADEDMODULES", "_LMFILES_", "LMOD_*", "BASH_FUNC_module%%",
+         "BASH_FUNC_ml%%")
+#: what the scheduler's commands need to find their cluster and authenticate (and nothing for the job itself)
+SCHEDULER = ("SLURM_CONF", "SLURM_CLUSTERS", "SBATCH_*", "SQUEUE_*", "SACCT_*", "SCANCEL_*", "SCONTROL_*",
+             "PBS_CONF_FILE", "PBS_DEFAULT", "PBS_SERVER", "SGE_ROOT", "SGE_CELL", "SGE_QMASTER_PORT",
+             "SGE_EXECD_PORT", "SGE_CLUSTER_NAME", "CONDOR_CONFIG", "_CONDOR_*", "KRB5CCNAME", "KRB5_CONFIG")
 #: ssh's agent, for SecureShell's ssh only (ssh never forwards it without -A; a local job must not get it)
 SSH_CLIENT = ("SSH_AUTH_SOCK",)
-SECRET_WORDS = ("TOKEN", "PASSWORD", "PASSWD", "SECRET", "CREDENTIAL", "API_KEY", "APIKEY")
+SECRET_WORDS = ("TOKEN", "PASSWORD", "PASSWD", "SECRET", "CREDENTIAL", "API_KEY", "APIKEY", "JWT")
+
+log = logging.getLogger(__name__)
 
 
 def looks_secret(name: str) -> bool:
@@ -63,6 +75,26 @@ def command_environment(passed: Iterable[str] = (), environ: Mapping[str, str] |
                         ssh: bool = False) -> dict[str, str]:
     """The environment a scheduler command (sbatch, qsub, squeue; or ssh to the submit host) runs with."""
     return scrubbed(environ, (*LOGIN, *SCHEDULER, *(SSH_CLIENT if ssh else ())), passed)
+
+
+def withheld(kept: Mapping[str, str], environ: Mapping[str, str] | None = None) -> list[str]:
+    """The names of the daemon's variables (``environ``) a job does not get when it gets ``kept``."""
+    environ = os.environ if environ is None else environ
+    return sorted(name for name in environ if name not in kept)
+
+
+def log_withheld(manager: str, kept: Mapping[str, str], how: str = "its jobs",
+                 environ: Mapping[str, str] | None = None) -> None:
+    """Say once, at a manager's start, which of the daemon's variables (names only) its jobs no longer get
+    (Pulsar passed them all) and how to keep one."""
+    names = withheld(kept, environ)
+    if not names:
+        return
+    secret = [name for name in names if looks_secret(name)]
+    plain = [name for name in names if not looks_secret(name)]
+    log.info("manager '%s': %s no longer get these variables of the daemon's environment: %s. To keep one, name "
+             "it (or a pattern) in the manager's pass_environment%s", manager, how, ", ".join(plain) or "(none)",
+             f"; these look like secrets and pass only when named exactly: {', '.join(secret)}" if secret else "")
 
 
 def condor_environment(variables: Mapping[str, str]) -> str:

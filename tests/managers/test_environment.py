@@ -22,8 +22,18 @@ DAEMON = {
     "CONDOR_CONFIG": "/etc/condor/condor_config", "_CONDOR_SEC_PASSWORD_FILE": "/etc/condor/pool_password",
     "SSH_AUTH_SOCK": "/tmp/ssh-agent.sock", "LD_LIBRARY_PATH": "/opt/daemon/lib", "MODULEPATH": "/opt/modules",
     "SLURM_JOB_ID": "17", "TMPDIR": "/run/user/1000", "VIRTUAL_ENV": "/opt/pulsar_lite/venv",
+    "MODULESHOME": "/usr/share/lmod", "LOADEDMODULES": "gcc/12", "_LMFILES_": "/opt/modules/gcc/12.lua",
+    "LMOD_CMD": "/usr/share/lmod/libexec/lmod", "BASH_FUNC_module%%": "() {  eval $($LMOD_CMD bash \"$@\")\n}",
+    "BASH_FUNC_ml%%": "() {  eval $($LMOD_DIR/ml_cmd \"$@\")\n}", "KRB5CCNAME": "FILE:/tmp/krb5cc_1000",
+    "KRB5_CONFIG": "/etc/krb5.conf", "SLURM_CLUSTERS": "hpc1", "SQUEUE_FORMAT": "%i", "SACCT_FORMAT": "jobid",
+    "SCANCEL_VERBOSE": "1", "SCONTROL_ALL": "1", "SLURM_JWT": "eyJhbGciOi", "LMOD_SECRET_TOKEN": "t",
 }
-LOGIN = {"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ"}
+#: what every job gets: a login's, the libraries' and the module system's (`module` inside the job)
+LOGIN = {"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "LD_LIBRARY_PATH", "MODULEPATH", "MODULESHOME",
+         "LOADEDMODULES", "_LMFILES_", "LMOD_CMD", "BASH_FUNC_module%%", "BASH_FUNC_ml%%"}
+#: and what the scheduler's commands get besides (so Slurm's jobs too)
+COMMANDS = {"SLURM_CONF", "SBATCH_ACCOUNT", "SGE_ROOT", "CONDOR_CONFIG", "SLURM_CLUSTERS", "SQUEUE_FORMAT",
+            "SACCT_FORMAT", "SCANCEL_VERBOSE", "SCONTROL_ALL", "KRB5CCNAME", "KRB5_CONFIG"}
 
 
 def test_a_job_gets_what_a_login_has_and_nothing_else():
@@ -32,8 +42,7 @@ def test_a_job_gets_what_a_login_has_and_nothing_else():
 
 
 def test_scheduler_commands_also_get_what_finds_the_cluster_and_ssh_its_agent():
-    assert set(command_environment(environ=DAEMON)) == LOGIN | {"SLURM_CONF", "SBATCH_ACCOUNT", "SGE_ROOT",
-                                                                "CONDOR_CONFIG"}
+    assert set(command_environment(environ=DAEMON)) == LOGIN | COMMANDS
     assert set(command_environment(environ=DAEMON, ssh=True)) - set(command_environment(environ=DAEMON)) == {
         "SSH_AUTH_SOCK"}
 
@@ -44,6 +53,23 @@ def test_pass_environment_adds_names_and_patterns_but_a_secret_only_by_its_exact
     assert not {name for name in passed if looks_secret(name)}
     assert job_environment(["MY_SECRET_TOKEN"], environ=DAEMON)["MY_SECRET_TOKEN"] == "x"
     assert "PULSAR_CONFIG_PRIVATE_TOKEN" not in command_environment(["PULSAR_*"], environ=DAEMON)
+    assert "SLURM_JWT" not in command_environment(["SLURM_*"], environ=DAEMON)  # sbatch would export it
+    assert command_environment(["SLURM_JWT"], environ=DAEMON)["SLURM_JWT"] == "eyJhbGciOi"
+
+
+def test_the_manager_says_at_start_which_variables_its_jobs_no_longer_get(caplog):
+    from pulsar_lite.managers.environment import log_withheld
+
+    with caplog.at_level("INFO", logger="pulsar_lite.managers.environment"):
+        log_withheld("m", job_environment(["TMPDIR"], environ=DAEMON), environ=DAEMON)
+    (record,) = [r for r in caplog.records if r.name == "pulsar_lite.managers.environment"]
+    text = record.getMessage()
+    assert record.levelname == "INFO" and "manager 'm'" in text and "pass_environment" in text
+    for name in ("VIRTUAL_ENV", "SLURM_JOB_ID", "SLURM_CONF", "PULSAR_CONFIG_PRIVATE_TOKEN", "SLURM_JWT"):
+        assert name in text
+    for name in ("TMPDIR", "PATH=", "MODULEPATH"):
+        assert name not in text
+    assert not [value for value in DAEMON.values() if len(value) > 3 and value in text]  # names, never values
 
 
 @pytest.fixture
@@ -71,7 +97,8 @@ def test_ssh_runs_without_them_too_but_with_its_agent(secrets, tmp_path):
     shell = SecureShell(hostname="submit.example.org", rsh=str(fake_ssh), strict_host_key_checking=False)
     shown = printed_environment(shell.run(["sbatch", "x"]).stdout)
     assert "SSH_AUTH_SOCK" in shown and not {name for name in shown if looks_secret(name)}
-    assert "LD_LIBRARY_PATH" not in shown
+    assert {"KRB5CCNAME", "KRB5_CONFIG", "LD_LIBRARY_PATH"} <= set(shown)  # ssh's GSSAPI finds its ticket
+    assert not {"VIRTUAL_ENV", "TMPDIR", "SLURM_JOB_ID"} & set(shown)
 
 
 def test_condor_environment_quotes_every_value():
@@ -92,7 +119,8 @@ def test_condor_jobs_get_the_scrubbed_environment_not_getenv(secrets, engine_fac
     assert description["getenv"] == "false" and description["request_cpus"] == "2"  # the client's getenv: ignored
     environment = description["environment"]
     assert "MODULEPATH='/opt/modules'" in environment and f"PATH='{os.environ['PATH']}'" in environment
-    for value in ("sekrit-token", "amqp://", "pool_password", "/opt/daemon/lib"):
+    assert "LD_LIBRARY_PATH='/opt/daemon/lib'" in environment
+    for value in ("sekrit-token", "amqp://", "pool_password", "/opt/pulsar_lite/venv", "eyJhbGciOi"):
         assert value not in environment
     words = shlex.split(environment)  # one double-quoted value
     assert len(words) == 1
@@ -108,7 +136,19 @@ def test_grid_engine_minus_v_copies_the_scrubbed_environment_not_the_daemons(sec
     assert spec.split() == ["-q", "all.q", "-l", "h_rt=600"]
     assert environment == job_environment(["MODULEPATH"]) and "MODULEPATH" in environment
     assert without_daemon_environment("-v FOO=bar,PATH -q all.q") == ("-v FOO=bar,PATH -q all.q", None)
-    for spec in ("-v PULSAR_CONFIG_PRIVATE_TOKEN", "-v A=1,MY_SECRET_TOKEN", "-v LD_LIBRARY_PATH"):
+    for spec in ("-v PULSAR_CONFIG_PRIVATE_TOKEN", "-v A=1,MY_SECRET_TOKEN", "-v VIRTUAL_ENV", "-v SLURM_JWT"):
         with pytest.raises(SchedulerError, match="would copy the daemon's"):
             without_daemon_environment(spec)
-    assert without_daemon_environment("-v LD_LIBRARY_PATH", ["LD_LIBRARY_PATH"])[0] == "-v LD_LIBRARY_PATH"
+    assert without_daemon_environment("-v VIRTUAL_ENV", ["VIRTUAL_ENV"])[0] == "-v VIRTUAL_ENV"
+    assert without_daemon_environment("-v LD_LIBRARY_PATH,MODULEPATH")[0] == "-v LD_LIBRARY_PATH,MODULEPATH"
+
+
+def test_a_cluster_manager_logs_the_withheld_names_once_at_its_start(secrets, engine_factory, caplog):
+    pytest.importorskip("htcondor2")
+    with caplog.at_level("INFO", logger="pulsar_lite.managers.environment"):
+        engine_factory(managers={"c": {"type": "queued_condor", "pass_environment": ["TMPDIR"],
+                                       "min_polling_interval": 60}})
+    said = [r.getMessage() for r in caplog.records if "no longer get" in r.getMessage()]
+    assert len(said) == 1 and "manager 'c'" in said[0]
+    assert "VIRTUAL_ENV" in said[0] and "PULSAR_CONFIG_PRIVATE_TOKEN" in said[0] and "TMPDIR" not in said[0]
+    assert "sekrit-token" not in said[0]

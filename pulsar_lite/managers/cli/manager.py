@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from ..contract import Observed, OutcomeUnknown, SchedulerError, Submission
+from ..environment import log_withheld
 from ..scheduler import SchedulerManager
 from .openpbs import OpenPBS
 from .plugin import STATUS_COMMAND_BYTES, JobPlugin, Script
@@ -39,6 +40,10 @@ class QueuedCliManager(SchedulerManager):
         self.command_bytes = int(values.get("status_command_bytes") or STATUS_COMMAND_BYTES)
         #: external id -> rounds in a row its record could not be read (the status thread's alone)
         self._unreadable: dict[str, int] = {}
+
+    def start(self) -> None:
+        super().start()
+        log_withheld(self.name, self.shell.environment(), "its jobs and the scheduler's commands")
 
     def stop(self) -> None:
         super().stop()
