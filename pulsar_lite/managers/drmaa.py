@@ -135,6 +135,26 @@ def _scheduler_wide(drmaa) -> tuple[type, ...]:
             errors.DrmsExitException)
 
 
+def jobs_named(text: str, name: str) -> list[str]:
+    """The numbers of the jobs named ``name`` in ``qstat -xml -r``; SchedulerError when it cannot be read (a
+    control character in some user's job name makes it invalid XML)."""
+    if not text.strip():
+        return []
+    try:
+        root = ElementTree.fromstring(text)
+    except ElementTree.ParseError as exc:
+        raise SchedulerError(f"qstat -xml printed something that is not XML, looking for job {name}: {exc}") from None
+    found = set()
+    for job in root.iter("job_list"):
+        if (job.findtext("JB_name") or "").strip() == name:
+            number = (job.findtext("JB_job_number") or "").strip()
+            if number and not number.isdigit():
+                raise SchedulerError(f"qstat -xml gave job {name} the number {number[:40]!r}, not a job number")
+            if number:
+                found.add(number)
+    return sorted(found, key=int)
+
+
 class QueuedDrmaaManager(SchedulerManager):
     scheduler = "DRMAA"
 
@@ -282,9 +302,4 @@ class QueuedDrmaaManager(SchedulerManager):
         done = self._run(["qstat", "-xml", "-u", "*", "-r"])
         if done.returncode != 0:
             raise SchedulerError(f"qstat failed: {(done.stderr or done.stdout).strip()[-300:]}")
-        found = []
-        root = ElementTree.fromstring(done.stdout) if done.stdout.strip() else None
-        for job in (root.iter("job_list") if root is not None else ()):
-            if (job.findtext("JB_name") or "").strip() == name:
-                found.append((job.findtext("JB_job_number") or "").strip())
-        return sorted((f for f in found if f), key=int)
+        return jobs_named(done.stdout, name)

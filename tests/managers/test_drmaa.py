@@ -38,3 +38,25 @@ def test_drmaa_states_and_job_info():
     assert observed_from_info(SimpleNamespace(**{**info, "hasSignal": True, "terminatedSignal": "SIGKILL"})
                               ).failure == "killed by signal SIGKILL"
     assert "aborted" in observed_from_info(SimpleNamespace(**{**info, "wasAborted": True})).failure
+
+
+def test_looking_for_a_job_by_name_in_unreadable_qstat_output_is_a_scheduler_error():
+    from subprocess import CompletedProcess
+
+    from pulsar_lite.managers.drmaa import QueuedDrmaaManager
+
+    manager = QueuedDrmaaManager.__new__(QueuedDrmaaManager)
+    job = "<job_list><JB_job_number>{}</JB_job_number><JB_name>{}</JB_name></job_list>"
+
+    def find(stdout: str) -> list[str]:
+        manager._run = lambda command: CompletedProcess(command, 0, stdout, "")
+        return manager.find_submitted("pulsar_j", 0)
+
+    assert find("<job_info><queue_info>" + job.format(12, "pulsar_j") + job.format(7, "other") +
+                "</queue_info><job_info>" + job.format(9, "pulsar_j") + "</job_info></job_info>") == ["9", "12"]
+    assert find("") == []
+    # another user's job named with a control character: qstat prints it raw, which is not XML
+    with pytest.raises(SchedulerError, match="not XML, looking for job pulsar_j"):
+        find("<job_info><queue_info>" + job.format(13, "bad\x01name") + "</queue_info></job_info>")
+    with pytest.raises(SchedulerError, match="not a job number"):
+        find("<job_info>" + job.format("13.1-x", "pulsar_j") + "</job_info>")
