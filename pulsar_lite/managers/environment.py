@@ -28,6 +28,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping
 
 #: what every job gets from the daemon: what a login has, and what the tools found through it need (their
@@ -97,13 +98,35 @@ def log_withheld(manager: str, kept: Mapping[str, str], how: str = "its jobs",
              f"; these look like secrets and pass only when named exactly: {', '.join(secret)}" if secret else "")
 
 
+#: a ``$`` the submit language expands: before ``(`` or a name and ``(`` (``$(x)``, ``$ENV(x)``, ``$Fn(x)``), and
+#: not after another ``$`` (``$$`` it leaves as it is; ``$(DOLLAR)`` right after a ``$`` would make ``$$(``)
+_EXPANDED_DOLLAR = re.compile(r"(?<!\$)\$(?=\w*\()")
+#: what no writing gets through: ``$$(`` is HTCondor's match-time macro (the schedd fills it from the machine's
+#: ad), and a ``$(DOLLAR)`` of the value's own would be expanded after ours
+_UNWRITABLE = re.compile(r"\$\$\(|\$\(DOLLAR\)", re.IGNORECASE)
+_said_left_out: set[str] = set()
+
+
 def condor_environment(variables: Mapping[str, str]) -> str:
     """HTCondor's ``environment`` value (its "new" syntax): double-quoted, each value in single quotes, a
-    quote of either kind inside written twice, a ``$`` written ``$(DOLLAR)`` (the submit language expands
-    ``$(...)``). A value on several lines (an exported bash function) cannot be written there: left out."""
+    quote of either kind inside written twice, a ``$`` the submit language would expand written ``$(DOLLAR)``
+    and every other ``$`` as it is (``$$`` stays ``$$``: ``$(DOLLAR)$(DOLLAR)`` would become ``$$(DOLLAR)``, a
+    match-time macro). A value HTCondor cannot carry (several lines, as an exported bash function; ``$$(``) is
+    left out, and the log says so once per name."""
     entries = []
     for name, value in sorted(variables.items()):
-        if "=" in name or not name or any(c.isspace() for c in name) or "\n" in value or "\r" in value:
+        if "=" in name or not name or any(c.isspace() for c in name):
+            why = "its name"
+        elif "\n" in value or "\r" in value:
+            why = "a value on several lines"
+        elif _UNWRITABLE.search(value):
+            why = "a value holding $$( or $(DOLLAR)"
+        else:
+            written = _EXPANDED_DOLLAR.sub("$(DOLLAR)", value).replace("'", "''").replace('"', '""')
+            entries.append(f"{name}='{written}'")
             continue
-        entries.append(f"{name}='" + value.replace("$", "$(DOLLAR)").replace("'", "''").replace('"', '""') + "'")
+        if name not in _said_left_out:
+            _said_left_out.add(name)
+            log.warning("HTCondor jobs do not get %s: the submit description cannot carry %s (set what the job "
+                        "needs with the manager's env_* keys)", name, why)
     return '"' + " ".join(entries) + '"'

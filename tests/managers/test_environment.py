@@ -104,8 +104,31 @@ def test_ssh_runs_without_them_too_but_with_its_agent(secrets, tmp_path):
 def test_condor_environment_quotes_every_value():
     text = condor_environment({"A": "x y", "B": "it's \"q\"", "F": "() { echo; }\nnot=this", "PATH": "/bin",
                                "D": "$(HOME) $$"})
-    assert text == ('"A=\'x y\' B=\'it\'\'s ""q""\' D=\'$(DOLLAR)(HOME) $(DOLLAR)$(DOLLAR)\' PATH=\'/bin\'"')
+    assert text == ('"A=\'x y\' B=\'it\'\'s ""q""\' D=\'$(DOLLAR)(HOME) $$\' PATH=\'/bin\'"')
     # an exported function (F): left out
+
+
+def test_condor_environment_values_reach_the_job_ad_as_they_are(caplog):
+    """What the submit makes of the environment (Submit.expand: what the schedd gets) is each value unchanged:
+    ``$$`` stays ``$$`` (it became ``$$(DOLLAR)``, a match-time macro) and no macro of the value is expanded.
+    What cannot be carried is left out and logged."""
+    htcondor2 = pytest.importorskip("htcondor2")
+    values = {"PW": "pa$$word", "PID": "$$", "E": "x$$ENV(HOME) $$$ $", "M": "$(HOME) $ENV(HOME) $Fn(a/b) $$ENV(x)",
+              "R": "$RANDOM_INTEGER(1,9)$(DOLLAR", "Q": "it's \"q\" $'x'", "END": "ends in $"}
+    written = condor_environment(values)
+    expanded = htcondor2.Submit({"executable": "/bin/true", "environment": written}).expand("environment")
+    assert expanded == '"' + " ".join(f"{name}='" + value.replace("'", "''").replace('"', '""') + "'"
+                                      for name, value in sorted(values.items())) + '"'
+    assert "$$(" not in expanded
+    with caplog.at_level("WARNING", logger="pulsar_lite.managers.environment"):
+        text = condor_environment({"OK": "1", "BASH_FUNC_cx%%": "() { echo\n}", "MATCH_TIME": "$$(Memory)",
+                                   "OWN_DOLLAR": "a$(dollar)b"})
+        condor_environment({"BASH_FUNC_cx%%": "() { echo\n}"})
+    assert text == '"OK=\'1\'"'
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 3 and all("HTCondor jobs do not get" in m for m in said)
+    assert {"BASH_FUNC_cx%%", "MATCH_TIME", "OWN_DOLLAR"} == {m.split()[5].rstrip(":") for m in said}
+    assert not any("Memory" in m or "echo" in m for m in said)  # names, not values
 
 
 def test_condor_jobs_get_the_scrubbed_environment_not_getenv(secrets, engine_factory):
