@@ -26,9 +26,13 @@ SECRETS = {
     "PULSAR_CONFIG_PRIVATE_TOKEN": TOKEN,
     "PULSAR_CONFIG_MESSAGE_QUEUE_URL": "amqp://galaxy:mq-pa55word@127.0.0.1:9//",
     "MY_SECRET_TOKEN": "my-own-secret-value",
+    "SLURM_JWT": "slurm-jwt-value",
 }
+#: kept by default: a site's libraries and its module system (Galaxy's modules resolver runs module in the job)
+RUNTIME = {"LD_LIBRARY_PATH": "/opt/site/lib", "MODULEPATH": "/opt/site/modules",
+           "BASH_FUNC_module%%": '() {  echo "module $*"\n}'}
 #: passed on by pass_environment; its value needs quoting in HTCondor's environment, and $(...) is a macro there
-SITE_NOTE = "it's a \"note\" with  spaces and $(dollars) $HOME"
+SITE_NOTE = "it's a \"note\" with  spaces and $(dollars) $HOME pa$$word $ENV(HOME)"
 MANAGER = {"env_FROM_MANAGER": "set by env_", "pass_environment": ["SITE_NOTE"], "min_polling_interval": 0.5}
 
 
@@ -42,6 +46,7 @@ def python():
 
 def with_secrets(daemon):
     daemon.env.update(SECRETS)
+    daemon.env.update(RUNTIME)
     daemon.env["SITE_NOTE"] = SITE_NOTE
     return daemon
 
@@ -72,6 +77,9 @@ def test_a_slurm_job_gets_no_daemon_secret(daemon_factory, python):
     assert env["FROM_MANAGER"] == "set by env_" and env["SITE_NOTE"] == SITE_NOTE
     assert env["PATH"] == daemon_path()  # the tools the daemon finds, the job finds
     assert env["SLURM_JOB_ID"] == daemon.record("env")["external_id"]
+    assert {name: env.get(name) for name in RUNTIME} == RUNTIME  # sbatch exported them: `module` works
+    said = [line for line in daemon.log().splitlines() if "no longer get" in line]
+    assert said and "MY_SECRET_TOKEN" in said[0] and "my-own-secret-value" not in said[0]
 
 
 def test_a_slurm_job_submitted_over_ssh_gets_the_logins_environment(daemon_factory, python):
@@ -111,6 +119,8 @@ def test_an_htcondor_job_gets_no_daemon_secret_even_when_the_client_asks_for_get
     assert env["FROM_MANAGER"] == "set by env_" and env["SITE_NOTE"] == SITE_NOTE
     assert env["PATH"] == daemon_path()
     assert "CONDOR_CONFIG" not in env  # the host's client configuration is no business of the job's
+    assert env["LD_LIBRARY_PATH"] == RUNTIME["LD_LIBRARY_PATH"] and env["MODULEPATH"] == RUNTIME["MODULEPATH"]
+    assert "BASH_FUNC_module%%" not in env and "HTCondor jobs do not get BASH_FUNC_module%%" in daemon.log()
     assert "the client's submit_getenv is ignored" in daemon.log()
 
 
