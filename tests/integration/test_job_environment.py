@@ -124,6 +124,16 @@ def test_an_htcondor_job_gets_no_daemon_secret_even_when_the_client_asks_for_get
     assert "the client's submit_getenv is ignored" in daemon.log()
 
 
+def test_an_htcondor_client_cannot_read_the_daemons_environment_through_a_macro(condor_daemon, python):
+    """$ENV(...) in a client's submit_* value: the submit would expand it in the daemon's process."""
+    daemon = condor_daemon().start()
+    client = RealClient(python, daemon.url, private_token=TOKEN)
+    client.launch("macro", "env > ../outputs/env.txt", submit_environment="X=$ENV(PULSAR_CONFIG_PRIVATE_TOKEN)")
+    final = client.wait("macro", timeout=60)
+    assert final["status"] == "failed" and "submit_environment refused: HTCondor macros" in final["stderr"]
+    assert TOKEN not in final["stderr"] and TOKEN not in daemon.log()
+
+
 @pytest.fixture
 def drmaa_daemon(daemon_factory):
     need(sge_ready(), "Grid Engine is not running here (bash scripts/ci/sge-up.sh)")
