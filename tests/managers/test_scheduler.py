@@ -72,13 +72,21 @@ class MemoryScheduler(SchedulerManager):
                 self.jobs[external_id] = Observed(Observed.ENDED, -15, "cancelled (scancel)", "CA")
 
 
+def register(monkeypatch, type_name: str, target: str) -> None:
+    """Make a stand-in scheduler (``module:Class``) a manager type for this test."""
+    monkeypatch.setitem(managers.REGISTRY, type_name, ManagerSpec(
+        type=type_name, target=target, options={o.key: o for o in managers.SCHEDULER_OPTIONS}))
+
+
+def memory_engine(engine_factory, monkeypatch, app=None, **options):
+    """An engine whose one manager is the in-memory scheduler, polled every 0.05 s, with ``options``."""
+    register(monkeypatch, "memory", "tests.managers.test_scheduler:MemoryScheduler")
+    return engine_factory(**(app or {}), managers={M: {"type": "memory", "min_polling_interval": 0.05, **options}})
+
+
 @pytest.fixture
 def engine(engine_factory, monkeypatch):
-    monkeypatch.setitem(managers.REGISTRY, "memory", ManagerSpec(
-        type="memory", target="tests.managers.test_scheduler:MemoryScheduler",
-        options={o.key: o for o in managers.SCHEDULER_OPTIONS}))
-    return engine_factory(managers={M: {"type": "memory", "min_polling_interval": 0.05,
-                                        "scheduler_failure_timeout": 0.5, "return_code_grace": 0.3}})
+    return memory_engine(engine_factory, monkeypatch, scheduler_failure_timeout=0.5, return_code_grace=0.3)
 
 
 def submit(engine, job_id, command="true"):

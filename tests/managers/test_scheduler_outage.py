@@ -6,21 +6,18 @@ from __future__ import annotations
 
 import pytest
 
-from pulsar_lite import managers, wire
-from pulsar_lite.managers import ManagerSpec
+from pulsar_lite import wire
 from pulsar_lite.managers.contract import Observed
 from tests.conftest import wait_until
 from tests.engine.test_store_outage import WriteLock
+from tests.managers.test_scheduler import memory_engine
 
 M = wire.DEFAULT_MANAGER
 
 
 @pytest.fixture
 def engine(engine_factory, monkeypatch):
-    monkeypatch.setitem(managers.REGISTRY, "memory", ManagerSpec(
-        type="memory", target="tests.managers.test_scheduler:MemoryScheduler",
-        options={o.key: o for o in managers.SCHEDULER_OPTIONS}))
-    made = engine_factory(store_busy_timeout=0.2, managers={M: {"type": "memory", "min_polling_interval": 0.05}})
+    made = memory_engine(engine_factory, monkeypatch, app={"store_busy_timeout": 0.2})
     made.deferred.interval = 0.1
     return made
 

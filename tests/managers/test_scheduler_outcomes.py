@@ -10,10 +10,9 @@ import time
 
 import pytest
 
-from pulsar_lite import managers, wire
-from pulsar_lite.managers import ManagerSpec
+from pulsar_lite import wire
 from pulsar_lite.managers.contract import Observed
-from tests.managers.test_scheduler import final, submit, write_return_code
+from tests.managers.test_scheduler import final, memory_engine, submit, write_return_code
 
 M = wire.DEFAULT_MANAGER
 GRACE = 3.0
@@ -21,11 +20,7 @@ GRACE = 3.0
 
 @pytest.fixture
 def engine(engine_factory, monkeypatch):
-    monkeypatch.setitem(managers.REGISTRY, "memory", ManagerSpec(
-        type="memory", target="tests.managers.test_scheduler:MemoryScheduler",
-        options={o.key: o for o in managers.SCHEDULER_OPTIONS}))
-    return engine_factory(managers={M: {"type": "memory", "min_polling_interval": 0.05,
-                                        "return_code_grace": GRACE}})
+    return memory_engine(engine_factory, monkeypatch, return_code_grace=GRACE)
 
 
 def ended_later(engine, job_id, seen, file_after=None, code=0):

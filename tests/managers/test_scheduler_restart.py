@@ -9,14 +9,13 @@ import time
 
 import pytest
 
-from pulsar_lite import managers, wire
+from pulsar_lite import wire
 from pulsar_lite.config import build_config
 from pulsar_lite.engine import JobEngine
-from pulsar_lite.managers import ManagerSpec
 from pulsar_lite.managers.contract import Observed
 from pulsar_lite.managers.submitting import SUBMITTING
 from tests.conftest import wait_until
-from tests.managers.test_scheduler import MemoryScheduler
+from tests.managers.test_scheduler import MemoryScheduler, register
 
 M = wire.DEFAULT_MANAGER
 
@@ -75,9 +74,7 @@ class SharedScheduler(MemoryScheduler):
 
 @pytest.fixture
 def world(monkeypatch):
-    monkeypatch.setitem(managers.REGISTRY, "shared", ManagerSpec(
-        type="shared", target="tests.managers.test_scheduler_restart:SharedScheduler",
-        options={o.key: o for o in managers.SCHEDULER_OPTIONS}))
+    register(monkeypatch, "shared", "tests.managers.test_scheduler_restart:SharedScheduler")
     created = World()
     monkeypatch.setattr(SharedScheduler, "world", created)
     return created

@@ -11,12 +11,11 @@ import time
 
 import pytest
 
-from pulsar_lite import managers, wire
-from pulsar_lite.managers import ManagerSpec
+from pulsar_lite import wire
 from pulsar_lite.managers.contract import Observed, OutcomeUnknown, SchedulerError
 from pulsar_lite.managers.submitting import SUBMIT_TRIES
 from tests.conftest import wait_until
-from tests.managers.test_scheduler import MemoryScheduler, write_return_code
+from tests.managers.test_scheduler import MemoryScheduler, register, write_return_code
 
 M = wire.DEFAULT_MANAGER
 
@@ -59,9 +58,7 @@ class Unsure(MemoryScheduler):
 
 @pytest.fixture
 def engine(engine_factory, monkeypatch, request):
-    monkeypatch.setitem(managers.REGISTRY, "unsure", ManagerSpec(
-        type="unsure", target="tests.managers.test_scheduler_uncertain:Unsure",
-        options={o.key: o for o in managers.SCHEDULER_OPTIONS}))
+    register(monkeypatch, "unsure", "tests.managers.test_scheduler_uncertain:Unsure")
     window = getattr(request, "param", 0.0)
     return engine_factory(managers={M: {"type": "unsure", "min_polling_interval": 0.05,
                                         "scheduler_failure_timeout": 0.5, "return_code_grace": 0.3,

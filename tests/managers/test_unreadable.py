@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from pulsar_lite import managers, wire
-from pulsar_lite.managers import ManagerSpec
+from pulsar_lite import wire
 from pulsar_lite.managers.contract import Observed
-from tests.managers.test_scheduler import M, final, submit, wait_for
+from tests.managers.test_scheduler import M, final, memory_engine, submit, wait_for
 
 
 @pytest.fixture
 def engine(engine_factory, monkeypatch):
-    monkeypatch.setitem(managers.REGISTRY, "memory", ManagerSpec(
-        type="memory", target="tests.managers.test_scheduler:MemoryScheduler",
-        options={o.key: o for o in managers.SCHEDULER_OPTIONS}))
-    return engine_factory(managers={M: {"type": "memory", "min_polling_interval": 0.05}})
+    return memory_engine(engine_factory, monkeypatch)
 
 
 def test_an_unreadable_record_is_neither_an_end_nor_a_disappearance(engine):
