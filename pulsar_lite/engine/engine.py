@@ -19,6 +19,7 @@ from typing import Callable
 from .. import fsutil, wire
 from ..config import AppConfig, ManagerConfig
 from ..errors import BadRequest, NotFound, StoreUnavailable
+from ..inflight import InFlight
 from ..logs import for_job, job_context
 from ..managers import manager_class
 from ..store import IllegalTransition, JobRecord, Store
@@ -54,9 +55,8 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
         self.deferred = Deferred(self.store)
         #: (manager, job id, generation) of every job a worker or submission has taken to start (hooks.claim)
         self._claims: set[tuple[str, str, float]] = set()
-        #: (manager, job id) -> staging phases running for it (their transfers write into its directory)
-        self._staging_now: dict[tuple[str, str], int] = {}
-        self._staging_lock = threading.Lock()
+        #: (manager, job id) of the jobs a staging phase runs for (its transfers write into the job's directory)
+        self._staging = InFlight()
         self.staging_pool = ThreadPoolExecutor(max_workers=max(1, config.staging_concurrency),
                                                thread_name_prefix="pulsar-lite-staging")
         self.deps = DependencyResolver(config.tool_dependency_dir, config.dependency_resolution,
@@ -398,9 +398,8 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
         still write there (a cancelled tool may take seconds to stop; a cluster job, longer; a staging transfer
         until it ends)."""
         instance = self.managers.get(manager)
-        with self._staging_lock:
-            if (manager, job_id) in self._staging_now:
-                return False
+        if (manager, job_id) in self._staging:
+            return False
         return instance is not None and not instance.may_write(job_id)
 
     def _stop_leftovers(self, manager: str, record: JobRecord | None) -> None:

@@ -143,6 +143,14 @@ class JobDirectory:
         data = fsutil.read_bytes(relative, limit, root=self.path)
         return None if data is None else data.decode("utf-8", errors="replace")
 
+    def return_code(self) -> int | None:
+        """The exit code the job script wrote at its end (None: not written, or not a number)."""
+        text = self.read_text("return_code", limit=64)
+        try:
+            return int(text.strip()) if text is not None else None
+        except ValueError:
+            return None
+
     # client name -> path ---------------------------------------------------
     def type_directory(self, file_type: str | None) -> tuple[str, bool]:
         if not file_type:

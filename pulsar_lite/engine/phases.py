@@ -3,7 +3,6 @@ pool and move the job on when their transfers end."""
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 
 from .. import staging, wire
 from ..errors import StoreUnavailable
@@ -17,24 +16,10 @@ log = logging.getLogger(__name__)
 
 class StagingPhases:
     # -- staging phases -----------------------------------------------------
-    @contextmanager
-    def _staging(self, manager: str, job_id: str):
-        """While a phase's transfers may write into the job's directory, it is not handed to another job."""
-        key = (manager, job_id)
-        with self._staging_lock:
-            self._staging_now[key] = self._staging_now.get(key, 0) + 1
-        try:
-            yield
-        finally:
-            with self._staging_lock:
-                left = self._staging_now.pop(key) - 1
-                if left:
-                    self._staging_now[key] = left
-
     @for_job
     def _preprocess(self, manager: str, job_id: str) -> None:
         """Run server-side stage-in, then queue the job."""
-        with self._staging(manager, job_id):
+        with self._staging.holding((manager, job_id)):
             self._stage_in(manager, job_id)
 
     def _stage_in(self, manager: str, job_id: str) -> None:
@@ -53,7 +38,7 @@ class StagingPhases:
     @for_job
     def _postprocess(self, manager: str, job_id: str) -> None:
         """Run server-side stage-out, then publish the terminal state."""
-        with self._staging(manager, job_id):
+        with self._staging.holding((manager, job_id)):
             self._stage_out(manager, job_id)
 
     def _stage_out(self, manager: str, job_id: str) -> None:

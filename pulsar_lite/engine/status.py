@@ -32,16 +32,6 @@ def read_stream(path: str, maximum: int, cap: int | None = wire.STATUS_STREAM_CA
     return data.decode("utf-8", errors="replace")
 
 
-def read_returncode(job_dir: JobDirectory) -> int | None:
-    text = job_dir.read_text("return_code", limit=64)
-    if text is None:
-        return None
-    try:
-        return int(text.strip())
-    except ValueError:
-        return None
-
-
 def system_properties(manager_config) -> dict:
     props = {"separator": os.sep}
     for key in ("galaxy_home", "galaxy_virtual_env", "galaxy_config_file", "galaxy_dataset_files_path",

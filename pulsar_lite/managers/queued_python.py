@@ -15,6 +15,7 @@ import subprocess
 import threading
 
 from .. import affinity
+from ..inflight import InFlight
 from ..logs import job_context
 from ..store import JobRecord
 from .base import Manager
@@ -32,13 +33,21 @@ def clean_environment() -> dict[str, str]:
     return env
 
 
+def _process(pid: int) -> tuple[bytes, bytes]:
+    """(state letter, command line) of process ``pid`` from /proc; OSError when there is none."""
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        fields = handle.read().rsplit(b")", 1)[1].split()
+    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+        cmdline = handle.read()
+    if not fields:
+        raise OSError(f"unreadable /proc/{pid}/stat")
+    return fields[0], cmdline
+
+
 def process_matches(pid: int, script: str) -> bool:
     """True when ``pid`` is alive and is the job script (guards against pid reuse)."""
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            cmdline = handle.read()
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            state = handle.read().rsplit(b")", 1)[1].split()[0]
+        state, cmdline = _process(pid)
     except OSError:
         return False
     return state != b"Z" and script.encode() in cmdline
@@ -50,13 +59,10 @@ def group_is_the_jobs(pid: int, script: str) -> bool:
     pid again while a process group still carries it, so what is left of the group is the job's). False when
     ``pid`` now belongs to another program (after a reboot, or once the job's whole group had ended)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            state = handle.read().rsplit(b")", 1)[1].split()[0]
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            cmdline = handle.read()
+        state, cmdline = _process(pid)
     except FileNotFoundError:
         return True
-    except (OSError, IndexError):
+    except OSError:
         return False
     return state == b"Z" or script.encode() in cmdline
 
@@ -80,8 +86,8 @@ class QueuedPythonManager(Manager):
         self._slots = threading.BoundedSemaphore(self.num_workers)
         #: job id -> (pid, generation) of every job script this daemon follows (own children and adopted)
         self._running: dict[str, tuple[int, float]] = {}
-        #: job id -> how many workers are starting it (claimed or about to be, no pid yet)
-        self._starting: dict[str, int] = {}
+        #: job ids a worker is starting (claimed or about to be, no pid yet)
+        self._starting = InFlight()
         #: job id -> (process group, generation) of jobs whose script ended while processes it started live on
         self._lingering: dict[str, tuple[int, float]] = {}
         self._adopted: dict[str, tuple[int, bool, float]] = {}  # job id -> (pid, holds a slot, generation)
@@ -130,8 +136,10 @@ class QueuedPythonManager(Manager):
     def may_write(self, job_id: str) -> bool:
         """While its script runs, while it is being started, while processes it left behind live on, and while
         the pid file its script wrote names a live job script (a start that was never recorded)."""
+        if job_id in self._starting:
+            return True
         with self._lock:
-            if job_id in self._running or job_id in self._starting or job_id in self._lingering:
+            if job_id in self._running or job_id in self._lingering:
                 return True
         pid = self._pid_file(job_id)
         return pid is not None and process_matches(pid, self.script(job_id))
@@ -186,9 +194,7 @@ class QueuedPythonManager(Manager):
                 self._slots.release()
 
     def _run(self, job_id: str) -> None:
-        with self._lock:  # from now on its directory is not handed to another job
-            self._starting[job_id] = self._starting.get(job_id, 0) + 1
-        try:
+        with self._starting.holding(job_id):  # from now on its directory is not handed to another job
             generation = self.hooks.claim(self.name, job_id)
             if generation is None:
                 return  # cancelled, cleaned or started by another worker while it waited in the queue
@@ -201,11 +207,6 @@ class QueuedPythonManager(Manager):
                 return
             with self._lock:
                 self._running[job_id] = (process.pid, generation)
-        finally:
-            with self._lock:
-                left = self._starting.pop(job_id) - 1
-                if left:
-                    self._starting[job_id] = left
         # the process exists: from here on it is waited for and its own end reported, whatever else happens
         try:
             try:
@@ -244,11 +245,8 @@ class QueuedPythonManager(Manager):
     def _exit_code(job_dir, returncode: int) -> int:
         if returncode < 0:  # killed by a signal: report that, as Pulsar does (-9)
             return returncode
-        text = job_dir.read_text("return_code", limit=64)
-        try:
-            return int(text.strip()) if text is not None else returncode
-        except ValueError:
-            return returncode
+        code = job_dir.return_code()
+        return code if code is not None else returncode
 
     # adopted and lingering processes ----------------------------------------
     def _adopt(self, job_id: str, pid: int, generation: float) -> None:
@@ -288,12 +286,7 @@ class QueuedPythonManager(Manager):
     def _check_adopted(self, job_id: str, pid: int, holds_slot: bool, generation: float) -> None:
         if process_matches(pid, self.script(job_id)):
             return
-        job_dir = self.hooks.job_directory(self.name, job_id)
-        text = job_dir.read_text("return_code", limit=64)
-        try:
-            code = int(text.strip()) if text is not None else None
-        except ValueError:
-            code = None
+        code = self.hooks.job_directory(self.name, job_id).return_code()
         message = None if code is not None else "the adopted job process ended without recording an exit code"
         with self._lock:
             self._adopted.pop(job_id, None)

@@ -38,6 +38,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from .. import wire
+from ..inflight import InFlight
 from ..logs import job_context
 from ..store import JobRecord
 from .base import Manager
@@ -73,7 +74,7 @@ class SchedulerManager(Submitting, Manager):
         self._pool = ThreadPoolExecutor(max_workers=max(1, int(config.values.get("submit_concurrency") or 2)),
                                         thread_name_prefix=f"{self.name}-submit")
         self._tracked: dict[str, Tracked] = {}  # job id -> the job's run in the scheduler
-        self._submitting: set[str] = set()  # job ids a submission is working on (claimed or about to be)
+        self._submitting = InFlight()  # job ids a submission is working on (claimed or about to be)
         self._looking: dict[str, Lookup] = {}  # job id -> the search for its submission, whose outcome is unknown
         self._tries: dict[tuple[str, float], int] = {}  # (job id, generation) -> submissions with unknown outcome
         self._lock = threading.Lock()
@@ -137,11 +138,7 @@ class SchedulerManager(Submitting, Manager):
                 os.listdir(job_dir.path)
             except OSError:
                 pass
-        text = job_dir.read_text("return_code", limit=64)
-        try:
-            return int(text.strip()) if text is not None else None
-        except ValueError:
-            return None
+        return job_dir.return_code()
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -191,7 +188,7 @@ class SchedulerManager(Submitting, Manager):
     def may_write(self, job_id: str) -> bool:
         """Until the scheduler has let the job go (it is followed until then, cancelled or not)."""
         with self._lock:
-            return job_id in self._tracked or job_id in self._submitting or job_id in self._looking
+            return job_id in self._tracked or job_id in self._looking or job_id in self._submitting
 
     def _request_delete(self, tracked: Tracked) -> None:
         with self._lock:

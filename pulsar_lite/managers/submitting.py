@@ -6,8 +6,10 @@ when it was made); after it, the scheduler's id. Only a clear refusal (the comma
 was sent: SchedulerError) fails the job. When the outcome is unknown (OutcomeUnknown: a timeout, a dropped ssh
 connection, a lost reply; or an unexpected exception) the job keeps its intent and is looked up by its name,
 among jobs submitted since the intent, with a growing pause between two looks: a job found is adopted (a second
-copy deleted); one not found in two answers in a row is submitted again (at most ``SUBMIT_TRIES`` times in all,
-then failed). Submit is never repeated blindly. A daemon killed between intent and id is in the same position
+copy deleted; it completes only on its own return_code); one the scheduler has not shown for
+``unknown_outcome_window`` is submitted again only when its directory holds no trace of a run (a pid file: it is
+failed, a return_code: it ends with that code), at most ``SUBMIT_TRIES`` times in all, then failed. Submit is
+never repeated blindly. A daemon killed between intent and id is in the same position
 at its restart, and its job is looked for the same way. A scheduler that cannot be asked is asked again; after
 ``scheduler_failure_timeout`` the job is failed in the store, and still looked for (a copy found is deleted).
 
@@ -99,13 +101,8 @@ class Submitting:
             self._submit_job(job_id)
 
     def _submit_job(self, job_id: str) -> None:
-        with self._lock:
-            self._submitting.add(job_id)  # from now on its directory is not handed to another job
-        try:
+        with self._submitting.holding(job_id):  # from now on its directory is not handed to another job
             self._claim_and_submit(job_id)
-        finally:
-            with self._lock:
-                self._submitting.discard(job_id)
 
     def _claim_and_submit(self, job_id: str) -> None:
         generation = self.hooks.claim(self.name, job_id)
