@@ -124,13 +124,21 @@ def test_an_htcondor_job_gets_no_daemon_secret_even_when_the_client_asks_for_get
     assert "the client's submit_getenv is ignored" in daemon.log()
 
 
+def refused_job(daemon, python, **submit_params) -> dict:
+    """A job that asks, through its client's submit parameters, for something of the daemon's environment: its
+    final status, which must be 'failed'."""
+    client = RealClient(python, daemon.url, private_token=TOKEN)
+    client.launch("asks", "env > ../outputs/env.txt", **submit_params)
+    final = client.wait("asks", timeout=60)
+    assert final["status"] == "failed", final
+    return final
+
+
 def test_an_htcondor_client_cannot_read_the_daemons_environment_through_a_macro(condor_daemon, python):
     """$ENV(...) in a client's submit_* value: the submit would expand it in the daemon's process."""
     daemon = condor_daemon().start()
-    client = RealClient(python, daemon.url, private_token=TOKEN)
-    client.launch("macro", "env > ../outputs/env.txt", submit_environment="X=$ENV(PULSAR_CONFIG_PRIVATE_TOKEN)")
-    final = client.wait("macro", timeout=60)
-    assert final["status"] == "failed" and "submit_environment refused: HTCondor macros" in final["stderr"]
+    final = refused_job(daemon, python, submit_environment="X=$ENV(PULSAR_CONFIG_PRIVATE_TOKEN)")
+    assert "submit_environment refused: HTCondor macros" in final["stderr"]
     assert TOKEN not in final["stderr"] and TOKEN not in daemon.log()
 
 
@@ -156,7 +164,5 @@ def test_a_grid_engine_job_gets_no_daemon_secret_even_with_minus_capital_v(drmaa
 
 def test_grid_engine_minus_v_of_a_secret_is_refused(drmaa_daemon, python):
     daemon = drmaa_daemon().start()
-    client = RealClient(python, daemon.url, private_token=TOKEN)
-    client.launch("ask", "env > ../outputs/env.txt", submit_native_specification="-v MY_SECRET_TOKEN")
-    final = client.wait("ask", timeout=60)
-    assert final["status"] == "failed" and "would copy the daemon's MY_SECRET_TOKEN" in final["stderr"]
+    final = refused_job(daemon, python, submit_native_specification="-v MY_SECRET_TOKEN")
+    assert "would copy the daemon's MY_SECRET_TOKEN" in final["stderr"]
