@@ -55,6 +55,17 @@ class _StateCollector:
             pending = GaugeMetricFamily("pulsar_lite_recovery_remaining", "Jobs held at start not yet recovered")
             pending.add_metric([], recovery.remaining)
             yield pending
+        deletes = GaugeMetricFamily("pulsar_lite_scheduler_deletes_pending", "Jobs the daemon has ended (cancelled, "
+                                    "given up) that the scheduler still lists: deleted again until it lets them go",
+                                    labels=["manager"])
+        held = GaugeMetricFamily("pulsar_lite_scheduler_jobs_held", "Jobs the scheduler holds (failed after "
+                                 "held_job_grace unless released)", labels=["manager"])
+        for name, manager in self.engine.managers.items():
+            if hasattr(manager, "pending_deletes"):
+                deletes.add_metric([name], manager.pending_deletes())
+                held.add_metric([name], manager.held_jobs())
+        yield deletes
+        yield held
         face = getattr(self.engine, "amqp", None)
         if face is not None:
             connected = GaugeMetricFamily("pulsar_lite_broker_connected", "1 when the broker's publisher and "

@@ -47,6 +47,11 @@ SCHEDULER_OPTIONS = (
     Option("unknown_outcome_window", "float", 120.0, "seconds a submission whose outcome is unknown (a timeout, "
            "a dropped ssh connection) is looked for by its name before it may be sent again; it is sent again only "
            "when the scheduler never showed it and the job left no trace (pid, return_code) in its directory"),
+    Option("held_job_grace", "float", None, "seconds a job the scheduler holds (Slurm JobHeldAdmin, JobHeldUser, "
+           "requeued held, SPECIAL_EXIT; PBS H; Grid Engine h; HTCondor held) is left for an operator to release "
+           "before it is failed with the scheduler's reason and deleted there; 0 = at once. Default: 0 for "
+           "queued_condor (HTCondor holds a job it cannot run), 3600 for the others. A job in a state nothing "
+           "releases by itself (Grid Engine E, a state pulsar_lite does not know) is failed and deleted at once"),
     Option("return_code_grace", "float", 30.0, "seconds a job the scheduler says has ended may take to show its "
            "return_code file (filesystem lag: NFS caches); then the scheduler's exit code is used where it has one, "
            "else the job is failed"),
@@ -91,8 +96,6 @@ REGISTRY: dict[str, ManagerSpec] = {
         target="pulsar_lite.managers.condor:QueuedCondorManager",
         requires=(("htcondor2", "htcondor"),),
         options=_options(
-            Option("held_job_grace", "float", 0.0, "seconds a held job stays held (for an operator to release it) "
-                   "before it is removed and failed with HTCondor's HoldReason; 0 = at once"),
             Option("condor_schedd_name", "str", None, "the schedd to submit to (default: the collector's local one)"),
             Option("condor_collector", "str", None, "the collector to ask for it (default: CONDOR_CONFIG's "
                    "COLLECTOR_HOST)"),

@@ -4,9 +4,10 @@ Every job is submitted with ``+PulsarLiteManager = "<manager>"`` and ``JobBatchN
 ``Schedd.query`` per interval (constrained on that attribute) answers for all of the manager's jobs. A job
 leaves the queue as soon as it completes or is removed: its end is read from its user log
 (``<job>/job_condor.log``, a local file, the cheaper source) and, when that says nothing conclusive, from
-the schedd's history (one query for all such jobs). Held jobs are noticed: by default removed at once and
-failed with HTCondor's ``HoldReason``; ``held_job_grace`` keeps them held that long first, so an
-operator can release them (Pulsar's condor manager never notices a hold: the job stays "running").
+the schedd's history (one query for all such jobs). Held jobs are noticed: by default failed at once with
+HTCondor's ``HoldReason`` and removed (the base deletes them until the schedd lets them go);
+``held_job_grace`` keeps them held that long first, so an operator can release them (Pulsar's condor
+manager never notices a hold: the job stays "running").
 
 Jobs run as the pool's job owner: the account the daemon submits as (HTCondor refuses jobs owned by
 root). That account must read and execute the job script and write the job directory; in production the
@@ -62,27 +63,25 @@ def _bindings():
     return htcondor2
 
 
-def observed_from_ad(ad, grace: float, now: float) -> tuple[Observed, bool]:
-    """What a queue or history ad says; True as second value when a held job is past its grace (remove it)."""
+def observed_from_ad(ad, now: float) -> Observed:
+    """What a queue or history ad says (``now``: time.time(), for how long a held job has been held)."""
     status = int(ad.get("JobStatus", 0))
     if status in PHASES:
-        return Observed(PHASES[status], None, None, str(status)), False
+        return Observed(PHASES[status], None, None, str(status))
     if status == 5:
-        held_for = now - float(ad.get("EnteredCurrentStatus", now))
-        if held_for < grace:
-            return Observed(Observed.QUEUED, None, None, "held"), False
-        return Observed(Observed.ENDED, None, f"held by HTCondor: {ad.get('HoldReason') or 'no reason given'}",
-                        "held"), True
+        held_for = max(0.0, now - float(ad.get("EnteredCurrentStatus", now)))
+        return Observed.held(f"held by HTCondor: {ad.get('HoldReason') or 'no reason given'}", "held",
+                             held_for=held_for)
     if status == 3:
         reason = ad.get("RemoveReason") or "condor_rm"
-        return Observed(Observed.ENDED, None, f"removed from HTCondor ({reason})", "removed"), False
+        return Observed(Observed.ENDED, None, f"removed from HTCondor ({reason})", "removed")
     if status == 4:
         if ad.get("ExitBySignal"):
             signal = int(ad.get("ExitSignal", 0))
-            return Observed(Observed.ENDED, -signal, f"killed by signal {signal}", "completed"), False
+            return Observed(Observed.ENDED, -signal, f"killed by signal {signal}", "completed")
         code = ad.get("ExitCode")
-        return Observed(Observed.ENDED, int(code) if code is not None else None, None, "completed"), False
-    return Observed(Observed.ENDED, None, f"unknown HTCondor JobStatus {status}", str(status)), False
+        return Observed(Observed.ENDED, int(code) if code is not None else None, None, "completed")
+    return Observed.held(f"in a JobStatus unknown to pulsar_lite ({status})", str(status), wait=False)
 
 
 def observed_from_log(path: str) -> Observed | None:
@@ -108,10 +107,11 @@ def observed_from_log(path: str) -> Observed | None:
 
 class QueuedCondorManager(SchedulerManager):
     scheduler = "HTCondor"
+    #: HTCondor holds a job when it cannot run it (a transfer failed, a policy expression): failed at once
+    DEFAULT_HELD_JOB_GRACE = 0.0
 
     def __init__(self, config, hooks, timers):
         super().__init__(config, hooks, timers)
-        self.grace = float(config.values.get("held_job_grace") or 0)
         self.submit_params = {str(k).lower(): v for k, v in (config.values.get("submit_params") or {}).items()}
         self._condor = threading.Lock()  # the bindings are not promised to be thread-safe: one call at a time
         self._schedd = None
@@ -211,11 +211,7 @@ class QueuedCondorManager(SchedulerManager):
             external_id = str(ad.get("ClusterId"))
             if external_id not in wanted:
                 continue
-            seen, remove = observed_from_ad(ad, self.grace, now)
-            if remove:
-                reason = f"pulsar_lite: held ({ad.get('HoldReason') or 'no reason given'})"
-                self._pool.submit(self._remove, external_id, reason)
-            result[external_id] = seen
+            result[external_id] = observed_from_ad(ad, now)
         return result
 
     def history(self, external_ids: list[str]) -> dict[str, Observed]:
@@ -240,7 +236,7 @@ class QueuedCondorManager(SchedulerManager):
                              projection=PROJECTION, match=len(unknown))
             now = time.time()
             for ad in ads:
-                result[str(ad.get("ClusterId"))] = observed_from_ad(ad, 0, now)[0]
+                result[str(ad.get("ClusterId"))] = observed_from_ad(ad, now)
         return result
 
     def _job_of(self, external_id: str) -> str | None:

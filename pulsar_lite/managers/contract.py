@@ -20,21 +20,34 @@ class OutcomeUnknown(SchedulerError):
 @dataclass(frozen=True)
 class Observed:
     """What the scheduler says of one job."""
-    #: QUEUED (pending, held, suspended), RUNNING, ENDED, or UNKNOWN: the scheduler listed the job but its
-    #: record could not be read (garbled, cut short); nothing is concluded from it this round
+    #: QUEUED (pending), RUNNING (suspended too), ENDED, HELD: the scheduler keeps the job but will not run it
+    #: until someone releases it (Slurm JobHeldAdmin, PBS H, Grid Engine h or E, HTCondor held), or UNKNOWN:
+    #: the scheduler listed the job but its record could not be read (garbled, cut short); nothing is concluded
+    #: from it this round
     phase: str
     #: the job script's exit code as the scheduler saw it (ENDED)
     exit_code: int | None = None
     #: the scheduler's reason when it ended the job itself (time limit, memory, node failure, deleted, ...);
-    #: None when the script ran to its end
+    #: None when the script ran to its end. HELD: why it is held
     failure: str | None = None
     #: the scheduler's own name for the state (for logs)
     state: str = ""
+    #: HELD: whether an operator may still release it (``held_job_grace`` is waited); False for a state nothing
+    #: will bring back by itself (an error state, a state this daemon does not know): given up at once
+    wait: bool = True
+    #: HELD: seconds it has been held, when the scheduler says (HTCondor's EnteredCurrentStatus)
+    held_for: float | None = None
 
     QUEUED = "queued"
     RUNNING = "running"
     ENDED = "ended"
+    HELD = "held"
     UNKNOWN = "unknown"
+
+    @classmethod
+    def held(cls, why: str, state: str, wait: bool = True, held_for: float | None = None) -> "Observed":
+        """A job the scheduler keeps without running it, and why."""
+        return cls(cls.HELD, None, why, state, wait, held_for)
 
     @classmethod
     def unreadable(cls, record: str) -> "Observed":

@@ -58,6 +58,10 @@ def without_daemon_environment(spec: str | None, passed=()) -> tuple[str | None,
     return _EXPORT_ALL.sub(" ", spec).strip() or None, allowed
 
 
+class _Undetermined(Exception):
+    """DRMAA's jobStatus said "undetermined"."""
+
+
 def _bindings():
     import drmaa  # imported at first use: the registry has checked that it imports
 
@@ -65,11 +69,14 @@ def _bindings():
 
 
 def observed_from_status(status: str) -> Observed | None:
-    """A DRMAA jobStatus as a phase; None for done/failed (then ``wait`` tells how it ended)."""
+    """A DRMAA jobStatus as a phase; None for done/failed (then ``wait`` tells how it ended) and for
+    undetermined (then qstat and qacct are asked)."""
     if status in ("running", "system_suspended", "user_suspended", "user_system_suspended"):
         return Observed(Observed.RUNNING, None, None, status)
-    if status in ("queued_active", "system_on_hold", "user_on_hold", "user_system_on_hold", "undetermined"):
+    if status == "queued_active":
         return Observed(Observed.QUEUED, None, None, status)
+    if status in ("system_on_hold", "user_on_hold", "user_system_on_hold"):
+        return Observed.held(f"held in the scheduler ({status})", status)
     return None
 
 
@@ -100,10 +107,12 @@ def parse_qstat_xml(text: str) -> dict[str, Observed]:
         letters = (job.findtext("state") or "").strip()
         if not number:
             continue
-        if "E" in letters:
-            result[number] = Observed(Observed.ENDED, None, f"in error state ({letters}) in Grid Engine", letters)
+        if "E" in letters:  # kept in the queue, never run unless an operator clears it (qmod -cj): given up
+            result[number] = Observed.held(f"in error state ({letters}) in Grid Engine", letters, wait=False)
         elif "r" in letters or "t" in letters or "s" in letters.lower():
             result[number] = Observed(Observed.RUNNING, None, None, letters)
+        elif "h" in letters:
+            result[number] = Observed.held(f"held in Grid Engine ({letters})", letters)
         else:
             result[number] = Observed(Observed.QUEUED, None, None, letters)
     return result
@@ -230,6 +239,11 @@ class QueuedDrmaaManager(SchedulerManager):
                 except drmaa.errors.InvalidJobException:
                     self._ours.discard(external_id)  # reaped or unknown: ask qstat/qacct from now on
                     others.append(external_id)
+                except _Undetermined:
+                    log.info("[%s] DRMAA cannot determine the state of job %s; asking qstat and qacct instead",
+                             self.name, external_id)
+                    self._ours.discard(external_id)
+                    others.append(external_id)
                 except drmaa.errors.ExitTimeoutException:
                     result[external_id] = Observed(Observed.RUNNING, None, None, "ending")
                 except _scheduler_wide(drmaa) as exc:
@@ -245,7 +259,10 @@ class QueuedDrmaaManager(SchedulerManager):
 
     def _status(self, drmaa, external_id: str) -> Observed:
         """One job of this session: its jobStatus, and once it has ended, how (``wait``, which reaps it)."""
-        seen = observed_from_status(str(self._session.jobStatus(external_id)))
+        status = str(self._session.jobStatus(external_id))
+        if status == "undetermined":  # the library cannot tell: not an answer to wait for
+            raise _Undetermined(status)
+        seen = observed_from_status(status)
         if seen is not None:
             return seen
         try:

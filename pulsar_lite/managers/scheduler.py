@@ -60,6 +60,8 @@ class SchedulerManager(Submitting, Manager):
 
     #: the scheduler's name in messages ("Slurm", "HTCondor", ...)
     scheduler = "the scheduler"
+    #: seconds a held job is left held for an operator to release it, when held_job_grace is not set
+    DEFAULT_HELD_JOB_GRACE = 3600.0
 
     def __init__(self, config, hooks, timers):
         super().__init__(config, hooks, timers)
@@ -69,6 +71,8 @@ class SchedulerManager(Submitting, Manager):
         self.reconcile_interval = max(float(config.values.get("reconcile_interval") or 60), self.interval)
         window = config.values.get("unknown_outcome_window")
         self.unknown_outcome_window = max(float(window if window is not None else 120.0), 0.0)
+        held = config.values.get("held_job_grace")
+        self.held_job_grace = max(float(held if held is not None else self.DEFAULT_HELD_JOB_GRACE), 0.0)
         grace = config.values.get("return_code_grace")
         self.return_code_grace = max(float(grace if grace is not None else DEFAULT_RETURN_CODE_GRACE), 0.0)
         self._pool = ThreadPoolExecutor(max_workers=max(1, int(config.values.get("submit_concurrency") or 2)),
@@ -224,6 +228,16 @@ class SchedulerManager(Submitting, Manager):
                 return
             self._tracked[tracked.job_id] = tracked
 
+    def pending_deletes(self) -> int:
+        """Jobs ended here (cancelled, given up) that the scheduler has not let go yet (for metrics)."""
+        with self._lock:
+            return sum(1 for t in self._tracked.values() if t.cancel)
+
+    def held_jobs(self) -> int:
+        """Jobs the scheduler holds, waiting for an operator within held_job_grace (for metrics)."""
+        with self._lock:
+            return sum(1 for t in self._tracked.values() if t.held_at is not None and not t.cancel)
+
     def tracked_ids(self) -> list[str]:
         with self._lock:
             return [t.external_id for t in self._tracked.values()]
@@ -276,7 +290,42 @@ class SchedulerManager(Submitting, Manager):
                 log.warning("[%s] %s's record of finished jobs cannot be read: %s", self.name, self.scheduler, exc)
         for tracked in jobs:
             with job_context(self.name, tracked.job_id):
-                self._follow(tracked, observed.get(tracked.external_id))
+                seen = observed.get(tracked.external_id)
+                if tracked in left and seen is not None and seen.phase in (Observed.QUEUED, Observed.RUNNING,
+                                                                           Observed.HELD):
+                    self._runaway(tracked, seen)  # the queue forgot it; its record of finished jobs did not
+                else:
+                    self._follow(tracked, seen)
+
+    def _runaway(self, tracked: Tracked, seen: Observed) -> None:
+        """The live queue no longer lists the job, and the scheduler's record of finished jobs says it is still
+        queued or running (Slurm's "runaway" jobs: its controller lost them, its accounting did not hear the
+        end). Nothing will end it there: it counts as missing, and its return_code file decides."""
+        tracked.missing += 1
+        if tracked.missing < 2:
+            return
+        self._ran_out(tracked, None, f"{self.scheduler} no longer lists job {tracked.external_id}, though its "
+                                     f"accounting still says {seen.state or seen.phase} (a runaway job), and the job "
+                                     f"left no exit code")
+
+    def _held(self, tracked: Tracked, seen: Observed) -> None:
+        """The scheduler keeps the job without running it. An operator may release it within ``held_job_grace``;
+        after that (at once for a state nothing brings back) it is failed with the scheduler's reason, and
+        deleted there (followed until the scheduler lets it go, as a cancelled job)."""
+        now = time.monotonic()
+        if tracked.held_at is None:
+            tracked.held_at = now
+            if seen.wait and self.held_job_grace > 0:
+                log.warning("job %s [%s]: %s holds job %s (%s); it is failed unless released within %g s",
+                            tracked.job_id, self.name, self.scheduler, tracked.external_id, seen.failure,
+                            self.held_job_grace)
+        held_for = max(now - tracked.held_at, seen.held_for or 0.0)
+        if seen.wait and held_for < self.held_job_grace:
+            return
+        what = f"held by {self.scheduler} for {held_for:.0f} s" if seen.wait and self.held_job_grace > 0 \
+            else f"held by {self.scheduler}"
+        self._give_up(tracked, None, f"{self.scheduler} job {tracked.external_id} {what}, not released: "
+                                     f"{seen.failure or seen.state}")
 
     def _follow(self, tracked: Tracked, seen: Observed | None) -> None:
         if seen is None:
@@ -301,6 +350,11 @@ class SchedulerManager(Submitting, Manager):
                                                        f"({seen.state}) but the job script left no exit code")
             return
         tracked.ended_at = tracked.ended = None  # back in the queue (requeued): a new end is waited for afresh
+        if seen.phase != Observed.HELD:
+            tracked.held_at = None  # released: a new hold is waited out afresh
+        elif not tracked.cancel:
+            self._held(tracked, seen)
+            return
         if tracked.cancel and time.monotonic() - tracked.last_delete >= max(self.interval, DELETE_RETRY):
             self._request_delete(tracked)  # the scheduler has not let it go yet: ask again
         if seen.phase == Observed.RUNNING and not tracked.started:
@@ -356,16 +410,22 @@ class SchedulerManager(Submitting, Manager):
                     len(jobs), failing, exc)
         if failing < self.failure_timeout:
             return
-        for tracked in jobs:  # never stuck: after scheduler_failure_timeout, say why and fail them
-            if not tracked.given_up:
-                self._give_up(tracked, self._return_code(tracked.job_id), f"{self.scheduler} could not be asked "
-                              f"about job {tracked.external_id} for {failing:.0f} s: {exc}")
+        for tracked in jobs:  # never stuck: after scheduler_failure_timeout, say why and end them
+            if tracked.given_up:
+                continue
+            why = f"{self.scheduler} could not be asked about job {tracked.external_id} for {failing:.0f} s: {exc}"
+            code = self._return_code(tracked.job_id, refresh=True)
+            if code is not None:  # the job script has run to its end: that is the job's end
+                self._give_up(tracked, code, None, f"{why}; its return_code file says it ended with {code}")
+            else:
+                self._give_up(tracked, None, why)
         self._failing_since = None
 
-    def _give_up(self, tracked: Tracked, code: int | None, message: str) -> None:
-        """End the job in the store without the scheduler's word that it has ended, and go on following it,
-        deleting it, until the scheduler lets it go: until then its directory is not handed to another job."""
-        log.warning("job %s [%s]: %s", tracked.job_id, self.name, message)
+    def _give_up(self, tracked: Tracked, code: int | None, message: str | None, why: str | None = None) -> None:
+        """End the job in the store without the scheduler's word that it has ended (``message``: why it failed;
+        None: it ends with ``code``), and go on following it, deleting it, until the scheduler lets it go: until
+        then its directory is not handed to another job."""
+        log.warning("job %s [%s]: %s", tracked.job_id, self.name, why or message)
         tracked.given_up = tracked.cancel = True
         self.hooks.finished(self.name, tracked.job_id, code, message=message, generation=tracked.generation)
         self._request_delete(tracked)

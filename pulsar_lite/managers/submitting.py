@@ -72,6 +72,7 @@ class Tracked:
     given_up: bool = False  # ended in the store without the scheduler's word: followed until it lets go
     ended_at: float | None = None  # when it was first seen ended without a visible return_code (monotonic)
     ended: tuple[int | None, str] | None = None  # what the scheduler said then: its exit code, the message
+    held_at: float | None = None  # when it was first seen held (monotonic); None while it is not held
     #: found by its name, not by the id its submit command printed: only its own return_code says it ran (a
     #: job of that name may be another's), never the scheduler's exit code alone
     adopted: bool = False

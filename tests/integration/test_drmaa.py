@@ -130,3 +130,22 @@ def test_one_job_over_amqp_through_drmaa(drmaa_daemon, client_python_016):
     daemon.app.update({"message_queue_url": RABBIT_URL, "amqp_key_prefix": prefix, "web": False})
     (daemon.root / "app.yml").write_text(json.dumps(daemon.app))
     check_over_amqp(daemon, client_python_016, prefix, "SGE")
+
+
+def test_a_held_job_is_failed_after_held_job_grace_and_removed_from_grid_engine(drmaa_daemon, client_python_016):
+    """qhold (Grid Engine's hqw): failed with the scheduler's reason after held_job_grace (4 s here) and
+    deleted, never run; a job held and released (qrls) within the grace runs. Before, a held job stayed
+    'queued' for ever."""
+    daemon = drmaa_daemon(held_job_grace=4).start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("stays-held", "echo never > ../outputs/ran", submit_native_specification="-h")
+    client.launch("released", "echo ran > ../outputs/ran", submit_native_specification="-h")
+    held_id, released_id = external_id(daemon, "stays-held"), external_id(daemon, "released")
+    time.sleep(1)
+    subprocess.run(["qrls", released_id], check=True, capture_output=True)
+    assert client.wait("released", timeout=90)["status"] == "complete"
+    final = client.wait("stays-held", timeout=60)
+    assert final["status"] == "failed" and "held by" in final["stderr"] and "on_hold" in final["stderr"], final
+    wait_until(lambda: held_id not in sge_queue(), what="the held job removed from Grid Engine")
+    assert not (daemon.staging / "stays-held" / "outputs" / "ran").exists()
+    assert (daemon.staging / "released" / "outputs" / "ran").read_text() == "ran\n"

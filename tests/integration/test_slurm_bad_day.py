@@ -1,6 +1,7 @@
 """queued_cli on a real Slurm (scripts/ci/slurm-up.sh) on a bad day (issue 26): a submission whose answer is lost
-after Slurm took the job, and a return_code file that shows up after Slurm says the job has ended. Both jobs
-were failed before the change, though Slurm ran them right."""
+after Slurm took the job, and a return_code file that shows up after Slurm says the job has ended (both jobs
+were failed before the change, though Slurm ran them right); a job an admin holds (it stayed 'queued' for
+ever)."""
 from __future__ import annotations
 
 import os
@@ -10,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need
+from tests.conftest import need, wait_until
 
-from .schedulers import RealClient, slurm_ready
+from .schedulers import RealClient, external_id, slurm_ready, squeue_ids
 from .test_slurm import slurm_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -97,3 +98,25 @@ printf '%s\\n' "$out"; exit $code
     assert "exit code 0 is used" not in log  # the file decided, within return_code_grace (30 s)
     hidden = float((marks / "hidden").read_text())
     assert float((marks / "shown").read_text()) - hidden >= 5
+
+
+def test_a_job_an_admin_holds_is_failed_after_held_job_grace_and_removed_from_slurm(slurm, daemon_factory,
+                                                                                   client_python_016):
+    """scontrol hold by an admin (JobHeldAdmin): failed with Slurm's reason after held_job_grace (4 s here) and
+    scancel'ed, never run; another held job released within the grace runs to its end. Before, both stayed
+    'queued' for ever."""
+    daemon = daemon_factory(slurm_app(held_job_grace=4)).start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("stays-held", "echo never > ../outputs/ran", submit_native_specification="--hold")
+    client.launch("released", "echo ran > ../outputs/ran", submit_native_specification="--hold")
+    held_id, released_id = external_id(daemon, "stays-held"), external_id(daemon, "released")
+    subprocess.run(["scontrol", "hold", held_id], check=True)  # root: now JobHeldAdmin
+    time.sleep(1)
+    subprocess.run(["scontrol", "release", released_id], check=True)
+    assert client.wait("released", timeout=60)["status"] == "complete"
+    final = client.wait("stays-held", timeout=60)
+    assert final["status"] == "failed" and "held by Slurm for" in final["stderr"], final
+    assert "JobHeldAdmin" in final["stderr"], final["stderr"]
+    wait_until(lambda: held_id not in squeue_ids(), what="the held job removed from Slurm")
+    assert not (daemon.staging / "stays-held" / "outputs" / "ran").exists()
+    assert (daemon.staging / "released" / "outputs" / "ran").read_text() == "ran\n"

@@ -18,25 +18,30 @@ def ad(name: str, source: str = "query") -> dict:
 
 def test_queue_states():
     now = 1796376552
-    assert observed_from_ad(ad("idle"), 0, now) == (Observed(Observed.QUEUED, None, None, "1"), False)
-    assert observed_from_ad(ad("run"), 0, now)[0].phase == Observed.RUNNING
+    assert observed_from_ad(ad("idle"), now) == Observed(Observed.QUEUED, None, None, "1")
+    assert observed_from_ad(ad("run"), now).phase == Observed.RUNNING
 
 
-def test_a_held_job_is_failed_at_once_or_after_its_grace():
+def test_a_held_job_is_held_with_its_reason_and_for_how_long():
+    """The base decides when a held job is failed (held_job_grace); the ad says why and since when."""
     held = dict(ad("hold"), HoldReason="operator says no")
     now = held["EnteredCurrentStatus"] + 5
-    seen, remove = observed_from_ad(held, 0, now)
-    assert seen.phase == Observed.ENDED and seen.failure == "held by HTCondor: operator says no" and remove
-    seen, remove = observed_from_ad(held, 60, now)  # held_job_grace: still an operator's to release
-    assert seen.phase == Observed.QUEUED and not remove
-    assert observed_from_ad(ad("hold"), 0, now)[0].failure == "held by HTCondor: no reason given"
+    seen = observed_from_ad(held, now)
+    assert seen.phase == Observed.HELD and seen.failure == "held by HTCondor: operator says no"
+    assert seen.wait and seen.held_for == 5
+    assert observed_from_ad(ad("hold"), now).failure == "held by HTCondor: no reason given"
+
+
+def test_an_unknown_job_status_is_given_up_at_once():
+    seen = observed_from_ad(dict(ad("idle"), JobStatus=9), 0)
+    assert seen.phase == Observed.HELD and not seen.wait and "unknown" in seen.failure
 
 
 def test_history_ends():
-    assert observed_from_ad(ad("three", "history"), 0, 0)[0] == Observed(Observed.ENDED, 3, None, "completed")
-    signalled = observed_from_ad(ad("sig", "history"), 0, 0)[0]
+    assert observed_from_ad(ad("three", "history"), 0) == Observed(Observed.ENDED, 3, None, "completed")
+    signalled = observed_from_ad(ad("sig", "history"), 0)
     assert signalled.exit_code == -9 and signalled.failure == "killed by signal 9"
-    assert observed_from_ad(ad("rm", "history"), 0, 0)[0].failure.startswith("removed from HTCondor")
+    assert observed_from_ad(ad("rm", "history"), 0).failure.startswith("removed from HTCondor")
 
 
 @pytest.mark.parametrize("name, expected", [

@@ -13,13 +13,14 @@ CAPTURED = Path(__file__).parent / "captured"
 def test_qstat_xml_running_and_held():
     seen = parse_qstat_xml((CAPTURED / "sge_qstat.xml").read_text())
     assert seen["27"].phase == Observed.RUNNING and seen["30"].phase == Observed.RUNNING
-    assert seen["28"] == Observed(Observed.QUEUED, None, None, "hqw")
+    assert seen["28"] == Observed.held("held in Grid Engine (hqw)", "hqw")  # an operator may release it
     assert parse_qstat_xml("") == {}
     with pytest.raises(SchedulerError, match="not XML"):
         parse_qstat_xml("<job_info>")
     error = parse_qstat_xml("<job_info><job_info><job_list><JB_job_number>5</JB_job_number><state>Eqw</state>"
                             "</job_list></job_info></job_info>")
-    assert error["5"].phase == Observed.ENDED and "error state (Eqw)" in error["5"].failure
+    # kept in the queue, never run unless an operator clears it: given up (and deleted) at once
+    assert error["5"].phase == Observed.HELD and not error["5"].wait and "error state (Eqw)" in error["5"].failure
 
 
 def test_qacct_exit_code_and_qdel():
@@ -31,7 +32,9 @@ def test_qacct_exit_code_and_qdel():
 
 def test_drmaa_states_and_job_info():
     assert observed_from_status("running").phase == Observed.RUNNING
-    assert observed_from_status("user_on_hold").phase == Observed.QUEUED
+    assert observed_from_status("queued_active").phase == Observed.QUEUED
+    assert observed_from_status("user_on_hold") == Observed.held("held in the scheduler (user_on_hold)", "user_on_hold")
+    assert observed_from_status("undetermined") is None  # not an answer: qstat and qacct are asked
     assert observed_from_status("done") is None and observed_from_status("failed") is None
     info = dict(hasExited=False, exitStatus=0, hasSignal=False, terminatedSignal="", wasAborted=False)
     assert observed_from_info(SimpleNamespace(**{**info, "hasExited": True, "exitStatus": 3})).exit_code == 3

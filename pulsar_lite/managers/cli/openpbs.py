@@ -105,8 +105,11 @@ class OpenPBS(Torque):
     def observed(self, job: dict) -> Observed:
         state = str(job.get("job_state", ""))
         phase = PBS_PHASES.get(state)
-        if phase is None:
-            return Observed(Observed.ENDED, None, f"unknown {self.scheduler} job state {state!r}", state)
+        if phase is None:  # kept by the scheduler in a state this daemon cannot judge: given up (deleted) at once
+            return Observed.held(f"in a state unknown to pulsar_lite ({state!r})", state, wait=False)
+        if phase == Observed.HELD:
+            return Observed.held(f"held in {self.scheduler} (job_state H, Hold_Types "
+                                 f"{job.get('Hold_Types') or '?'})", state)
         if phase != Observed.ENDED:
             return Observed(phase, None, None, state)
         status = job.get("Exit_status")

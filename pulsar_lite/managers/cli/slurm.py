@@ -21,9 +21,9 @@ STATES = {
     "PENDING": (Observed.QUEUED, None),
     "CONFIGURING": (Observed.QUEUED, None),
     "REQUEUED": (Observed.QUEUED, None),
-    "REQUEUE_HOLD": (Observed.QUEUED, None),
+    "REQUEUE_HOLD": (Observed.HELD, "held in Slurm (REQUEUE_HOLD)"),
     "REQUEUE_FED": (Observed.QUEUED, None),
-    "RESV_DEL_HOLD": (Observed.QUEUED, None),
+    "RESV_DEL_HOLD": (Observed.HELD, "held in Slurm (RESV_DEL_HOLD)"),
     "RUNNING": (Observed.RUNNING, None),
     "COMPLETING": (Observed.RUNNING, None),
     "SIGNALING": (Observed.RUNNING, None),
@@ -40,7 +40,7 @@ STATES = {
     "PREEMPTED": (Observed.ENDED, "preempted (PREEMPTED)"),
     "BOOT_FAIL": (Observed.ENDED, "its node failed to boot (BOOT_FAIL)"),
     "DEADLINE": (Observed.ENDED, "its deadline passed (DEADLINE)"),
-    "SPECIAL_EXIT": (Observed.ENDED, "special exit state (SPECIAL_EXIT)"),
+    "SPECIAL_EXIT": (Observed.HELD, "held in Slurm after a special exit (SPECIAL_EXIT)"),
     "REVOKED": (Observed.ENDED, "revoked (REVOKED)"),
 }
 #: Pulsar's job_* keys for sbatch (others are given as job_-x / job_--long)
@@ -53,17 +53,27 @@ _STATE = re.compile(r"^[A-Z][A-Z_]*(?: by \d+)?$")
 _JOB_ID = re.compile(r"^\d+(?:[_+][\w\[\]\-,.]*)?$")
 
 
+#: a pending job's reasons that mean nobody will run it until it is released (scontrol hold / release)
+HELD_REASONS = ("JobHeldAdmin", "JobHeldUser", "job requeued in held state")
+
+
 def observed(state: str, exit_status: int | None, reason: str) -> Observed:
     """What a Slurm state means here; ``exit_status`` is a wait status (squeue) or an exit code (sacct)."""
     state = state.split()[0] if state else ""  # sacct: "CANCELLED by 0"
-    phase, failure = STATES.get(state, (Observed.ENDED, f"unknown Slurm state {state!r}"))
+    if state not in STATES:  # kept by Slurm, in a state this daemon cannot judge: given up (and deleted) at once
+        return Observed.held(f"in a state unknown to pulsar_lite ({state!r})", state, wait=False)
+    phase, failure = STATES[state]
+    if phase == Observed.HELD:
+        return Observed.held(failure, state)
+    if state == "PENDING" and reason in HELD_REASONS:
+        return Observed.held(f"held in Slurm ({reason})", state)
     if state == "FAILED" and reason not in ("NonZeroExitCode", "None", ""):
         failure = f"failed in Slurm ({reason})"
     return Observed(phase, exit_status, failure, state)
 
 
 def _ends(state: str) -> bool:
-    return STATES.get(state.split()[0], (Observed.ENDED, None))[0] == Observed.ENDED
+    return STATES.get(state.split()[0], (Observed.HELD, None))[0] == Observed.ENDED
 
 
 def with_signal(seen: Observed, signal: int | None) -> Observed:

@@ -25,7 +25,7 @@ ARGMAP = {
 }
 _JOB = re.compile(r"<Job>.*?(?:</Job>|(?=<Job>)|$)", re.S)
 _JOB_ID = re.compile(r"<Job_Id>\s*([^<\s]+)\s*</Job_Id>")
-PHASES = {"Q": Observed.QUEUED, "H": Observed.QUEUED, "W": Observed.QUEUED, "T": Observed.QUEUED,
+PHASES = {"Q": Observed.QUEUED, "H": Observed.HELD, "W": Observed.QUEUED, "T": Observed.QUEUED,
           "R": Observed.RUNNING, "E": Observed.RUNNING, "S": Observed.RUNNING,
           "C": Observed.ENDED, "F": Observed.ENDED}
 
@@ -131,8 +131,11 @@ class Torque(JobPlugin):
     def observed(self, job: dict[str, str]) -> Observed:
         state = job.get("job_state", "")
         phase = PHASES.get(state)
-        if phase is None:
-            return Observed(Observed.ENDED, None, f"unknown {self.scheduler} job state {state!r}", state)
+        if phase is None:  # kept by the scheduler in a state this daemon cannot judge: given up (deleted) at once
+            return Observed.held(f"in a state unknown to pulsar_lite ({state!r})", state, wait=False)
+        if phase == Observed.HELD:
+            return Observed.held(f"held in {self.scheduler} (job_state H, Hold_Types "
+                                 f"{job.get('Hold_Types') or '?'})", state)
         if phase != Observed.ENDED:
             return Observed(phase, None, None, state)
         status = job.get("exit_status")

@@ -19,7 +19,9 @@ def test_torque_states_and_exit_status():
     ids = [f"{n}.pbs01" for n in range(101, 108)]
     seen = Torque().parse_status(0, TORQUE_XML, "", ids)
     assert set(seen) == set(ids)  # 108 was not asked about
-    assert seen["101.pbs01"].phase == Observed.QUEUED and seen["107.pbs01"].phase == Observed.QUEUED
+    assert seen["101.pbs01"].phase == Observed.QUEUED
+    assert seen["107.pbs01"].phase == Observed.HELD and seen["107.pbs01"].wait  # an operator may release it
+    assert seen["107.pbs01"].failure == "held in Torque (job_state H, Hold_Types ?)"
     assert seen["102.pbs01"].phase == Observed.RUNNING
     assert seen["103.pbs01"] == Observed(Observed.ENDED, 0, None, "C")
     assert seen["104.pbs01"] == Observed(Observed.ENDED, 3, None, "C")
@@ -48,7 +50,9 @@ def test_openpbs_states_exit_status_and_limits():
     assert seen["204.pbs01"] == Observed(Observed.ENDED, 3, None, "F")
     assert "walltime limit exceeded" in seen["205.pbs01"].failure
     assert "signal 15" in seen["206.pbs01"].failure
-    assert seen["207.pbs01"].phase == Observed.QUEUED
+    assert seen["207.pbs01"].phase == Observed.HELD and seen["207.pbs01"].failure.startswith("held in OpenPBS")
+    unknown = OpenPBS().parse_status(0, PBS_JSON.replace('"job_state":"H"', '"job_state":"Z"'), "", ids)["207.pbs01"]
+    assert unknown.phase == Observed.HELD and not unknown.wait  # kept there, in a state nobody here can judge
     # an id the server forgot: reported on stderr, the others still on stdout
     partial = OpenPBS().parse_status(153, PBS_JSON, "qstat: Unknown Job Id 299.pbs01", ids + ["299.pbs01"])
     assert "299.pbs01" not in partial and len(partial) == 7

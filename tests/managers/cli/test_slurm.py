@@ -17,7 +17,7 @@ def captured(name: str) -> str:
 def test_squeue_all_states_each_read_right():
     ids = [str(n) for n in range(1, 21)]
     seen = Slurm().parse_status(0, captured("slurm_squeue_states.txt"), "", ids)
-    assert seen["20"] == Observed(Observed.QUEUED, 0, None, "PENDING")  # held: still waiting
+    assert seen["20"] == Observed.held("held in Slurm (JobHeldUser)", "PENDING")  # an operator may release it
     assert seen["1"] == Observed(Observed.ENDED, 0, None, "COMPLETED")
     assert seen["2"] == Observed(Observed.ENDED, 3, None, "FAILED")  # the script's own exit 3
     assert seen["3"].phase == Observed.ENDED and seen["3"].exit_code == -15 and "scancel" in seen["3"].failure
@@ -25,6 +25,20 @@ def test_squeue_all_states_each_read_right():
     assert seen["10"].failure == "failed in Slurm (BadConstraints)"  # never ran: not the script's end
     assert "JobLaunchFailure" in seen["18"].failure and seen["18"].exit_code == -9
     assert set(seen) == set(ids)
+
+
+def test_held_jobs_and_states_nobody_here_can_judge():
+    """Captured from the real Slurm of .ci/run: scontrol hold (as root: JobHeldAdmin), sbatch -H (JobHeldUser),
+    scontrol requeuehold of a running job, and a pending job released."""
+    seen = Slurm().parse_status(0, captured("slurm_squeue_held.txt"), "", ["1", "2", "3", "4"])
+    assert seen["1"] == Observed.held("held in Slurm (JobHeldAdmin)", "PENDING")
+    assert seen["2"].phase == Observed.HELD and seen["3"].failure == "held in Slurm (job requeued in held state)"
+    assert seen["4"] == Observed(Observed.QUEUED, 0, None, "PENDING")
+    special = Slurm().parse_status(0, "7|SPECIAL_EXIT|256|None|\n", "", ["7"])["7"]
+    assert special.phase == Observed.HELD and special.wait and "SPECIAL_EXIT" in special.failure
+    unknown = Slurm().parse_status(0, "8|POWER_DOWN_NEW|0|None|\n9|SOMETHING|x|None|\n", "", ["8", "9"])
+    for external_id in ("8", "9"):  # kept by Slurm, in a state this daemon does not know: given up at once
+        assert unknown[external_id].phase == Observed.HELD and not unknown[external_id].wait
 
 
 def test_running_and_only_the_jobs_asked_about():
