@@ -3,7 +3,8 @@
 ends with the reason, and what the daemon ends is deleted at the scheduler until it lets the job go. Before
 the change a held Slurm, PBS or Grid Engine job stayed ``queued`` for ever, a runaway job ``running`` for
 ever, and an error-state or unknown-state job was failed but left in the queue (released later, it ran into
-a directory that may be another run's). The same on the real schedulers: tests/integration/test_held.py."""
+a directory that may be another run's). The same on the real schedulers: tests/integration/test_slurm_bad_day.py,
+test_drmaa.py and test_condor.py."""
 from __future__ import annotations
 
 import time
