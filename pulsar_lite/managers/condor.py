@@ -22,7 +22,7 @@ import threading
 import time
 
 from .cli.plugin import Resources, safe_value
-from .contract import Observed, OutcomeUnknown, SchedulerError, Submission
+from .contract import Observed, OutcomeUnknown, SchedulerDown, SchedulerError, Submission
 from .environment import condor_environment, job_environment, log_withheld
 from .scheduler import SchedulerManager
 
@@ -137,7 +137,7 @@ class QueuedCondorManager(SchedulerManager):
                         self._schedd = htcondor2.Schedd(ad)
                 except Exception as exc:  # the bindings raise HTCondorException, ValueError, ...
                     if attempt == 2:
-                        raise SchedulerError(f"{what} failed: cannot locate the schedd: "
+                        raise SchedulerDown(f"{what} failed: cannot locate the schedd: "
                                              f"{str(exc).strip() or type(exc).__name__}") from None
                     continue
                 try:

@@ -17,6 +17,12 @@ class OutcomeUnknown(SchedulerError):
     a refusal: the command ran and said no, or nothing was sent."""
 
 
+class SchedulerDown(SchedulerError):
+    """The scheduler could not be reached, and nothing was sent: its controller does not answer ("Unable to
+    contact slurm controller"), ssh could not connect, the DRMAA session or the schedd cannot be opened. A
+    submission is not refused by it: it waits and is tried again, until ``scheduler_failure_timeout``."""
+
+
 @dataclass(frozen=True)
 class Observed:
     """What the scheduler says of one job."""

@@ -22,8 +22,7 @@ import subprocess
 import threading
 import xml.etree.ElementTree as ElementTree
 
-from ..errors import ManagerUnavailable
-from .contract import Observed, OutcomeUnknown, SchedulerError, Submission
+from .contract import Observed, OutcomeUnknown, SchedulerDown, SchedulerError, Submission
 from .environment import job_environment, log_withheld
 from .scheduler import SchedulerManager
 
@@ -174,17 +173,37 @@ class QueuedDrmaaManager(SchedulerManager):
         self._ours: set[str] = set()  # ids this session submitted (the only ones it can ask about)
 
     def start(self) -> None:
-        drmaa = _bindings()
+        """Opens the DRMAA session. A scheduler that cannot be reached now (its qmaster down) does not stop the
+        daemon: this manager comes up degraded (its jobs wait; /readyz and doctor say why) and the session is
+        opened at the first submission or poll that can."""
         try:
-            self._session = drmaa.Session()
-            self._session.initialize()
-            self.scheduler = str(self._session.drmsInfo).split(" ")[0] or "DRMAA"
-        except Exception as exc:
-            raise ManagerUnavailable(f"manager '{self.name}' (queued_drmaa) cannot open a DRMAA session "
-                                     f"(DRMAA_LIBRARY_PATH={os.environ.get('DRMAA_LIBRARY_PATH')}): "
-                                     f"{str(exc).strip() or type(exc).__name__}") from None
+            self._open_session()
+        except SchedulerDown as exc:
+            log.error("[%s] %s; its jobs wait until it can", self.name, exc)
         log_withheld(self.name, job_environment(self.config.values.get("pass_environment") or ()),
                      "its jobs, even with -V,")
+
+    def _open_session(self) -> None:
+        """Under ``self._drmaa`` or before anything runs. SchedulerDown when the session cannot be opened."""
+        if self._session is not None:
+            return
+        drmaa = _bindings()
+        session = drmaa.Session()
+        try:
+            session.initialize()
+        except Exception as exc:
+            self.down_error = (f"manager '{self.name}' (queued_drmaa) cannot open a DRMAA session "
+                               f"(DRMAA_LIBRARY_PATH={os.environ.get('DRMAA_LIBRARY_PATH')}): "
+                               f"{str(exc).strip() or type(exc).__name__}")
+            raise SchedulerDown(self.down_error) from None
+        self._session = session
+        self.down_error = None
+        self.scheduler = str(session.drmsInfo).split(" ")[0] or "DRMAA"
+
+    def unreachable(self) -> str | None:
+        if self._session is None and self.down_error:
+            return self.down_error
+        return super().unreachable()
 
     def stop(self) -> None:
         super().stop()
@@ -203,6 +222,7 @@ class QueuedDrmaaManager(SchedulerManager):
             spec = f"{spec} {client_spec}" if spec else str(client_spec)
         spec, environment = without_daemon_environment(spec, self.config.values.get("pass_environment") or ())
         with self._drmaa:
+            self._open_session()  # SchedulerDown: nothing sent, the job waits
             template = self._session.createJobTemplate()
             try:
                 template.remoteCommand = submission.script
@@ -230,6 +250,7 @@ class QueuedDrmaaManager(SchedulerManager):
         result = {}
         others = []
         with self._drmaa:
+            self._open_session()
             for external_id in external_ids:
                 if external_id not in self._ours:
                     others.append(external_id)

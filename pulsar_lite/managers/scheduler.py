@@ -81,6 +81,11 @@ class SchedulerManager(Submitting, Manager):
         self._submitting = InFlight()  # job ids a submission is working on (claimed or about to be)
         self._looking: dict[str, Lookup] = {}  # job id -> the search for its submission, whose outcome is unknown
         self._tries: dict[tuple[str, float], int] = {}  # (job id, generation) -> submissions with unknown outcome
+        #: (job id, generation) -> (since when, next pause): submissions waiting for a scheduler out of reach
+        self._down: dict[tuple[str, float], tuple[float, float]] = {}
+        #: why the last submission could not reach the scheduler (None once one has)
+        self.down_error: str | None = None
+        self._query_error: str | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -228,6 +233,17 @@ class SchedulerManager(Submitting, Manager):
                 return
             self._tracked[tracked.job_id] = tracked
 
+    def unreachable(self) -> str | None:
+        """Why the scheduler cannot be reached now (for /readyz and doctor), or None."""
+        with self._lock:
+            waiting = len(self._down)
+        if self._failing_since is not None and self._query_error:
+            return (f"{self.scheduler} has not answered status queries for {time.monotonic() - self._failing_since:.0f}"
+                    f" s: {self._query_error}")
+        if waiting and self.down_error:
+            return f"{self.scheduler} cannot be reached; {waiting} job(s) wait to be submitted: {self.down_error}"
+        return None
+
     def pending_deletes(self) -> int:
         """Jobs ended here (cancelled, given up) that the scheduler has not let go yet (for metrics)."""
         with self._lock:
@@ -278,7 +294,7 @@ class SchedulerManager(Submitting, Manager):
             if metrics is not None:
                 metrics.poll_seconds.labels(self.name).observe(self.last_query_seconds)
             log.debug("[%s] status query for %d job(s) in %.3f s", self.name, len(jobs), self.last_query_seconds)
-        self._failing_since = None
+        self._failing_since = self._query_error = None
         for tracked in [t for t in jobs if t.external_id not in observed and t.cancel]:
             jobs.remove(tracked)  # cancelled and let go by the scheduler: done, whatever its record says
             self._end(tracked, self._return_code(tracked.job_id), None)
@@ -406,6 +422,7 @@ class SchedulerManager(Submitting, Manager):
         if self._failing_since is None:
             self._failing_since = now
         failing = now - self._failing_since
+        self._query_error = str(exc)
         log.warning("[%s] %s cannot be asked about %d job(s) (for %.0f s now): %s", self.name, self.scheduler,
                     len(jobs), failing, exc)
         if failing < self.failure_timeout:

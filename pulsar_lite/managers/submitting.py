@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from ..errors import StoreUnavailable
 from ..logs import job_context
 from ..store import JobRecord
-from .contract import OutcomeUnknown, SchedulerError
+from .contract import OutcomeUnknown, SchedulerDown, SchedulerError
 
 log = logging.getLogger("pulsar_lite.managers.scheduler")
 
@@ -123,26 +123,86 @@ class Submitting:
                 return
             if not intent:
                 return
-            try:
-                external_id = self.submit_job(submission)
-            except OutcomeUnknown as exc:
-                self._outcome_unknown(job_id, generation, submission.name, meant, str(exc))
-                return
-            except SchedulerError as exc:
-                log.warning("job %s [%s]: %s refused it: %s", job_id, self.name, self.scheduler, exc)
-                self._tries.pop((job_id, generation), None)
-                self.hooks.finished(self.name, job_id, None, message=f"{self.scheduler} refused the job: {exc}",
-                                    generation=generation)
-                return
-            except Exception as exc:  # a defect in the plugin: whether the scheduler took the job is not known
-                log.exception("job %s [%s]: submission failed", job_id, self.name)
-                self._outcome_unknown(job_id, generation, submission.name, meant, f"{type(exc).__name__}: {exc}")
-                return
-            self._accepted(job_id, generation, external_id)
+            self._send(job_id, generation, submission, meant)
         except Exception as exc:  # never lose a job to a bug: say so and fail it
             log.exception("job %s [%s]: submission failed", job_id, self.name)
             self.hooks.finished(self.name, job_id, None, message=f"could not submit the job: {exc}",
                                 generation=generation)
+
+    def _send(self, job_id: str, generation: float, submission, meant: float) -> None:
+        """The scheduler's submit command, for a job claimed and with its intent recorded."""
+        try:
+            external_id = self.submit_job(submission)
+        except OutcomeUnknown as exc:
+            self._outcome_unknown(job_id, generation, submission.name, meant, str(exc))
+            return
+        except SchedulerDown as exc:
+            self._scheduler_down(job_id, generation, submission, meant, str(exc))
+            return
+        except SchedulerError as exc:
+            log.warning("job %s [%s]: %s refused it: %s", job_id, self.name, self.scheduler, exc)
+            self._forget_submission(job_id, generation)
+            self.hooks.finished(self.name, job_id, None, message=f"{self.scheduler} refused the job: {exc}",
+                                generation=generation)
+            return
+        except Exception as exc:  # a defect in the plugin: whether the scheduler took the job is not known
+            log.exception("job %s [%s]: submission failed", job_id, self.name)
+            self._outcome_unknown(job_id, generation, submission.name, meant, f"{type(exc).__name__}: {exc}")
+            return
+        with self._lock:
+            self._down.pop((job_id, generation), None)
+            self.down_error = None
+        self._accepted(job_id, generation, external_id)
+
+    def _forget_submission(self, job_id: str, generation: float) -> None:
+        with self._lock:
+            self._tries.pop((job_id, generation), None)
+            self._down.pop((job_id, generation), None)
+
+    # -- a scheduler that cannot be reached (nothing was sent) ----------------------------------------------
+    def _scheduler_down(self, job_id: str, generation: float, submission, meant: float, why: str) -> None:
+        """Nothing was sent: the job keeps its claim and its intent, and is sent again after a growing pause,
+        until the scheduler has been out of reach for ``scheduler_failure_timeout``; then it is failed."""
+        now = time.monotonic()
+        with self._lock:
+            first, pause = self._down.get((job_id, generation), (now, self.interval))
+            self._down[(job_id, generation)] = (first, min(pause * 2, LOOK_PAUSE_MAX))
+            self.down_error = why
+        waited = now - first
+        if waited >= self.failure_timeout:
+            self._forget_submission(job_id, generation)
+            message = f"{self.scheduler} could not be reached for {waited:.0f} s to submit the job: {why}"
+            log.warning("job %s [%s]: %s", job_id, self.name, message)
+            self.hooks.finished(self.name, job_id, None, message=message, generation=generation)
+            return
+        log.warning("job %s [%s]: %s cannot be reached (%s); nothing was sent, the job waits (sent again in %g s)",
+                    job_id, self.name, self.scheduler, why, pause)
+
+        def again():
+            if not self._stopping.is_set():  # else submitted after the next start (its intent is recorded)
+                self._pool.submit(self._send_again, job_id, generation, submission, meant)
+        self.timers.call_later(pause, again)
+
+    def _send_again(self, job_id: str, generation: float, submission, meant: float) -> None:
+        with job_context(self.name, job_id), self._submitting.holding(job_id):
+            try:
+                record = self.hooks.record(self.name, job_id)
+                if record is None or record.created != generation or record.terminal:
+                    self._forget_submission(job_id, generation)
+                    self.hooks.release(self.name, job_id, generation)
+                    return
+                if record.cancel_requested:  # cancelled while it waited: nothing was ever sent
+                    self._forget_submission(job_id, generation)
+                    self.hooks.finished(self.name, job_id, None, generation=generation)
+                    return
+                self._send(job_id, generation, submission, meant)
+            except StoreUnavailable:  # the store cannot be read now: try again after the same pause
+                self._scheduler_down(job_id, generation, submission, meant, "the job store cannot be read")
+            except Exception as exc:  # never lose a job to a bug: say so and fail it
+                log.exception("job %s [%s]: submission failed", job_id, self.name)
+                self._forget_submission(job_id, generation)
+                self.hooks.finished(self.name, job_id, None, message=f"could not submit the job: {exc}",
+                                    generation=generation)
 
     def _accepted(self, job_id: str, generation: float, external_id: str, adopted: bool = False) -> None:
         self._tries.pop((job_id, generation), None)

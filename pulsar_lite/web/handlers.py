@@ -272,7 +272,8 @@ def metrics(app, request, manager):
 
 def readyz(app, request, manager):
     """200 when the daemon is ready for work: the store writable, every job held at the start recovered, every
-    broker connected; 503 otherwise, saying what is missing."""
+    broker connected; 503 otherwise, saying what is missing. A manager whose scheduler cannot be reached is
+    listed under ``degraded`` (its jobs wait; the daemon still takes work)."""
     engine = app.engine
     recovery = engine.recovery
     waiting = []
@@ -290,6 +291,10 @@ def readyz(app, request, manager):
                        f"jobs wait to be recorded")
     if not engine.started_up or engine.stopped:
         waiting.append("the engine is not running")
+    degraded = {name: why for name, why in ((name, getattr(manager, "unreachable", lambda: None)())
+                                            for name, manager in engine.managers.items()) if why}
+    if degraded:  # still ready: the others serve, and its jobs are accepted and wait for their scheduler
+        reply["degraded"] = [f"manager {name}: {why}" for name, why in sorted(degraded.items())]
     face = getattr(engine, "amqp", None)
     if face is not None:
         health = face.health()

@@ -14,6 +14,7 @@ from tests.amqp import RABBIT_URL, ensure_client_kombu, rabbit_available, unique
 from tests.conftest import need, wait_until
 
 from .clusters import DRMAA_ENV, sge_queue, sge_ready
+from .rest_helpers import rest
 from .schedulers import (RealClient, check_cancel_while_pending_and_while_running, check_through_scheduler,
                          check_over_amqp, external_id)
 
@@ -149,3 +150,25 @@ def test_a_held_job_is_failed_after_held_job_grace_and_removed_from_grid_engine(
     wait_until(lambda: held_id not in sge_queue(), what="the held job removed from Grid Engine")
     assert not (daemon.staging / "stays-held" / "outputs" / "ran").exists()
     assert (daemon.staging / "released" / "outputs" / "ran").read_text() == "ran\n"
+
+
+def test_a_qmaster_out_of_reach_at_start_degrades_that_manager_alone(daemon_factory, cell, client_python_016):
+    """The daemon's DRMAA session cannot reach the qmaster (a port nobody listens on): the daemon starts all
+    the same (before, it exited), /readyz says which manager is degraded (still 200), the queued_python
+    manager beside it runs its jobs, and the DRMAA job waits, queued, not failed."""
+    daemon = daemon_factory({"managers": {
+        "_default_": {"type": "queued_drmaa", "min_polling_interval": 0.5},
+        "local": {"type": "queued_python"}}})
+    daemon.env.update(DRMAA_ENV, SGE_QMASTER_PORT="1")
+    daemon.start()
+    code, body = rest(daemon.url, "GET", "/readyz")
+    reply = json.loads(body)
+    assert code == 200 and "manager _default_" in reply["degraded"][0] and "qmaster" in reply["degraded"][0], reply
+    local = RealClient(client_python_016, daemon.url.rstrip("/") + "/managers/local/")  # Pulsar's manager URLs
+    local.launch("local-job", "exit 0")
+    assert local.wait("local-job")["status"] == "complete"
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("waits", "true")
+    time.sleep(3)
+    assert client.status("waits")["status"] == "queued", daemon.log()[-3000:]
+    assert "nothing was sent, the job waits" in daemon.log()

@@ -4,6 +4,7 @@ were failed before the change, though Slurm ran them right); a job an admin hold
 ever)."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -13,6 +14,7 @@ import pytest
 
 from tests.conftest import need, wait_until
 
+from .rest_helpers import rest
 from .schedulers import RealClient, external_id, slurm_ready, squeue_ids
 from .test_slurm import slurm_app
 
@@ -120,3 +122,33 @@ def test_a_job_an_admin_holds_is_failed_after_held_job_grace_and_removed_from_sl
     wait_until(lambda: held_id not in squeue_ids(), what="the held job removed from Slurm")
     assert not (daemon.staging / "stays-held" / "outputs" / "ran").exists()
     assert (daemon.staging / "released" / "outputs" / "ran").read_text() == "ran\n"
+
+
+def test_a_submit_while_slurmctld_cannot_be_reached_waits_and_runs_once_it_can(slurm, daemon_factory,
+                                                                              client_python_016, tmp_path):
+    """The daemon's Slurm configuration points at a port nobody listens on: sbatch really fails to connect
+    ("Unable to contact slurm controller", nothing sent). The job stays queued, /readyz names the manager as
+    degraded (still 200), and once the configuration is right again the job is submitted once and completes.
+    Before, the job failed at once ("Slurm refused the job")."""
+    conf = tmp_path / "slurm"
+    subprocess.run(["cp", "-r", "/etc/slurm/.", str(conf)], check=True)
+    real = (conf / "slurm.conf").read_text()
+    assert "SlurmctldPort=6817" in real
+    (conf / "slurm.conf").write_text(real.replace("SlurmctldPort=6817", "SlurmctldPort=1"))
+    daemon = daemon_factory(slurm_app())
+    daemon.env["SLURM_CONF"] = str(conf / "slurm.conf")
+    daemon.start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("waits", "echo x >> ../outputs/runs")
+    def degraded():
+        code, body = rest(daemon.url, "GET", "/readyz")
+        reply = json.loads(body)
+        return (code, reply) if reply.get("degraded") else None
+    code, ready = wait_until(degraded, timeout=60, what="/readyz naming the manager degraded")
+    assert code == 200 and ready["ready"] and "Unable to contact slurm controller" in ready["degraded"][0], ready
+    assert client.status("waits")["status"] == "queued"
+    (conf / "slurm.conf").write_text(real)
+    final = client.wait("waits", timeout=120)
+    assert final["status"] == "complete" and final["returncode"] == 0, (final, daemon.log()[-3000:])
+    assert (daemon.staging / "waits" / "outputs" / "runs").read_text() == "x\n"
+    assert "refused" not in daemon.log() and "nothing was sent, the job waits" in daemon.log()

@@ -9,7 +9,7 @@ import pytest
 
 from pulsar_lite import managers, wire
 from pulsar_lite.managers import ManagerSpec
-from pulsar_lite.managers.contract import Observed, SchedulerError
+from pulsar_lite.managers.contract import Observed, SchedulerDown, SchedulerError
 from pulsar_lite.managers.scheduler import SchedulerManager
 from tests.conftest import wait_until
 
@@ -26,6 +26,7 @@ class MemoryScheduler(SchedulerManager):
         self.finished: dict[str, Observed] = {}
         self.calls: list[str] = []
         self.refuse: str | None = None
+        self.down: str | None = None  # the scheduler cannot be reached: a submit sends nothing
         self.failing: str | None = None
         self.broken: Exception | None = None  # a defect in a plugin: not a SchedulerError
         self.slow_delete = 0.0  # seconds a delete takes
@@ -44,6 +45,8 @@ class MemoryScheduler(SchedulerManager):
     def submit_job(self, submission):
         with self.guard:
             self.calls.append("submit")
+            if self.down:
+                raise SchedulerDown(self.down)
             if self.refuse:
                 raise SchedulerError(self.refuse)
             self.next_id += 1

@@ -116,3 +116,50 @@ def test_a_scheduler_down_past_the_timeout_ends_a_job_with_a_return_code_by_that
     assert record.state == wire.State.FAILED and "Unable to contact" in record.message
     scheduler.failing = None
     wait_for(lambda: not scheduler.may_write("lost") and not scheduler.may_write("done"))
+
+
+DOWN = "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)"
+
+
+def test_a_submit_that_cannot_reach_the_scheduler_waits_and_is_sent_once_it_can(engine):
+    """Nothing was sent: not a refusal. Before, the job failed at once ("Slurm refused the job")."""
+    scheduler = engine.managers[M]
+    scheduler.down = DOWN
+    engine.setup(M, "waits")
+    engine.submit(M, "waits", {"command_line": "true"})
+    wait_for(lambda: scheduler.calls.count("submit") >= 2)  # tried again
+    record = engine.store.get(M, "waits")
+    assert record.state == wire.State.QUEUED and not record.terminal
+    assert "Unable to contact slurm controller" in scheduler.unreachable()
+    scheduler.down = None
+    external_id = wait_for(lambda: (engine.store.get(M, "waits").external_id or "").isdigit()
+                           and engine.store.get(M, "waits").external_id)
+    assert list(scheduler.jobs) == [external_id]  # one job in the scheduler
+    assert scheduler.unreachable() is None
+    scheduler.set(external_id, Observed(Observed.ENDED, 0, None, "CD"))
+    write_return_code(engine, "waits", 0)
+    assert final(engine, "waits").state == wire.State.COMPLETE
+
+
+def test_a_job_waiting_for_its_scheduler_can_be_cancelled_and_is_never_sent(engine):
+    scheduler = engine.managers[M]
+    scheduler.down = DOWN
+    engine.setup(M, "unwanted")
+    engine.submit(M, "unwanted", {"command_line": "true"})
+    wait_for(lambda: scheduler.calls.count("submit") >= 1)
+    engine.cancel(M, "unwanted")
+    scheduler.down = None
+    assert final(engine, "unwanted").state == wire.State.CANCELLED
+    time.sleep(0.5)
+    assert not scheduler.jobs
+
+
+def test_a_scheduler_out_of_reach_past_the_failure_timeout_fails_the_job_with_the_reason(engine):
+    scheduler = engine.managers[M]
+    scheduler.down = DOWN
+    engine.setup(M, "given-up")
+    engine.submit(M, "given-up", {"command_line": "true"})
+    record = final(engine, "given-up")
+    assert record.state == wire.State.FAILED
+    assert "could not be reached for" in record.message and "Unable to contact" in record.message
+    assert not scheduler.jobs

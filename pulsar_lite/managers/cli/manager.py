@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from ..contract import Observed, OutcomeUnknown, SchedulerError, Submission
+from ..contract import Observed, OutcomeUnknown, SchedulerDown, SchedulerError, Submission
 from ..environment import log_withheld
 from ..scheduler import SchedulerManager
 from .openpbs import OpenPBS
@@ -65,6 +65,8 @@ class QueuedCliManager(SchedulerManager):
         if result.returncode != 0:
             if self.plugin.submit_outcome_unknown(result.returncode, result.stdout, result.stderr):
                 raise OutcomeUnknown(result.last_error_line())
+            if self.plugin.scheduler_down(result.returncode, result.stdout, result.stderr):
+                raise SchedulerDown(result.last_error_line())  # nothing was sent: it waits
             raise SchedulerError(result.last_error_line())  # it ran and said no
         try:
             return self.plugin.parse_submit(result.stdout)

@@ -145,6 +145,14 @@ class JobPlugin:
         text = stderr + stdout
         return any(words in text for words in self.SUBMIT_OUTCOME_UNKNOWN)
 
+    #: what a command prints when it could not reach the scheduler at all (nothing was sent)
+    SCHEDULER_DOWN: tuple[str, ...] = ()
+
+    def scheduler_down(self, returncode: int, stdout: str, stderr: str) -> bool:
+        """A command that exited non-zero because it could not reach the scheduler: a submit then waits."""
+        text = stderr + stdout
+        return any(words in text for words in self.SCHEDULER_DOWN)
+
     def status(self, external_ids: list[str]) -> list[str]:
         """One command asking about all of these jobs."""
         raise NotImplementedError

@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
-from ..contract import OutcomeUnknown, SchedulerError
+from ..contract import OutcomeUnknown, SchedulerDown, SchedulerError
 from ..environment import command_environment
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,10 @@ NEVER_CONNECTED = re.compile(
     r"^ssh: connect to host |^ssh: Could not resolve hostname |Permission denied \(|^Host key verification failed"
     r"|^kex_exchange_identification: |^Unable to negotiate with |Too many authentication failures"
     r"|^No \S+ host key is known for |^REMOTE HOST IDENTIFICATION HAS CHANGED", re.MULTILINE)
+#: of those, the ones that pass (the host is down, rebooting, unreachable for a while): the command waits and
+#: is tried again; the others (a key or host key refused) are the configuration's and fail at once
+UNREACHABLE = re.compile(r"^ssh: connect to host |^ssh: Could not resolve hostname |^kex_exchange_identification: ",
+                         re.MULTILINE)
 
 
 def _control_directory() -> str:
@@ -165,6 +169,8 @@ class SecureShell(LocalShell):
     def check(self, command: list[str], result: Result) -> Result:
         if result.returncode == 255:  # ssh's own failure (the remote command's codes are 0-254)
             message = f"ssh to {self.describe()} failed: {result.last_error_line()}"
+            if UNREACHABLE.search(result.stderr or ""):
+                raise SchedulerDown(message)
             if NEVER_CONNECTED.search(result.stderr or ""):
                 raise SchedulerError(message)
             raise OutcomeUnknown(message)

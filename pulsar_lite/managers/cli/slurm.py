@@ -109,6 +109,9 @@ class Slurm(JobPlugin):
     #: sbatch sent the job, and the controller's answer did not come back (it may have taken the job)
     SUBMIT_OUTCOME_UNKNOWN = ("Socket timed out on send/recv operation", "Zero Bytes were transmitted or received")
 
+    #: sbatch could not connect to slurmctld (down, restarting, failing over): it sent nothing
+    SCHEDULER_DOWN = ("Unable to contact slurm controller",)
+
     def submit(self, script_path: str) -> list[str]:
         return ["sbatch", "--parsable", script_path]
 

@@ -46,6 +46,9 @@ def ended(state: str, exit_status: int | None, scheduler: str, codes: dict[int, 
 class Torque(JobPlugin):
     scheduler = "Torque"
     directive = "#PBS"
+    #: qsub could not connect to pbs_server: it sent nothing
+    SCHEDULER_DOWN = ("Cannot connect to default server host", "cannot connect to server",
+                      "Connection refused")
 
     def __init__(self, params: dict | None = None):
         self.params = params or {}

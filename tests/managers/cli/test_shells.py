@@ -7,7 +7,7 @@ import pytest
 from pulsar_lite.managers.cli.manager import QueuedCliManager
 from pulsar_lite.managers.cli.shells import LocalShell, Result, SecureShell
 from pulsar_lite.managers.cli.slurm import Slurm
-from pulsar_lite.managers.contract import OutcomeUnknown, SchedulerError
+from pulsar_lite.managers.contract import OutcomeUnknown, SchedulerDown, SchedulerError
 
 
 def test_a_command_stopped_at_its_timeout_has_an_unknown_outcome_one_that_cannot_run_does_not():
@@ -55,6 +55,9 @@ def test_ssh_that_failed_after_it_got_in_has_an_unknown_outcome_unlike_one_that_
         with pytest.raises(SchedulerError) as raised:
             shell.check(["sbatch", "x"], Result(255, "", never + "\n"))
         assert not isinstance(raised.value, OutcomeUnknown), never
+        # a host out of reach passes (the job waits, sent again); a key or host key refused is the config's
+        passes = "connect to host" in never or "resolve" in never or "kex_exchange" in never
+        assert isinstance(raised.value, SchedulerDown) == passes, never
 
 
 def submit_with(result: Result):
@@ -72,3 +75,6 @@ def test_sbatch_saying_no_is_a_refusal_and_a_lost_reply_is_not():
                                   "operation\n"))
     with pytest.raises(OutcomeUnknown, match="printed no job id"):  # it said yes, but not under which id
         submit_with(Result(0, "", ""))
+    with pytest.raises(SchedulerDown, match="Unable to contact slurm controller"):  # nothing sent: it waits
+        submit_with(Result(1, "", "sbatch: error: Batch job submission failed: Unable to contact slurm controller "
+                                  "(connect failure)\n"))
