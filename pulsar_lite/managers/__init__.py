@@ -72,6 +72,14 @@ SHELL_OPTIONS = (
     Option("shell_timeout", "float", 60.0, "seconds a scheduler command may take before it counts as failed"),
 )
 
+#: Options of the managers that call a scheduler's library (htcondor2, DRMAA).
+LIBRARY_OPTIONS = (
+    Option("scheduler_call_timeout", "float", 60.0, "seconds a call into the scheduler's library (and, for "
+           "queued_drmaa, a qstat/qacct/qdel) is waited for; a wedged schedd or qmaster then fails that call (a "
+           "submit is looked up by its name) and never holds the status loop, other jobs' submissions, deletes or "
+           "shutdown"),
+)
+
 REGISTRY: dict[str, ManagerSpec] = {
     "queued_python": ManagerSpec(
         type="queued_python",
@@ -99,7 +107,7 @@ REGISTRY: dict[str, ManagerSpec] = {
             Option("condor_schedd_name", "str", None, "the schedd to submit to (default: the collector's local one)"),
             Option("condor_collector", "str", None, "the collector to ask for it (default: CONDOR_CONFIG's "
                    "COLLECTOR_HOST)"),
-            *SCHEDULER_OPTIONS),
+            *LIBRARY_OPTIONS, *SCHEDULER_OPTIONS),
         prefixes=("submit_",),
         summary="submits to HTCondor through its Python bindings (htcondor2); submit_* keys go to the submit "
                 "description",
@@ -108,7 +116,7 @@ REGISTRY: dict[str, ManagerSpec] = {
         type="queued_drmaa",
         target="pulsar_lite.managers.drmaa:QueuedDrmaaManager",
         requires=(("drmaa", "drmaa"),),
-        options=_options(*SCHEDULER_OPTIONS),
+        options=_options(*LIBRARY_OPTIONS, *SCHEDULER_OPTIONS),
         summary="submits through a DRMAA 1.0 library (DRMAA_LIBRARY_PATH; Grid Engine tested)",
     ),
 }

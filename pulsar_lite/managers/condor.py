@@ -18,11 +18,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 import time
 
 from .cli.plugin import Resources, safe_value
 from .contract import Observed, OutcomeUnknown, SchedulerDown, SchedulerError, Submission
+from .schedd_process import CallFailed, ScheddProcess
 from .environment import condor_environment, job_environment, log_withheld
 from .scheduler import SchedulerManager
 
@@ -113,43 +113,36 @@ class QueuedCondorManager(SchedulerManager):
     def __init__(self, config, hooks, timers):
         super().__init__(config, hooks, timers)
         self.submit_params = {str(k).lower(): v for k, v in (config.values.get("submit_params") or {}).items()}
-        self._condor = threading.Lock()  # the bindings are not promised to be thread-safe: one call at a time
-        self._schedd = None
+        # the bindings hold the interpreter while they wait for the schedd: they run in a child process, one
+        # call at a time, each waited for at most scheduler_call_timeout (schedd_process.py)
+        self._schedd = ScheddProcess(f"{self.name}-schedd", config.values.get("scheduler_call_timeout") or 60.0,
+                                     config.values.get("condor_schedd_name"), config.values.get("condor_collector"))
 
     def start(self) -> None:
         super().start()
         log_withheld(self.name, job_environment(self.config.values.get("pass_environment") or ()))
 
+    def stop(self) -> None:
+        super().stop()
+        self._schedd.close()  # a call in flight ends with its process: never waited for
+
     # -- the schedd ------------------------------------------------------------------------------------
-    def _call(self, what: str, method: str, *args, once: bool = False, **kwargs):
-        """``method`` of the schedd, tried again once (on a schedd located afresh) after any failure, unless
+    def _call(self, what: str, method: str, once: bool = False, **arguments):
+        """``method`` of the schedd (in the child process of schedd_process.py, waited for at most
+        ``scheduler_call_timeout``), tried again once on a schedd located afresh after a failed call, unless
         ``once``: then a failure of the call itself is OutcomeUnknown (a submit whose reply was lost may have
         made a cluster; it is looked for, never sent blindly again). Locating the schedd sends nothing."""
-        htcondor2 = _bindings()
-        with self._condor:
-            for attempt in (1, 2):
-                try:
-                    if self._schedd is None:
-                        name = self.config.values.get("condor_schedd_name")
-                        collector = htcondor2.Collector(self.config.values.get("condor_collector"))
-                        ad = collector.locate(htcondor2.DaemonType.Schedd, name) if name else \
-                            collector.locate(htcondor2.DaemonType.Schedd)
-                        self._schedd = htcondor2.Schedd(ad)
-                except Exception as exc:  # the bindings raise HTCondorException, ValueError, ...
-                    if attempt == 2:
-                        raise SchedulerDown(f"{what} failed: cannot locate the schedd: "
-                                             f"{str(exc).strip() or type(exc).__name__}") from None
-                    continue
-                try:
-                    result = getattr(self._schedd, method)(*args, **kwargs)
-                    return list(result) if method == "history" else result
-                except Exception as exc:
-                    self._schedd = None  # locate it again: the schedd may have moved or restarted
-                    message = f"{what} failed: {str(exc).strip() or type(exc).__name__}"
-                    if once:
-                        raise OutcomeUnknown(message) from None
-                    if attempt == 2:
-                        raise SchedulerError(message) from None
+        for attempt in (1, 2):
+            try:
+                return self._schedd.call(what, method, **arguments)
+            except CallFailed as exc:
+                if once:
+                    raise OutcomeUnknown(str(exc)) from None
+                if attempt == 2:
+                    raise SchedulerError(str(exc)) from None
+            except SchedulerDown:
+                if attempt == 2:
+                    raise
 
     # -- submission ------------------------------------------------------------------------------------------
     def description(self, submission: Submission) -> dict:
@@ -195,11 +188,12 @@ class QueuedCondorManager(SchedulerManager):
         except FileNotFoundError:
             pass
         try:
-            submit = _bindings().Submit(description)
+            _bindings().Submit(description)  # read here: a description it refuses is refused before anything is sent
         except Exception as exc:  # nothing was sent
             raise SchedulerError(f"invalid submit description: {str(exc).strip() or type(exc).__name__}") from None
-        result = self._call("condor submit", "submit", submit, once=True)
-        return str(result.cluster())
+        cluster = self._call("condor submit", "submit", once=True,
+                             description={str(k): str(v) for k, v in description.items()})
+        return str(cluster)
 
     # -- status ------------------------------------------------------------------------------------------------
     def query(self, external_ids: list[str]) -> dict[str, Observed]:
@@ -217,8 +211,10 @@ class QueuedCondorManager(SchedulerManager):
     def history(self, external_ids: list[str]) -> dict[str, Observed]:
         result = {}
         unknown = []
+        with self._lock:  # one map for all of them (a lookup per job was a scan of every job followed)
+            jobs_of = {t.external_id: t.job_id for t in self._tracked.values()}
         for external_id in external_ids:
-            job_id = self._job_of(external_id)
+            job_id = jobs_of.get(external_id)
             seen = None
             if job_id is not None:
                 try:
@@ -239,17 +235,12 @@ class QueuedCondorManager(SchedulerManager):
                 result[str(ad.get("ClusterId"))] = observed_from_ad(ad, now)
         return result
 
-    def _job_of(self, external_id: str) -> str | None:
-        with self._lock:
-            return next((t.job_id for t in self._tracked.values() if t.external_id == external_id), None)
-
     # -- removal -------------------------------------------------------------------------------------------------
     def delete_job(self, external_id: str) -> None:
         self._remove(external_id, "pulsar_lite: cancelled")
 
     def _remove(self, external_id: str, reason: str) -> None:
-        action = _bindings().JobAction.Remove
-        self._call("condor remove", "act", action, f"ClusterId == {int(external_id)}", reason=reason)
+        self._call("condor remove", "remove", constraint=f"ClusterId == {int(external_id)}", reason=reason)
 
     def find_submitted(self, name: str, since: float) -> list[str]:
         constraint = f'{TAG} == "{self.name}" && JobBatchName == "{name}" && QDate >= {int(since)}'

@@ -14,14 +14,15 @@ have left it, ``qacct -j`` and their ``return_code`` file.
 """
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import re
 import shlex
-import subprocess
-import threading
 import xml.etree.ElementTree as ElementTree
 
+from .bounded import LibraryCalls
+from .cli.shells import LocalShell
 from .contract import Observed, OutcomeUnknown, SchedulerDown, SchedulerError, Submission
 from .environment import job_environment, log_withheld
 from .scheduler import SchedulerManager
@@ -165,10 +166,21 @@ def jobs_named(text: str, name: str) -> list[str]:
 
 class QueuedDrmaaManager(SchedulerManager):
     scheduler = "DRMAA"
+    #: past this many jobs of this session, their states come from one qstat a round, not a library call each
+    BATCH = 8
+    #: qacct runs (one job each) a round; the jobs left are asked about in the next round
+    QACCT_PER_ROUND = 10
 
     def __init__(self, config, hooks, timers):
         super().__init__(config, hooks, timers)
-        self._drmaa = threading.Lock()  # one library call at a time
+        timeout = float(config.values.get("scheduler_call_timeout") or 60.0)
+        # one library call at a time, each waited for at most scheduler_call_timeout (bounded.py): a wedged
+        # qmaster never holds the status loop, submissions, deletes or shutdown
+        self._calls = LibraryCalls(f"{self.name}-drmaa", timeout)
+        # Grid Engine's commands (qstat, qacct, qdel), with the same timeouts and scrubbed environment as
+        # queued_cli's (the cell's SGE_* variables kept)
+        self._shell = LocalShell(timeout=timeout, pass_environment=(
+            "SGE_*", *(config.values.get("pass_environment") or ())))
         self._session = None
         self._ours: set[str] = set()  # ids this session submitted (the only ones it can ask about)
 
@@ -177,14 +189,15 @@ class QueuedDrmaaManager(SchedulerManager):
         daemon: this manager comes up degraded (its jobs wait; /readyz and doctor say why) and the session is
         opened at the first submission or poll that can."""
         try:
-            self._open_session()
-        except SchedulerDown as exc:
+            self._calls("DRMAA session", self._open_session)
+        except SchedulerError as exc:
+            self.down_error = self.down_error or str(exc)
             log.error("[%s] %s; its jobs wait until it can", self.name, exc)
         log_withheld(self.name, job_environment(self.config.values.get("pass_environment") or ()),
                      "its jobs, even with -V,")
 
     def _open_session(self) -> None:
-        """Under ``self._drmaa`` or before anything runs. SchedulerDown when the session cannot be opened."""
+        """In a library call. SchedulerDown when the session cannot be opened."""
         if self._session is not None:
             return
         drmaa = _bindings()
@@ -208,75 +221,87 @@ class QueuedDrmaaManager(SchedulerManager):
     def stop(self) -> None:
         super().stop()
         if self._session is not None:
-            with self._drmaa:
-                try:
-                    self._session.exit()
-                except Exception:
-                    pass
+            try:
+                self._calls("DRMAA exit", self._session.exit)
+            except Exception:
+                pass
 
     def submit_job(self, submission: Submission) -> str:
-        drmaa = _bindings()
         spec = self.config.values.get("native_specification")
         client_spec = submission.submit_params.get("native_specification")
         if client_spec:
             spec = f"{spec} {client_spec}" if spec else str(client_spec)
         spec, environment = without_daemon_environment(spec, self.config.values.get("pass_environment") or ())
-        with self._drmaa:
-            self._open_session()  # SchedulerDown: nothing sent, the job waits
-            template = self._session.createJobTemplate()
-            try:
-                template.remoteCommand = submission.script
-                template.jobName = submission.name
-                template.outputPath = ":" + submission.stdout
-                template.errorPath = ":" + submission.stderr
-                template.workingDirectory = os.path.join(submission.job_directory, "working")
-                if spec:
-                    template.nativeSpecification = spec
-                if environment is not None:
-                    template.jobEnvironment = environment
-                external_id = str(self._session.runJob(template))
-            except drmaa.errors.DrmCommunicationException as exc:  # the qmaster's answer may be what was lost
-                raise OutcomeUnknown(f"DRMAA lost touch with the scheduler: {str(exc).strip() or repr(exc)}") \
-                    from None
-            except drmaa.errors.DrmaaException as exc:
-                raise SchedulerError(str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)) from None
-            finally:
-                self._session.deleteJobTemplate(template)
+        external_id = self._calls("DRMAA runJob", self._run_job, submission, spec, environment)
         self._ours.add(external_id)
         return external_id
 
-    def query(self, external_ids: list[str]) -> dict[str, Observed]:
+    def _run_job(self, submission: Submission, spec: str | None, environment) -> str:
         drmaa = _bindings()
-        result = {}
-        others = []
-        with self._drmaa:
-            self._open_session()
-            for external_id in external_ids:
-                if external_id not in self._ours:
-                    others.append(external_id)
-                    continue
-                try:
-                    result[external_id] = self._status(drmaa, external_id)
-                except drmaa.errors.InvalidJobException:
-                    self._ours.discard(external_id)  # reaped or unknown: ask qstat/qacct from now on
-                    others.append(external_id)
-                except _Undetermined:
-                    log.info("[%s] DRMAA cannot determine the state of job %s; asking qstat and qacct instead",
-                             self.name, external_id)
-                    self._ours.discard(external_id)
-                    others.append(external_id)
-                except drmaa.errors.ExitTimeoutException:
-                    result[external_id] = Observed(Observed.RUNNING, None, None, "ending")
-                except _scheduler_wide(drmaa) as exc:
-                    raise SchedulerError(f"DRMAA cannot reach the scheduler: {exc}") from None
-                except Exception as exc:  # about this one job: it must not stop the pass for the others
-                    log.warning("[%s] DRMAA cannot tell about job %s (%s); asking qstat and qacct instead",
-                                self.name, external_id, str(exc).strip() or type(exc).__name__)
-                    self._ours.discard(external_id)
-                    others.append(external_id)
+        self._open_session()  # SchedulerDown: nothing sent, the job waits
+        template = self._session.createJobTemplate()
+        try:
+            template.remoteCommand = submission.script
+            template.jobName = submission.name
+            template.outputPath = ":" + submission.stdout
+            template.errorPath = ":" + submission.stderr
+            template.workingDirectory = os.path.join(submission.job_directory, "working")
+            if spec:
+                template.nativeSpecification = spec
+            if environment is not None:
+                template.jobEnvironment = environment
+            return str(self._session.runJob(template))
+        except drmaa.errors.DrmCommunicationException as exc:  # the qmaster's answer may be what was lost
+            raise OutcomeUnknown(f"DRMAA lost touch with the scheduler: {str(exc).strip() or repr(exc)}") from None
+        except drmaa.errors.DrmaaException as exc:
+            raise SchedulerError(str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)) from None
+        finally:
+            self._session.deleteJobTemplate(template)
+
+    def query(self, external_ids: list[str]) -> dict[str, Observed]:
+        """This session's jobs through the library (past BATCH of them: one qstat for all, and the library only
+        for those that have left it, to read their end); the others (an earlier session's) through qstat."""
+        ours = [i for i in external_ids if i in self._ours]
+        others = [i for i in external_ids if i not in self._ours]
+        listed: dict[str, Observed] | None = None
+        if len(ours) > self.BATCH:
+            listed = self._qstat()
+            ours = [i for i in ours if i not in listed]  # left the queue: the library says how they ended
+        result, lost = self._calls("DRMAA jobStatus", self._statuses, ours) if ours else ({}, [])
+        others += lost
         if others:
-            result.update({k: v for k, v in self._qstat().items() if k in others})
+            listed = listed if listed is not None else self._qstat()
+            result.update({k: v for k, v in listed.items() if k in others})
+        if listed is not None:
+            result.update({k: v for k, v in listed.items() if k in external_ids and k not in result})
         return result
+
+    def _statuses(self, external_ids: list[str]) -> tuple[dict[str, Observed], list[str]]:
+        """In a library call: what the session says of these jobs, and the ids it cannot tell about."""
+        drmaa = _bindings()
+        self._open_session()
+        result, lost = {}, []
+        for external_id in external_ids:
+            try:
+                result[external_id] = self._status(drmaa, external_id)
+            except drmaa.errors.InvalidJobException:
+                self._ours.discard(external_id)  # reaped or unknown: ask qstat/qacct from now on
+                lost.append(external_id)
+            except _Undetermined:
+                log.info("[%s] DRMAA cannot determine the state of job %s; asking qstat and qacct instead",
+                         self.name, external_id)
+                self._ours.discard(external_id)
+                lost.append(external_id)
+            except drmaa.errors.ExitTimeoutException:
+                result[external_id] = Observed(Observed.RUNNING, None, None, "ending")
+            except _scheduler_wide(drmaa) as exc:
+                raise SchedulerError(f"DRMAA cannot reach the scheduler: {exc}") from None
+            except Exception as exc:  # about this one job: it must not stop the pass for the others
+                log.warning("[%s] DRMAA cannot tell about job %s (%s); asking qstat and qacct instead",
+                            self.name, external_id, str(exc).strip() or type(exc).__name__)
+                self._ours.discard(external_id)
+                lost.append(external_id)
+        return result, lost
 
     def _status(self, drmaa, external_id: str) -> Observed:
         """One job of this session: its jobStatus, and once it has ended, how (``wait``, which reaps it)."""
@@ -300,41 +325,47 @@ class QueuedDrmaaManager(SchedulerManager):
         return seen
 
     def _qstat(self) -> dict[str, Observed]:
-        done = self._run(["qstat", "-xml", "-u", "*"])
+        """Every job of the daemon's user in one qstat (not the whole cell's)."""
+        done = self._run(["qstat", "-xml", "-u", getpass.getuser()])
         if done.returncode != 0:
             raise SchedulerError(f"qstat failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-300:]}")
         return parse_qstat_xml(done.stdout)
 
     def history(self, external_ids: list[str]) -> dict[str, Observed]:
+        """qacct takes one job: at most QACCT_PER_ROUND a round; the others have no news this round."""
         result = {}
-        for external_id in external_ids:  # only jobs that left the queue: rare, and qacct takes one id
+        for external_id in external_ids[:self.QACCT_PER_ROUND]:
             done = self._run(["qacct", "-j", external_id])
             seen = parse_qacct(done.stdout) if done.returncode == 0 else None
             if seen is not None:
                 result[external_id] = seen
+        for external_id in external_ids[self.QACCT_PER_ROUND:]:
+            result[external_id] = Observed.unreadable("qacct not asked this round (asked in a later one)")
         return result
 
-    @staticmethod
-    def _run(command: list[str]) -> subprocess.CompletedProcess:
-        try:
-            return subprocess.run(command, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise SchedulerError(f"{command[0]} could not be run: {exc}") from None
+    def _run(self, command: list[str]):
+        """A Grid Engine command through the shell layer (timeout, its process tree stopped at it)."""
+        return self._shell.run(command)
 
     def delete_job(self, external_id: str) -> None:
-        drmaa = _bindings()
-        if external_id in self._ours:
-            with self._drmaa:
-                try:
-                    self._session.control(external_id, drmaa.JobControlAction.TERMINATE)
-                    return
-                except drmaa.errors.InvalidJobException:
-                    return  # already gone
-                except drmaa.errors.DrmaaException as exc:
-                    raise SchedulerError(f"DRMAA TERMINATE failed: {exc}") from None
+        if external_id in self._ours and self._calls("DRMAA control", self._terminate, external_id):
+            return
         done = self._run(["qdel", external_id])
         if done.returncode != 0 and "does not exist" not in done.stdout + done.stderr:
             raise SchedulerError(f"qdel failed: {(done.stderr or done.stdout).strip()[-300:]}")
+
+    def _terminate(self, external_id: str) -> bool:
+        """In a library call: TERMINATE through the session; False when it is not the session's to stop."""
+        drmaa = _bindings()
+        if self._session is None:
+            return False
+        try:
+            self._session.control(external_id, drmaa.JobControlAction.TERMINATE)
+        except drmaa.errors.InvalidJobException:
+            pass  # already gone
+        except drmaa.errors.DrmaaException as exc:
+            raise SchedulerError(f"DRMAA TERMINATE failed: {exc}") from None
+        return True
 
     def find_submitted(self, name: str, since: float) -> list[str]:
         done = self._run(["qstat", "-xml", "-u", "*", "-r"])
