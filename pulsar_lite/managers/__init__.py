@@ -52,6 +52,9 @@ SCHEDULER_OPTIONS = (
            "before it is failed with the scheduler's reason and deleted there; 0 = at once. Default: 0 for "
            "queued_condor (HTCondor holds a job it cannot run), 3600 for the others. A job in a state nothing "
            "releases by itself (Grid Engine E, a state pulsar_lite does not know) is failed and deleted at once"),
+    Option("clock_skew", "float", 30.0, "seconds the scheduler's clock may be behind the daemon's: a submission "
+           "whose outcome is unknown is looked for among the jobs of its name submitted since that long before it "
+           "(by the scheduler's time, compared in epoch seconds, never in a time zone)"),
     Option("return_code_grace", "float", 30.0, "seconds a job the scheduler says has ended may take to show its "
            "return_code file (filesystem lag: NFS caches); then the scheduler's exit code is used where it has one, "
            "else the job is failed"),

@@ -115,7 +115,8 @@ class SchedulerManager(Submitting, Manager):
         raise NotImplementedError
 
     def find_submitted(self, name: str, since: float) -> list[str]:
-        """Ids of jobs named ``name`` submitted at or after ``since`` (time.time()), newest last."""
+        """Ids of this daemon's user's jobs named ``name`` submitted at or after ``since`` (epoch seconds), live
+        or finished, the one to keep first (one that started, else the oldest)."""
         return []
 
     def script_headers(self, job_id: str, job_directory: str, launch: dict) -> str:

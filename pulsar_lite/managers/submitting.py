@@ -5,13 +5,17 @@ Before the submit command the job's ``external_id`` becomes ``submitting:@<epoch
 when it was made); after it, the scheduler's id. Only a clear refusal (the command ran and said no, or nothing
 was sent: SchedulerError) fails the job. When the outcome is unknown (OutcomeUnknown: a timeout, a dropped ssh
 connection, a lost reply; or an unexpected exception) the job keeps its intent and is looked up by its name,
-among jobs submitted since the intent, with a growing pause between two looks: a job found is adopted (a second
-copy deleted; it completes only on its own return_code); one the scheduler has not shown for
+among the jobs of the user the daemon submits as, in every partition or queue, live or in the scheduler's record
+of finished jobs, submitted since the intent (the scheduler's submit time, in epoch seconds, against the
+daemon's clock less ``clock_skew``: never a wall clock in a time zone), with a growing pause between two looks:
+a job found is adopted (it completes only on its own return_code); of several copies the one that started, else
+the oldest, is kept and the others deleted (logged); one the scheduler has not shown for
 ``unknown_outcome_window`` is submitted again only when its directory holds no trace of a run (a pid file: it is
 failed, a return_code: it ends with that code), at most ``SUBMIT_TRIES`` times in all, then failed. Submit is
 never repeated blindly. A daemon killed between intent and id is in the same position
-at its restart, and its job is looked for the same way. A scheduler that cannot be asked is asked again; after
-``scheduler_failure_timeout`` the job is failed in the store, and still looked for (a copy found is deleted).
+at its restart, and its job is looked for the same way. A scheduler that cannot be asked, or whose record of a
+job of that name cannot be read, is asked again (logged with the job id); after ``scheduler_failure_timeout``
+the job is failed in the store, and still looked for (a copy found is deleted).
 
 A store that cannot record the intent sends nothing (the job is submitted once it can); one that cannot record
 the scheduler's id leaves the job followed meanwhile and records the id later.
@@ -57,6 +61,9 @@ DELETE_RETRY = 10.0
 SUBMIT_TRIES = 3
 #: the longest pause between two looks for a submission whose outcome is unknown
 LOOK_PAUSE_MAX = 60.0
+#: seconds the scheduler's clock may be behind the daemon's (``clock_skew``): a job submitted that long before
+#: the intent, by the scheduler's clock, may still be the intent's
+DEFAULT_CLOCK_SKEW = 30.0
 
 
 @dataclass
@@ -264,10 +271,19 @@ class Submitting:
                 log.exception("job %s [%s]: looking for its submission failed", lookup.job_id, self.name)
                 self._look_later(lookup)
 
+    @property
+    def clock_skew(self) -> float:
+        skew = self.config.values.get("clock_skew")
+        return max(float(skew if skew is not None else DEFAULT_CLOCK_SKEW), 0.0)
+
+    def find_submission(self, job_id: str, name: str, since: float) -> list[str]:
+        """The scheduler's jobs that may be this submission (``find_submitted``), the one to keep first."""
+        return self.find_submitted(name, since)
+
     def _look_once(self, lookup: Lookup) -> None:
         job_id = lookup.job_id
         try:
-            found = self.find_submitted(lookup.name, since=lookup.since)
+            found = self.find_submission(job_id, lookup.name, since=lookup.since - self.clock_skew)
         except SchedulerError as exc:
             self._cannot_look(lookup, exc)
             return
@@ -279,9 +295,9 @@ class Submitting:
             return
         if found:
             self._stop_looking(lookup)
-            *duplicates, external_id = found
-            for extra in duplicates:  # never two runs of one job: the newest is adopted, the others deleted
-                self._delete_copy(job_id, extra, "a second submission of it")
+            external_id, *duplicates = found
+            for extra in duplicates:  # never two runs of one job: the one that started (else the oldest) is kept
+                self._delete_copy(job_id, extra, f"a second submission of it ({external_id} is kept)")
             log.info("job %s [%s]: found its submission as %s job %s", job_id, self.name, self.scheduler,
                      external_id)
             self.hooks.adopted(self.name, job_id, lookup.generation)

@@ -176,7 +176,8 @@ def test_a_cancel_during_the_submission_then_a_restart(world, daemon, accepted):
 
 def test_two_copies_found_after_a_restart_run_once(world, daemon):
     """The daemon died mid-submission and the scheduler holds two copies (an earlier try's reply was lost):
-    the newest is adopted, the other deleted (it used to be 'deleted' through a guard that skipped it)."""
+    the oldest is adopted (it would start first), the other deleted (it used to be 'deleted' through a guard
+    that skipped it)."""
     first = daemon()
     first.setup(M, "twin")
     generation = first.store.get(M, "twin").created
@@ -191,6 +192,6 @@ def test_two_copies_found_after_a_restart_run_once(world, daemon):
             world.jobs[external_id] = Observed(Observed.QUEUED, state="PD")
             world.names[external_id] = ("pulsar_twin", time.time())
     second = daemon()
-    wait(lambda: second.store.get(M, "twin").external_id == "202")
-    wait(lambda: "delete 201" in world.calls)
-    assert "delete 202" not in world.calls
+    wait(lambda: second.store.get(M, "twin").external_id == "201")
+    wait(lambda: "delete 202" in world.calls)
+    assert "delete 201" not in world.calls

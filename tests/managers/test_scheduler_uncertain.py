@@ -28,6 +28,7 @@ class Unsure(MemoryScheduler):
         self.names: dict[str, tuple[str, float]] = {}  # external id -> (job name, when it was taken)
         self.outcomes: list[str] = []  # one per submit: ok, lost-before, lost-after, bug-after
         self.find_failing: str | None = None
+        self.behind = 0.0  # seconds the scheduler's clock is behind the daemon's
 
     def submit_job(self, submission):
         outcome = self.outcomes.pop(0) if self.outcomes else "ok"
@@ -41,7 +42,7 @@ class Unsure(MemoryScheduler):
             raise OutcomeUnknown("'sbatch --parsable command.sh' on this host took more than 60 s and was stopped")
         external_id = super().submit_job(submission)
         with self.guard:
-            self.names[external_id] = (submission.name, time.time())
+            self.names[external_id] = (submission.name, time.time() - self.behind)
         if outcome == "lost-after":
             raise OutcomeUnknown("ssh to submit.example.org failed: Connection reset by peer")
         if outcome == "bug-after":
@@ -241,3 +242,17 @@ def test_a_lookup_of_an_earlier_run_never_deletes_the_current_runs_job(engine):
     scheduler.set(run2, Observed(Observed.ENDED, 0, None, "CD"))
     assert wait(lambda: (lambda r: r if r.terminal else None)(engine.store.get(M, "again"))).state == \
         wire.State.COMPLETE
+
+
+def test_a_scheduler_clock_a_little_behind_still_finds_the_submission_but_not_an_older_job(engine):
+    """The scheduler's clock is 2 s behind the daemon's: the job it took before the answer was lost has a submit
+    time before the intent, and is still adopted (clock_skew, 30 s by default; it used to be missed and sent
+    again). A job of the same name from 10 minutes before (an earlier run's) is not taken for it."""
+    scheduler = engine.managers[M]
+    scheduler.behind = 2.0
+    with scheduler.guard:
+        scheduler.names["77"] = ("pulsar_skewed", time.time() - 600)
+    launch(engine, "skewed", "lost-after")
+    assert scheduler_id(engine, "skewed") == "101"
+    assert scheduler.calls.count("submit") == 1
+    completes(engine, "skewed", "101")
