@@ -14,7 +14,7 @@ from ..contract import Observed, OutcomeUnknown, SchedulerDown, SchedulerError, 
 from ..environment import log_withheld
 from ..scheduler import SchedulerManager
 from .openpbs import OpenPBS
-from .plugin import STATUS_COMMAND_BYTES, JobPlugin, Script
+from .plugin import STATUS_COMMAND_BYTES, JobPlugin, Script, kept_first
 from .shells import SHELLS, LocalShell
 from .slurm import Slurm
 from .torque import Torque
@@ -32,6 +32,7 @@ class QueuedCliManager(SchedulerManager):
         super().__init__(config, hooks, timers)
         values = config.values
         self.plugin: JobPlugin = PLUGINS[values["job_plugin"]](dict(values.get("job_params") or {}))
+        self.plugin.configure(values.get("native_specification"))
         self.scheduler = self.plugin.scheduler
         shell_options = {key[len("shell_"):]: value for key, value in values.items()
                          if key.startswith("shell_") and key != "shell_plugin" and value is not None}
@@ -86,9 +87,9 @@ class QueuedCliManager(SchedulerManager):
 
     def history(self, external_ids: list[str]) -> dict[str, Observed]:
         observed: dict[str, Observed] = {}
-        for command, _ in self.plugin.history_commands(external_ids, self.command_bytes):
+        for command, ids in self.plugin.history_commands(external_ids, self.command_bytes):
             result = self.shell.run(command)
-            observed.update(self.plugin.parse_history(result.returncode, result.stdout, result.stderr))
+            observed.update(self.plugin.parse_history(result.returncode, result.stdout, result.stderr, ids))
         return self._readable(observed)
 
     def _readable(self, observed: dict[str, Observed]) -> dict[str, Observed]:
@@ -115,7 +116,16 @@ class QueuedCliManager(SchedulerManager):
             raise SchedulerError(result.last_error_line())
 
     def find_submitted(self, name: str, since: float) -> list[str]:
-        result = self.shell.run(self.plugin.find(name))
+        """The jobs of the user the commands run as (the ssh user on a submit host) named ``name``, in the live
+        queue and the scheduler's record of finished jobs, the one to keep first."""
+        user = self.shell.user()
+        result = self.shell.run(self.plugin.find(name, user))
         if result.returncode != 0:
             raise SchedulerError(result.last_error_line())
-        return self.plugin.parse_find(result.stdout, name, since)
+        found = self.plugin.parse_found(result.stdout, name, since, user)
+        history = self.plugin.find_history(name, since, user)
+        if history is not None:
+            result = self.shell.run(history)
+            found += self.plugin.parse_found_history(result.returncode, result.stdout, result.stderr, name, since,
+                                                     user)
+        return kept_first(found)

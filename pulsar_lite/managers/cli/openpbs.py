@@ -9,13 +9,14 @@ prints "qstat: Unknown Job Id <id>" on stderr and the other jobs on stdout.
 """
 from __future__ import annotations
 
+import calendar
 import json
 import re
 import time
 
 from ..contract import Observed, SchedulerError
-from .plugin import ABSENT, STATUS_COMMAND_BYTES, Resources, by_job_number, chunks, hms
-from .torque import PHASES, Torque, ended
+from .plugin import ABSENT, STATUS_COMMAND_BYTES, Found, Resources, chunks, hms
+from .torque import PHASES, RAN, Torque, ended, owned_by
 
 #: negative Exit_status values (JOB_EXEC_* in PBS's job.h) that name a limit or a failure
 EXEC_CODES = {
@@ -120,19 +121,34 @@ class OpenPBS(Torque):
         except (TypeError, ValueError):
             return Observed.unreadable(f"job_state {state} Exit_status {status!r}")
 
-    def find(self, name: str) -> list[str]:
-        return ["qstat", "-x", "-f", "-F", "json"]
+    def find(self, name: str, user: str | None = None) -> list[str]:
+        # finished jobs too (job_history_enable); qtime is printed in qstat's local time: made UTC here
+        return ["env", "TZ=UTC", "qstat", "-x", "-f", "-F", "json"]
 
-    def parse_find(self, stdout: str, name: str, since: float) -> list[str]:
+    def parse_found(self, stdout: str, name: str, since: float, user: str | None = None) -> list[Found]:
         found = []
         for job_id, job in self.json_jobs(stdout)[0].items():
-            if not isinstance(job, dict) or job.get("Job_Name") != name:
+            if not isinstance(job, dict):
+                if name in str(job):
+                    raise SchedulerError(f"OpenPBS's record of a job named {name} cannot be read: {job_id}")
                 continue
-            try:
-                queued_at = time.mktime(time.strptime(str(job.get("qtime", "")).strip(), "%a %b %d %H:%M:%S %Y"))
-            except ValueError:
-                queued_at = None
-            if queued_at is not None and queued_at < int(since):
+            if job.get("Job_Name") != name or not owned_by(job.get("Job_Owner"), user):
                 continue
-            found.append(job_id)
-        return by_job_number(found)
+            queued_at = utc_time(job.get("qtime"))
+            if queued_at is None:
+                raise SchedulerError(f"OpenPBS's record of a job named {name} cannot be read: {job_id} qtime "
+                                     f"{job.get('qtime')!r}")
+            if queued_at >= since:
+                found.append(Found(job_id, queued_at, job.get("job_state") in RAN))
+        return found
+
+
+def utc_time(value) -> float | None:
+    """A qstat time printed in UTC (``Thu Dec  4 08:00:00 2025``), or epoch seconds."""
+    text = str(value if value is not None else "").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        return float(calendar.timegm(time.strptime(text, "%a %b %d %H:%M:%S %Y")))
+    except ValueError:
+        return None

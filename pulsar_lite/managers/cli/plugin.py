@@ -177,7 +177,9 @@ class JobPlugin:
             return []
         return chunks(self.history, external_ids, limit)
 
-    def parse_history(self, returncode: int, stdout: str, stderr: str) -> dict[str, Observed]:
+    def parse_history(self, returncode: int, stdout: str, stderr: str,
+                      external_ids: list[str] | None = None) -> dict[str, Observed]:
+        """What the history command said (``external_ids``: those it asked about)."""
         return {}
 
     def delete(self, external_id: str) -> list[str]:
@@ -187,13 +189,32 @@ class JobPlugin:
         """A delete that failed only because the job is already gone counts as done."""
         return returncode == 0
 
-    def find(self, name: str) -> list[str]:
-        """A command listing jobs by name (reconcile after a crash mid-submit)."""
+    def configure(self, native_specification: str | None) -> None:
+        """The manager's native specification, for what it says of where jobs go (Slurm's ``-M``)."""
+
+    # -- a submission whose outcome is unknown, looked for by its name (submitting.py) ------------------------
+    def find(self, name: str, user: str | None = None) -> list[str]:
+        """A command listing ``user``'s jobs named ``name`` in the live queue (every partition or queue)."""
         raise NotImplementedError
 
-    def parse_find(self, stdout: str, name: str, since: float) -> list[str]:
-        """Ids of jobs named ``name`` submitted at or after ``since``, oldest first."""
+    def parse_found(self, stdout: str, name: str, since: float, user: str | None = None) -> list[Found]:
+        """``user``'s jobs named ``name`` submitted at or after ``since`` (epoch, the daemon's clock less the
+        allowed skew) in what ``find`` printed. SchedulerError when a record of that name cannot be read (it may be
+        the job: never concluded from)."""
         raise NotImplementedError
+
+    def parse_find(self, stdout: str, name: str, since: float, user: str | None = None) -> list[str]:
+        """Their ids, the one to keep first (``kept_first``)."""
+        return kept_first(self.parse_found(stdout, name, since, user))
+
+    def find_history(self, name: str, since: float, user: str | None = None) -> list[str] | None:
+        """A command listing the same from the scheduler's record of finished jobs (which the live queue forgets);
+        None when the live queue's answer holds them already, or the scheduler keeps none."""
+        return None
+
+    def parse_found_history(self, returncode: int, stdout: str, stderr: str, name: str, since: float,
+                            user: str | None = None) -> list[Found]:
+        return []
 
 
 def chunks(build: Callable[[list[str]], list[str]], external_ids: list[str], limit: int) \
@@ -233,28 +254,47 @@ def unattributed(scheduler: str, record: str) -> None:
 
 ABSENT = "absent from an answer with a record that could not be read"
 
+#: which of several records of one job (an array's tasks, a heterogeneous job's components) says most: one
+#: running, then one waiting, then one unreadable (nothing concluded), then an end by the scheduler, then a
+#: failing end; a job has ended only when all its parts have
+_RANK = {Observed.RUNNING: 0, Observed.QUEUED: 1, Observed.UNKNOWN: 2}
+
+
+def combined(records: list[Observed]) -> Observed:
+    """One job's state from the records of its parts."""
+    def rank(seen: Observed):
+        if seen.phase in _RANK:
+            return _RANK[seen.phase]
+        return 3 if seen.failure is not None else 4 if seen.exit_code not in (0, None) else 5
+    return min(records, key=rank)
+
 
 def read_records(stdout: str, wanted: set[str] | None, read: Callable[[list[str]], Observed | None], scheduler: str,
-                 fields: int, job_id: re.Pattern) -> dict[str, Observed]:
+                 fields: int, job_id: re.Pattern, owner: Callable[[str], str | None] | None = None) \
+        -> dict[str, Observed]:
     """Each line of ``stdout`` (``|``-separated fields, the job id first, matching ``job_id``) read by ``read``;
     a line it cannot read (None) is ``Observed.unreadable`` for its job, never an error for the others. A
     readable record of a job wins over an unreadable one. When a line names no job asked about, the jobs the
-    answer leaves out may have been its subject: they are unreadable too this round, not gone."""
-    result: dict[str, Observed] = {}
+    answer leaves out may have been its subject: they are unreadable too this round, not gone. ``owner`` maps a
+    record's id to the id asked about it belongs to (an array task's to its array's); the records of one job's
+    parts are ``combined``."""
+    parts_of: dict[str, dict[str, Observed]] = {}
     garbled = False
     for line in stdout.splitlines():
         if not line.strip():
             continue
         parts = [part.strip() for part in line.split("|", fields - 1)]
         named = parts[0] if job_id.match(parts[0]) else None
+        key = ((owner(named) if owner else None) or named) if named else None
         seen = read(parts) if named and len(parts) == fields else None
         if seen is not None:
-            result[named] = seen
-        elif named and (wanted is None or named in wanted):
-            result.setdefault(named, Observed.unreadable(line))
+            parts_of.setdefault(key, {})[named] = seen
+        elif named and (wanted is None or key in wanted):
+            parts_of.setdefault(key, {}).setdefault(named, Observed.unreadable(line))
         else:
             garbled = True
             unattributed(scheduler, line)
+    result = {key: combined(list(records.values())) for key, records in parts_of.items()}
     if garbled and wanted:
         for external_id in wanted - result.keys():
             result[external_id] = Observed.unreadable(ABSENT)
@@ -283,12 +323,32 @@ def native_lines(directive: str, script: Script) -> list[str]:
     return lines
 
 
-def by_job_number(external_ids) -> list[str]:
-    """Scheduler ids (``123`` or ``123.server``) in submission order."""
-    def number(external_id: str) -> int:
-        head = external_id.split(".")[0]
-        return int(head) if head.isdigit() else 0
-    return sorted(external_ids, key=number)
+def job_number(external_id: str) -> int:
+    """The number at the head of a scheduler id (``123``, ``123.server``, ``123_4``, ``123;cluster``), 0 if none."""
+    head = re.match(r"\d+", external_id)
+    return int(head.group(0)) if head else 0
+
+
+@dataclass(frozen=True)
+class Found:
+    """A job found by its name: its id, when the scheduler says it was submitted (epoch; None if it does not
+    say), and whether it has started (running, or ended after it ran)."""
+    external_id: str
+    submitted: float | None = None
+    ran: bool = False
+
+
+def kept_first(found: list[Found]) -> list[str]:
+    """The ids of the jobs found, each once, the one to keep first: one that has started (its run is not
+    repeated), else the oldest; the others are copies to delete."""
+    best: dict[str, Found] = {}
+    for job in found:
+        known = best.get(job.external_id)
+        if known is None or (job.ran and not known.ran):
+            best[job.external_id] = job
+    order = sorted(best.values(), key=lambda job: (not job.ran, job.submitted if job.submitted is not None
+                                                    else float("inf"), job_number(job.external_id)))
+    return [job.external_id for job in order]
 
 
 def mapped_params(params: dict, argmap: dict[str, str], scheduler: str) -> list[tuple[str, str | None]]:

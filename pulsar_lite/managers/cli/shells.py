@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import re
 import shlex
 import signal
@@ -69,6 +70,10 @@ class LocalShell:
 
     def argv(self, command: list[str]) -> list[str]:
         return command
+
+    def user(self) -> str:
+        """The user the commands run as, who owns the jobs they submit: the daemon's."""
+        return pwd.getpwuid(os.geteuid()).pw_name
 
     def run(self, command: list[str]) -> Result:
         argv = self.argv(command)
@@ -135,6 +140,19 @@ class SecureShell(LocalShell):
         self.rsh = rsh
         self.persist = persist
         self.known_hosts = known_hosts
+        self._user: str | None = None
+
+    def user(self) -> str:
+        """The user ssh logs in as on the submit host, by the name the scheduler prints (asked once: a
+        ``shell_username`` may be another name of the same uid, or ssh's configuration may pick the user)."""
+        if self._user is None:
+            result = self.run(["id", "-un"])
+            name = result.stdout.strip()
+            if result.returncode != 0 or not name or any(c.isspace() for c in name):
+                raise SchedulerError(f"cannot tell which user ssh logs in as on {self.describe()}: "
+                                     f"{result.last_error_line()}")
+            self._user = name
+        return self._user
 
     def describe(self) -> str:
         who = f"{self.username}@" if self.username else ""

@@ -12,7 +12,7 @@ import re
 import xml.etree.ElementTree as ElementTree
 
 from ..contract import Observed, SchedulerError
-from .plugin import (JobPlugin, Resources, Script, by_job_number, directive_lines,
+from .plugin import (Found, JobPlugin, Resources, Script, directive_lines,
                      hms, mapped_params, native_lines, unattributed, ABSENT)
 
 #: Pulsar's job_* keys for qsub (pbs_job attribute names -> option)
@@ -155,16 +155,28 @@ class Torque(JobPlugin):
         text = stdout + stderr
         return returncode == 0 or "Unknown Job Id" in text or "has finished" in text or "completed" in text
 
-    def find(self, name: str) -> list[str]:
-        return ["qstat", "-x"]
+    def find(self, name: str, user: str | None = None) -> list[str]:
+        return ["qstat", "-x"]  # finished jobs too, while the server keeps them (keep_completed)
 
-    def parse_find(self, stdout: str, name: str, since: float) -> list[str]:
+    def parse_found(self, stdout: str, name: str, since: float, user: str | None = None) -> list[Found]:
+        """``qtime`` (or ``ctime``) is epoch seconds in ``qstat -x``; ``Job_Owner`` is ``user@host``."""
         found = []
         for job in self.jobs(stdout)[0]:
-            if job.get("Job_Name") != name:
+            if job.get("Job_Name") != name or not owned_by(job.get("Job_Owner"), user):
                 continue
             queued_at = job.get("qtime") or job.get("ctime") or ""
-            if queued_at.isdigit() and int(queued_at) < int(since):
-                continue
-            found.append(job["Job_Id"])
-        return by_job_number(found)
+            if not queued_at.isdigit() or not job.get("Job_Id"):
+                raise SchedulerError(f"{self.scheduler}'s record of a job named {name} cannot be read: "
+                                     f"{job.get('Job_Id')} qtime {queued_at!r}")
+            if int(queued_at) >= since:
+                found.append(Found(job["Job_Id"], float(queued_at), job.get("job_state") in RAN))
+        return found
+
+
+#: job states of a job that has started (running, exiting, suspended, completed)
+RAN = ("R", "E", "S", "C", "F", "X", "B")
+
+
+def owned_by(owner, user: str | None) -> bool:
+    """Whether a ``Job_Owner`` (``user@host``) is ``user``'s (any job's when no user is given)."""
+    return user is None or str(owner or "").split("@")[0] == user

@@ -1,5 +1,6 @@
 """The Torque and OpenPBS job plugins on output in the formats their documentation gives (no PBS server runs
 here: Torque's qstat(1B) "-x" XML, the PBS Professional Reference Guide's "qstat -f -F json")."""
+import calendar
 import time
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def test_torque_states_and_exit_status():
 
 def test_torque_find_and_commands():
     assert Torque().parse_find(TORQUE_XML, "pulsar_q", 1764837500) == ["101.pbs01"]  # 108 is older
-    assert Torque().parse_find(TORQUE_XML, "pulsar_q", 0) == ["101.pbs01", "108.pbs01"]
+    assert Torque().parse_find(TORQUE_XML, "pulsar_q", 0) == ["108.pbs01", "101.pbs01"]  # kept first: it ran
     assert Torque().status(["1.x"]) == ["qstat", "-x"] and Torque().delete("5.x") == ["qdel", "5.x"]
     assert Torque().parse_submit("123.pbs01\n") == "123.pbs01"
     assert Torque().delete_succeeded(153, "", "qdel: Unknown Job Id 5.pbs01")
@@ -61,7 +62,7 @@ def test_openpbs_states_exit_status_and_limits():
 
 
 def test_openpbs_find_uses_queue_time():
-    since = time.mktime(time.strptime("Thu Dec  4 08:00:02 2025", "%a %b %d %H:%M:%S %Y"))
+    since = calendar.timegm(time.strptime("Thu Dec  4 08:00:02 2025", "%a %b %d %H:%M:%S %Y"))  # qstat ran in UTC
     assert OpenPBS().parse_find(PBS_JSON, "pulsar_ok", since) == ["203.pbs01"]
     assert OpenPBS().parse_find(PBS_JSON, "pulsar_q", since) == []
 
@@ -74,3 +75,34 @@ def test_resources_become_each_schedulers_directives():
         "#PBS -l nodes=1:ppn=2", "#PBS -l mem=512mb", "#PBS -l walltime=1:00:00"]
     assert OpenPBS().headers(script)[3:] == ["#PBS -q long", "#PBS -l select=1:ncpus=2:mem=512mb",
                                              "#PBS -l walltime=1:00:00"]
+
+
+def test_openpbs_lookup_reads_qstat_in_utc_whatever_the_daemons_time_zone(monkeypatch):
+    """qstat prints qtime in its own local time: the look-up runs it with TZ=UTC and reads it as UTC, so a
+    daemon (or submit host) in another zone finds the same jobs (the old parse read it in the daemon's zone)."""
+    assert OpenPBS().find("pulsar_ok", "galaxy")[:3] == ["env", "TZ=UTC", "qstat"]
+    since = calendar.timegm(time.strptime("Thu Dec  4 08:00:02 2025", "%a %b %d %H:%M:%S %Y"))
+    answers = []
+    for zone in ("UTC", "America/New_York", "Asia/Kolkata"):
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+        answers.append([OpenPBS().parse_find(PBS_JSON, name, since) for name in ("pulsar_ok", "pulsar_q")])
+    monkeypatch.delenv("TZ")
+    time.tzset()
+    assert answers == [[["203.pbs01"], []]] * 3
+
+
+def test_pbs_lookup_keeps_the_submitting_users_jobs_only():
+    assert Torque().parse_find(TORQUE_XML, "pulsar_q", 0, "galaxy") == ["101.pbs01"]  # 108 names no owner
+    assert Torque().parse_find(TORQUE_XML, "pulsar_q", 0, "alice") == []
+    assert OpenPBS().parse_find(PBS_JSON, "pulsar_q", 0, "galaxy") == ["201.pbs01"]
+    assert OpenPBS().parse_find(PBS_JSON, "pulsar_q", 0, "alice") == []
+
+
+def test_pbs_record_of_the_name_without_a_readable_time_is_an_error():
+    with pytest.raises(SchedulerError, match="record of a job named pulsar_q cannot be read"):
+        Torque().parse_find(TORQUE_XML.replace("<qtime>1764838000</qtime>", "<qtime>soon</qtime>"), "pulsar_q", 0)
+    with pytest.raises(SchedulerError, match="record of a job named pulsar_q cannot be read"):
+        OpenPBS().parse_find(PBS_JSON.replace('"qtime":"Thu Dec  4 08:00:00 2025"', '"qtime":"?"'), "pulsar_q", 0)
+    assert Torque().parse_find(TORQUE_XML.replace("<qtime>1764838001</qtime>", ""), "pulsar_q", 0) == [
+        "108.pbs01", "101.pbs01"]  # another name's record: not this look-up's business

@@ -70,25 +70,25 @@ def test_sacct_without_slurmdbd_is_no_history_not_an_answer():
 
 def test_commands_ask_about_all_jobs_at_once():
     assert Slurm().status(["3", "4", "5"]) == ["squeue", "-h", "-t", "all", "-j", "3,4,5", "-O",
-                                                "JobID:|,State:|,exit_code:|,Reason:|"]
+                                                "JobArrayID:|,State:|,exit_code:|,Reason:|"]
     assert Slurm().history(["3", "4"])[:6] == ["sacct", "-n", "-P", "-X", "-j", "3,4"]
     assert Slurm().delete("7") == ["scancel", "7"]
 
 
 def test_sbatch_parsable_and_garbage():
     assert Slurm().parse_submit(captured("slurm_sbatch_parsable.txt")) == "19"
-    assert Slurm().parse_submit("42;cluster2\n") == "42"
+    assert Slurm().parse_submit("42;cluster2\n") == "42;cluster2"  # kept whole: test_slurm_ids.py
     with pytest.raises(SchedulerError, match="no job id"):
         Slurm().parse_submit("sbatch: error: something\n")
 
 
 def test_find_by_name_and_submit_time():
-    import time
-    stdout = captured("slurm_squeue_find.txt")
-    since = time.mktime(time.strptime("2026-12-04T08:50:00", "%Y-%m-%dT%H:%M:%S"))
-    assert Slurm().parse_find(stdout, "pulsar_fail", since) == ["15"]
-    assert Slurm().parse_find(stdout, "pulsar_fail", 0) == ["8", "15"]
-    assert Slurm().parse_find(stdout, "other", 0) == []
+    """squeue -t all as the look-up runs it (SLURM_TIME_FORMAT=%s: submit times in epoch seconds); more in
+    test_slurm_ids.py."""
+    stdout = captured("slurm_squeue_find_epoch.txt")
+    assert Slurm().parse_find(stdout, "plcap_hold", 1796622655, "root") == ["5"]  # 2026-12-07T05:50:55Z
+    assert Slurm().parse_find(stdout, "plcap_hold", 1796622656, "root") == []  # submitted before
+    assert Slurm().parse_find(stdout, "other", 0, "root") == []
 
 
 def script(**submit_params):
