@@ -20,7 +20,7 @@ import os
 import re
 import time
 
-from .cli.plugin import Resources, safe_value
+from .cli.plugin import Found, Resources, kept_first, safe_value
 from .contract import Observed, OutcomeUnknown, SchedulerDown, SchedulerError, Submission
 from .schedd_process import CallFailed, ScheddProcess
 from .environment import condor_environment, job_environment, log_withheld
@@ -242,8 +242,24 @@ class QueuedCondorManager(SchedulerManager):
     def _remove(self, external_id: str, reason: str) -> None:
         self._call("condor remove", "remove", constraint=f"ClusterId == {int(external_id)}", reason=reason)
 
-    def find_submitted(self, name: str, since: float) -> list[str]:
+    def find_submitted(self, name: str, since: float, script: str | None = None) -> list[str]:
+        """The manager's jobs named ``name`` queued at or after ``since`` (QDate: the schedd's epoch seconds), in
+        the queue or its history; with ``script``, only those running that job script (the job's own directory:
+        never another daemon's job of the same name). The one that started first, else the oldest."""
         constraint = f'{TAG} == "{self.name}" && JobBatchName == "{name}" && QDate >= {int(since)}'
-        ads = self._call("condor query", "query", constraint=constraint, projection=["ClusterId"])
-        ads += self._call("condor history", "history", constraint=constraint, projection=["ClusterId"], match=10)
-        return sorted({str(ad["ClusterId"]) for ad in ads}, key=int)
+        if script is not None:
+            constraint += f' && Cmd == "{script}"'
+        projection = ["ClusterId", "QDate", "JobStatus", "JobStartDate"]
+        ads = self._call("condor query", "query", constraint=constraint, projection=projection)
+        ads += self._call("condor history", "history", constraint=constraint, projection=projection, match=10)
+        found = []
+        for ad in ads:
+            ran = ad.get("JobStartDate") is not None or int(ad.get("JobStatus", 0)) in (2, 4, 6)
+            found.append(Found(str(ad["ClusterId"]), float(ad.get("QDate", 0)), ran))
+        return kept_first(found)
+
+    def find_submission(self, job_id: str, name: str, since: float) -> list[str]:
+        script = os.path.join(self.hooks.job_directory(self.name, job_id).path, "command.sh")
+        if '"' in script or "\\" in script:
+            script = None  # not written into a constraint; the name and the manager's tag still narrow it
+        return self.find_submitted(name, since, script)

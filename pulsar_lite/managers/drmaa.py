@@ -14,14 +14,17 @@ have left it, ``qacct -j`` and their ``return_code`` file.
 """
 from __future__ import annotations
 
-import getpass
+import calendar
 import logging
 import os
+import pwd
 import re
 import shlex
+import time
 import xml.etree.ElementTree as ElementTree
 
 from .bounded import LibraryCalls
+from .cli.plugin import Found, kept_first
 from .cli.shells import LocalShell
 from .contract import Observed, OutcomeUnknown, SchedulerDown, SchedulerError, Submission
 from .environment import job_environment, log_withheld
@@ -144,24 +147,66 @@ def _scheduler_wide(drmaa) -> tuple[type, ...]:
             errors.DrmsExitException)
 
 
-def jobs_named(text: str, name: str) -> list[str]:
-    """The numbers of the jobs named ``name`` in ``qstat -xml -r``; SchedulerError when it cannot be read (a
-    control character in some user's job name makes it invalid XML)."""
+def grid_engine_time(text: str | None) -> float | None:
+    """A time Grid Engine printed in UTC (its commands run with TZ=UTC here): ``2026-12-07T05:51:58`` (qstat
+    -xml), ``Mon Dec  7 05:51:58 2026`` (qacct), or epoch seconds."""
+    text = (text or "").strip()
+    if text.isdigit():
+        return float(text)
+    for form in ("%Y-%m-%dT%H:%M:%S", "%a %b %d %H:%M:%S %Y"):
+        try:
+            return float(calendar.timegm(time.strptime(text.split(".")[0], form)))
+        except ValueError:
+            continue
+    return None
+
+
+def jobs_named(text: str, name: str, since: float = 0.0, user: str | None = None) -> list[Found]:
+    """``user``'s jobs named ``name`` submitted at or after ``since`` in ``qstat -xml -r`` (run with TZ=UTC): a
+    pending job's submission time, a running one's start (never before its submission). SchedulerError when the
+    answer cannot be read (a control character in some user's job name makes it invalid XML), or a record of
+    that name cannot."""
     if not text.strip():
         return []
     try:
         root = ElementTree.fromstring(text)
     except ElementTree.ParseError as exc:
         raise SchedulerError(f"qstat -xml printed something that is not XML, looking for job {name}: {exc}") from None
-    found = set()
+    found = []
     for job in root.iter("job_list"):
-        if (job.findtext("JB_name") or "").strip() == name:
-            number = (job.findtext("JB_job_number") or "").strip()
-            if number and not number.isdigit():
-                raise SchedulerError(f"qstat -xml gave job {name} the number {number[:40]!r}, not a job number")
-            if number:
-                found.add(number)
-    return sorted(found, key=int)
+        if (job.findtext("JB_name") or "").strip() != name:
+            continue
+        owner = (job.findtext("JB_owner") or "").strip()
+        if user and owner and owner != user:
+            continue
+        number = (job.findtext("JB_job_number") or "").strip()
+        if not number.isdigit():
+            raise SchedulerError(f"qstat -xml gave job {name} the number {number[:40]!r}, not a job number")
+        started = job.findtext("JAT_start_time")
+        when = grid_engine_time(job.findtext("JB_submission_time") or started)
+        if when is None:
+            raise SchedulerError(f"qstat -xml's record of job {number} ({name}) has no time that can be read")
+        if when >= since:
+            found.append(Found(number, when, started is not None))
+    return found
+
+
+def qacct_named(text: str, name: str, since: float = 0.0, user: str | None = None) -> list[Found]:
+    """The same from ``qacct -j <name>`` (run with TZ=UTC): jobs that have ended, one record per task."""
+    found = []
+    for record in re.split(r"^=+\s*$", text, flags=re.M):
+        fields = {}
+        for line in record.strip().splitlines():
+            key, _, value = line.strip().partition(" ")
+            fields.setdefault(key, value.strip())
+        if fields.get("jobname") != name or (user and fields.get("owner") not in (None, user)):
+            continue
+        number, when = fields.get("jobnumber", ""), grid_engine_time(fields.get("qsub_time"))
+        if not number.isdigit() or when is None:
+            raise SchedulerError(f"qacct's record of a job named {name} cannot be read: {record.strip()[:200]!r}")
+        if when >= since:
+            found.append(Found(number, when, True))
+    return found
 
 
 class QueuedDrmaaManager(SchedulerManager):
@@ -326,7 +371,7 @@ class QueuedDrmaaManager(SchedulerManager):
 
     def _qstat(self) -> dict[str, Observed]:
         """Every job of the daemon's user in one qstat (not the whole cell's)."""
-        done = self._run(["qstat", "-xml", "-u", getpass.getuser()])
+        done = self._run(["qstat", "-xml", "-u", pwd.getpwuid(os.geteuid()).pw_name])
         if done.returncode != 0:
             raise SchedulerError(f"qstat failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-300:]}")
         return parse_qstat_xml(done.stdout)
@@ -368,7 +413,15 @@ class QueuedDrmaaManager(SchedulerManager):
         return True
 
     def find_submitted(self, name: str, since: float) -> list[str]:
-        done = self._run(["qstat", "-xml", "-u", "*", "-r"])
+        """This user's jobs named ``name``: pending or running (qstat), or ended (qacct: what qstat forgot)."""
+        user = pwd.getpwuid(os.geteuid()).pw_name  # who the library submits as
+        done = self._run(["env", "TZ=UTC", "qstat", "-xml", "-u", user, "-r"])
         if done.returncode != 0:
             raise SchedulerError(f"qstat failed: {(done.stderr or done.stdout).strip()[-300:]}")
-        return jobs_named(done.stdout, name)
+        found = jobs_named(done.stdout, name, since, user)
+        done = self._run(["env", "TZ=UTC", "qacct", "-o", user, "-j", name])
+        if done.returncode == 0:
+            found += qacct_named(done.stdout, name, since, user)
+        elif "not found" not in done.stdout + done.stderr:  # "error: job name <name> not found": none ended
+            raise SchedulerError(f"qacct failed: {(done.stderr or done.stdout).strip()[-300:]}")
+        return kept_first(found)

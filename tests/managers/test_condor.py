@@ -89,3 +89,28 @@ def test_a_clients_submit_params_cannot_read_the_daemons_environment_through_mac
     kept = description(description="costs $5, $HOME unexpanded")
     assert kept["description"] == "costs $5, $HOME unexpanded"
     assert kept["arguments"] == "$(Cluster) $ENV(HOME)"
+
+
+def test_a_lost_submission_is_looked_for_by_its_own_job_script_and_the_one_that_ran_is_kept():
+    """Another daemon's job of the same name and manager (two daemons on one pool, both with a '_default_'
+    manager) is not this job: the look-up also asks for this job's script (Cmd, in this daemon's job
+    directory). The ads are the captured ones, renamed to one job's name."""
+    from types import SimpleNamespace
+
+    from pulsar_lite.managers.condor import QueuedCondorManager
+
+    manager = QueuedCondorManager.__new__(QueuedCondorManager)
+    manager.name = "_default_"
+    manager.hooks = SimpleNamespace(job_directory=lambda name, job_id: SimpleNamespace(path=f"/staging/{job_id}"))
+    asked = []
+    idle, run = dict(ad("idle"), JobBatchName="pulsar_7"), dict(ad("run"), JobBatchName="pulsar_7")
+
+    def call(what, method, constraint, projection, **kwargs):
+        asked.append((method, constraint))
+        return [idle, run] if method == "query" else []
+
+    manager._call = call
+    assert manager.find_submission("7", "pulsar_7", 1796376500.7) == [str(run["ClusterId"]), str(idle["ClusterId"])]
+    assert [method for method, _ in asked] == ["query", "history"]  # a job that ended meanwhile is found too
+    assert asked[0][1] == ('PulsarLiteManager == "_default_" && JobBatchName == "pulsar_7" && QDate >= 1796376500'
+                           ' && Cmd == "/staging/7/command.sh"')
