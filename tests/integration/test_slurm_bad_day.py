@@ -1,22 +1,25 @@
 """queued_cli on a real Slurm (scripts/ci/slurm-up.sh) on a bad day (issue 26): a submission whose answer is lost
-after Slurm took the job, and a return_code file that shows up after Slurm says the job has ended (both jobs
+after Slurm took the job, a return_code file that shows up after Slurm says the job has ended (both jobs
 were failed before the change, though Slurm ran them right); a job an admin holds (it stayed 'queued' for
-ever)."""
+ever); jobs Slurm took while the daemon was down mid-submit, looked up from another time zone (one was
+submitted twice)."""
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from pulsar_lite.managers.submitting import SUBMITTING
 from tests.conftest import need, wait_until
 
 from .rest_helpers import rest
 from .schedulers import RealClient, external_id, slurm_ready, squeue_ids
-from .test_slurm import slurm_app
+from .test_slurm import SSH_DIR, slurm_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -152,3 +155,56 @@ def test_a_submit_while_slurmctld_cannot_be_reached_waits_and_runs_once_it_can(s
     assert final["status"] == "complete" and final["returncode"] == 0, (final, daemon.log()[-3000:])
     assert (daemon.staging / "waits" / "outputs" / "runs").read_text() == "x\n"
     assert "refused" not in daemon.log() and "nothing was sent, the job waits" in daemon.log()
+
+
+def test_jobs_slurm_took_while_the_daemon_was_down_mid_submit_are_adopted_not_sent_again(slurm, daemon_factory,
+                                                                                          client_python_016,
+                                                                                          tmp_path):
+    """The daemon dies between its intent ('submitting:@<epoch>:<name>' in the store) and sbatch's answer: made
+    here by rewriting the store of a daemon killed with -9 after Slurm took two jobs. Meanwhile one job ran to
+    its end (exit 5) and one waits, held. The daemon restarts in another time zone than its submit host's
+    (TZ=Asia/Tokyo; commands over ssh run in the host's UTC): both are found by their names in Slurm and
+    adopted; the held one, released, runs once. Before the change the submit times were read in the daemon's
+    zone (9 h off): neither was found; the ended one was closed on its return_code alone and the held one
+    was submitted a second time (two runs once released)."""
+    need((SSH_DIR / "id_ed25519").exists(), "the test sshd is not set up (bash scripts/ci/sshd-up.sh)")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    stamp = int(time.time())
+    ended, held = f"ended{stamp}", f"held{stamp}"
+    daemon = daemon_factory(slurm_app(
+        shell_plugin="SecureShell", shell_hostname="127.0.0.1", shell_port=2222, shell_username="pulsar-ssh",
+        shell_private_key=str(SSH_DIR / "id_ed25519"), shell_known_hosts=str(SSH_DIR / "known_hosts"),
+        unknown_outcome_window=5))
+    daemon.env["TZ"] = "Asia/Tokyo"
+    daemon.start()
+    client = RealClient(client_python_016, daemon.url)
+    meant = time.time()
+    client.launch(ended, f"echo x >> {runs}/{ended}; exit 5")
+    client.launch(held, f"echo x >> {runs}/{held}", submit_native_specification="--hold")
+    wait_until(lambda: all((daemon.record(job)["external_id"] or "").isdigit() for job in (ended, held)),
+               timeout=60, what="both submitted")
+    slurm_ids = {job: daemon.record(job)["external_id"] for job in (ended, held)}
+    daemon.kill9()
+    wait_until(lambda: (runs / ended).exists() and not squeue_ids("-j", slurm_ids[ended]), timeout=60,
+               what=f"{ended} ended in Slurm")
+    db = sqlite3.connect(Path(daemon.app["persistence_directory"]) / "pulsar_lite.sqlite")
+    with db:
+        for job in (ended, held):
+            db.execute("UPDATE jobs SET state='queued', external_id=? WHERE job_id=?",
+                       (f"{SUBMITTING}@{meant:.3f}:pulsar_{job}", job))
+    db.close()
+    daemon.start()
+    wait_until(lambda: daemon.record(held)["external_id"] == slurm_ids[held], timeout=60,
+               what=f"{held} adopted: {daemon.log()[-2000:]}")
+    subprocess.run(["scontrol", "release", slurm_ids[held]], check=True)
+    finals = {job: client.wait(job, timeout=90) for job in (ended, held)}
+    assert {job: (s["status"], s["returncode"]) for job, s in finals.items()} == {
+        ended: ("complete", 5), held: ("complete", 0)}, daemon.log()[-4000:]
+    for job in (ended, held):
+        assert (runs / job).read_text() == "x\n", f"{job} ran {(runs / job).read_text().count('x')} times"
+        listed = subprocess.run(["squeue", "-h", "-t", "all", "-n", f"pulsar_{job}", "-o", "%i"],
+                                capture_output=True, text=True).stdout.split()
+        assert listed == [slurm_ids[job]]  # never sent twice
+        assert daemon.record(job)["external_id"] == slurm_ids[job]  # adopted, not closed on a trace
+    assert daemon.log().count("found its submission as Slurm job") == 2
