@@ -255,9 +255,9 @@ def unattributed(scheduler: str, record: str) -> None:
 ABSENT = "absent from an answer with a record that could not be read"
 
 #: which of several records of one job (an array's tasks, a heterogeneous job's components) says most: one
-#: running, then one waiting, then one unreadable (nothing concluded), then an end by the scheduler, then a
-#: failing end; a job has ended only when all its parts have
-_RANK = {Observed.RUNNING: 0, Observed.QUEUED: 1, Observed.UNKNOWN: 2}
+#: running, then one waiting, then one held, then one unreadable (nothing concluded), then an end by the
+#: scheduler, then a failing end; a job has ended only when all its parts have
+_RANK = {Observed.RUNNING: 0, Observed.QUEUED: 1, Observed.HELD: 2, Observed.UNKNOWN: 3}
 
 
 def combined(records: list[Observed]) -> Observed:
@@ -265,7 +265,7 @@ def combined(records: list[Observed]) -> Observed:
     def rank(seen: Observed):
         if seen.phase in _RANK:
             return _RANK[seen.phase]
-        return 3 if seen.failure is not None else 4 if seen.exit_code not in (0, None) else 5
+        return 4 if seen.failure is not None else 5 if seen.exit_code not in (0, None) else 6
     return min(records, key=rank)
 
 

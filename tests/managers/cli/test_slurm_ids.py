@@ -23,13 +23,14 @@ def captured(name: str) -> str:
 
 # -- arrays and heterogeneous jobs in status answers ---------------------------------------------------------
 def test_array_tasks_and_het_components_are_read_as_their_job():
-    """squeue -j 4,5,6,9,19,21: 4 an array whose three tasks failed (exit 3), 9 and 21 arrays with every task
-    pending (one record, 9_[1-4%2]), 19 a heterogeneous job (19+0, 19+1), 5 held, 6 a plain job."""
+    """squeue -j 4,5,6,9,19,21: 4 an array whose three tasks failed (exit 3), 9 (held) and 21 arrays with every
+    task pending (one record, 9_[1-4%2]), 19 a heterogeneous job (19+0, 19+1), 5 held, 6 a plain job."""
     ids = ["4", "5", "6", "9", "19", "21"]
     seen = Slurm().parse_status(0, captured("slurm_squeue_arrays_het.txt"), "", ids)
     assert set(seen) == set(ids)  # every record is some job's: nothing unattributed, nothing unreadable
     assert seen["4"] == Observed(Observed.ENDED, 3, None, "FAILED")
-    assert seen["9"].phase == seen["21"].phase == seen["19"].phase == seen["5"].phase == Observed.QUEUED
+    assert seen["21"].phase == seen["19"].phase == Observed.QUEUED
+    assert seen["9"].phase == seen["5"].phase == Observed.HELD  # JobHeldUser
     assert seen["6"] == Observed(Observed.ENDED, 3, None, "FAILED")
 
 
@@ -39,7 +40,7 @@ def test_an_array_runs_while_one_task_runs_and_a_task_is_found_in_its_pending_ra
     assert Slurm().parse_status(0, stdout, "", ["21_1"])["21_1"].phase == Observed.RUNNING
     assert Slurm().parse_status(0, stdout, "", ["21_3"])["21_3"] == Observed(Observed.QUEUED, 0, None, "PENDING")
     held = captured("slurm_squeue_arrays_het.txt")
-    assert Slurm().parse_status(0, held, "", ["9_3"])["9_3"].phase == Observed.QUEUED  # 9_[1-4%2]
+    assert Slurm().parse_status(0, held, "", ["9_3"])["9_3"].phase == Observed.HELD  # 9_[1-4%2], JobHeldUser
     assert "9_7" not in Slurm().parse_status(0, held, "", ["9_7"])  # not among its tasks
 
 
@@ -51,6 +52,8 @@ def test_an_array_has_ended_only_when_every_task_has():
     assert Slurm().parse_status(0, stdout, "", ["7"])["7"] == Observed(Observed.ENDED, 2, None, "FAILED")
     stdout = "7_1|COMPLETED|0|None|\n7_2|garbled\n"  # a task's record cut short: nothing concluded
     assert Slurm().parse_status(0, stdout, "", ["7"])["7"].phase == Observed.UNKNOWN
+    stdout = "7_1|RUNNING|0|None|\n7_[2-3]|PENDING|0|JobHeldAdmin|\n"  # one task runs, the rest held
+    assert Slurm().parse_status(0, stdout, "", ["7"])["7"].phase == Observed.RUNNING
 
 
 def test_sacct_array_tasks_are_read_as_their_job():
