@@ -180,14 +180,18 @@ def test_pulsar_check_over_secure_shell(slurm, daemon_factory, version):
 
 
 def test_secure_shell_failure_is_a_clear_job_failure(slurm, daemon_factory, client_python_016):
+    """A submit host that refuses connections: nothing was sent, so the job waits for it (a host rebooting
+    comes back) and is failed with the reason once it has been out of reach for scheduler_failure_timeout."""
     daemon = daemon_factory(slurm_app(
         shell_plugin="SecureShell", shell_hostname="127.0.0.1", shell_port=1, shell_username="nobody",
-        shell_connect_timeout=2)).start()
+        shell_connect_timeout=2, scheduler_failure_timeout=6)).start()
     client = RealClient(client_python_016, daemon.url)
     client.launch("nossh", "true")
+    assert client.status("nossh")["status"] == "queued"
     final = client.wait("nossh")
     assert final["status"] == "failed"
     assert "ssh to nobody@127.0.0.1:1 failed" in final["stderr"] and "Connection refused" in final["stderr"]
+    assert "could not be reached for" in final["stderr"]
 
 
 def test_time_limit_is_a_failure_with_the_reason(timed_out):

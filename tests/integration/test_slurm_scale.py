@@ -61,7 +61,7 @@ def test_hundreds_of_held_jobs_in_several_commands_of_one_round(held_jobs, manag
     seen = manager.query(held_jobs)
     assert len(calls.read_text().split()) == expected
     assert set(seen) == set(held_jobs)
-    assert {(s.phase, s.state) for s in seen.values()} == {(Observed.QUEUED, "PENDING")}
+    assert {(s.phase, s.state) for s in seen.values()} == {(Observed.HELD, "PENDING")}
 
 
 def test_one_garbled_record_concerns_its_job_alone(held_jobs, manager, tmp_path, monkeypatch):
@@ -69,5 +69,5 @@ def test_one_garbled_record_concerns_its_job_alone(held_jobs, manager, tmp_path,
     counting_squeue(tmp_path, monkeypatch, spoil=spoiled)
     seen = manager.query(held_jobs)
     assert seen[spoiled].phase == Observed.UNKNOWN
-    assert {(s.phase, s.state) for i, s in seen.items() if i != spoiled} == {(Observed.QUEUED, "PENDING")}
+    assert {(s.phase, s.state) for i, s in seen.items() if i != spoiled} == {(Observed.HELD, "PENDING")}
     assert len(seen) == COUNT
