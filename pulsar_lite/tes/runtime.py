@@ -65,6 +65,18 @@ def _covered(path: str, wanted: dict[str, bool]) -> bool:
     return any(path.startswith(m.rstrip("/") + "/") and not ro for m, ro in wanted.items())
 
 
+def mounts_to_check(task: dict) -> list[tuple[str, str]]:
+    """("d" or "f", container path) of each mount an executor can reach the way to: one below a writable
+    mount, whose host source a container may have renamed and replaced by a symlink (to a host directory, to
+    app.yml). The job script checks each before every executor starts (``_tes_binds``); a mount no writable
+    mount contains cannot be changed by the task, and costs nothing."""
+    files = {entry["path"] for entry in task["inputs"] if entry["type"] == "FILE"}
+    every = mounts(task)
+    writable = [path for path, read_only in every if not read_only]
+    return [("f" if path in files else "d", path) for path, _ in every
+            if any(path.startswith(parent.rstrip("/") + "/") for parent in writable)]
+
+
 def directories_to_make(task: dict, root: str) -> list[str]:
     """Host directories the mounts need (inputs are staged by then; the rest is made by the script)."""
     made = []
@@ -141,7 +153,8 @@ def script(task_id: str, task: dict, job_directory: str, runtime: str, command: 
              _kill_function(runtime, command),
              "trap _tes_stop TERM INT HUP USR2"]
     made = [host_path("/", os.path.relpath(path, root)) for path in directories_to_make(task, root)]
-    if made or any(e[key] for e in task["executors"] for key in ("stdin", "stdout", "stderr")):
+    checked = mounts_to_check(task)
+    if made or checked or any(e[key] for e in task["executors"] for key in ("stdin", "stdout", "stderr")):
         # (a task with neither spends no fork on this)
         lines += [SAFE_PATHS, f"[ -d {q(root)} ] || mkdir -p {q(root)}",
                   f"_tes_root=$(cd -P -- {q(root)} && \"$_tes_pwd\" -P) || exit 1", ': > "$_tes/refused"']
@@ -152,7 +165,7 @@ def script(task_id: str, task: dict, job_directory: str, runtime: str, command: 
         lines += [
             f"_tes_now; echo \"$_tes_t\" > \"$_tes/{index}.start\"",
             f"_tes_current={q(container_name(task_id, index))}; _tes_index={index}",
-            f"{_launch(argv, executor, index)} &",
+            f"{_launch(argv, executor, index, checked)} &",
             "_tes_pid=$!",
             "wait $_tes_pid; _tes_code=$?",  # wait returns at once on a signal, so the trap runs promptly
             "_tes_prev=$_tes_pid; _tes_pid=; _tes_current=",
@@ -164,14 +177,17 @@ def script(task_id: str, task: dict, job_directory: str, runtime: str, command: 
     return SUPERVISE.replace("@EXECUTORS@", "\n".join(lines))
 
 
-def _launch(argv: str, executor: dict, index: int) -> str:
-    """Shell: start one executor, its stdin/stdout/stderr opened on the host. A stream without a path is
+def _launch(argv: str, executor: dict, index: int, checked: list[tuple[str, str]] = ()) -> str:
+    """Shell: start one executor, the mounts an earlier one could have changed checked first (``checked``:
+    ``_tes_binds``), its stdin/stdout/stderr opened on the host. A stream without a path is
     ``/dev/null`` or a file in ``<job>/tes`` (no container writes there): a plain redirection. A stream with
     a path in the mirror is opened by ``_tes_in`` / ``_tes_out`` in the executor's subshell, which then
     becomes the container's client; the same path for stdout and stderr is one file (one offset), as a
     shell's ``> f 2>&1``."""
     q = shlex.quote
     opens, redirections = [], []
+    if checked:
+        opens.append("_tes_binds " + " ".join(q(f"{kind}:{path}") for kind, path in checked))
 
     def where(path: str) -> str:  # directory (container path), name, path, as _tes_in / _tes_out take them
         return f"{q('/' + posixpath.dirname(path).lstrip('/'))} {q(posixpath.basename(path))} {q(path)}"
@@ -217,6 +233,11 @@ def _launch(argv: str, executor: dict, index: int) -> str:
 #: * ``_tes_in D NAME PATH``: NAME in D on fd 3, only a regular file and not a symlink; after the open, the
 #:   descriptor's file must be the one NAME names (device and inode, NAME not followed): should a symlink be
 #:   swapped in between the check and the open, the descriptor is closed unread.
+#: * ``_tes_binds KIND:PATH...``: before an executor's container starts, the host source of each of its mounts
+#:   that lies below a writable mount (where an earlier executor may have renamed a directory and put a
+#:   symlink in its place) is that very directory (``d``: ``_tes_dir``) or a regular file, not a symlink, in
+#:   that very directory (``f``). No process of the task runs then (the earlier executor's container is gone),
+#:   so the runtime resolves the same path when it mounts it.
 #: * ``_tes_mkdir D``: ``<root>D`` made one directory at a time, each checked with ``_tes_dir`` before the
 #:   next is made in it (``mkdir -p`` would follow a symlink an earlier run of the job left).
 #:
@@ -247,6 +268,16 @@ _tes_out() {
   fi
   [ $opened -eq 0 ] && _tes_same "$3" "$1" ||
     _tes_refuse "executor $_tes_index: $5 $4 was not written: it could not be made a new file in a directory of the task's own (a symlink on its way, or a directory in its place)"
+}
+_tes_binds() {
+  local m p
+  for m; do
+    p=${m#?:}
+    case $m in
+      d:*) _tes_dir "$p" ;;
+      *) _tes_dir "${p%/*}" && [ ! -L "${p##*/}" ] && [ -f "${p##*/}" ] ;;
+    esac || _tes_refuse "executor $_tes_index: $p was not mounted: it is not a $([ "${m%%:*}" = d ] && echo directory || echo file) of the task's own (a symlink on its way, or missing)"
+  done
 }
 _tes_mkdir() {
   local made= name rest=${1#/}
@@ -322,5 +353,5 @@ def output_sources(task: dict, job_directory: str) -> list[tuple[dict, str]]:
     return [(entry, host_path(root, entry["path"])) for entry in task["outputs"]]
 
 
-__all__ = ["RUNTIMES", "RUNTIME_FAILURES", "has_wildcards", "host_path", "mounts", "run_command", "script",
+__all__ = ["RUNTIMES", "RUNTIME_FAILURES", "has_wildcards", "host_path", "mounts", "mounts_to_check", "run_command", "script",
            "stream_path", "output_sources", "directories_to_make", "container_name"]

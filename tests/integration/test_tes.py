@@ -374,3 +374,37 @@ def test_stdio_files_an_earlier_executor_left_are_replaced_and_one_file_takes_bo
     done = wait(client, task_id)
     assert done.state == "COMPLETE", done.logs[0].system_logs
     assert done.logs[0].logs[2].stdout == "input\nerr\n"
+
+
+# A mount's source on the host, below a writable mount: executor 0 renames /data/x and puts a symlink to a host
+# directory in its place; executor 1's runtime would mount the host's file (read) or directory (write there).
+
+def test_an_input_below_a_planted_directory_symlink_is_not_mounted_from_the_host(client, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "app.yml").write_text(f"private_token: {TOKEN}\n")
+    task_id = client.create_task(task(
+        executor("sh", "-c", f"mv /data/x /data/x.old && ln -s {outside} /data/x"),
+        executor("cat", "/data/x/app.yml"),
+        inputs=[tes.Input(path="/data/x/app.yml", content="the task's own\n")], volumes=["/data"]))
+    done = wait(client, task_id)
+    assert TOKEN not in (done.logs[0].logs[-1].stdout or ""), "the host's file was mounted into the container"
+    assert done.state == "EXECUTOR_ERROR" and [log.exit_code for log in done.logs[0].logs] == [0, 1]
+    assert any("executor 1: /data/x/app.yml was not mounted" in line for line in done.logs[0].system_logs), \
+        done.logs[0].system_logs
+
+
+def test_a_nested_volume_below_a_planted_directory_symlink_writes_nothing_on_the_host(client, tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "y").mkdir(parents=True)
+    (outside / "y" / "app.yml").write_text("unchanged\n")
+    task_id = client.create_task(task(
+        executor("sh", "-c", f"mv /data/x /data/x.old && ln -s {outside} /data/x"),
+        executor("sh", "-c", "echo overwritten > /data/x/y/app.yml; echo new > /data/x/y/new"),
+        volumes=["/data", "/data/x/y"]))
+    done = wait(client, task_id)
+    assert (outside / "y" / "app.yml").read_text() == "unchanged\n"
+    assert sorted(p.name for p in (outside / "y").iterdir()) == ["app.yml"]
+    assert done.state == "EXECUTOR_ERROR" and [log.exit_code for log in done.logs[0].logs] == [0, 1]
+    assert any("executor 1: /data/x/y was not mounted" in line for line in done.logs[0].system_logs), \
+        done.logs[0].system_logs

@@ -164,8 +164,8 @@ def run_task(tmp_path):
     directory = tmp_path / "job"
     (directory / "tes").mkdir(parents=True)
 
-    def run(*executors, volumes=("/v",), before=None):
-        t = task(executors=list(executors), volumes=list(volumes))
+    def run(*executors, volumes=("/v",), before=None, **fields):
+        t = task(executors=list(executors), volumes=list(volumes), **fields)
         if before:
             before(directory / "tes" / "root")
         text = runtime.script("tes-9", t, str(directory), "podman", str(fake), {})
@@ -247,3 +247,48 @@ def test_stdout_and_stderr_to_one_path_share_one_file_and_stdin_reads_a_file_of_
     code, directory = run_task(echo(stdin="/v/in", stdout="/v/log", stderr="/v/log"), before=staged)
     assert code == 0 and (directory / "tes" / "root" / "v" / "log").read_text() == "in\nout\nerr\n"
     assert refused(directory) == ""
+
+
+# The same trick on a mount's source: a volume /data holds an input /data/x/app.yml (or a nested volume
+# /data/x); executor 0 replaces /data/x by a symlink to a host directory, and the runtime would mount the
+# host's file (directory) for executor 1. Every mount below a writable one is checked before each executor.
+
+def test_mounts_below_a_writable_mount_are_the_ones_checked():
+    t = task(inputs=[{"path": "/data/x/app.yml", "content": "x"}, {"path": "/ref/r.txt", "content": "r"}],
+             volumes=["/data", "/data/y", "/scratch"], outputs=[{"path": "/data/y/z/o.txt", "url": "file:///o"}])
+    assert runtime.mounts_to_check(t) == [("d", "/data/y"), ("f", "/data/x/app.yml"), ("d", "/data/y/z")]
+    assert runtime.mounts_to_check(task(volumes=["/v"], inputs=[{"path": "/in/a", "content": "a"}])) == []
+
+
+@pytest.mark.parametrize("nested", ["input", "volume"])
+def test_a_mount_below_a_planted_directory_symlink_is_refused_before_the_container_starts(run_task, tmp_path,
+                                                                                          nested):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "app.yml").write_text("private_token: secret\n")
+    fields = ({"inputs": [{"path": "/data/x/app.yml", "content": "task's"}]} if nested == "input"
+              else {"volumes": ["/data", "/data/x"]})
+
+    def staged(root):
+        (root / "data" / "x").mkdir(parents=True)
+        (root / "data" / "x" / "app.yml").write_text("task's")
+
+    code, directory = run_task(plant(outside, "/data/x"), echo(), before=staged,
+                               **({"volumes": ["/data"]} if nested == "input" else {}), **fields)
+    assert code == 1
+    path = "/data/x/app.yml" if nested == "input" else "/data/x"
+    assert f"executor 1: {path} was not mounted" in refused(directory)
+    assert not (directory / "tes" / "1.stdout").exists() or (directory / "tes" / "1.stdout").read_text() == ""
+    assert (directory / "tes" / "1.end").read_text().split()[1] == "1"
+    assert sorted(p.name for p in outside.iterdir()) == ["app.yml"]
+
+
+def test_a_mount_an_earlier_executor_left_as_it_was_is_mounted(run_task):
+    def staged(root):
+        (root / "data" / "x").mkdir(parents=True)
+        (root / "data" / "x" / "app.yml").write_text("task's")
+
+    code, directory = run_task(echo(), echo(), before=staged, volumes=["/data"],
+                               inputs=[{"path": "/data/x/app.yml", "content": "task's"}])
+    assert code == 0 and refused(directory) == ""
+    assert (directory / "tes" / "1.stdout").read_text() == "out\n"
