@@ -322,8 +322,10 @@ def _epoch(text: str) -> float | None:
 
 def _tail(job_directory: str, path: str, limit: int = STREAM_TAIL) -> str:
     """The last ``limit`` bytes of an executor's stream (the container may have made it a symlink: read
-    below the job directory, fsutil.open_below)."""
-    data = fsutil.read_bytes(path, limit=limit, tail=limit, root=job_directory)
+    below the task's mirror when it is a path there, else below the job directory: fsutil.open_below)."""
+    mirror = os.path.join(job_directory, "tes", "root")
+    root = mirror if path.startswith(mirror + "/") else job_directory
+    data = fsutil.read_bytes(path, limit=limit, tail=limit, root=root)
     return data.decode("utf-8", errors="replace") if data is not None else ""
 
 

@@ -8,7 +8,7 @@ which becomes the task log's ``outputs``.
 """
 from __future__ import annotations
 
-import glob
+import fnmatch
 import json
 import os
 import shutil
@@ -19,7 +19,7 @@ from typing import Iterator
 from .. import fsutil
 from ..staging import RetryPolicy, transfer
 from ..staging.actions import PermanentStagingError
-from .runtime import host_path
+from .runtime import has_wildcards, host_path
 
 OUTPUTS_LOG = "outputs.json"
 
@@ -73,17 +73,77 @@ def stage_in(task: dict, job_directory: str, roots: list[str], policy: RetryPoli
 
 
 def _matches(entry: dict, root: str) -> list[tuple[str, str]]:
-    """(host file, URL) pairs an output sends."""
+    """(host file, URL) pairs an output sends. Found without following a symlink out of the mirror ``root``:
+    a wildcard's walk and a DIRECTORY's never enter a symlinked directory, and a DIRECTORY output that is itself
+    a symlink is followed only while it stays in the mirror (else PathEscapes, which names no file of the host)."""
     url = entry["url"].rstrip("/")
     source = host_path(root, entry["path"])
     if entry["path_prefix"]:  # wildcards: every match, its URL the output's URL + the match less the prefix
         prefix = host_path(root, entry["path_prefix"]).rstrip("/") + "/"
-        return [(match, f"{url}/{match[len(prefix):]}") for match in sorted(glob.glob(source))
-                if os.path.isfile(match) and match.startswith(prefix)]
+        matches = (os.path.join(root, match) for match in _glob(root, entry["path"]))
+        return [(match, f"{url}/{match[len(prefix):]}") for match in sorted(matches) if match.startswith(prefix)]
     if entry["type"] == "DIRECTORY":
-        return [(os.path.join(directory, name), f"{url}/{os.path.relpath(os.path.join(directory, name), source)}")
-                for directory, _, names in sorted(os.walk(source)) for name in sorted(names)]
+        try:
+            top = fsutil.open_directory(source, root)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        try:
+            found = [os.path.normpath(os.path.join(source, directory, name))
+                     for directory, _, names, _ in os.fwalk(".", dir_fd=top) for name in names]
+        finally:
+            os.close(top)
+        return [(path, f"{url}/{os.path.relpath(path, source)}") for path in sorted(found)]
     return [(source, entry["url"])]
+
+
+def _glob(root: str, pattern: str) -> list[str]:
+    """The paths (relative to ``root``) matching ``pattern`` (a container path with wildcards), as glob finds
+    them (a wildcard matches no leading '.'), but component by component from descriptors opened with
+    O_NOFOLLOW: a symlinked directory on the way is not entered. A match that is a symlink is kept unless it
+    leads to something other than a regular file inside the mirror; one leading out is kept, and refused
+    when it is opened."""
+    found = [""]
+    parts = [part for part in pattern.split("/") if part]
+    for n, part in enumerate(parts):
+        last = n == len(parts) - 1
+        below = []
+        for base in found:
+            try:  # (its components are directories, none a symlink: this walk found them)
+                fd = fsutil.open_below(root, base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except (OSError, fsutil.PathEscapes):
+                continue
+            try:
+                entries = [entry for entry in os.scandir(fd) if _fits(entry.name, part)]
+                for entry in entries:
+                    path = f"{base}/{entry.name}" if base else entry.name
+                    if not last:
+                        if entry.is_dir(follow_symlinks=False):
+                            below.append(path)
+                    elif entry.is_file(follow_symlinks=False) or (entry.is_symlink() and _regular(root, path)):
+                        below.append(path)
+            finally:
+                os.close(fd)
+        found = below
+    return found
+
+
+def _fits(name: str, part: str) -> bool:
+    if not has_wildcards(part):
+        return name == part
+    return (not name.startswith(".") or part.startswith(".")) and fnmatch.fnmatchcase(name, part)
+
+
+def _regular(root: str, path: str) -> bool:
+    """A symlink a wildcard matched: kept when it leads out of the mirror (refused when it is opened, with the
+    reason), or to a regular file inside it."""
+    try:
+        opened = fsutil.open_regular(path, root)
+    except fsutil.PathEscapes:
+        return True
+    if opened is None:
+        return False
+    os.close(opened[0])
+    return True
 
 
 def stage_out(task: dict, job_directory: str, roots: list[str], policy: RetryPolicy) -> tuple[int, int]:
@@ -93,13 +153,17 @@ def stage_out(task: dict, job_directory: str, roots: list[str], policy: RetryPol
     sent, errors = [], []
     for n, entry in enumerate(task["outputs"]):
         what = f"output {entry['name'] or n} ({entry['path']})"
-        pairs = _matches(entry, root)
+        try:
+            pairs = _matches(entry, root)
+        except fsutil.PathEscapes as exc:
+            errors.append(f"{what}: {exc}")
+            continue
         if not pairs and not entry["path_prefix"]:
             errors.append(f"{what}: the executors did not create it")
             continue
         for path, url in pairs:
             try:
-                with _opened(job_directory, path) as source:
+                with _opened(root, path) as source:
                     size = os.path.getsize(source)
                     scheme = _scheme(url)
                     if scheme in ("http", "https"):
@@ -121,11 +185,11 @@ def stage_out(task: dict, job_directory: str, roots: list[str], policy: RetryPol
 
 
 @contextmanager
-def _opened(job_directory: str, path: str) -> Iterator[str]:
-    """An output opened below the job directory (the executors may have made it a symlink, which is
+def _opened(root: str, path: str) -> Iterator[str]:
+    """An output opened below the task's mirror ``root`` (the executors may have made it a symlink, which is
     followed only while it stays inside), as a name that reaches the opened file (fsutil.opened_below)."""
     try:
-        with fsutil.opened_below(job_directory, path) as source:
+        with fsutil.opened_below(root, path) as source:
             yield source
     except FileNotFoundError:
         raise PermanentStagingError("the executors did not create it") from None

@@ -408,3 +408,25 @@ def test_a_nested_volume_below_a_planted_directory_symlink_writes_nothing_on_the
     assert done.state == "EXECUTOR_ERROR" and [log.exit_code for log in done.logs[0].logs] == [0, 1]
     assert any("executor 1: /data/x/y was not mounted" in line for line in done.logs[0].system_logs), \
         done.logs[0].system_logs
+
+
+def test_outputs_are_not_sent_through_a_planted_symlink_out_of_the_tasks_directory(podman, daemon_factory, tmp_path):
+    sent, outside = tmp_path / "sent", tmp_path / "outside"
+    sent.mkdir()
+    (outside / "deeper").mkdir(parents=True)
+    (outside / "id_rsa.txt").write_text("key\n")
+    (outside / "deeper" / "shadow.txt").write_text("hash\n")
+    server = daemon_factory(tes_app(tes_file_roots=[str(sent)])).start()
+    client = tes.HTTPClient(server.url, token=TOKEN, timeout=30)
+    task_id = client.create_task(task(
+        executor("sh", "-c", f"mkdir -p /out/mine && echo mine > /out/mine/a.txt && ln -s {outside} /out/linked"
+                             f" && ln -s ../../../command.sh /out/job.txt && ln -s {outside} /out/dir"),
+        outputs=[tes.Output(path="/out/*/*.txt", path_prefix="/out", url=f"file://{sent}/glob"),
+                 tes.Output(path="/out/job.txt", url=f"file://{sent}/job.txt"),
+                 tes.Output(path="/out/dir", url=f"file://{sent}/dir", type="DIRECTORY")]))
+    done = wait(client, task_id)
+    assert sorted(str(p.relative_to(sent)) for p in sent.rglob("*")) == ["glob", "glob/mine", "glob/mine/a.txt"]
+    assert done.state == "SYSTEM_ERROR"
+    system_logs = " ".join(done.logs[0].system_logs)
+    assert "id_rsa" not in system_logs and "shadow" not in system_logs, system_logs
+    assert "job.txt" in system_logs and "/out/dir" in system_logs, system_logs

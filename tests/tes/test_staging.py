@@ -46,7 +46,82 @@ def test_executor_streams_and_marks_are_read_inside_the_job_directory(job):
     assert service._tail(str(job), str(tes / "0.stdout")) == ""
     assert service._tail(str(job), str(tes / "root" / "data" / "stolen.txt")) == ""
     assert service._tail(str(job), str(tes / "root" / "data" / "inside.txt"), 8) == "executor"
+    (job / "launch_config").write_text("the job's own file, not the task's\n")
+    os.symlink(job / "launch_config", tes / "root" / "data" / "job_file.txt")
+    assert service._tail(str(job), str(tes / "root" / "data" / "job_file.txt")) == ""  # out of the mirror
     (job.parent / "other.json").write_text('[{"url": "file:///elsewhere", "path": "/s3cret"}]')
     os.symlink(job.parent / "other.json", tes / "outputs.json.planted")
     os.replace(tes / "outputs.json.planted", tes / staging.OUTPUTS_LOG)
     assert staging.sent_outputs(str(job)) == []
+
+
+def test_outputs_are_read_inside_the_tasks_mirror_not_elsewhere_in_its_job_directory(job):
+    (job / "launch_config").write_text("the job's own file, not the task's\n")
+    os.symlink(job / "launch_config", job / "tes" / "root" / "data" / "job_file.txt")
+    sent = job.parent / "sent"
+    task = read_task({"executors": [{"image": "busybox", "command": ["true"]}],
+                      "outputs": [{"path": "/data/job_file.txt", "url": f"file://{sent}/job_file.txt"}]})
+    with pytest.raises(PermanentStagingError, match="outside"):
+        staging.stage_out(task, str(job), [str(sent)], RetryPolicy())
+    assert not (sent / "job_file.txt").exists()
+
+
+@pytest.fixture
+def host(tmp_path):
+    """A host directory a container links into its mirror, holding files whose names are secrets too."""
+    outside = tmp_path / "host"
+    (outside / "deeper").mkdir(parents=True)
+    (outside / "id_rsa.txt").write_text("key")
+    (outside / "deeper" / "shadow.txt").write_text("hash")
+    return outside
+
+
+@pytest.mark.parametrize("pattern", ["/data/*/*.txt", "/data/linked/*.txt", "/data/*/*/*.txt"])
+def test_a_wildcard_output_does_not_walk_into_a_symlinked_host_directory(job, host, pattern):
+    os.symlink(host, job / "tes" / "root" / "data" / "linked")
+    (job / "tes" / "root" / "data" / "sub").mkdir()
+    (job / "tes" / "root" / "data" / "sub" / "mine.txt").write_text("mine")
+    sent = job.parent / "sent"
+    task = read_task({"executors": [{"image": "busybox", "command": ["true"]}], "outputs": [
+        {"path": pattern, "path_prefix": "/data", "url": f"file://{sent}"}]})
+    staging.stage_out(task, str(job), [str(sent)], RetryPolicy())
+    assert [entry["path"] for entry in staging.sent_outputs(str(job))] == (
+        ["/data/sub/mine.txt"] if pattern == "/data/*/*.txt" else [])
+    assert not (sent / "linked").exists()
+
+
+def test_a_wildcard_output_keeps_glob_rules_and_links_inside_the_mirror(job):
+    data = job / "tes" / "root" / "data"
+    (data / ".hidden.txt").write_text("hidden")
+    sent = job.parent / "sent"
+    task = read_task({"executors": [{"image": "busybox", "command": ["true"]}], "outputs": [
+        {"path": "/data/*.txt", "path_prefix": "/data", "url": f"file://{sent}"}]})
+    with pytest.raises(PermanentStagingError, match="stolen.txt"):  # the link out is refused, loudly
+        staging.stage_out(task, str(job), [str(sent)], RetryPolicy())
+    assert sorted(entry["path"] for entry in staging.sent_outputs(str(job))) == ["/data/inside.txt", "/data/real.txt"]
+    assert (sent / "inside.txt").read_text() == "made by the executor" and not (sent / "stolen.txt").exists()
+
+
+def test_a_directory_output_that_is_a_symlink_to_a_host_directory_lists_nothing_of_it(job, host):
+    os.symlink(host, job / "tes" / "root" / "data" / "linked")
+    sent = job.parent / "sent"
+    task = read_task({"executors": [{"image": "busybox", "command": ["true"]}], "outputs": [
+        {"path": "/data/linked", "url": f"file://{sent}/d", "type": "DIRECTORY"}]})
+    with pytest.raises(PermanentStagingError) as info:
+        staging.stage_out(task, str(job), [str(sent)], RetryPolicy())
+    assert "outside" in str(info.value) and "id_rsa" not in str(info.value) and "shadow" not in str(info.value)
+    assert not (sent / "d").exists()
+
+
+def test_a_directory_output_sends_its_files_and_skips_symlinked_directories_in_it(job, host):
+    out = job / "tes" / "root" / "out"
+    (out / "sub").mkdir(parents=True)
+    (out / "a.txt").write_text("a")
+    (out / "sub" / "b.txt").write_text("b")
+    os.symlink(host, out / "linked")
+    sent = job.parent / "sent"
+    task = read_task({"executors": [{"image": "busybox", "command": ["true"]}], "outputs": [
+        {"path": "/out", "url": f"file://{sent}/d", "type": "DIRECTORY"}]})
+    staging.stage_out(task, str(job), [str(sent)], RetryPolicy())
+    assert sorted(entry["path"] for entry in staging.sent_outputs(str(job))) == ["/out/a.txt", "/out/sub/b.txt"]
+    assert not (sent / "d" / "linked").exists()
