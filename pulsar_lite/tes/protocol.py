@@ -176,7 +176,7 @@ def read_task(body) -> dict:
         entry = _object(raw, f"outputs[{n}]")
         _known(entry, OUTPUT_FIELDS, f"outputs[{n}]")
         path = _absolute(entry.get("path"), f"outputs[{n}].path")
-        prefix = _string(entry.get("path_prefix"), f"outputs[{n}].path_prefix")
+        prefix = _absolute(entry.get("path_prefix"), f"outputs[{n}].path_prefix", required=False)
         if has_wildcards(path) and not prefix:
             raise BadRequest(f"outputs[{n}].path_prefix is required: the path has wildcards")
         clean["outputs"].append({

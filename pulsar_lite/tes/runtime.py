@@ -29,6 +29,10 @@ RUNTIME_FAILURES = {125: "the container runtime failed (image missing, bad optio
                     127: "the command was not found in the container"}
 
 
+#: characters podman's and docker's ``-v`` and apptainer's ``--bind`` take as separators: never in a mount
+UNMOUNTABLE = frozenset(":,")
+
+
 def host_path(root: str, container_path: str) -> str:
     """The host mirror of a container path (already checked absolute and free of '..')."""
     return os.path.join(root, container_path.lstrip("/"))
@@ -41,6 +45,11 @@ def mounts(task: dict) -> list[tuple[str, bool]]:
     def add(path: str, read_only: bool) -> None:
         if path == "/":
             raise ValueError("a task may not map the container's / ")
+        if not path.startswith("/") or ".." in path.split("/"):
+            raise ValueError(f"a mounted path must be absolute, without '..': {path[:100]!r}")
+        if any(c in UNMOUNTABLE or ord(c) < 32 or ord(c) == 127 for c in path):
+            raise ValueError(f"a mounted path may not hold ':', ',' or a control character (the container "
+                             f"runtimes' mount syntax): {path[:100]!r}")
         wanted[path] = wanted.get(path, True) and read_only
 
     for entry in task["inputs"]:
@@ -101,6 +110,8 @@ def run_command(runtime: str, command: str, task_id: str, index: int, executor: 
                 options: dict) -> list[str]:
     """The argv that runs one executor."""
     binds = [(host_path(root, path), path, read_only) for path, read_only in mounts(task)]
+    if any(c in UNMOUNTABLE for c in root):  # the operator's staging_directory
+        raise ValueError(f"the job directory {root!r} holds ':' or ',': the container runtime cannot mount it")
     resources = task.get("resources") or {}
     if runtime in SIF_RUNTIMES:
         argv = [command, "exec", "--containall", "--cleanenv", "--no-home"]

@@ -430,3 +430,19 @@ def test_outputs_are_not_sent_through_a_planted_symlink_out_of_the_tasks_directo
     system_logs = " ".join(done.logs[0].system_logs)
     assert "id_rsa" not in system_logs and "shadow" not in system_logs, system_logs
     assert "job.txt" in system_logs and "/out/dir" in system_logs, system_logs
+
+
+def test_mounted_paths_with_the_runtimes_separators_are_refused_and_other_paths_pass_as_they_are(client, server):
+    """A volume "/srv,/home:/h:rw" would bind the host's /home read-write under apptainer (and ':' splits
+    podman's -v): refused at create. A ':' or ',' in a file's own name is mounted through its directory."""
+    for volume in ("/srv,/home:/h:rw", "/v:/etc/x", "/v,x"):
+        status, body = raw(server, "POST", "/ga4gh/tes/v1/tasks", json.dumps(
+            {"executors": [{"image": IMAGE, "command": ["true"]}], "volumes": [volume]}).encode())
+        assert status == 400 and "may not hold" in body["message"] and "\n" not in body["message"], body
+    task_id = client.create_task(task(
+        executor("sh", "-c", "echo a, b: c", stdout="/out/a:b,c.log"),
+        executor("cat", "/out/a:b,c.log", workdir="/out"),
+        volumes=["/out"]))
+    done = wait(client, task_id)
+    assert done.state == "COMPLETE", done.logs[0].system_logs
+    assert done.logs[0].logs[1].stdout == "a, b: c\n"

@@ -41,3 +41,25 @@ def test_strict_backend_parameters_fail_the_task(engine_factory):
     full = tes.get(task_id, "FULL")
     assert any("gpu" in line for line in full["logs"][0]["system_logs"])
     assert "backend_parameters" not in full["resources"]  # unsupported keys are neither stored nor returned
+
+
+def test_mounted_paths_the_runtimes_would_split_are_refused_at_create(engine_factory):
+    import pytest
+
+    from pulsar_lite.errors import BadRequest
+    engine, tes = service(engine_factory)
+    run = [{"image": "busybox", "command": ["true"]}]
+    for document, reason in [
+            ({"volumes": ["/srv,/home:/h:rw"]}, "may not hold ':', ','"),
+            ({"volumes": ["/a:b"]}, "may not hold"),
+            ({"inputs": [{"path": "/in/a,b", "content": "x"}]}, "may not hold"),
+            ({"inputs": [{"path": "/in/a\tb", "content": "x"}]}, "control character"),
+            ({"outputs": [{"path": "/out,x/o.txt", "url": "http://h/o"}]}, "may not hold"),
+            ({"outputs": [{"path": "/o/*.txt", "path_prefix": "o/../../..", "url": "http://h/o"}]}, "absolute"),
+            ({"executors": [dict(run[0], stdout="/log:s/out")]}, "may not hold")]:
+        with pytest.raises(BadRequest, match=reason):
+            tes.create({"executors": run, **document})
+    # a ':' or ',' where nothing is mounted (a file's own name, a working directory) is fine
+    task_id = tes.create({"executors": [dict(run[0], stdout="/out/a:b,c.log", workdir="/w:x")],
+                          "outputs": [{"path": "/out/x:y.txt", "url": "http://h/o"}]})
+    assert is_task_id(task_id)
