@@ -280,9 +280,18 @@ TES_OPTIONS: tuple[Option, ...] = (
     Option("tes_container_runtime", "choice", "podman", "how executors run: podman, docker, apptainer or "
            "singularity", ("podman", "docker", "apptainer", "singularity")),
     Option("tes_container_command", "str", None, "the runtime's program (default: its name, found on PATH)"),
-    Option("tes_container_network", "str", "none", "podman/docker --network of executors (none: no network)"),
+    Option("tes_container_network", "str", "none", "--network of executors (none: no network; apptainer: "
+           "--net --network none, host: the host's)"),
     Option("tes_container_pull", "choice", "missing", "podman/docker --pull policy", ("missing", "never", "always")),
     Option("tes_container_options", "list", [], "extra options given to every executor's run command"),
+    Option("tes_container_user", "str", "auto", "executors' user (podman/docker): auto (nobody when the job runs "
+           "as root, its writable mounts handed to it; else the job's own user, --userns=keep-id under rootless "
+           "podman), UID:GID, keep-id, or image (the image's own, often root)"),
+    Option("tes_container_capabilities", "list", [], "capabilities executors keep (podman/docker --cap-drop=all, "
+           "then --cap-add each; [runtime-default]: the runtime's default set, and no --no-privs for apptainer)"),
+    Option("tes_container_no_new_privileges", "bool", True, "podman/docker --security-opt=no-new-privileges"),
+    Option("tes_container_pids_limit", "int", 4096, "podman/docker --pids-limit of each executor (0: the "
+           "runtime's default)"),
     Option("tes_allowed_images", "list", ["*"], "images executors may use (fnmatch patterns; '*' or 'any': every one)"),
     Option("tes_file_roots", "list", [], "local directories file:// inputs and outputs may name (none: file:// is "
            "refused)"),

@@ -18,6 +18,7 @@ import os
 import posixpath
 import shlex
 
+from . import sandbox
 from .protocol import has_wildcards
 
 OCI_RUNTIMES = ("podman", "docker")
@@ -114,7 +115,7 @@ def run_command(runtime: str, command: str, task_id: str, index: int, executor: 
         raise ValueError(f"the job directory {root!r} holds ':' or ',': the container runtime cannot mount it")
     resources = task.get("resources") or {}
     if runtime in SIF_RUNTIMES:
-        argv = [command, "exec", "--containall", "--cleanenv", "--no-home"]
+        argv = [command, "exec", "--containall", "--cleanenv", "--no-home", *sandbox.sif_options(options)]
         for source, target, read_only in binds:
             argv += ["--bind", f"{source}:{target}:{'ro' if read_only else 'rw'}"]
         if executor["workdir"]:
@@ -128,7 +129,8 @@ def run_command(runtime: str, command: str, task_id: str, index: int, executor: 
     # (_tes_kill); a signal the scheduler sends the whole job that the job script ignores (Grid Engine's SIGUSR1
     # before a suspend) must not reach the executor through the client either.
     argv = [command, "run", "--rm", "--name", container_name(task_id, index), "--init", "--sig-proxy=false",
-            f"--network={options.get('network') or 'none'}", f"--pull={options.get('pull') or 'missing'}"]
+            f"--network={options.get('network') or 'none'}", f"--pull={options.get('pull') or 'missing'}",
+            *sandbox.oci_options(options)]
     if executor["stdin"]:
         argv.append("-i")
     for source, target, read_only in binds:
@@ -165,14 +167,20 @@ def script(task_id: str, task: dict, job_directory: str, runtime: str, command: 
              "trap _tes_stop TERM INT HUP USR2"]
     made = [host_path("/", os.path.relpath(path, root)) for path in directories_to_make(task, root)]
     checked = mounts_to_check(task)
+    user = sandbox.user_setup(runtime, command, options)
+    lines += [user] if user else []
     if made or checked or any(e[key] for e in task["executors"] for key in ("stdin", "stdout", "stderr")):
         # (a task with neither spends no fork on this)
         lines += [SAFE_PATHS, f"[ -d {q(root)} ] || mkdir -p {q(root)}",
                   f"_tes_root=$(cd -P -- {q(root)} && \"$_tes_pwd\" -P) || exit 1", ': > "$_tes/refused"']
         lines += [f"_tes_mkdir {q(path)}" for path in made]
+        tops = sandbox.writable_tops(mounts(task))
+        if user and tops:  # the job runs as root, the container as another user: the task's directories are its
+            lines += [sandbox.GIVE, '[ -z "$_tes_uid" ] || _tes_give ' + " ".join(q(path) for path in tops)]
         lines.append('cd -- "$_tes_wd" 2>/dev/null || cd /')
     for index, executor in enumerate(task["executors"]):
-        argv = " ".join(q(a) for a in run_command(runtime, command, task_id, index, executor, task, root, options))
+        argv = " ".join(a if a is sandbox.USER_OPTION else q(a)
+                        for a in run_command(runtime, command, task_id, index, executor, task, root, options))
         lines += [
             f"_tes_now; echo \"$_tes_t\" > \"$_tes/{index}.start\"",
             f"_tes_current={q(container_name(task_id, index))}; _tes_index={index}",
@@ -277,7 +285,8 @@ _tes_out() {
     opened=$?
     set +C
   fi
-  [ $opened -eq 0 ] && _tes_same "$3" "$1" ||
+  # the container's user (not root) may read and append to it, as to a file of its own
+  [ $opened -eq 0 ] && _tes_same "$3" "$1" && { [ -z "${_tes_uid:-}" ] || chown -h -- "$_tes_uid" "$3" 2>/dev/null || :; } ||
     _tes_refuse "executor $_tes_index: $5 $4 was not written: it could not be made a new file in a directory of the task's own (a symlink on its way, or a directory in its place)"
 }
 _tes_binds() {

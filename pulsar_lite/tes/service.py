@@ -84,7 +84,10 @@ class TesService:
         self.default_manager = default_manager(config)
         engine.manager_config(self.default_manager)
         self.options = {"network": config.tes_container_network, "pull": config.tes_container_pull,
-                        "extra": list(config.tes_container_options or [])}
+                        "extra": list(config.tes_container_options or []), "user": config.tes_container_user,
+                        "capabilities": list(config.tes_container_capabilities or []),
+                        "no_new_privileges": config.tes_container_no_new_privileges,
+                        "pids_limit": config.tes_container_pids_limit}
         engine.stagers[STAGER] = TesStager(self)
 
     # -- start-up ----------------------------------------------------------------------------------------------

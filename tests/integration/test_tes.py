@@ -446,3 +446,43 @@ def test_mounted_paths_with_the_runtimes_separators_are_refused_and_other_paths_
     done = wait(client, task_id)
     assert done.state == "COMPLETE", done.logs[0].system_logs
     assert done.logs[0].logs[1].stdout == "a, b: c\n"
+
+
+# Hardened containers by default (tes_container_*), relaxable by the operator only.
+
+PROBE = ("id -u; id -g; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status | tr -s '\\t' ' ';"
+         " echo made > /v/by-executor && echo wrote; mkdir -p /v/sub/deeper && echo made-dirs")
+
+
+def test_executors_run_as_nobody_without_capabilities_or_new_privileges_and_own_their_files(client, server):
+    task_id = client.create_task(task(
+        executor("sh", "-c", PROBE, stdout="/v/probe.log"),
+        executor("sh", "-c", "cat /v/probe.log >> /v/by-executor && cat /v/by-executor"),
+        volumes=["/v"]))
+    done = wait(client, task_id)
+    assert done.state == "COMPLETE", done.logs[0].system_logs
+    lines = done.logs[0].logs[1].stdout.splitlines()
+    assert lines == ["made", "65534", "65534", "CapEff: 0000000000000000", "NoNewPrivs: 1", "wrote", "made-dirs"]
+    mirror = server.staging / task_id / "tes" / "root" / "v"
+    assert {(p.name, p.stat().st_uid) for p in mirror.iterdir()} == {
+        ("by-executor", 65534), ("sub", 65534), ("probe.log", 65534)}
+
+
+def test_the_operator_may_relax_each_hardened_default(podman, daemon_factory):
+    server = daemon_factory(tes_app(tes_container_user="image", tes_container_capabilities=["runtime-default"],
+                                    tes_container_no_new_privileges=False, tes_container_pids_limit=0)).start()
+    client = tes.HTTPClient(server.url, token=TOKEN, timeout=30)
+    done = wait(client, client.create_task(task(executor("sh", "-c", PROBE), volumes=["/v"])))
+    assert done.state == "COMPLETE", done.logs[0].system_logs
+    lines = done.logs[0].logs[0].stdout.splitlines()
+    assert lines[:2] == ["0", "0"] and lines[2] != "CapEff: 0000000000000000" and lines[3] == "NoNewPrivs: 0"
+
+
+def test_a_fork_bomb_stops_at_the_pids_limit(podman, daemon_factory):
+    server = daemon_factory(tes_app(tes_container_pids_limit=64)).start()
+    client = tes.HTTPClient(server.url, token=TOKEN, timeout=30)
+    done = wait(client, client.create_task(task(executor(  # forks until it cannot; counts the forks it made
+        "sh", "-c", "(i=0; while [ $i -lt 200 ]; do sleep 2 & i=$((i + 1)); echo $i > /tmp/n; done) 2>/dev/null;"
+                    " sleep 3; cat /tmp/n"))))
+    assert done.state == "COMPLETE", done.logs[0].system_logs
+    assert int(done.logs[0].logs[0].stdout) < 64, done.logs[0].logs[0].stdout
