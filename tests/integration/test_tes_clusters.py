@@ -45,7 +45,10 @@ def on_cluster(daemon_factory):
             need(condor_podman_ready(), "the HTCondor pool's jobs cannot reach podman "
                                         "(bash scripts/ci/condor-podman-up.sh)")
             manager = {"type": "queued_condor", "env_CONTAINER_HOST": f"unix://{CONDOR_PODMAN_SOCKET}", "env_HOME": "/tmp"}
-            tes = {"tes_container_command": "podman-remote"}
+            # the rig's job user (2001 in the chroot) is the host's root through an idmapped mount, and its
+            # containers are the host's rootful podman's: the job directories they mount are root's there, so
+            # the operator names that owner (auto would give the job's own uid, 2001, which owns nothing there)
+            tes = {"tes_container_command": "podman-remote", "tes_container_user": "0:0"}
         elif scheduler == "slurm":
             need(slurm_ready(), "Slurm is not running here (bash scripts/ci/slurm-up.sh)")
             manager = {"type": "queued_cli", "job_plugin": "Slurm"}
