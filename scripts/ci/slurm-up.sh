@@ -37,7 +37,7 @@ node_ok() { local st; st=$(timeout 10 sinfo -h -n "$H" -o %T 2>/dev/null | head 
 
 # ---- already up? ---------------------------------------------------------------
 if command -v sinfo >/dev/null 2>&1 && alive /run/slurmctld.pid && alive /run/slurmd.pid && node_ok \
-   && grep -q "RealMemory=${MEM} " /etc/slurm/slurm.conf 2>/dev/null; then
+   && grep -q "RealMemory=${MEM} " /etc/slurm/slurm.conf 2>/dev/null && grep -q "^MaxJobCount=50000" /etc/slurm/slurm.conf; then
   if [ "$ACCT" != 1 ] || timeout 10 sacct -n -X -S now-1minutes >/dev/null 2>&1; then
     echo "slurm-up: already running (node $H $(sinfo -h -o %T), CPUs $(sinfo -h -o %c | head -n1))"; exit 0
   fi
@@ -143,6 +143,8 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
 MinJobAge=$MIN_JOB_AGE
+# room for benchmarks/scheduler_scale.py's 10,000 waiting jobs beside an hour of ended ones (default 10000)
+MaxJobCount=50000
 SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0

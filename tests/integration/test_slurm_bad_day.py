@@ -208,3 +208,52 @@ def test_jobs_slurm_took_while_the_daemon_was_down_mid_submit_are_adopted_not_se
         assert listed == [slurm_ids[job]]  # never sent twice
         assert daemon.record(job)["external_id"] == slurm_ids[job]  # adopted, not closed on a trace
     assert daemon.log().count("found its submission as Slurm job") == 2
+
+
+SSH_DIR = Path("/etc/pulsar-lite-ci")
+SSH_HOME = Path("/var/lib/pulsar-ssh")  # the test sshd's login (scripts/ci/sshd-up.sh); bash reads its .bashrc
+
+
+def test_an_ssh_connection_cut_after_the_remote_sbatch_ran_is_found_and_runs_once(slurm, daemon_factory,
+                                                                                   client_python_016, tmp_path):
+    """The remote sbatch (a wrapper on the submit host's PATH) submits, then holds the answer back; the test cuts
+    the ssh connection there (ss -K: the kernel aborts the TCP connection, as a dropped link does). ssh exits
+    255 after the remote command ran: the outcome is unknown, the job is looked for by its name, found, adopted,
+    and runs once. Before, it was failed ("refused") while Slurm ran it."""
+    need((SSH_DIR / "id_ed25519").exists() and SSH_HOME.is_dir(), "the test sshd is not set up "
+                                                                   "(bash scripts/ci/sshd-up.sh)")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    job = f"cut{int(time.time())}"
+    wrapper(tmp_path / "remote-bin", "sbatch", f"""script="${{@: -1}}"
+case "$script" in
+  */{job}/*) if [ ! -e {runs}/sent ]; then touch {runs}/sent; out=$(REAL "$@"); echo "$out" > {runs}/id; sleep 30;
+             echo "$out"; else exec REAL "$@"; fi;;
+  *) exec REAL "$@";;
+esac
+""")
+    bashrc = SSH_HOME / ".bashrc"
+    saved = bashrc.read_text() if bashrc.exists() else None
+    bashrc.write_text(f'export PATH="{tmp_path / "remote-bin"}:$PATH"\n' + (saved or ""))
+    try:
+        daemon = daemon_factory(slurm_app(
+            shell_plugin="SecureShell", shell_hostname="127.0.0.1", shell_port=2222, shell_username="pulsar-ssh",
+            shell_private_key=str(SSH_DIR / "id_ed25519"), shell_known_hosts=str(SSH_DIR / "known_hosts"),
+            unknown_outcome_window=8)).start()
+        client = RealClient(client_python_016, daemon.url)
+        client.launch(job, f"echo x >> {runs}/{job}")
+        wait_until(lambda: (runs / "id").exists(), timeout=60, what="the remote sbatch submitted")
+        subprocess.run(["ss", "-K", "dst", "127.0.0.1:2222"], capture_output=True, check=True)
+        final = client.wait(job, timeout=120)
+    finally:
+        if saved is None:
+            bashrc.unlink()
+        else:
+            bashrc.write_text(saved)
+    assert final["status"] == "complete", (final, daemon.log()[-3000:])
+    assert (runs / job).read_text() == "x\n"
+    slurm_id = (runs / "id").read_text().strip()
+    assert daemon.record(job)["external_id"] == slurm_id  # the job Slurm took is the one followed: one run
+    log = daemon.log()
+    assert "may or may not have taken it" in log and "ssh to pulsar-ssh@127.0.0.1:2222 failed" in log, log[-3000:]
+    assert "found its submission as Slurm job" in log and "refused" not in log
