@@ -78,6 +78,9 @@ class SchedulerManager(Submitting, Manager):
         self._pool = ThreadPoolExecutor(max_workers=max(1, int(config.values.get("submit_concurrency") or 2)),
                                         thread_name_prefix=f"{self.name}-submit")
         self._tracked: dict[str, Tracked] = {}  # job id -> the job's run in the scheduler
+        #: earlier runs of a job id set up afresh (or second copies) that the scheduler has not let go yet: still
+        #: deleted until it does, though ``_tracked`` follows the job id's new run
+        self._leftovers: list[Tracked] = []
         self._submitting = InFlight()  # job ids a submission is working on (claimed or about to be)
         self._looking: dict[str, Lookup] = {}  # job id -> the search for its submission, whose outcome is unknown
         self._tries: dict[tuple[str, float], int] = {}  # (job id, generation) -> submissions with unknown outcome
@@ -174,8 +177,9 @@ class SchedulerManager(Submitting, Manager):
             if tracked is None or tracked.generation != record.created:
                 tracked = None
                 if record.external_id and not record.external_id.startswith(SUBMITTING):
-                    tracked = self._tracked[record.job_id] = Tracked(
-                        record.job_id, record.created, record.external_id, started=record.state == wire.State.RUNNING)
+                    tracked = Tracked(record.job_id, record.created, record.external_id,
+                                      started=record.state == wire.State.RUNNING)
+                    self._replace_locked(tracked)
             if tracked is not None:
                 tracked.cancel = True
         # a job still being submitted (no id yet) is deleted by its submitter: the submitted hook refuses it
@@ -198,7 +202,8 @@ class SchedulerManager(Submitting, Manager):
     def may_write(self, job_id: str) -> bool:
         """Until the scheduler has let the job go (it is followed until then, cancelled or not)."""
         with self._lock:
-            return job_id in self._tracked or job_id in self._looking or job_id in self._submitting
+            return job_id in self._tracked or job_id in self._looking or job_id in self._submitting \
+                or any(t.job_id == job_id for t in self._leftovers)
 
     def _request_delete(self, tracked: Tracked) -> None:
         with self._lock:
@@ -210,7 +215,7 @@ class SchedulerManager(Submitting, Manager):
     def _delete(self, tracked: Tracked) -> None:
         try:
             with self._lock:
-                if self._tracked.get(tracked.job_id) is not tracked:
+                if not self._followed_locked(tracked):
                     return  # it ended while the delete waited for the pool
             self.delete_job(tracked.external_id)
             log.info("job %s [%s]: deleted %s job %s", tracked.job_id, self.name, self.scheduler, tracked.external_id)
@@ -232,7 +237,22 @@ class SchedulerManager(Submitting, Manager):
                 known.cancel = known.cancel or tracked.cancel
                 known.started = known.started or tracked.started
                 return
-            self._tracked[tracked.job_id] = tracked
+            self._replace_locked(tracked)
+
+    def _replace_locked(self, tracked: Tracked) -> None:
+        """``tracked`` becomes the job id's run followed here; one it replaces that is being deleted (an earlier
+        run given up or cancelled, whose job id was set up afresh) stays followed, and deleted, until the
+        scheduler lets it go: released later, it would run into the new run's directory."""
+        known = self._tracked.get(tracked.job_id)
+        if known is not None and known is not tracked and known.cancel \
+                and not any(t is known for t in self._leftovers):
+            log.warning("job %s [%s]: %s job %s of an earlier run is still deleted while %s follows the new run",
+                        tracked.job_id, self.name, self.scheduler, known.external_id, tracked.external_id)
+            self._leftovers.append(known)
+        self._tracked[tracked.job_id] = tracked
+
+    def _followed_locked(self, tracked: Tracked) -> bool:
+        return self._tracked.get(tracked.job_id) is tracked or any(t is tracked for t in self._leftovers)
 
     def unreachable(self) -> str | None:
         """Why the scheduler cannot be reached now (for /readyz and doctor), or None."""
@@ -248,7 +268,7 @@ class SchedulerManager(Submitting, Manager):
     def pending_deletes(self) -> int:
         """Jobs ended here (cancelled, given up) that the scheduler has not let go yet (for metrics)."""
         with self._lock:
-            return sum(1 for t in self._tracked.values() if t.cancel)
+            return sum(1 for t in self._tracked.values() if t.cancel) + len(self._leftovers)
 
     def held_jobs(self) -> int:
         """Jobs the scheduler holds, waiting for an operator within held_job_grace (for metrics)."""
@@ -257,7 +277,7 @@ class SchedulerManager(Submitting, Manager):
 
     def tracked_ids(self) -> list[str]:
         with self._lock:
-            return [t.external_id for t in self._tracked.values()]
+            return [t.external_id for t in (*self._tracked.values(), *self._leftovers)]
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -274,7 +294,7 @@ class SchedulerManager(Submitting, Manager):
     def poll(self) -> None:
         """One round: one query for every job followed, then act on what changed."""
         with self._lock:
-            jobs = list(self._tracked.values())
+            jobs = [*self._tracked.values(), *self._leftovers]
         if not jobs:
             return
         began = time.monotonic()
@@ -414,6 +434,7 @@ class SchedulerManager(Submitting, Manager):
         with self._lock:
             if self._tracked.get(tracked.job_id) is tracked:
                 del self._tracked[tracked.job_id]
+            self._leftovers = [t for t in self._leftovers if t is not tracked]
         if message:
             log.warning("job %s [%s]: %s", tracked.job_id, self.name, message)
         self.hooks.finished(self.name, tracked.job_id, code, message=message, generation=tracked.generation)
