@@ -4,7 +4,8 @@ A library call cannot be interrupted: a wedged schedd or qmaster can keep it fro
 call runs on a daemon thread of its own while the caller waits at most ``timeout`` seconds, so the status
 loop, submissions, deletes and shutdown of the manager are never held by it (a daemon thread does not hold
 the process at exit either). The library sees one call at a time: the next waits until the one before has
-really returned, at most ``timeout`` seconds too, then fails (SchedulerError, "busy") without calling.
+really returned, at most ``timeout`` seconds too, then fails without calling: SchedulerDown, nothing was sent
+(a submission waits and is sent again; it is never a refusal of the job).
 
 A call that outlives its limit is OutcomeUnknown: it may still do its work (a submit whose answer was not
 waited for), which is what the submission's lookup is for.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import threading
 
-from .contract import OutcomeUnknown, SchedulerError
+from .contract import OutcomeUnknown, SchedulerDown
 
 
 class LibraryCalls:
@@ -26,7 +27,7 @@ class LibraryCalls:
 
     def __call__(self, what: str, function, *args, **kwargs):
         if not self._one.acquire(timeout=self.timeout):
-            raise SchedulerError(f"{what}: not called, {self.name} has not returned from an earlier call "
+            raise SchedulerDown(f"{what}: not called, {self.name} has not returned from an earlier call "
                                  f"({self._wedged or 'another call'}) for more than {self.timeout:g} s")
         outcome: dict = {}
         done = threading.Event()

@@ -228,6 +228,8 @@ class QueuedDrmaaManager(SchedulerManager):
             "SGE_*", *(config.values.get("pass_environment") or ())))
         self._session = None
         self._ours: set[str] = set()  # ids this session submitted (the only ones it can ask about)
+        #: job ids whose runJob is still in the library (perhaps past its time limit: it may yet send the job)
+        self._sending: set[str] = set()
 
     def start(self) -> None:
         """Opens the DRMAA session. A scheduler that cannot be reached now (its qmaster down) does not stop the
@@ -277,9 +279,25 @@ class QueuedDrmaaManager(SchedulerManager):
         if client_spec:
             spec = f"{spec} {client_spec}" if spec else str(client_spec)
         spec, environment = without_daemon_environment(spec, self.config.values.get("pass_environment") or ())
-        external_id = self._calls("DRMAA runJob", self._run_job, submission, spec, environment)
+        self._sending.add(submission.job_id)
+        try:
+            external_id = self._calls("DRMAA runJob", self._run_job_call, submission, spec, environment)
+        except OutcomeUnknown:
+            raise  # perhaps still in the library: _run_job_call's end says when it is not
+        except BaseException:
+            self._sending.discard(submission.job_id)
+            raise
         self._ours.add(external_id)
         return external_id
+
+    def still_submitting(self, job_id: str) -> bool:
+        return job_id in self._sending
+
+    def _run_job_call(self, submission: Submission, spec: str | None, environment) -> str:
+        try:
+            return self._run_job(submission, spec, environment)
+        finally:
+            self._sending.discard(submission.job_id)
 
     def _run_job(self, submission: Submission, spec: str | None, environment) -> str:
         drmaa = _bindings()

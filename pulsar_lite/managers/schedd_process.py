@@ -37,8 +37,8 @@ class ScheddProcess:
         """The child's answer to ``method``; SchedulerDown when the schedd cannot be located, SchedulerError when
         the call failed, OutcomeUnknown when it did not answer in time (it is killed: the call may have done its
         work all the same)."""
-        if not self._one.acquire(timeout=self.timeout):
-            raise SchedulerError(f"{what}: not called, an earlier HTCondor call has not returned for more than "
+        if not self._one.acquire(timeout=self.timeout):  # nothing sent: a submission waits, never refused
+            raise SchedulerDown(f"{what}: not called, an earlier HTCondor call has not returned for more than "
                                  f"{self.timeout:g} s")
         try:
             return self._call(what, method, arguments)
@@ -49,9 +49,9 @@ class ScheddProcess:
         process = self._child()
         try:
             process.stdin.write((json.dumps({"method": method, "arguments": arguments, **self.target}) + "\n").encode())
-        except (OSError, ValueError) as exc:  # the child died: nothing was sent
+        except (OSError, ValueError) as exc:  # the child died: nothing was sent (a submission waits, never refused)
             self._kill()
-            raise SchedulerError(f"{what}: the HTCondor call process is gone ({exc})") from None
+            raise SchedulerDown(f"{what}: the HTCondor call process is gone ({exc})") from None
         line = self._read_line(process)
         if line is None:
             self._kill()

@@ -280,6 +280,11 @@ class Submitting:
         """The scheduler's jobs that may be this submission (``find_submitted``), the one to keep first."""
         return self.find_submitted(name, since)
 
+    def still_submitting(self, job_id: str) -> bool:
+        """Whether a submit call for the job that was given up on (its time limit passed) is still running in the
+        scheduler's library: it may yet send the job (queued_drmaa: a thread cannot be stopped)."""
+        return False
+
     def _look_once(self, lookup: Lookup) -> None:
         job_id = lookup.job_id
         try:
@@ -302,6 +307,12 @@ class Submitting:
                      external_id)
             self.hooks.adopted(self.name, job_id, lookup.generation)
             self._accepted(job_id, lookup.generation, external_id, adopted=True)
+            return
+        if current and self.still_submitting(job_id):
+            # the call that made the outcome unknown may still send it: never sent again (two copies) nor failed
+            # (its copy would run unfollowed) meanwhile; the window is counted from its return
+            lookup.empty, lookup.began = 0, time.monotonic()
+            self._look_later(lookup)
             return
         lookup.empty += 1
         waited = time.monotonic() - lookup.began

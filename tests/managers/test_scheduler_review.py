@@ -8,7 +8,7 @@ import pytest
 from pulsar_lite import wire
 from pulsar_lite.managers import scheduler as scheduler_module
 from pulsar_lite.managers.contract import Observed
-from tests.managers.test_scheduler import final, memory_engine, submit, wait_for
+from tests.managers.test_scheduler import MemoryScheduler, final, memory_engine, submit, wait_for
 
 M = wire.DEFAULT_MANAGER
 ERROR = Observed.held("in error state (Eqw) in Memory", "Eqw", wait=False)
@@ -40,3 +40,100 @@ def test_a_given_up_job_is_still_deleted_after_its_job_id_is_set_up_again(engine
     scheduler.stubborn = False
     wait_for(lambda: scheduler.jobs[old].phase == Observed.ENDED)
 
+
+import threading  # noqa: E402
+
+from pulsar_lite.managers.bounded import LibraryCalls  # noqa: E402
+from tests.managers.test_scheduler import register  # noqa: E402
+
+
+class LibraryScheduler(MemoryScheduler):
+    """The in-memory scheduler behind a library whose calls go through LibraryCalls (as queued_drmaa's do; queued_condor's
+    ScheddProcess has the same 'busy' rule): ``wedge`` set, a status query blocks in the library until released."""
+
+    def __init__(self, config, hooks, timers):
+        super().__init__(config, hooks, timers)
+        self._calls = LibraryCalls("lib", 0.3)
+        self.wedge = threading.Event()
+        self.unwedged = threading.Event()
+
+    def _blocking_query(self, external_ids):
+        if self.wedge.is_set():
+            self.unwedged.wait()
+        return MemoryScheduler.query(self, external_ids)
+
+    def query(self, external_ids):
+        return self._calls("jobStatus", self._blocking_query, external_ids)
+
+    def submit_job(self, submission):
+        return self._calls("runJob", MemoryScheduler.submit_job, self, submission)
+
+
+def test_a_submission_behind_a_wedged_library_call_waits_instead_of_being_refused(engine_factory, monkeypatch):
+    """A status query is stuck in the library (a wedged qmaster or schedd) past scheduler_call_timeout; a job
+    submitted meanwhile is 'not called' (busy): nothing was sent. It must wait and be sent once the library answers,
+    never fail as refused by the scheduler."""
+    register(monkeypatch, "libmem", "tests.managers.test_scheduler_review:LibraryScheduler")
+    engine = engine_factory(managers={M: {"type": "libmem", "min_polling_interval": 0.05,
+                                          "scheduler_failure_timeout": 30}})
+    scheduler = engine.managers[M]
+    submit(engine, "first")
+    scheduler.wedge.set()
+    wait_for(lambda: scheduler._calls._wedged is not None)  # the status query outlived its limit, still in the library
+    engine.setup(M, "behind")
+    engine.submit(M, "behind", {"command_line": "true"})
+    time.sleep(1.0)
+    record = engine.store.get(M, "behind")
+    assert not record.terminal, record.message
+    scheduler.unwedged.set()
+    wait_for(lambda: (engine.store.get(M, "behind").external_id or "").isdigit())
+
+
+class SlowLibraryScheduler(MemoryScheduler):
+    """A library whose runJob reaches the scheduler only ``delay`` seconds after it was called (a qmaster that
+    answers late), past scheduler_call_timeout and past unknown_outcome_window; its jobs are found by name."""
+
+    def __init__(self, config, hooks, timers):
+        super().__init__(config, hooks, timers)
+        self._calls = LibraryCalls("lib", 0.2)
+        self.delay = 1.5
+        self.names: dict[str, str] = {}  # external id -> job name
+        self.sending: set[str] = set()
+
+    def _run_job(self, submission):
+        self.sending.add(submission.job_id)
+        try:
+            time.sleep(self.delay)
+            self.delay = 0.0
+            external_id = MemoryScheduler.submit_job(self, submission)
+            self.names[external_id] = submission.name
+            return external_id
+        finally:
+            self.sending.discard(submission.job_id)
+
+    def submit_job(self, submission):
+        return self._calls("runJob", self._run_job, submission)
+
+    def still_submitting(self, job_id):  # as queued_drmaa says of its runJob thread
+        return job_id in self.sending
+
+    def find_submitted(self, name, since):
+        with self.guard:
+            return [i for i, n in sorted(self.names.items()) if n == name]
+
+
+def test_a_library_submit_that_returns_after_the_lookup_window_is_not_sent_twice(engine_factory, monkeypatch):
+    """runJob outlives scheduler_call_timeout (OutcomeUnknown: looked up by name) and reaches the scheduler only
+    after unknown_outcome_window. While the call is still in the library the job must not be sent again (two
+    copies) nor failed (the copy would run unfollowed into its directory)."""
+    register(monkeypatch, "slowlib", "tests.managers.test_scheduler_review:SlowLibraryScheduler")
+    engine = engine_factory(managers={M: {"type": "slowlib", "min_polling_interval": 0.05,
+                                          "unknown_outcome_window": 0.3, "scheduler_failure_timeout": 30}})
+    scheduler = engine.managers[M]
+    engine.setup(M, "slow")
+    engine.submit(M, "slow", {"command_line": "true"})
+    record = wait_for(lambda: (lambda r: r if r.terminal or (r.external_id or "").isdigit() else None)(
+        engine.store.get(M, "slow")), timeout=10)
+    assert not record.terminal, (record.message, scheduler.jobs)  # main: failed 'refused', its copy runs on
+    time.sleep(0.5)
+    assert scheduler.calls.count("submit") == 1 and len(scheduler.jobs) == 1, scheduler.calls
