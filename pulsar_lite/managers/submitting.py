@@ -140,11 +140,12 @@ class Submitting:
         """The scheduler's submit command, for a job claimed and with its intent recorded."""
         try:
             external_id = self.submit_job(submission)
-        except OutcomeUnknown as exc:
-            self._outcome_unknown(job_id, generation, submission.name, meant, str(exc))
-            return
         except SchedulerDown as exc:
             self._scheduler_down(job_id, generation, submission, meant, str(exc))
+            return
+        except OutcomeUnknown as exc:
+            self._reached(job_id, generation)  # something got there: a later outage is waited out afresh
+            self._outcome_unknown(job_id, generation, submission.name, meant, str(exc))
             return
         except SchedulerError as exc:
             log.warning("job %s [%s]: %s refused it: %s", job_id, self.name, self.scheduler, exc)
@@ -154,12 +155,17 @@ class Submitting:
             return
         except Exception as exc:  # a defect in the plugin: whether the scheduler took the job is not known
             log.exception("job %s [%s]: submission failed", job_id, self.name)
+            self._reached(job_id, generation)
             self._outcome_unknown(job_id, generation, submission.name, meant, f"{type(exc).__name__}: {exc}")
             return
+        self._reached(job_id, generation)
+        self._accepted(job_id, generation, external_id)
+
+    def _reached(self, job_id: str, generation: float) -> None:
+        """The submit command reached the scheduler (or may have): the job no longer waits for it."""
         with self._lock:
             self._down.pop((job_id, generation), None)
             self.down_error = None
-        self._accepted(job_id, generation, external_id)
 
     def _forget_submission(self, job_id: str, generation: float) -> None:
         with self._lock:

@@ -137,3 +137,68 @@ def test_a_library_submit_that_returns_after_the_lookup_window_is_not_sent_twice
     assert not record.terminal, (record.message, scheduler.jobs)  # main: failed 'refused', its copy runs on
     time.sleep(0.5)
     assert scheduler.calls.count("submit") == 1 and len(scheduler.jobs) == 1, scheduler.calls
+
+
+from pulsar_lite.managers.contract import OutcomeUnknown, SchedulerDown  # noqa: E402
+
+
+class ScriptedScheduler(MemoryScheduler):
+    """Each submit does the next thing of ``script``: 'down' (nothing sent), 'lost' (taken, its answer lost),
+    'unknown' (not taken, its answer lost), 'ok'; then 'ok'. Jobs are found by name."""
+
+    def __init__(self, config, hooks, timers):
+        super().__init__(config, hooks, timers)
+        self.script: list[str] = []
+        self.names: dict[str, str] = {}
+        self.down_at: list[float] = []
+
+    def submit_job(self, submission):
+        step = self.script.pop(0) if self.script else "ok"
+        if step == "down":
+            self.down_at.append(time.monotonic())
+            raise SchedulerDown("Unable to contact slurm controller")
+        if step == "unknown":
+            raise OutcomeUnknown("sbatch timed out")
+        external_id = MemoryScheduler.submit_job(self, submission)
+        self.names[external_id] = submission.name
+        if step == "lost":
+            raise OutcomeUnknown("ssh connection dropped after sbatch ran")
+        return external_id
+
+    def find_submitted(self, name, since):
+        with self.guard:
+            return [i for i, n in sorted(self.names.items()) if n == name]
+
+
+def scripted(engine_factory, monkeypatch, **options):
+    register(monkeypatch, "scripted", "tests.managers.test_scheduler_review:ScriptedScheduler")
+    return engine_factory(managers={M: {"type": "scripted", "min_polling_interval": 0.05, **options}})
+
+
+def test_a_second_scheduler_outage_is_waited_out_afresh(engine_factory, monkeypatch):
+    """down (waits) -> an sbatch whose answer is lost and which took nothing -> looked for, not found, submitted
+    again -> down again. The second outage must be waited out for scheduler_failure_timeout; the first one's
+    start was kept (_down never forgot it after the unknown outcome) and the job failed at once."""
+    engine = scripted(engine_factory, monkeypatch, scheduler_failure_timeout=0.6, unknown_outcome_window=0.8)
+    scheduler = engine.managers[M]
+    scheduler.script = ["down", "unknown", "down", "down", "down", "down", "down", "down"]
+    engine.setup(M, "flap")
+    engine.submit(M, "flap", {"command_line": "true"})
+    wait_for(lambda: len(scheduler.down_at) >= 2, timeout=5)
+    second = scheduler.down_at[1]
+    record = wait_for(lambda: (lambda r: r if r.terminal else None)(engine.store.get(M, "flap")), timeout=5)
+    assert record.state == wire.State.FAILED and "could not be reached" in record.message
+    assert time.monotonic() - second >= 0.5, f"failed {time.monotonic() - second:.2f} s into the second outage"
+
+
+def test_a_submission_found_after_an_outage_leaves_no_degraded_report(engine_factory, monkeypatch):
+    """down -> an sbatch that took the job but whose answer was lost -> found by name and adopted. Nothing waits
+    for the scheduler any more: /readyz must not list the manager as degraded."""
+    engine = scripted(engine_factory, monkeypatch, scheduler_failure_timeout=30, unknown_outcome_window=5)
+    scheduler = engine.managers[M]
+    scheduler.script = ["down", "lost"]
+    engine.setup(M, "found")
+    engine.submit(M, "found", {"command_line": "true"})
+    wait_for(lambda: (engine.store.get(M, "found").external_id or "").isdigit(), timeout=5)
+    assert len(scheduler.jobs) == 1
+    assert scheduler.unreachable() is None, scheduler.unreachable()
