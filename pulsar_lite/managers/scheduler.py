@@ -258,11 +258,13 @@ class SchedulerManager(Submitting, Manager):
         """Why the scheduler cannot be reached now (for /readyz and doctor), or None."""
         with self._lock:
             waiting = len(self._down)
-        if self._failing_since is not None and self._query_error:
-            return (f"{self.scheduler} has not answered status queries for {time.monotonic() - self._failing_since:.0f}"
-                    f" s: {self._query_error}")
-        if waiting and self.down_error:
-            return f"{self.scheduler} cannot be reached; {waiting} job(s) wait to be submitted: {self.down_error}"
+        # each read once: the status loop and the submissions change them meanwhile (no lock of theirs)
+        failing_since, query_error, down_error = self._failing_since, self._query_error, self.down_error
+        if failing_since is not None and query_error:
+            return (f"{self.scheduler} has not answered status queries for {time.monotonic() - failing_since:.0f}"
+                    f" s: {query_error}")
+        if waiting and down_error:
+            return f"{self.scheduler} cannot be reached; {waiting} job(s) wait to be submitted: {down_error}"
         return None
 
     def pending_deletes(self) -> int:

@@ -202,3 +202,23 @@ def test_a_submission_found_after_an_outage_leaves_no_degraded_report(engine_fac
     wait_for(lambda: (engine.store.get(M, "found").external_id or "").isdigit(), timeout=5)
     assert len(scheduler.jobs) == 1
     assert scheduler.unreachable() is None, scheduler.unreachable()
+
+
+
+def test_unreachable_reads_the_status_loops_state_once(engine, monkeypatch):
+    """/readyz calls unreachable() from a request thread while the status loop clears _failing_since (the
+    scheduler answered again). unreachable() read it twice: cleared between the check and the subtraction, it
+    raised TypeError (a 500 from /readyz). The interleaving is forced here: the status loop runs exactly when
+    unreachable() asks the clock."""
+    scheduler = engine.managers[M]
+    real = time.monotonic
+
+    def clock():  # the status loop's successful poll, between unreachable()'s two reads
+        scheduler._failing_since = scheduler._query_error = None
+        return real()
+    scheduler._failing_since, scheduler._query_error = real(), "slurmctld not responding"
+    monkeypatch.setattr(scheduler_module.time, "monotonic", clock)
+    try:
+        scheduler.unreachable()
+    finally:
+        monkeypatch.undo()
