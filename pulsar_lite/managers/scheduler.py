@@ -437,6 +437,8 @@ class SchedulerManager(Submitting, Manager):
             if self._tracked.get(tracked.job_id) is tracked:
                 del self._tracked[tracked.job_id]
             self._leftovers = [t for t in self._leftovers if t is not tracked]
+        if tracked.copy:
+            return  # a second copy let go: the job's own run reports its end
         if message:
             log.warning("job %s [%s]: %s", tracked.job_id, self.name, message)
         self.hooks.finished(self.name, tracked.job_id, code, message=message, generation=tracked.generation)

@@ -83,6 +83,8 @@ class Tracked:
     #: found by its name, not by the id its submit command printed: only its own return_code says it ran (a
     #: job of that name may be another's), never the scheduler's exit code alone
     adopted: bool = False
+    #: a second copy of the run (found beside the one kept), only deleted: never reports the job's start or end
+    copy: bool = False
 
 
 @dataclass
@@ -308,7 +310,8 @@ class Submitting:
             self._stop_looking(lookup)
             external_id, *duplicates = found
             for extra in duplicates:  # never two runs of one job: the one that started (else the oldest) is kept
-                self._delete_copy(job_id, extra, f"a second submission of it ({external_id} is kept)")
+                self._delete_copy(job_id, extra, f"a second submission of it ({external_id} is kept)",
+                                  lookup.generation)
             log.info("job %s [%s]: found its submission as %s job %s", job_id, self.name, self.scheduler,
                      external_id)
             self.hooks.adopted(self.name, job_id, lookup.generation)
@@ -385,7 +388,8 @@ class Submitting:
         else:
             others.append(newest)
         for external_id in others:
-            self._delete_copy(job_id, external_id, "a submission of an ended or earlier run of it")
+            self._delete_copy(job_id, external_id, "a submission of an ended or earlier run of it",
+                              lookup.generation)
 
     def _cannot_look(self, lookup: Lookup, exc: SchedulerError) -> None:
         now = time.monotonic()
@@ -407,10 +411,17 @@ class Submitting:
             if self._looking.get(lookup.job_id) is lookup:
                 del self._looking[lookup.job_id]
 
-    def _delete_copy(self, job_id: str, external_id: str, what: str) -> None:
+    def _delete_copy(self, job_id: str, external_id: str, what: str, generation: float) -> None:
+        """Delete a copy, and follow it (deleted again) until the scheduler lets it go: a copy left queued would
+        run the job a second time in its directory."""
+        copy = Tracked(job_id, generation, external_id, started=True, cancel=True, given_up=True, copy=True)
+        with self._lock:
+            self._leftovers.append(copy)
         try:
             self.delete_job(external_id)
             log.warning("job %s [%s]: deleted %s job %s, %s", job_id, self.name, self.scheduler, external_id, what)
         except SchedulerError as exc:
-            log.error("job %s [%s]: %s job %s is %s and could not be deleted: %s", job_id, self.name,
-                      self.scheduler, external_id, what, exc)
+            log.error("job %s [%s]: %s job %s is %s and could not be deleted yet (tried again while it is listed): %s",
+                      job_id, self.name, self.scheduler, external_id, what, exc)
+        finally:
+            copy.last_delete = time.monotonic()

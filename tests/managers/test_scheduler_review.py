@@ -222,3 +222,29 @@ def test_unreachable_reads_the_status_loops_state_once(engine, monkeypatch):
         scheduler.unreachable()
     finally:
         monkeypatch.undo()
+
+
+def test_a_second_copy_found_by_the_lookup_is_deleted_even_when_the_first_delete_fails(engine_factory, monkeypatch):
+    """Two copies of a lost submission are found: one is kept, the other deleted. That delete was made once,
+    its failure only logged: the copy stayed queued and later ran the job a second time in its directory."""
+    monkeypatch.setattr(scheduler_module, "DELETE_RETRY", 0.2)
+    engine = scripted(engine_factory, monkeypatch, scheduler_failure_timeout=30, unknown_outcome_window=5)
+    scheduler = engine.managers[M]
+    failures = [1]
+    real_delete = scheduler.delete_job
+
+    def delete_job(external_id):
+        if failures[0]:
+            failures[0] -= 1
+            raise scheduler_module.SchedulerError("scancel: Unable to contact slurm controller")
+        real_delete(external_id)
+    scheduler.delete_job = delete_job
+    scheduler.script = ["lost"]
+    scheduler.names["99"] = "pulsar_twice"  # an earlier copy of the same submission, taken too
+    scheduler.jobs["99"] = Observed(Observed.QUEUED, state="PD")
+    engine.setup(M, "twice")
+    engine.submit(M, "twice", {"command_line": "true"})
+    kept = wait_for(lambda: (engine.store.get(M, "twice").external_id or "").isdigit()
+                    and engine.store.get(M, "twice").external_id, timeout=5)
+    extra = ({"99", "101"} - {kept}).pop()
+    wait_for(lambda: scheduler.jobs[extra].phase == Observed.ENDED, timeout=3)
