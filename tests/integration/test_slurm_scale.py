@@ -1,6 +1,7 @@
-"""queued_cli's status queries on a real Slurm with a few hundred held jobs: asked about in several squeue
-commands of one round (status_command_bytes made small so that 300 ids need several), every job read; a
-record garbled on its way (a squeue wrapper spoils one line) concerns that job alone."""
+"""queued_cli's status queries on a real Slurm with a few hundred held jobs: asked about in one squeue of the
+user's jobs, or by id in several squeue commands of one round (status_command_bytes made small so that 300 ids
+need several), every job read; a record garbled on its way (a squeue wrapper spoils one line) concerns that
+job alone."""
 from __future__ import annotations
 
 import os
@@ -55,6 +56,8 @@ def counting_squeue(tmp_path, monkeypatch, spoil: str | None = None):
 
 
 def test_hundreds_of_held_jobs_in_several_commands_of_one_round(held_jobs, manager, tmp_path, monkeypatch):
+    """By id (when the submitting user cannot be told, or few jobs are followed): several commands a round."""
+    monkeypatch.setattr(type(manager.plugin), "USER_WIDE", 10_000)
     calls = counting_squeue(tmp_path, monkeypatch)
     expected = len(manager.plugin.status_commands(held_jobs, 600))
     assert expected >= 3
@@ -71,3 +74,18 @@ def test_one_garbled_record_concerns_its_job_alone(held_jobs, manager, tmp_path,
     assert seen[spoiled].phase == Observed.UNKNOWN
     assert {(s.phase, s.state) for i, s in seen.items() if i != spoiled} == {(Observed.HELD, "PENDING")}
     assert len(seen) == COUNT
+
+
+def test_hundreds_of_jobs_in_one_squeue_of_the_users_jobs(held_jobs, manager, tmp_path, monkeypatch):
+    """Past USER_WIDE jobs: one squeue listing every job of the user (cheaper than a long -j list), the other
+    jobs it lists passed over; every job asked about read."""
+    calls = counting_squeue(tmp_path, monkeypatch)
+    other = subprocess.run(["sbatch", "--hold", "--parsable", "-J", "not_followed", "-o", "/dev/null", "--wrap", "true"],
+                           capture_output=True, text=True, cwd="/tmp").stdout.strip()
+    try:
+        seen = manager.query(held_jobs)
+    finally:
+        subprocess.run(["scancel", other])
+    assert len(calls.read_text().split()) == 1
+    assert set(seen) == set(held_jobs) and other not in seen
+    assert {(s.phase, s.state) for s in seen.values()} == {(Observed.HELD, "PENDING")}

@@ -78,12 +78,19 @@ class QueuedCliManager(SchedulerManager):
         """One command per chunk of ids (each under the argument limits), all in this round; a command that
         fails fails the round, a record that cannot be read concerns its job alone."""
         observed: dict[str, Observed] = {}
-        for command, ids in self.plugin.status_commands(external_ids, self.command_bytes):
+        for command, ids in self.plugin.status_commands(external_ids, self.command_bytes, self._status_user()):
             result = self.shell.run(command)
             observed.update(self.plugin.parse_status(result.returncode, result.stdout, result.stderr, ids))
         for external_id in set(self._unreadable) - set(external_ids):
             del self._unreadable[external_id]  # no longer followed
         return self._readable(observed)
+
+    def _status_user(self) -> str | None:
+        """Who submits (for a status command listing all of that user's jobs); None when it cannot be told now."""
+        try:
+            return self.shell.user()
+        except SchedulerError:
+            return None
 
     def history(self, external_ids: list[str]) -> dict[str, Observed]:
         observed: dict[str, Observed] = {}

@@ -157,9 +157,10 @@ class JobPlugin:
         """One command asking about all of these jobs."""
         raise NotImplementedError
 
-    def status_commands(self, external_ids: list[str], limit: int = STATUS_COMMAND_BYTES) \
+    def status_commands(self, external_ids: list[str], limit: int = STATUS_COMMAND_BYTES, user: str | None = None) \
             -> list[tuple[list[str], list[str]]]:
-        """The status commands for these jobs, each with the ids it asks about, each at most ``limit`` bytes."""
+        """The status commands for these jobs, each with the ids it asks about, each at most ``limit`` bytes
+        (``user``: who submitted them, for a scheduler that lists all of a user's jobs cheaper than many ids)."""
         return chunks(self.status, external_ids, limit)
 
     def parse_status(self, returncode: int, stdout: str, stderr: str, external_ids: list[str]) -> dict[str, Observed]:
@@ -269,9 +270,14 @@ def combined(records: list[Observed]) -> Observed:
     return min(records, key=rank)
 
 
+class Everyone(list):
+    """The ids a status command is about when it lists every job of the user (not these ids alone): records
+    of the user's other jobs are expected in its answer, and passed over."""
+
+
 def read_records(stdout: str, wanted: set[str] | None, read: Callable[[list[str]], Observed | None], scheduler: str,
-                 fields: int, job_id: re.Pattern, owner: Callable[[str], str | None] | None = None) \
-        -> dict[str, Observed]:
+                 fields: int, job_id: re.Pattern, owner: Callable[[str], str | None] | None = None,
+                 everyone: bool = False) -> dict[str, Observed]:
     """Each line of ``stdout`` (``|``-separated fields, the job id first, matching ``job_id``) read by ``read``;
     a line it cannot read (None) is ``Observed.unreadable`` for its job, never an error for the others. A
     readable record of a job wins over an unreadable one. When a line names no job asked about, the jobs the
@@ -286,6 +292,8 @@ def read_records(stdout: str, wanted: set[str] | None, read: Callable[[list[str]
         parts = [part.strip() for part in line.split("|", fields - 1)]
         named = parts[0] if job_id.match(parts[0]) else None
         key = ((owner(named) if owner else None) or named) if named else None
+        if everyone and named and wanted is not None and key not in wanted:
+            continue  # another job of the user's: not asked about
         seen = read(parts) if named and len(parts) == fields else None
         if seen is not None:
             parts_of.setdefault(key, {})[named] = seen

@@ -27,8 +27,8 @@ import re
 import time
 
 from ..contract import Observed, SchedulerError
-from .plugin import (STATUS_COMMAND_BYTES, Found, JobPlugin, Resources, Script, chunks, directive_lines, hms,
-                     mapped_params, native_lines, native_options, read_records, wait_status)
+from .plugin import (STATUS_COMMAND_BYTES, Everyone, Found, JobPlugin, Resources, Script, chunks, directive_lines,
+                     hms, mapped_params, native_lines, native_options, read_records, wait_status)
 
 #: squeue/sacct state -> (phase, what a scheduler-side end means; None: the script ran to its end)
 STATES = {
@@ -269,10 +269,20 @@ class Slurm(JobPlugin):
         return ["squeue", *self.on(cluster), "-h", "-t", "all", "-j",
                 ",".join(split_id(external_id)[0] for external_id in external_ids), "-O", STATUS_FORMAT]
 
-    def status_commands(self, external_ids: list[str], limit: int = STATUS_COMMAND_BYTES) \
+    #: past this many jobs (of one cluster), squeue lists all of the user's jobs rather than these by id: squeue
+    #: matches a long -j list slowly (3,000 ids: 0.50 s; every job of the user, 15,000 listed: 0.13 s, here)
+    USER_WIDE = 200
+
+    def status_commands(self, external_ids: list[str], limit: int = STATUS_COMMAND_BYTES, user: str | None = None) \
             -> list[tuple[list[str], list[str]]]:
-        return [command for cluster, ids in by_cluster(external_ids).items()
-                for command in chunks(lambda run, c=cluster: self.status(run, c), ids, limit)]
+        commands = []
+        for cluster, ids in by_cluster(external_ids).items():
+            if user and len(ids) > self.USER_WIDE:
+                commands.append((["squeue", *self.on(cluster), "-h", "-a", "-t", "all", "-u", user, "-O",
+                                  STATUS_FORMAT], Everyone(ids)))
+            else:
+                commands += chunks(lambda run, c=cluster: self.status(run, c), ids, limit)
+        return commands
 
     def history_commands(self, external_ids: list[str], limit: int = STATUS_COMMAND_BYTES) \
             -> list[tuple[list[str], list[str]]]:
@@ -285,7 +295,7 @@ class Slurm(JobPlugin):
                 return {}
             raise SchedulerError(f"squeue failed ({returncode}): {(stderr or stdout).strip()[-300:]}")
         return read_records(without_cluster_lines(stdout), set(external_ids), self._squeue_record, self.scheduler,
-                            4, _JOB_ID, owner=asked_about(external_ids))
+                            4, _JOB_ID, owner=asked_about(external_ids), everyone=isinstance(external_ids, Everyone))
 
     @staticmethod
     def _squeue_record(fields: list[str]) -> Observed | None:

@@ -165,6 +165,9 @@ class FakeShell:
         self.answer = answer
         self.commands: list[list[str]] = []
 
+    def user(self):
+        raise SchedulerError("who submits is not known here: asked by id")
+
     def run(self, command):
         self.commands.append(command)
         return Result(0, self.answer(command[command.index("-j") + 1].split(",")) if command[0] == "squeue" else "",
@@ -202,3 +205,16 @@ def test_an_unreadable_record_is_no_conclusion_for_a_few_rounds_then_the_job_cou
     assert caplog.text.count("record of job 10000001 cannot be read") == 1
     cli.shell = FakeShell(lambda ids: "".join(f"{i}|RUNNING|0|None|\n" for i in ids))
     assert cli.query(ids)["10000001"].phase == Observed.RUNNING and not cli._unreadable
+
+
+def test_many_slurm_jobs_are_asked_about_in_one_squeue_of_the_users_jobs():
+    ids = slurm_ids(Slurm.USER_WIDE + 1)
+    [(command, asked)] = Slurm().status_commands(ids, user="galaxy")
+    assert command[:7] == ["squeue", "-h", "-a", "-t", "all", "-u", "galaxy"] and "-j" not in command
+    assert asked == ids
+    # the user's other jobs (9001, 9002: not followed) are passed over; one of them garbled changes nothing
+    answer = "".join(f"{i}|PENDING|0|None|\n" for i in ids) + "9001|RUNNING|0|None|\n9002|GARB\ufffdLED|x|x|\n"
+    seen = Slurm().parse_status(0, answer, "", asked)
+    assert set(seen) == set(ids) and all(s.phase == "queued" for s in seen.values())
+    assert "-j" in Slurm().status_commands(ids[:Slurm.USER_WIDE], user="galaxy")[0][0]  # few: by id
+    assert all("-j" in command for command, _ in Slurm().status_commands(ids))  # user unknown: by id
