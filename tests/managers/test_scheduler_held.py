@@ -12,7 +12,7 @@ import time
 import pytest
 
 from pulsar_lite import wire
-from pulsar_lite.managers import scheduler as scheduler_module
+from pulsar_lite.managers import following as following_module
 from pulsar_lite.managers.contract import Observed
 from tests.managers.test_scheduler import final, memory_engine, submit, wait_for, write_return_code
 
@@ -22,7 +22,7 @@ HELD = Observed.held("held in Memory (JobHeldAdmin)", "PD")
 
 @pytest.fixture
 def engine(engine_factory, monkeypatch):
-    monkeypatch.setattr(scheduler_module, "DELETE_RETRY", 0.2)
+    monkeypatch.setattr(following_module, "DELETE_RETRY", 0.2)
     return memory_engine(engine_factory, monkeypatch, held_job_grace=1.0, return_code_grace=0.5,
                          scheduler_failure_timeout=0.5)
 

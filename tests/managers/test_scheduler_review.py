@@ -6,6 +6,7 @@ import time
 import pytest
 
 from pulsar_lite import wire
+from pulsar_lite.managers import following as following_module
 from pulsar_lite.managers import scheduler as scheduler_module
 from pulsar_lite.managers.contract import Observed
 from tests.managers.test_scheduler import MemoryScheduler, final, memory_engine, submit, wait_for
@@ -16,7 +17,7 @@ ERROR = Observed.held("in error state (Eqw) in Memory", "Eqw", wait=False)
 
 @pytest.fixture
 def engine(engine_factory, monkeypatch):
-    monkeypatch.setattr(scheduler_module, "DELETE_RETRY", 0.2)
+    monkeypatch.setattr(following_module, "DELETE_RETRY", 0.2)
     return memory_engine(engine_factory, monkeypatch, held_job_grace=1.0, return_code_grace=0.5,
                          scheduler_failure_timeout=0.5)
 
@@ -227,7 +228,7 @@ def test_unreachable_reads_the_status_loops_state_once(engine, monkeypatch):
 def test_a_second_copy_found_by_the_lookup_is_deleted_even_when_the_first_delete_fails(engine_factory, monkeypatch):
     """Two copies of a lost submission are found: one is kept, the other deleted. That delete was made once,
     its failure only logged: the copy stayed queued and later ran the job a second time in its directory."""
-    monkeypatch.setattr(scheduler_module, "DELETE_RETRY", 0.2)
+    monkeypatch.setattr(following_module, "DELETE_RETRY", 0.2)
     engine = scripted(engine_factory, monkeypatch, scheduler_failure_timeout=30, unknown_outcome_window=5)
     scheduler = engine.managers[M]
     failures = [1]
