@@ -70,6 +70,8 @@ class SchedulerManager(Following, Submitting, Manager):
         self.interval = max(float(interval if interval is not None else DEFAULT_POLLING_INTERVAL), 0.05)
         self.failure_timeout = float(config.values.get("scheduler_failure_timeout") or 3600)
         self.reconcile_interval = max(float(config.values.get("reconcile_interval") or 60), self.interval)
+        budget = config.values.get("status_time_budget")
+        self.time_budget = min(max(float(budget if budget is not None else 0.05), 0.001), 1.0)
         window = config.values.get("unknown_outcome_window")
         self.unknown_outcome_window = max(float(window if window is not None else 120.0), 0.0)
         held = config.values.get("held_job_grace")
@@ -292,7 +294,10 @@ class SchedulerManager(Following, Submitting, Manager):
                     self.reconcile()
             except Exception:
                 log.exception("[%s] status loop", self.name)
-            self._stopping.wait(max(0.0, self.interval - (time.monotonic() - began)))
+            took = time.monotonic() - began
+            # a round that takes long (thousands of jobs) pushes the next one back: the loop and the scheduler's
+            # status commands keep to status_time_budget of the time, whatever the number of jobs
+            self._stopping.wait(max(self.interval, took / self.time_budget) - took)
 
     def poll(self) -> None:
         """One round: one query for every job followed, then act on what changed."""
