@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rest_jobs import CACHE, TOKEN, client_venv, percentile, venv
-from schedulers import COMMANDS, LITE, MANAGERS, PULSAR, Lite, Pulsar, drive, finish
+from schedulers import COMMANDS, LITE, MANAGERS, PULSAR, Lite, Pulsar, finish
 
 WAITING = {"condor": {"submit_requirements": "False"}}  # no machine matches: idle
 SUBMIT = {"slurm": "sbatch", "drmaa": "qsub", "condor": "condor_submit"}
@@ -120,9 +120,7 @@ def measure(daemon, scheduler: str, jobs: list[str], client_python: Path, args) 
     result = {"jobs": len(jobs)}
     before = listed(scheduler)
     began = time.time()
-    finish(drive(client_python, daemon, jobs, "sleep 3600", 3600, daemon.workdir, 3600,
-                 destination=WAITING.get(scheduler)) if False else
-           _launch(client_python, daemon, jobs, scheduler))
+    finish(_launch(client_python, daemon, jobs, scheduler))
     while listed(scheduler) - before < len(jobs):
         if time.time() - began > args.submit_timeout:
             raise RuntimeError(f"{daemon.name}: {listed(scheduler) - before} of {len(jobs)} jobs in the scheduler "
@@ -151,9 +149,9 @@ def measure(daemon, scheduler: str, jobs: list[str], client_python: Path, args) 
     lock = threading.Lock()
 
     def answer(job):
-        while True:
+        while True:  # a 5xx (still starting) is asked again, for up to a minute after the restart
             state = status(daemon, job)
-            if not state.startswith("HTTP 5"):
+            if not state.startswith("HTTP 5") or time.time() - restarted > 60:
                 break
             time.sleep(0.05)
         with lock:
