@@ -118,3 +118,42 @@ def check_over_amqp(daemon, client_python: Path, prefix: str, scheduler: str) ->
         assert f"submitted to {scheduler} as" in daemon.log()
     finally:
         delete_queues(prefixed_names(prefix))
+
+
+def check_a_wedged_scheduler(daemon, client: RealClient, process: str, **pending) -> str:
+    """The scheduler's daemon ``process`` (condor_schedd, sge_qmaster) is stopped with SIGSTOP: it accepts
+    connections and never answers, as a wedged one does. ``daemon`` runs with scheduler_call_timeout 3 s: the
+    submit call is given up, REST still answers, and the job is found by its name once the scheduler answers
+    again: it runs once. Then, with a job kept waiting (``pending``: the destination params that keep it so)
+    and the scheduler stopped again, the daemon stops at once. Returns the waiting job's scheduler id."""
+    import os
+    import signal
+    import time
+
+    from tests.conftest import need
+
+    pids = subprocess.run(["pgrep", "-x", process], capture_output=True, text=True).stdout.split()
+    need(bool(pids), f"no {process} process to stop")
+    pid = int(pids[0])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        client.launch("during", "echo x >> ../outputs/runs")
+        wait_until(lambda: "did not return within 3 s" in daemon.log(), timeout=30, what="the submit given up")
+        assert client.status("during")["status"] == "queued"  # REST still answers, from the store
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    final = client.wait("during", timeout=180)
+    assert final["status"] == "complete", (final, daemon.log()[-3000:])
+    assert (daemon.staging / "during" / "outputs" / "runs").read_text() == "x\n"
+    client.launch("pending", "sleep 300", **pending)
+    waiting = external_id(daemon, "pending")
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(2)  # the status loop is inside a call the scheduler never answers
+        began = time.monotonic()
+        daemon.process.send_signal(signal.SIGTERM)
+        daemon.process.wait(20)
+        assert time.monotonic() - began < 10
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return waiting

@@ -13,8 +13,8 @@ from tests.amqp import RABBIT_URL, ensure_client_kombu, rabbit_available, unique
 from tests.conftest import need, wait_until
 
 from .clusters import CONDOR_CONFIG, condor, condor_queue, condor_ready, share_with_condor, unshare_with_condor
-from .schedulers import (RealClient, check_cancel_while_pending_and_while_running, check_through_scheduler,
-                         check_over_amqp, external_id)
+from .schedulers import (RealClient, check_a_wedged_scheduler, check_cancel_while_pending_and_while_running,
+                         check_through_scheduler, check_over_amqp, external_id)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 INTERVAL = 0.5
@@ -136,43 +136,12 @@ def test_one_job_over_amqp_through_condor(condor_daemon, client_python_016):
     check_over_amqp(daemon, client_python_016, prefix, "HTCondor")
 
 
-def schedd_pid() -> int:
-    import subprocess
-    out = subprocess.run(["pgrep", "-x", "condor_schedd"], capture_output=True, text=True).stdout.split()
-    need(bool(out), "no condor_schedd process to stop")
-    return int(out[0])
-
-
 def test_a_wedged_schedd_holds_neither_submissions_nor_shutdown(condor_daemon, client_python_016):
-    """The schedd is stopped (SIGSTOP: it accepts connections and never answers, as a wedged schedd does). The
-    submit call is given up after scheduler_call_timeout (3 s) and the job looked for by its name once the
-    schedd answers again: it runs once. A daemon stopped while the schedd is wedged exits at once. Before,
-    the call never returned: the job stayed unsubmitted and the daemon's exit hung on the stuck thread."""
-    import os
-    import signal
-
+    """The schedd stopped (SIGSTOP): the submit call is given up after scheduler_call_timeout and the job found
+    once it answers (runs once); the daemon stops at once while it is wedged. Before, the bindings held the
+    interpreter lock for HTCondor's 20 s a call (every thread of the daemon stopped), and the call had no limit
+    of its own."""
     daemon = condor_daemon(scheduler_call_timeout=3).start()
-    client = RealClient(client_python_016, daemon.url)
-    pid = schedd_pid()
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        client.launch("during", "echo x >> ../outputs/runs")
-        wait_until(lambda: "did not return within 3 s" in daemon.log(), timeout=30, what="the submit given up")
-        assert client.status("during")["status"] == "queued"  # REST still answers, from the store
-    finally:
-        os.kill(pid, signal.SIGCONT)
-    final = client.wait("during", timeout=180)
-    assert final["status"] == "complete", (final, daemon.log()[-3000:])
-    assert (daemon.staging / "during" / "outputs" / "runs").read_text() == "x\n"
-    client.launch("pending", "sleep 300", submit_requirements="False")
-    external_id(daemon, "pending")
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        time.sleep(2)  # the status loop is inside a query the schedd never answers
-        began = time.monotonic()
-        daemon.process.send_signal(signal.SIGTERM)
-        daemon.process.wait(20)
-        assert time.monotonic() - began < 10
-    finally:
-        os.kill(pid, signal.SIGCONT)
-    condor("condor_rm", daemon.record("pending")["external_id"])
+    waiting = check_a_wedged_scheduler(daemon, RealClient(client_python_016, daemon.url), "condor_schedd",
+                                       submit_requirements="False")
+    condor("condor_rm", waiting)

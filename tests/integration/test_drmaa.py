@@ -15,8 +15,8 @@ from tests.conftest import need, wait_until
 
 from .clusters import DRMAA_ENV, sge_queue, sge_ready
 from .rest_helpers import rest
-from .schedulers import (RealClient, check_cancel_while_pending_and_while_running, check_through_scheduler,
-                         check_over_amqp, external_id)
+from .schedulers import (RealClient, check_a_wedged_scheduler, check_cancel_while_pending_and_while_running,
+                         check_through_scheduler, check_over_amqp, external_id)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -175,37 +175,10 @@ def test_a_qmaster_out_of_reach_at_start_degrades_that_manager_alone(daemon_fact
 
 
 def test_a_wedged_qmaster_holds_neither_submissions_nor_shutdown(drmaa_daemon, client_python_016):
-    """sge_qmaster is stopped (SIGSTOP: connections accepted, never answered). The DRMAA submit call is given
-    up after scheduler_call_timeout (3 s) and the job looked for by its name once the qmaster answers: it runs
-    once. A daemon stopped while the qmaster is wedged exits at once. Before, the calls had no time limit and
-    held the manager's lock (submits, polls and deletes waited behind them)."""
-    import os
-    import signal
-
+    """sge_qmaster stopped (SIGSTOP): the DRMAA submit call is given up after scheduler_call_timeout and the job
+    found once it answers (runs once); the daemon stops at once while it is wedged. Before, the calls had no
+    time limit and held the manager's lock (submits, polls and deletes waited behind them)."""
     daemon = drmaa_daemon(scheduler_call_timeout=3).start()
-    client = RealClient(client_python_016, daemon.url)
-    pids = subprocess.run(["pgrep", "-x", "sge_qmaster"], capture_output=True, text=True).stdout.split()
-    need(bool(pids), "no sge_qmaster process to stop")
-    pid = int(pids[0])
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        client.launch("during", "echo x >> ../outputs/runs")
-        wait_until(lambda: "did not return within 3 s" in daemon.log(), timeout=30, what="the submit given up")
-        assert client.status("during")["status"] == "queued"
-    finally:
-        os.kill(pid, signal.SIGCONT)
-    final = client.wait("during", timeout=180)
-    assert final["status"] == "complete", (final, daemon.log()[-3000:])
-    assert (daemon.staging / "during" / "outputs" / "runs").read_text() == "x\n"
-    client.launch("pending", "sleep 300", submit_native_specification="-h")
-    held_id = external_id(daemon, "pending")
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        time.sleep(2)
-        began = time.monotonic()
-        daemon.process.send_signal(signal.SIGTERM)
-        daemon.process.wait(20)
-        assert time.monotonic() - began < 10
-    finally:
-        os.kill(pid, signal.SIGCONT)
-    subprocess.run(["qdel", held_id], capture_output=True)
+    waiting = check_a_wedged_scheduler(daemon, RealClient(client_python_016, daemon.url), "sge_qmaster",
+                                       submit_native_specification="-h")
+    subprocess.run(["qdel", waiting], capture_output=True)

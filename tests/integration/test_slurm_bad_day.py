@@ -210,7 +210,6 @@ def test_jobs_slurm_took_while_the_daemon_was_down_mid_submit_are_adopted_not_se
     assert daemon.log().count("found its submission as Slurm job") == 2
 
 
-SSH_DIR = Path("/etc/pulsar-lite-ci")
 SSH_HOME = Path("/var/lib/pulsar-ssh")  # the test sshd's login (scripts/ci/sshd-up.sh); bash reads its .bashrc
 
 

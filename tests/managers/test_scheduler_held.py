@@ -20,11 +20,16 @@ M = wire.DEFAULT_MANAGER
 HELD = Observed.held("held in Memory (JobHeldAdmin)", "PD")
 
 
-@pytest.fixture
-def engine(engine_factory, monkeypatch):
+def quick_engine(engine_factory, monkeypatch):
+    """The in-memory scheduler with short graces and deletes asked again every 0.2 s."""
     monkeypatch.setattr(following_module, "DELETE_RETRY", 0.2)
     return memory_engine(engine_factory, monkeypatch, held_job_grace=1.0, return_code_grace=0.5,
                          scheduler_failure_timeout=0.5)
+
+
+@pytest.fixture
+def engine(engine_factory, monkeypatch):
+    return quick_engine(engine_factory, monkeypatch)
 
 
 def test_a_job_held_past_the_grace_is_failed_with_the_reason_and_deleted(engine):

@@ -9,7 +9,8 @@ from pulsar_lite import wire
 from pulsar_lite.managers import following as following_module
 from pulsar_lite.managers import scheduler as scheduler_module
 from pulsar_lite.managers.contract import Observed
-from tests.managers.test_scheduler import MemoryScheduler, final, memory_engine, submit, wait_for
+from tests.managers.test_scheduler import MemoryScheduler, final, submit, wait_for
+from tests.managers.test_scheduler_held import quick_engine
 
 M = wire.DEFAULT_MANAGER
 ERROR = Observed.held("in error state (Eqw) in Memory", "Eqw", wait=False)
@@ -17,9 +18,7 @@ ERROR = Observed.held("in error state (Eqw) in Memory", "Eqw", wait=False)
 
 @pytest.fixture
 def engine(engine_factory, monkeypatch):
-    monkeypatch.setattr(following_module, "DELETE_RETRY", 0.2)
-    return memory_engine(engine_factory, monkeypatch, held_job_grace=1.0, return_code_grace=0.5,
-                         scheduler_failure_timeout=0.5)
+    return quick_engine(engine_factory, monkeypatch)
 
 
 def test_a_given_up_job_is_still_deleted_after_its_job_id_is_set_up_again(engine):
