@@ -32,7 +32,24 @@ def _options(*options: Option) -> dict[str, Option]:
 #: Options of every cluster manager (pulsar_lite.managers.scheduler).
 SCHEDULER_OPTIONS = (
     Option("native_specification", "str", None, "scheduler options added to every job of this manager (sbatch/qsub "
-           "options, a DRMAA native specification); a client's submit_native_specification comes after them"),
+           "options, a DRMAA native specification); what a client may add to them: client_submit_params"),
+    Option("client_submit_params", "choice", None, "what a client's submit params (Galaxy's "
+           "submit_native_specification, submit_cores, submit_memory, submit_walltime, submit_queue; HTCondor "
+           "submit keys) may add to this manager's options. ignore = only the resources it asks for by name whose "
+           "option is in client_submit_options (its native specification is dropped); append = its own options too, "
+           "each when in client_submit_options; in both, an option the manager sets (native_specification, job_*, "
+           "submit_*: partition, account, QoS, ...) wins over the client's; allow = all of it, after the manager's "
+           "(the client's last: it can change partition, account, QoS). The job name and streams stay the daemon's. "
+           "What is dropped is logged, one line per job; the job runs without it. Unset: what Pulsar 0.16.0 does "
+           "for the manager type: queued_cli ignore, queued_condor append, queued_drmaa ignore when "
+           "native_specification is set, else allow (docs/security.md)", ("ignore", "append", "allow")),
+    Option("client_submit_options", "list", None, "the options a client may set (client_submit_params ignore: "
+           "its resources; append: its own options too), spelled as the scheduler spells them (--mem, -c, --time; "
+           "-l h_vmem for one -l resource, -l for any; HTCondor: submit keys such as request_memory), or '*' for "
+           "any. Unset: resources only: Slurm --cpus-per-task, --mem, --mem-per-cpu, --mem-per-gpu, --time, "
+           "--ntasks, --nodes, --ntasks-per-node, --gres, --gpus, --tmp; Torque/OpenPBS -l walltime, mem, pmem, "
+           "vmem, nodes, ncpus, select; Grid Engine -l h_rt, s_rt, h_cpu, h_vmem, mem_free and -pe; HTCondor * "
+           "(as Pulsar)"),
     Option("submit_concurrency", "int", 2, "scheduler submissions (and deletes) running at once"),
     Option("scheduler_failure_timeout", "float", 3600.0, "seconds the scheduler may fail to answer status queries "
            "before its jobs are failed with the reason (they may be running still: the scheduler was unreachable)"),

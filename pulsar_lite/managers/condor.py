@@ -20,10 +20,11 @@ import os
 import re
 import time
 
-from .cli.plugin import Found, Resources, kept_first, safe_value
+from .cli.plugin import Found, kept_first
 from .contract import Observed, OutcomeUnknown, SchedulerDown, SchedulerError, Submission
-from .schedd_process import CallFailed, ScheddProcess
 from .environment import condor_environment, job_environment, log_withheld
+from .options import ANY, ClientPolicy, Dialect, DropLog, Resources, choose, safe_value
+from .schedd_process import CallFailed, ScheddProcess
 from .scheduler import SchedulerManager
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,23 @@ PHASES = {1: Observed.QUEUED, 2: Observed.RUNNING, 6: Observed.RUNNING, 7: Obser
 #: ``getenv = true`` copied the daemon's whole environment, its secrets with it, into every job: the job gets
 #: ``environment`` instead (environment.py: PATH, HOME, LANG, ... and the manager's pass_environment)
 DEFAULTS = {"universe": "vanilla", "getenv": "false", "notification": "NEVER", "should_transfer_files": "NO"}
-#: what a client may not set: they would copy the daemon's environment into the job
+#: the submit keys the daemon sets, which a client never changes (getenv: it would copy the daemon's
+#: environment into the job)
+DAEMON_KEYS = frozenset({"executable", "output", "error", "log", "initialdir", "jobbatchname", f"my.{TAG.lower()}",
+                         "getenv"})
+#: what a client may not set, said on a line of its own: they would copy the daemon's environment into the job
 CLIENT_REFUSED = ("getenv",)
+
+
+class SubmitKeys(Dialect):
+    """Submit keys as options, one name per key: the submit language ignores case, and ``+X`` is ``MY.X``."""
+
+    def name(self, option: str) -> str:
+        text = str(option).strip().lower()
+        return "my." + text[1:] if text.startswith("+") else text
+
+
+DIALECT = SubmitKeys("HTCondor", daemon=DAEMON_KEYS)
 _KEY = re.compile(r"^[A-Za-z_+][A-Za-z0-9_.+]*$")
 #: a macro of the submit language: ``$(name)``, ``$$(attr)``, ``$ENV(name)``, ``$RANDOM_CHOICE(...)``,
 #: ``$Fpn(name)``, ... The submit expands them in the daemon's process: ``$ENV(PULSAR_CONFIG_PRIVATE_TOKEN)``
@@ -113,6 +129,9 @@ class QueuedCondorManager(SchedulerManager):
     def __init__(self, config, hooks, timers):
         super().__init__(config, hooks, timers)
         self.submit_params = {str(k).lower(): v for k, v in (config.values.get("submit_params") or {}).items()}
+        # Pulsar: a client's submit_params are submit keys too, the manager's submit_* win over them
+        self.client_policy = ClientPolicy.of(config.values, DIALECT, "append", (ANY,))
+        self._dropped = DropLog(self.name)
         # the bindings hold the interpreter while they wait for the schedd: they run in a child process, one
         # call at a time, each waited for at most scheduler_call_timeout (schedd_process.py)
         self._schedd = ScheddProcess(f"{self.name}-schedd", config.values.get("scheduler_call_timeout") or 60.0,
@@ -146,33 +165,42 @@ class QueuedCondorManager(SchedulerManager):
 
     # -- submission ------------------------------------------------------------------------------------------
     def description(self, submission: Submission) -> dict:
-        """The submit description: Pulsar's defaults, the client's submit_params, the manager's submit_*."""
+        """The submit description: Pulsar's defaults, the manager's submit_*, and what the client may add of its
+        submit_params (client_submit_params); the daemon's own keys last."""
         htcondor_keys = dict(DEFAULTS)
         htcondor_keys["environment"] = condor_environment(job_environment(self.config.values.get("pass_environment")
                                                                           or ()))
+        for key, value in self.submit_params.items():  # the administrator's: macros allowed
+            if not _KEY.match(str(key)):
+                raise SchedulerError(f"invalid HTCondor submit key {key!r}")
+            htcondor_keys[key] = safe_value(str(value), f"submit_{key}")
         client = dict(submission.submit_params)
-        for key in [k for k in client if str(k).lower() in CLIENT_REFUSED]:
+        for key in [k for k in client if DIALECT.name(k) in CLIENT_REFUSED]:
             log.warning("job %s [%s]: the client's submit_%s is ignored (it would give the job the daemon's "
                         "environment)", submission.job_id, self.name, key)
             del client[key]
+        dropped = []
+        if client.get("native_specification") not in (None, ""):
+            dropped.append("submit_native_specification (HTCondor takes submit keys: submit_<key>)")
         wanted = Resources.from_params(client)
-        for aliases in (("cores", "ncpus", "request_cpus"), ("memory", "mem", "request_memory"),
-                        ("walltime", "time", "runtime"), ("queue", "partition"), ("native_specification",)):
-            for alias in aliases:
-                client.pop(alias, None)
-        if wanted.cores:
-            htcondor_keys["request_cpus"] = str(wanted.cores)
-        if wanted.memory_mb:
-            htcondor_keys["request_memory"] = str(wanted.memory_mb)
-        if wanted.walltime:  # removed (and failed with that reason) once it has run longer than asked
-            htcondor_keys["periodic_remove"] = f"JobStatus == 2 && time() - EnteredCurrentStatus > {wanted.walltime}"
-        for key, value in {**client, **self.submit_params}.items():
+        for key in Resources.keys() | {"native_specification"}:
+            client.pop(key, None)
+        for key in client:
             if not _KEY.match(str(key)):
                 raise SchedulerError(f"invalid HTCondor submit key {key!r}")
-            if key in self.submit_params:  # the administrator's: macros allowed
-                htcondor_keys[str(key).lower()] = safe_value(str(value), f"submit_{key}")
-            else:
-                htcondor_keys[str(key).lower()] = client_value(str(key), value)
+        resources = []
+        if wanted.cores:
+            resources.append(("request_cpus", str(wanted.cores)))
+        if wanted.memory_mb:
+            resources.append(("request_memory", str(wanted.memory_mb)))
+        if wanted.walltime:  # removed (and failed with that reason) once it has run longer than asked
+            resources.append(("periodic_remove",
+                              f"JobStatus == 2 && time() - EnteredCurrentStatus > {wanted.walltime}"))
+        chosen = choose(DIALECT, self.client_policy, [(key,) for key in self.submit_params],
+                        [(str(key), value) for key, value in client.items()], resources)
+        self._dropped.note(submission.job_id, dropped + chosen.dropped)
+        for key, value in chosen.kept:
+            htcondor_keys[DIALECT.name(key)] = client_value(key, value)
         job_dir = submission.job_directory
         htcondor_keys.update({
             "executable": submission.script, "output": submission.stdout, "error": submission.stderr,

@@ -27,7 +27,9 @@ from .bounded import LibraryCalls
 from .cli.plugin import Found, kept_first
 from .cli.shells import LocalShell
 from .contract import Observed, OutcomeUnknown, SchedulerDown, SchedulerError, Submission
+from .drmaa_options import client_policy, merged_specification
 from .environment import job_environment, log_withheld
+from .options import DropLog
 from .scheduler import SchedulerManager
 
 log = logging.getLogger(__name__)
@@ -230,6 +232,8 @@ class QueuedDrmaaManager(SchedulerManager):
         self._ours: set[str] = set()  # ids this session submitted (the only ones it can ask about)
         #: job ids whose runJob is still in the library (perhaps past its time limit: it may yet send the job)
         self._sending: set[str] = set()
+        self.client_policy = client_policy(config.values)
+        self._dropped = DropLog(self.name)
 
     def start(self) -> None:
         """Opens the DRMAA session. A scheduler that cannot be reached now (its qmaster down) does not stop the
@@ -274,10 +278,9 @@ class QueuedDrmaaManager(SchedulerManager):
                 pass
 
     def submit_job(self, submission: Submission) -> str:
-        spec = self.config.values.get("native_specification")
-        client_spec = submission.submit_params.get("native_specification")
-        if client_spec:
-            spec = f"{spec} {client_spec}" if spec else str(client_spec)
+        spec, dropped = merged_specification(self.config.values.get("native_specification"),
+                                             submission.submit_params.get("native_specification"), self.client_policy)
+        self._dropped.note(submission.job_id, dropped)
         spec, environment = without_daemon_environment(spec, self.config.values.get("pass_environment") or ())
         self._sending.add(submission.job_id)
         try:

@@ -12,6 +12,7 @@ import logging
 
 from ..contract import Observed, OutcomeUnknown, SchedulerDown, SchedulerError, Submission
 from ..environment import log_withheld
+from ..options import DropLog
 from ..scheduler import SchedulerManager
 from .openpbs import OpenPBS
 from .plugin import STATUS_COMMAND_BYTES, JobPlugin, Script, kept_first
@@ -39,6 +40,8 @@ class QueuedCliManager(SchedulerManager):
         self.shell: LocalShell = SHELLS[values["shell_plugin"]](
             **shell_options, pass_environment=values.get("pass_environment") or ())
         self.command_bytes = int(values.get("status_command_bytes") or STATUS_COMMAND_BYTES)
+        self.client_policy = self.plugin.policy(values)  # what a client's submit params may add
+        self._dropped = DropLog(self.name)
         #: external id -> rounds in a row its record could not be read (the status thread's alone)
         self._unreadable: dict[str, int] = {}
 
@@ -57,8 +60,10 @@ class QueuedCliManager(SchedulerManager):
         submission = self.submission(job_id, launch)
         script = Script(name=submission.name, stdout=submission.stdout, stderr=submission.stderr,
                         params=self.plugin.params, native_specification=self.config.values.get("native_specification"),
-                        submit_params=submission.submit_params)
-        return "\n".join(self.plugin.headers(script))
+                        submit_params=submission.submit_params, policy=self.client_policy)
+        directives = self.plugin.directives(script)
+        self._dropped.note(job_id, directives.dropped)
+        return "\n".join(directives.lines)
 
     # -- the scheduler's commands ----------------------------------------------------------------------------
     def submit_job(self, submission: Submission) -> str:

@@ -15,7 +15,8 @@ import re
 import time
 
 from ..contract import Observed, SchedulerError
-from .plugin import ABSENT, STATUS_COMMAND_BYTES, Found, Resources, chunks, hms
+from ..options import Resources, hms
+from .plugin import ABSENT, STATUS_COMMAND_BYTES, Found, chunks
 from .torque import PHASES, RAN, Torque, ended, owned_by
 
 #: negative Exit_status values (JOB_EXEC_* in PBS's job.h) that name a limit or a failure

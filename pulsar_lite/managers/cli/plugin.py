@@ -12,94 +12,22 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..contract import Observed, SchedulerError
+from ..options import (RESOURCE_KEYS, ClientPolicy, Dialect, Group, Resources, choose, hms, native_options,
+                       option_line, parse_walltime, safe_value)
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "STATUS_COMMAND_BYTES", "wait_status", "Script", "Directives", "JobPlugin", "chunks", "unattributed", "ABSENT",
+    "combined", "Everyone", "read_records", "job_number", "Found", "kept_first", "mapped_params",
+    # where they were before managers/options.py (HTCondor, DRMAA and the plugins use them from there now)
+    "RESOURCE_KEYS", "Resources", "hms", "native_options", "parse_walltime", "safe_value",
+]
 
 #: the longest status command, in bytes, as one shell line (what ssh sends: the submit host's shell gets the
 #: whole command as one argument). Linux refuses a single argument over 128 KiB (MAX_ARG_STRLEN, "Argument
 #: list too long"), locally as on the submit host; a command this long stays well under it.
 STATUS_COMMAND_BYTES = 100_000
-
-#: submit_params a client may send (Galaxy destination params ``submit_<key>``), with their aliases
-RESOURCE_KEYS = {
-    "cores": ("cores", "ncpus", "request_cpus"),
-    "memory": ("memory", "mem", "request_memory"),  # MB
-    "walltime": ("walltime", "time", "runtime"),  # seconds, or [D-]HH:MM:SS
-    "queue": ("queue", "partition"),
-}
-
-
-@dataclass(frozen=True)
-class Resources:
-    cores: int | None = None
-    memory_mb: int | None = None
-    walltime: int | None = None  # seconds
-    queue: str | None = None
-
-    @classmethod
-    def from_params(cls, params: dict) -> "Resources":
-        def first(kind):
-            for key in RESOURCE_KEYS[kind]:
-                if params.get(key) not in (None, ""):
-                    return params[key]
-            return None
-
-        cores, memory, walltime, queue = first("cores"), first("memory"), first("walltime"), first("queue")
-        try:
-            return cls(cores=int(cores) if cores is not None else None,
-                       memory_mb=int(float(memory)) if memory is not None else None,
-                       walltime=parse_walltime(walltime) if walltime is not None else None,
-                       queue=safe_value(str(queue), "queue") if queue is not None else None)
-        except ValueError as exc:
-            raise SchedulerError(f"invalid resource request: {exc}") from None
-
-
-def parse_walltime(value) -> int:
-    """Seconds from a number of seconds or ``[D-]HH:MM:SS`` / ``MM:SS``."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value)
-    text = str(value).strip()
-    days = 0
-    if "-" in text:
-        day_text, text = text.split("-", 1)
-        days = int(day_text) if day_text.isdigit() else -1
-        if days < 0:
-            raise ValueError(f"walltime {value!r}: expected seconds or [D-]HH:MM:SS")
-    try:
-        parts = [int(p) for p in text.split(":")]
-    except ValueError:
-        parts = []
-    if not 1 <= len(parts) <= 3 or any(p < 0 for p in parts):
-        raise ValueError(f"walltime {value!r}: expected seconds or [D-]HH:MM:SS")
-    seconds = 0
-    for part in parts:
-        seconds = seconds * 60 + part
-    return days * 86400 + seconds
-
-
-def hms(seconds: int) -> str:
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-_UNSAFE = re.compile(r"[\r\n\x00]")
-
-
-def safe_value(value: str, what: str) -> str:
-    """A value that goes into a directive line of the job script: one line, no NUL."""
-    if _UNSAFE.search(value):
-        raise SchedulerError(f"{what} must be one line: {value[:60]!r}")
-    return value
-
-
-def native_options(specification: str | None, what: str) -> list[str]:
-    """A native specification split as a shell would (quotes respected); refused when it is more than one line."""
-    if not specification:
-        return []
-    safe_value(specification, what)
-    try:
-        return shlex.split(specification)
-    except ValueError as exc:
-        raise SchedulerError(f"{what} cannot be parsed ({exc}): {specification[:80]!r}") from None
 
 
 def wait_status(value: int) -> tuple[int | None, int | None]:
@@ -116,6 +44,14 @@ class Script:
     params: dict  # the manager's job_* options (prefix removed)
     native_specification: str | None  # the manager's
     submit_params: dict  # the client's
+    policy: ClientPolicy | None = None  # what the client may add (None: the plugin's default)
+
+
+@dataclass(frozen=True)
+class Directives:
+    """The job script's directive lines, and what the client asked for that is not in them (for the log)."""
+    lines: list[str]
+    dropped: list[str]
 
 
 class JobPlugin:
@@ -125,10 +61,49 @@ class JobPlugin:
     scheduler = "?"
     #: how a directive line starts (#SBATCH, #PBS)
     directive = "#"
+    #: how the scheduler's options are spelled
+    dialect = Dialect("?")
+    #: Pulsar's job_* keys (others are given as job_-x / job_--long)
+    argmap: dict[str, str] = {}
+    #: what a client may add when the manager does not say (Pulsar's queued_cli uses none of its submit params)
+    default_mode = "ignore"
+    #: the options a client may ask for when the manager does not say (resources, never queue or account)
+    default_options: tuple[str, ...] = ()
+
+    def __init__(self, params: dict | None = None):
+        self.params = params or {}
+
+    def policy(self, values: dict) -> ClientPolicy:
+        """The manager's client_submit_params / client_submit_options, with this scheduler's defaults."""
+        return ClientPolicy.of(values, self.dialect, self.default_mode, self.default_options)
 
     def headers(self, script: Script) -> list[str]:
         """Directive lines for the job script."""
+        return self.directives(script).lines
+
+    def directives(self, script: Script) -> Directives:
+        """The daemon's options (name, streams), the administrator's (job_*, native_specification), then what
+        the client may add of its own (its native specification, its resources), one option a line."""
+        own: list[Group] = [(option, value) for option, value in self.own_options(script)]
+        admin = [(option,) if value is None else (option, value)
+                 for option, value in mapped_params(self.params, self.argmap, self.scheduler)]
+        admin += self.dialect.groups(native_options(script.native_specification, "native_specification"))
+        resources = [(option,) if value is None else (option, value)
+                     for option, value in self.resources(Resources.from_params(script.submit_params))]
+        policy = script.policy or self.policy({})
+        options = self.dialect.groups(native_options(script.submit_params.get("native_specification"),
+                                                     "submit_native_specification"))
+        client = choose(self.dialect, policy, own + admin, options, resources)  # its resources last, as ever
+        lines = [f"{self.directive} {option_line(group)}" for group in own + admin + client.kept]
+        return Directives(lines, client.dropped)
+
+    def own_options(self, script: Script) -> list[tuple[str, str]]:
+        """The options the daemon sets: the job's name and streams."""
         raise NotImplementedError
+
+    def resources(self, wanted: Resources) -> list[tuple[str, str | None]]:
+        """What a client asks for by name (cores, memory, walltime, queue), as this scheduler's options."""
+        return []
 
     def submit(self, script_path: str) -> list[str]:
         raise NotImplementedError
@@ -307,28 +282,6 @@ def read_records(stdout: str, wanted: set[str] | None, read: Callable[[list[str]
         for external_id in wanted - result.keys():
             result[external_id] = Observed.unreadable(ABSENT)
     return result
-
-
-def directive_lines(directive: str, options: list[tuple[str, str | None]]) -> list[str]:
-    """``#X option value`` lines, every value on one line."""
-    lines = []
-    for option, value in options:
-        if value is None:
-            lines.append(f"{directive} {safe_value(option, 'a scheduler option')}")
-        else:
-            lines.append(f"{directive} {safe_value(option, 'a scheduler option')} {safe_value(str(value), option)}")
-    return lines
-
-
-def native_lines(directive: str, script: Script) -> list[str]:
-    """The manager's native specification, then the client's: one directive line each."""
-    lines = []
-    for what, spec in (("native_specification", script.native_specification),
-                       ("submit_native_specification", script.submit_params.get("native_specification"))):
-        words = native_options(spec, what)
-        if words:
-            lines.append(f"{directive} {' '.join(words)}")
-    return lines
 
 
 def job_number(external_id: str) -> int:

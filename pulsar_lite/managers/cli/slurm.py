@@ -27,8 +27,10 @@ import re
 import time
 
 from ..contract import Observed, SchedulerError
-from .plugin import (STATUS_COMMAND_BYTES, Everyone, Found, JobPlugin, Resources, Script, chunks, directive_lines,
-                     hms, mapped_params, native_lines, native_options, read_records, wait_status)
+from ..options import Resources, hms, native_options
+from .plugin import (STATUS_COMMAND_BYTES, Directives, Everyone, Found, JobPlugin, Script, chunks, read_records,
+                     wait_status)
+from .slurm_options import CLIENT_OPTIONS, DIALECT
 
 #: squeue/sacct state -> (phase, what a scheduler-side end means; None: the script ran to its end)
 STATES = {
@@ -77,6 +79,13 @@ _TASK = re.compile(r"^(\d+)_(\d+)$")
 _TASKS = re.compile(r"^(\d+)_\[([^\]]*)\]$")
 _CLUSTER = re.compile(r"^[\w.-]+(?:,[\w.-]+)*$")
 _ARRAY = re.compile(r"^(?:-a|--array)(?:=.*|\d.*)?$")
+
+
+def asks_array(word: str) -> bool:
+    """Whether a word of sbatch options asks for an array: ``-a``, ``--array`` or an abbreviation sbatch takes for
+    it (``--arr=1-3``). Refused wherever it is (job_*, native_specification, the client's: in every
+    client_submit_params mode, not dropped), as before the policy."""
+    return bool(_ARRAY.match(word)) or word.startswith("--") and DIALECT.name(word) == "--array"
 
 
 #: a pending job's reasons that mean nobody will run it until it is released (scontrol hold / release)
@@ -196,8 +205,12 @@ class Slurm(JobPlugin):
     scheduler = "Slurm"
     directive = "#SBATCH"
 
+    dialect = DIALECT
+    argmap = ARGMAP
+    default_options = CLIENT_OPTIONS
+
     def __init__(self, params: dict | None = None):
-        self.params = params or {}
+        super().__init__(params)
         #: the clusters the manager's options send jobs to (-M): searched when a submission is looked for
         self.clusters: str | None = None
 
@@ -212,13 +225,15 @@ class Slurm(JobPlugin):
             raise SchedulerError(f"invalid Slurm cluster list {clusters!r}")
         self.clusters = clusters
 
-    def headers(self, script: Script) -> list[str]:
+    def directives(self, script: Script) -> Directives:
         self.refuse_arrays(script)
-        options: list[tuple[str, str | None]] = [("-J", script.name), ("-o", script.stdout), ("-e", script.stderr)]
-        options += mapped_params(self.params, ARGMAP, self.scheduler)
-        lines = directive_lines(self.directive, options) + native_lines(self.directive, script)
-        wanted = Resources.from_params(script.submit_params)
-        resources = []
+        return super().directives(script)
+
+    def own_options(self, script: Script) -> list[tuple[str, str]]:
+        return [("-J", script.name), ("-o", script.stdout), ("-e", script.stderr)]
+
+    def resources(self, wanted: Resources) -> list[tuple[str, str | None]]:
+        resources: list[tuple[str, str | None]] = []
         if wanted.queue:
             resources.append(("-p", wanted.queue))
         if wanted.cores:
@@ -227,7 +242,7 @@ class Slurm(JobPlugin):
             resources.append(("--mem", f"{wanted.memory_mb}M"))
         if wanted.walltime:
             resources.append(("-t", hms(wanted.walltime)))
-        return lines + directive_lines(self.directive, resources)
+        return resources
 
     def refuse_arrays(self, script: Script) -> None:
         """An array job would run this one job's script N times in its one directory, each task writing its
@@ -238,7 +253,7 @@ class Slurm(JobPlugin):
                                                                         "native_specification")),
                             ("the client's native_specification", native_options(
                                 script.submit_params.get("native_specification"), "submit_native_specification"))):
-            if any(_ARRAY.match(word) for word in words):
+            if any(asks_array(word) for word in words):
                 raise SchedulerError(f"Slurm job arrays (--array, in {what}) are not supported: pulsar_lite runs "
                                      f"one script per job, and every task would run it in the same directory")
 

@@ -12,8 +12,8 @@ import re
 import xml.etree.ElementTree as ElementTree
 
 from ..contract import Observed, SchedulerError
-from .plugin import (Found, JobPlugin, Resources, Script, directive_lines,
-                     hms, mapped_params, native_lines, unattributed, ABSENT)
+from ..options import Dialect, Resources, hms
+from .plugin import ABSENT, Found, JobPlugin, Script, unattributed
 
 #: Pulsar's job_* keys for qsub (pbs_job attribute names -> option)
 ARGMAP = {
@@ -23,6 +23,12 @@ ARGMAP = {
     "Rerunable": "-r", "Shell_Path_List": "-S", "job_array_request": "-t", "User_List": "-u",
     "Variable_List": "-v",
 }
+#: qsub's options as this daemon reads them (``-l`` settings one by one: the manager's walltime is not the
+#: client's mem)
+DIALECT = Dialect("PBS", flags=frozenset({"-V", "-h", "-I", "-X", "-f", "-z", "-x"}), attached=True,
+                  listed=frozenset({"-l"}), daemon=frozenset({"-N", "-o", "-e"}))
+#: what a client may ask for when the manager does not say: resources (never queue or account)
+CLIENT_OPTIONS = ("-l walltime", "-l mem", "-l pmem", "-l vmem", "-l nodes", "-l ncpus", "-l select")
 _JOB = re.compile(r"<Job>.*?(?:</Job>|(?=<Job>)|$)", re.S)
 _JOB_ID = re.compile(r"<Job_Id>\s*([^<\s]+)\s*</Job_Id>")
 PHASES = {"Q": Observed.QUEUED, "H": Observed.HELD, "W": Observed.QUEUED, "T": Observed.QUEUED,
@@ -50,14 +56,12 @@ class Torque(JobPlugin):
     SCHEDULER_DOWN = ("Cannot connect to default server host", "cannot connect to server",
                       "Connection refused")
 
-    def __init__(self, params: dict | None = None):
-        self.params = params or {}
+    dialect = DIALECT
+    argmap = ARGMAP
+    default_options = CLIENT_OPTIONS
 
-    def headers(self, script: Script) -> list[str]:
-        options: list[tuple[str, str | None]] = [("-N", script.name), ("-o", script.stdout), ("-e", script.stderr)]
-        options += mapped_params(self.params, ARGMAP, self.scheduler)
-        lines = directive_lines(self.directive, options) + native_lines(self.directive, script)
-        return lines + directive_lines(self.directive, self.resources(Resources.from_params(script.submit_params)))
+    def own_options(self, script: Script) -> list[tuple[str, str]]:
+        return [("-N", script.name), ("-o", script.stdout), ("-e", script.stderr)]
 
     def resources(self, wanted: Resources) -> list[tuple[str, str | None]]:
         options = []

@@ -69,7 +69,8 @@ def test_openpbs_find_uses_queue_time():
 
 def test_resources_become_each_schedulers_directives():
     script = Script(name="pulsar_9", stdout="/o", stderr="/e", params={}, native_specification=None,
-                    submit_params={"cores": 2, "memory": 512, "walltime": 3600, "queue": "long"})
+                    submit_params={"cores": 2, "memory": 512, "walltime": 3600, "queue": "long"},
+                    policy=Torque().policy({"client_submit_options": ["-q", "-l"]}))  # the queue too
     assert Torque({"Account_Name": "proj"}).headers(script) == [
         "#PBS -N pulsar_9", "#PBS -o /o", "#PBS -e /e", "#PBS -A proj", "#PBS -q long",
         "#PBS -l nodes=1:ppn=2", "#PBS -l mem=512mb", "#PBS -l walltime=1:00:00"]

@@ -91,19 +91,21 @@ def test_find_by_name_and_submit_time():
     assert Slurm().parse_find(stdout, "other", 0, "root") == []
 
 
-def script(**submit_params):
+def script(policy=None, **submit_params):
     return Script(name="pulsar_7", stdout="/s/7/metadata/job_stdout", stderr="/s/7/metadata/job_stderr",
-                  params={}, native_specification="-p debug --qos=normal", submit_params=submit_params)
+                  params={}, native_specification="-p debug --qos=normal", submit_params=submit_params,
+                  policy=policy)
 
 
 def test_headers_carry_name_streams_native_specifications_and_resources():
     plugin = Slurm({"partition": "big", "--mem": "4G", "-A": "proj"})
-    headers = plugin.headers(script(native_specification="--exclusive", cores=4, memory=2048, walltime="1-02:00:00"))
+    headers = plugin.headers(script(plugin.policy({"client_submit_params": "allow"}), native_specification="--exclusive",
+                                    cores=4, memory=2048, walltime="1-02:00:00"))
     assert headers == [
         "#SBATCH -J pulsar_7", "#SBATCH -o /s/7/metadata/job_stdout", "#SBATCH -e /s/7/metadata/job_stderr",
         "#SBATCH -p big", "#SBATCH --mem 4G", "#SBATCH -A proj",
-        "#SBATCH -p debug --qos=normal",  # the manager's native_specification
-        "#SBATCH --exclusive",  # the client's, after it
+        "#SBATCH -p debug", "#SBATCH --qos=normal",  # the manager's native_specification, one option a line
+        "#SBATCH --exclusive",  # the client's, after it (client_submit_params: allow)
         "#SBATCH -c 4", "#SBATCH --mem 2048M", "#SBATCH -t 26:00:00",
     ]
 
