@@ -59,6 +59,24 @@ def test_exit_code_and_submit_params(condor_daemon, client_python_016):
     assert history.stdout.split() == ["64", "galaxy", "_default_"]
 
 
+def test_append_with_an_allowlist_keeps_the_managers_keys(condor_daemon, client_python_016):
+    """client_submit_params: append with client_submit_options: the client's accounting group (the manager
+    sets one) and its requirements (not allowed; they match no machine) are dropped, its request_cpus is kept."""
+    daemon = condor_daemon(submit_accounting_group="galaxy", client_submit_params="append",
+                           client_submit_options=["request_cpus"]).start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("site", "exit 0", submit_accounting_group="stolen", submit_requirements="False",
+                  submit_request_cpus=1)
+    final = client.wait("site", timeout=120)
+    assert final["status"] == "complete" and final["returncode"] == 0, final
+    history = condor("condor_history", daemon.record("site")["external_id"], "-limit", "1", "-af", "AcctGroup",
+                     "RequestCpus")
+    assert history.stdout.split() == ["galaxy", "1"]
+    logged = daemon.log_path.read_text()
+    assert "accounting_group stolen (the manager sets it)" in logged
+    assert "requirements False (not in client_submit_options)" in logged
+
+
 def test_cancel_while_idle_and_while_running(condor_daemon, client_python_016):
     daemon = condor_daemon().start()
     check_cancel_while_pending_and_while_running(daemon, RealClient(client_python_016, daemon.url), condor_queue,

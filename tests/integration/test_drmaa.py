@@ -50,7 +50,7 @@ def test_pulsar_check_through_drmaa(drmaa_daemon, client_python):
 
 
 def test_exit_code_and_native_specification(drmaa_daemon, client_python_016):
-    daemon = drmaa_daemon(native_specification="-l h_rt=600").start()
+    daemon = drmaa_daemon(native_specification="-l h_rt=600", client_submit_params="append").start()
     client = RealClient(client_python_016, daemon.url)
     client.launch("three", "exit 3", submit_native_specification="-l h_cpu=1000")
     final = client.wait("three")
@@ -61,8 +61,28 @@ def test_exit_code_and_native_specification(drmaa_daemon, client_python_016):
     assert "h_rt=600" in accounting and "h_cpu=1000" in accounting  # the manager's and the client's
 
 
+def test_by_default_the_managers_specification_overrides_the_clients_as_in_pulsar(drmaa_daemon, client_python_016):
+    """client_submit_params unset: Pulsar's rule. The manager has a native specification: the client's (another
+    queue, a CPU limit) is dropped and logged, the job runs as the manager says."""
+    daemon = drmaa_daemon(native_specification="-l h_rt=600").start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("site", "exit 0", submit_native_specification="-q no-such.q -l h_cpu=1000")
+    final = client.wait("site")
+    assert final["status"] == "complete" and final["returncode"] == 0, final
+    accounting = wait_until(lambda: (lambda d: d.returncode == 0 and d.stdout)(
+        subprocess.run(["qacct", "-j", daemon.record("site")["external_id"]], capture_output=True, text=True)),
+        timeout=20, what="qacct record")
+    assert "h_rt=600" in accounting and "h_cpu" not in accounting
+    assert "-q no-such.q (client_submit_params: ignore)" in daemon.log_path.read_text()
+
+
+#: the client's -h (a user hold) keeps a job pending: said in the manager's settings (client_submit_params), though
+#: Pulsar's default (no native_specification: the client's is used) lets it through too
+HOLD = {"client_submit_params": "append", "client_submit_options": ["-h"]}
+
+
 def test_cancel_while_pending_and_while_running(drmaa_daemon, client_python_016):
-    daemon = drmaa_daemon().start()
+    daemon = drmaa_daemon(**HOLD).start()
     check_cancel_while_pending_and_while_running(daemon, RealClient(client_python_016, daemon.url), sge_queue,
                                                  submit_native_specification="-h")  # a user hold
 
@@ -81,7 +101,7 @@ def test_jobs_removed_before_they_ran_are_resolved_with_the_others(drmaa_daemon,
     """Grid Engine keeps no usage record of a job removed before it ran (DRMAA's wait answers NO_RUSAGE, which
     the binding raises as a bare Exception): each such job is resolved in the pass that sees it, and the pass
     goes on for the other jobs."""
-    daemon = drmaa_daemon().start()
+    daemon = drmaa_daemon(**HOLD).start()
     client = RealClient(client_python_016, daemon.url)
     held = [f"held{n}" for n in range(3)]
     for job in held:
@@ -103,7 +123,7 @@ def test_jobs_removed_before_they_ran_are_resolved_with_the_others(drmaa_daemon,
 def test_kill9_and_a_new_session_that_cannot_see_the_old_jobs(drmaa_daemon, client_python_016):
     """After a restart the new DRMAA session cannot ask about jobs the old one submitted (InvalidJobException):
     qstat and qacct answer instead, and every job ends right."""
-    daemon = drmaa_daemon().start()
+    daemon = drmaa_daemon(**HOLD).start()
     client = RealClient(client_python_016, daemon.url)
     client.launch("running", "sleep 6; echo x >> ../outputs/runs")
     client.launch("ends", "echo x >> ../outputs/runs; sleep 1; exit 4")
@@ -137,7 +157,7 @@ def test_a_held_job_is_failed_after_held_job_grace_and_removed_from_grid_engine(
     """qhold (Grid Engine's hqw): failed with the scheduler's reason after held_job_grace (4 s here) and
     deleted, never run; a job held and released (qrls) within the grace runs. Before, a held job stayed
     'queued' for ever."""
-    daemon = drmaa_daemon(held_job_grace=4).start()
+    daemon = drmaa_daemon(held_job_grace=4, **HOLD).start()
     client = RealClient(client_python_016, daemon.url)
     client.launch("stays-held", "echo never > ../outputs/ran", submit_native_specification="-h")
     client.launch("released", "echo ran > ../outputs/ran", submit_native_specification="-h")
@@ -178,7 +198,7 @@ def test_a_wedged_qmaster_holds_neither_submissions_nor_shutdown(drmaa_daemon, c
     """sge_qmaster stopped (SIGSTOP): the DRMAA submit call is given up after scheduler_call_timeout and the job
     found once it answers (runs once); the daemon stops at once while it is wedged. Before, the calls had no
     time limit and held the manager's lock (submits, polls and deletes waited behind them)."""
-    daemon = drmaa_daemon(scheduler_call_timeout=3).start()
+    daemon = drmaa_daemon(scheduler_call_timeout=3, **HOLD).start()
     waiting = check_a_wedged_scheduler(daemon, RealClient(client_python_016, daemon.url), "sge_qmaster",
                                        submit_native_specification="-h")
     subprocess.run(["qdel", waiting], capture_output=True)

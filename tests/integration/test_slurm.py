@@ -3,6 +3,7 @@ AMQP): outcomes, cancels, Slurm-side ends, kill -9 of the daemon, SecureShell to
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -51,7 +52,8 @@ def test_pulsar_check_through_slurm(slurm, client_python, daemon_factory):
 
 
 def test_exit_code_and_resources_reach_slurm(slurm, client_python, daemon_factory):
-    daemon = daemon_factory(slurm_app()).start()
+    daemon = daemon_factory(slurm_app(client_submit_params="append",
+                                      client_submit_options=["--comment", "-c", "--mem"])).start()
     client = RealClient(client_python, daemon.url)
     client.launch("three", "echo to-stdout; echo $SLURM_CPUS_PER_TASK $SLURM_MEM_PER_NODE > ../outputs/res; exit 3",
                   submit_native_specification="--comment=from-galaxy", submit_cores=2, submit_memory=300)
@@ -64,8 +66,37 @@ def test_exit_code_and_resources_reach_slurm(slurm, client_python, daemon_factor
     assert (daemon.staging / "three" / "outputs" / "res").read_text().split() == ["2", "300"]
 
 
+#: the client's --hold keeps a job pending (a client's options are dropped unless the manager lets them through)
+HOLD = {"client_submit_params": "append", "client_submit_options": ["--hold"]}
+
+
+def test_site_policy_wins_over_the_clients_partition_and_account_and_its_quotes_hold(slurm, daemon_factory,
+                                                                                    client_python_016):
+    """client_submit_params: append. A remote Galaxy asks for another partition and account, options the
+    manager lets clients set (client_submit_options) but sets itself: the job runs in the manager's partition
+    with its account, the client's are dropped and logged. Its comment, in quotes, arrives as one value
+    (Pulsar-style re-joining made it two words: sbatch refused the directive)."""
+    daemon = daemon_factory(slurm_app(job_partition="debug", native_specification="-A galaxy_site",
+                                      client_submit_params="append",
+                                      client_submit_options=["-p", "-A", "--comment", "-c"])).start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("site", "echo $SLURM_JOB_PARTITION $SLURM_JOB_ACCOUNT > ../outputs/where",
+                  submit_native_specification="--partition=nosuch -A stolen --comment=\"two words\"",
+                  submit_queue="nosuch", submit_cores=1)
+    final = client.wait("site")
+    assert final["status"] == "complete" and final["returncode"] == 0, final
+    shown = subprocess.run(["scontrol", "-o", "show", "job", daemon.record("site")["external_id"]],
+                           capture_output=True, text=True).stdout
+    assert " Partition=debug " in shown and " Account=galaxy_site " in shown
+    comment = re.search(r" Comment=(.*?)\s+\w+=", shown)
+    assert comment and comment.group(1) == "two words", shown
+    assert (daemon.staging / "site" / "outputs" / "where").read_text().split() == ["debug", "galaxy_site"]
+    logged = daemon.log_path.read_text()
+    assert "--partition=nosuch (the manager sets it)" in logged and "-A stolen (the manager sets it)" in logged
+
+
 def test_cancel_while_pending_and_while_running(slurm, daemon_factory, client_python_016):
-    daemon = daemon_factory(slurm_app()).start()
+    daemon = daemon_factory(slurm_app(**HOLD)).start()
     check_cancel_while_pending_and_while_running(daemon, RealClient(client_python_016, daemon.url), squeue_ids,
                                                  submit_native_specification="--hold")
 
@@ -122,7 +153,7 @@ case "$script" in
 esac
 """)
     (wrappers / "sbatch").chmod(0o755)
-    daemon = daemon_factory(slurm_app())
+    daemon = daemon_factory(slurm_app(**HOLD))
     daemon.env["PATH"] = f"{wrappers}:{os.environ['PATH']}"
     daemon.start()
     client = RealClient(client_python_016, daemon.url)

@@ -19,7 +19,7 @@ from tests.conftest import need, wait_until
 
 from .rest_helpers import rest
 from .schedulers import RealClient, external_id, slurm_ready, squeue_ids
-from .test_slurm import SSH_DIR, slurm_app
+from .test_slurm import HOLD, SSH_DIR, slurm_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -110,7 +110,7 @@ def test_a_job_an_admin_holds_is_failed_after_held_job_grace_and_removed_from_sl
     """scontrol hold by an admin (JobHeldAdmin): failed with Slurm's reason after held_job_grace (4 s here) and
     scancel'ed, never run; another held job released within the grace runs to its end. Before, both stayed
     'queued' for ever."""
-    daemon = daemon_factory(slurm_app(held_job_grace=4)).start()
+    daemon = daemon_factory(slurm_app(held_job_grace=4, **HOLD)).start()  # the client's --hold let through
     client = RealClient(client_python_016, daemon.url)
     client.launch("stays-held", "echo never > ../outputs/ran", submit_native_specification="--hold")
     client.launch("released", "echo ran > ../outputs/ran", submit_native_specification="--hold")
@@ -175,7 +175,7 @@ def test_jobs_slurm_took_while_the_daemon_was_down_mid_submit_are_adopted_not_se
     daemon = daemon_factory(slurm_app(
         shell_plugin="SecureShell", shell_hostname="127.0.0.1", shell_port=2222, shell_username="pulsar-ssh",
         shell_private_key=str(SSH_DIR / "id_ed25519"), shell_known_hosts=str(SSH_DIR / "known_hosts"),
-        unknown_outcome_window=5))
+        unknown_outcome_window=5, **HOLD))  # the client's --hold let through
     daemon.env["TZ"] = "Asia/Tokyo"
     daemon.start()
     client = RealClient(client_python_016, daemon.url)
