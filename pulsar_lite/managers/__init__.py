@@ -54,8 +54,8 @@ SCHEDULER_OPTIONS = (
     Option("scheduler_failure_timeout", "float", 3600.0, "seconds the scheduler may fail to answer status queries "
            "before its jobs are failed with the reason (they may be running still: the scheduler was unreachable)"),
     Option("status_time_budget", "float", 0.05, "share of the time the status loop may spend in its rounds (the "
-           "scheduler's status command and reading its answer): a round that takes longer pushes the next one back "
-           "past min_polling_interval (10,000 Slurm jobs: a 0.25 s round every 5 s), so that neither the daemon nor "
+           "scheduler's status command and reading its answer) when it follows 100 jobs or more: a round that takes "
+           "longer pushes the next one back past min_polling_interval (10,000 Slurm jobs: a 0.4 s round every 8 s), so that neither the daemon nor "
            "the scheduler is kept busy by a big site's polling; 1 = every min_polling_interval whatever it costs"),
     Option("reconcile_interval", "float", 60.0, "seconds between two passes comparing the store with the jobs "
            "followed in the scheduler"),

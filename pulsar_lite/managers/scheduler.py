@@ -51,6 +51,8 @@ __all__ = ["SchedulerManager"]
 log = logging.getLogger(__name__)
 
 DEFAULT_POLLING_INTERVAL = 2.0
+#: status_time_budget spaces the rounds only from this many jobs followed on
+BUDGET_FROM_JOBS = 100
 #: seconds an ended job's return_code file is waited for (filesystem lag: NFS caches for up to 60 s, but a
 #: fresh read of the directory ends most of that)
 DEFAULT_RETURN_CODE_GRACE = 30.0
@@ -280,6 +282,10 @@ class SchedulerManager(Following, Submitting, Manager):
         with self._lock:
             return sum(1 for t in self._tracked.values() if t.held_at is not None and not t.cancel)
 
+    def followed(self) -> int:
+        with self._lock:
+            return len(self._tracked) + len(self._leftovers)
+
     def tracked_ids(self) -> list[str]:
         with self._lock:
             return [t.external_id for t in (*self._tracked.values(), *self._leftovers)]
@@ -295,9 +301,11 @@ class SchedulerManager(Following, Submitting, Manager):
             except Exception:
                 log.exception("[%s] status loop", self.name)
             took = time.monotonic() - began
-            # a round that takes long (thousands of jobs) pushes the next one back: the loop and the scheduler's
-            # status commands keep to status_time_budget of the time, whatever the number of jobs
-            self._stopping.wait(max(self.interval, took / self.time_budget) - took)
+            # with many jobs (a big site) a round that takes long pushes the next one back: the loop and the
+            # scheduler's status commands keep to status_time_budget of the time. A few jobs are asked about at
+            # every interval whatever a slow scheduler makes a round cost (a short job's start is not missed)
+            spaced = took / self.time_budget if self.followed() >= BUDGET_FROM_JOBS else 0.0
+            self._stopping.wait(max(self.interval, spaced) - took)
 
     def poll(self) -> None:
         """One round: one query for every job followed, then act on what changed."""

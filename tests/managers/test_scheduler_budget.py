@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from pulsar_lite.managers.contract import Observed
+from pulsar_lite.managers import scheduler as scheduler_module
 from tests.managers.test_scheduler import M, memory_engine, submit
 
 
@@ -26,6 +27,7 @@ def rounds_in(engine, seconds: float) -> int:
 
 
 def test_slow_rounds_are_spaced_to_the_budget(engine_factory, monkeypatch):
+    monkeypatch.setattr(scheduler_module, "BUDGET_FROM_JOBS", 1)  # as if it followed a big site's jobs
     engine = memory_engine(engine_factory, monkeypatch, status_time_budget=0.1)
     scheduler = engine.managers[M]
     external_id = submit(engine, "many")
@@ -41,3 +43,15 @@ def test_quick_rounds_keep_the_polling_interval(engine_factory, monkeypatch):
     external_id = submit(engine, "few")
     scheduler.set(external_id, Observed(Observed.QUEUED, state="PD"))
     assert rounds_in(engine, 1.0) >= 10  # min_polling_interval 0.05 s; each round well under the budget
+
+
+def test_slow_rounds_for_a_few_jobs_keep_the_polling_interval(engine_factory, monkeypatch):
+    """A slow scheduler (a big cluster's squeue) with a handful of this daemon's jobs: asked at every interval,
+    so a short job's start and end are seen (the kill -9 test on Slurm missed a 2 s job's 'running')."""
+    engine = memory_engine(engine_factory, monkeypatch, status_time_budget=0.1)
+    scheduler = engine.managers[M]
+    external_id = submit(engine, "few-slow")
+    scheduler.set(external_id, Observed(Observed.QUEUED, state="PD"))
+    scheduler.query = SlowQuery(scheduler, 0.1)
+    time.sleep(0.5)
+    assert rounds_in(engine, 3.0) >= 15  # one round after the other (each over the 0.05 s interval): about 30
