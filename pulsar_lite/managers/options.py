@@ -198,6 +198,25 @@ class Dialect:
         return result
 
 
+#: characters a scheduler's directive parser reads its own way whatever the quoting (sbatch: a backslash escapes
+#: the next character even inside quotes, so shlex's '"'"' reopens the line; '#' outside quotes ends it)
+_CLIENT_UNSAFE = re.compile(r"[\\'\"#`$]")
+#: sbatch splits a job into components at any directive line holding these words, before it reads its options
+_SPLITS_JOB = re.compile(r"packjob|hetjob", re.IGNORECASE)
+
+
+def client_word(word: str, scheduler: str) -> str:
+    """A word of a client's option, refused (SchedulerError: the job fails with the reason) when it holds what
+    could make the scheduler read the directive line otherwise than it is written."""
+    if _CLIENT_UNSAFE.search(word):
+        raise SchedulerError(f"a client's scheduler option may not hold a quote, a backslash, '#', '$' or '`' "
+                             f"({scheduler} reads them its own way in a directive line): {word[:60]!r}")
+    if _SPLITS_JOB.search(word):
+        raise SchedulerError(f"a client's scheduler option may not hold 'packjob' or 'hetjob' ({scheduler} splits "
+                             f"the job there): {word[:60]!r}")
+    return word
+
+
 def option_line(group: Group, what: str = "a scheduler option") -> str:
     """One option as shell words, each quoted where it needs it (one line: refused otherwise)."""
     return shlex.join(safe_value(str(word), what) for word in group)

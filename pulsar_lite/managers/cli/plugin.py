@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..contract import Observed, SchedulerError
-from ..options import (RESOURCE_KEYS, ClientPolicy, Dialect, Group, Resources, choose, hms, native_options,
-                       option_line, parse_walltime, safe_value)
+from ..options import (RESOURCE_KEYS, ClientPolicy, Dialect, Group, Resources, choose, client_word, hms,
+                       native_options, option_line, parse_walltime, safe_value)
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,9 @@ class JobPlugin:
         options = self.dialect.groups(native_options(script.submit_params.get("native_specification"),
                                                      "submit_native_specification"))
         client = choose(self.dialect, policy, own + admin, options, resources)  # its resources last, as ever
+        for group in client.kept:
+            for word in group:
+                client_word(str(word), self.scheduler)
         lines = [f"{self.directive} {option_line(group)}" for group in own + admin + client.kept]
         return Directives(lines, client.dropped)
 

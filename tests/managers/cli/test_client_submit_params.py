@@ -1,6 +1,7 @@
 """Who decides a queued_cli job's options: the directives Slurm, Torque and OpenPBS get under each
 client_submit_params value (the manager's native_specification and job_* are the administrator's)."""
 import logging
+import shlex
 
 import pytest
 
@@ -8,6 +9,7 @@ from pulsar_lite.managers.cli.openpbs import OpenPBS
 from pulsar_lite.managers.cli.plugin import Script
 from pulsar_lite.managers.cli.slurm import Slurm
 from pulsar_lite.managers.cli.torque import Torque
+from pulsar_lite.managers.contract import SchedulerError
 
 SITE = "-A galaxy_site --qos=normal"  # the administrator's native_specification
 #: a remote Galaxy asking for another partition, account and QoS, a quoted comment, a hold, and resources
@@ -147,3 +149,23 @@ def test_a_clients_array_is_refused_in_every_mode_even_when_listed(mode):
     lines, _ = slurm_lines({"client_submit_params": mode, "client_submit_options": ["*"]},
                            client={"native_specification": "--account=lab"}, native=None, params={})
     assert lines[:3] == OWN  # not an array: written or dropped as the mode says
+
+
+@pytest.mark.parametrize("spec", [
+    # sbatch reads a backslash as an escape even inside quotes: shlex's '"'"' reopened the line to options
+    shlex.join(["--comment=x\\'\"'\"'\" -p gpu -A other --qos=high -J evil #"]),
+    "--comment=a#b", "--comment=$HOME", "--comment=`id`", shlex.join(["--comment=it's"]),
+    # sbatch splits the job into components at a directive line holding these, before reading its options
+    "--gres=HetJob --mem=500G", "--comment=packjob",
+])
+def test_a_client_word_sbatch_would_read_otherwise_fails_the_job(spec):
+    """Found by the adversarial review of the site policy: under append with --comment (or --gres) allowed, a
+    client escaped the quoting and chose partition, account, QoS, name and streams."""
+    with pytest.raises(SchedulerError, match="may not hold"):
+        slurm_lines({"client_submit_params": "append", "client_submit_options": ["--comment", "--gres", "--mem"]},
+                    client={"native_specification": spec})
+
+
+def test_a_queue_value_with_a_quote_fails_the_job_too():
+    with pytest.raises(SchedulerError, match="may not hold"):
+        slurm_lines({"client_submit_options": ["-p"]}, client={"queue": "x'\"'\" -A other #"}, params={})
