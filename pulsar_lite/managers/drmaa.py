@@ -17,7 +17,6 @@ from __future__ import annotations
 import calendar
 import logging
 import os
-import pwd
 import re
 import shlex
 import time
@@ -392,7 +391,7 @@ class QueuedDrmaaManager(SchedulerManager):
 
     def _qstat(self) -> dict[str, Observed]:
         """Every job of the daemon's user in one qstat (not the whole cell's)."""
-        done = self._run(["qstat", "-xml", "-u", pwd.getpwuid(os.geteuid()).pw_name])
+        done = self._run(["qstat", "-xml", "-u", self._shell.user()])
         if done.returncode != 0:
             raise SchedulerError(f"qstat failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-300:]}")
         return parse_qstat_xml(done.stdout)
@@ -435,7 +434,7 @@ class QueuedDrmaaManager(SchedulerManager):
 
     def find_submitted(self, name: str, since: float) -> list[str]:
         """This user's jobs named ``name``: pending or running (qstat), or ended (qacct: what qstat forgot)."""
-        user = pwd.getpwuid(os.geteuid()).pw_name  # who the library submits as
+        user = self._shell.user()  # who the library submits as: the daemon's user
         done = self._run(["env", "TZ=UTC", "qstat", "-xml", "-u", user, "-r"])
         if done.returncode != 0:
             raise SchedulerError(f"qstat failed: {(done.stderr or done.stdout).strip()[-300:]}")

@@ -47,9 +47,11 @@ def test_drmaa_states_and_job_info():
 def test_looking_for_a_job_by_name_in_unreadable_qstat_output_is_a_scheduler_error():
     from subprocess import CompletedProcess
 
+    from pulsar_lite.managers.cli.shells import LocalShell
     from pulsar_lite.managers.drmaa import QueuedDrmaaManager
 
     manager = QueuedDrmaaManager.__new__(QueuedDrmaaManager)
+    manager._shell = LocalShell()  # as __init__ makes it: who submits is the daemon's user
     job = ("<job_list><JB_job_number>{}</JB_job_number><JB_name>{}</JB_name>"
            "<JB_submission_time>2026-12-07T05:51:58</JB_submission_time></job_list>")
     commands = []
