@@ -39,23 +39,48 @@ PHASES = {1: Observed.QUEUED, 2: Observed.RUNNING, 6: Observed.RUNNING, 7: Obser
 #: ``getenv = true`` copied the daemon's whole environment, its secrets with it, into every job: the job gets
 #: ``environment`` instead (environment.py: PATH, HOME, LANG, ... and the manager's pass_environment)
 DEFAULTS = {"universe": "vanilla", "getenv": "false", "notification": "NEVER", "should_transfer_files": "NO"}
-#: the submit keys the daemon sets, which a client never changes (getenv: it would copy the daemon's
-#: environment into the job)
-DAEMON_KEYS = frozenset({"executable", "output", "error", "log", "initialdir", "jobbatchname", f"my.{TAG.lower()}",
-                         "getenv"})
+#: submit commands and the job ad attribute each sets (the rest: the command without its underscores,
+#: ``request_cpus`` -> ``RequestCpus``): ``+Iwd`` beside ``initialdir``, or ``+AccountingGroup`` beside
+#: ``accounting_group``, is one setting written twice
+ATTRIBUTES = {"executable": "cmd", "initialdir": "iwd", "initial_dir": "iwd", "output": "out", "error": "err",
+              "input": "in", "log": "userlog", "arguments": "args", "environment": "env", "universe": "jobuniverse",
+              "priority": "jobprio", "notification": "jobnotification", "accounting_group": "acctgroup",
+              "accounting_group_user": "acctgroupuser", "leave_in_queue": "leavejobinqueue",
+              "x509userproxy": "x509userproxy", "use_x509userproxy": "x509userproxy"}
+#: what the daemon decides, which a client never changes: the job's files (what runs, where, its streams and
+#: log; every transfer, which the schedd's shadow makes as the daemon's account: ``transfer_input_files =
+#: /etc/pulsar_lite/app.yml`` would hand the job the daemon's configuration), how the daemon finds it
+#: (JobBatchName, its tag), the universe (``local`` and ``scheduler`` run on the daemon's own host), getenv
+DAEMON_KEYS = frozenset({"cmd", "iwd", "out", "err", "in", "userlog", "transfer", "x509userproxy", "scitokensfile",
+                         "outputdestination", "include", "jobbatchname", TAG.lower(), "jobuniverse", "getenv"})
 #: what a client may not set, said on a line of its own: they would copy the daemon's environment into the job
 CLIENT_REFUSED = ("getenv",)
 
 
 class SubmitKeys(Dialect):
-    """Submit keys as options, one name per key: the submit language ignores case, and ``+X`` is ``MY.X``."""
+    """Submit keys as options, named by the job ad attribute they set: the submit language ignores case, ``+X``
+    is ``MY.X``, and a submit command sets an attribute a client could also set as ``+Attr``."""
 
     def name(self, option: str) -> str:
         text = str(option).strip().lower()
-        return "my." + text[1:] if text.startswith("+") else text
+        if text.startswith("+") or text.startswith("my."):
+            text = text[1:] if text.startswith("+") else text[3:]
+        else:
+            text = ATTRIBUTES.get(text, text)
+        text = text.replace("_", "")
+        return "transfer" if text.startswith("transfer") or text in ("shouldtransferfiles",
+                                                                      "whentotransferoutput") else text
 
 
-DIALECT = SubmitKeys("HTCondor", daemon=DAEMON_KEYS)
+def submit_key(key: str) -> str:
+    """A submit key as written: lower case, ``+X`` as ``my.x``."""
+    text = str(key).strip().lower()
+    return "my." + text[1:] if text.startswith("+") else text
+
+
+#: the accounting group is written three ways (AccountingGroup is made of the other two)
+DIALECT = SubmitKeys("HTCondor", daemon=DAEMON_KEYS,
+                     exclusive=(frozenset({"acctgroup", "acctgroupuser", "accountinggroup"}),))
 _KEY = re.compile(r"^[A-Za-z_+][A-Za-z0-9_.+]*$")
 #: a macro of the submit language: ``$(name)``, ``$$(attr)``, ``$ENV(name)``, ``$RANDOM_CHOICE(...)``,
 #: ``$Fpn(name)``, ... The submit expands them in the daemon's process: ``$ENV(PULSAR_CONFIG_PRIVATE_TOKEN)``
@@ -200,7 +225,7 @@ class QueuedCondorManager(SchedulerManager):
                         [(str(key), value) for key, value in client.items()], resources)
         self._dropped.note(submission.job_id, dropped + chosen.dropped)
         for key, value in chosen.kept:
-            htcondor_keys[DIALECT.name(key)] = client_value(key, value)
+            htcondor_keys[submit_key(key)] = client_value(key, value)
         job_dir = submission.job_directory
         htcondor_keys.update({
             "executable": submission.script, "output": submission.stdout, "error": submission.stderr,

@@ -8,7 +8,12 @@ from .options import ClientPolicy, Dialect, choose, native_options, option_line
 #: Grid Engine's qsub options as a native specification writes them (``-l`` settings one by one)
 DIALECT = Dialect("Grid Engine", flags=frozenset({"-V", "-cwd", "-h", "-notify", "-hard", "-soft", "-clear",
                                                  "-verify"}),
-                  listed=frozenset({"-l"}), daemon=frozenset({"-N", "-o", "-e", "-wd", "-cwd"}))
+                  listed=frozenset({"-l"}),
+                  daemon=frozenset({
+                      "-N", "-o", "-e", "-i", "-j", "-wd", "-cwd",  # its name, streams and directory
+                      "-b", "-S", "-shell", "-C", "-t", "-tc", "-hold_jid_ad",  # what runs, once
+                      "-clear", "-@",  # what came before (the daemon's, the manager's), options read from a file
+                      "-sync", "-w", "-verify", "-terse", "-now"}))  # whether and when qsub submits
 #: what a client may ask for under client_submit_params: append when the manager does not say (resources)
 CLIENT_OPTIONS = ("-l h_rt", "-l s_rt", "-l h_cpu", "-l h_vmem", "-l mem_free", "-pe")
 

@@ -65,23 +65,42 @@ class Resources:
 
         cores, memory, walltime, queue = first("cores"), first("memory"), first("walltime"), first("queue")
         try:
-            return cls(cores=int(cores) if cores is not None else None,
-                       memory_mb=int(float(memory)) if memory is not None else None,
-                       walltime=parse_walltime(walltime) if walltime is not None else None,
-                       queue=safe_value(str(queue), "queue") if queue is not None else None)
-        except ValueError as exc:
+            wanted = cls(cores=count(cores, "cores") if cores is not None else None,
+                         memory_mb=count(memory, "memory", whole=False) if memory is not None else None,
+                         walltime=parse_walltime(walltime) if walltime is not None else None,
+                         queue=safe_value(str(queue), "queue") if queue is not None else None)
+        except (ValueError, TypeError, OverflowError) as exc:  # "1e999", [1, 2], {"a": 1}: the client's mistake
             raise SchedulerError(f"invalid resource request: {exc}") from None
+        if wanted.walltime is not None and not 0 <= wanted.walltime <= LIMIT:
+            raise SchedulerError(f"invalid resource request: walltime {walltime!r} out of range")
+        return wanted
 
     @staticmethod
     def keys() -> set[str]:
         return {alias for aliases in RESOURCE_KEYS.values() for alias in aliases}
 
 
+#: the largest count or number of seconds a client may ask for (a scheduler takes 32-bit values)
+LIMIT = 2 ** 31 - 1
+
+
+def count(value, what: str, whole: bool = True) -> int:
+    """A number a client asked for (cores; memory in MB, which may be written ``2048.0``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{what} {value!r}: expected a number")
+    number = int(value) if whole and not isinstance(value, float) else int(float(value))
+    if not 0 <= number <= LIMIT:  # 0: not asked for
+        raise ValueError(f"{what} {value!r}: expected a number from 1 to {LIMIT}")
+    return number
+
+
 def parse_walltime(value) -> int:
     """Seconds from a number of seconds or ``[D-]HH:MM:SS`` / ``MM:SS``."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return int(value)
-    text = str(value).strip()
+    if not isinstance(value, str):
+        raise ValueError(f"walltime {value!r}: expected seconds or [D-]HH:MM:SS")
+    text = value.strip()
     days = 0
     if "-" in text:
         day_text, text = text.split("-", 1)
@@ -145,8 +164,12 @@ class Dialect:
     listed: frozenset = frozenset()
     #: sets of options that set one thing (``--mem``, ``--mem-per-cpu``): one set by the manager takes all
     exclusive: tuple = ()
-    #: options the daemon sets for itself (job name, stdout, stderr): never a client's
+    #: options the daemon sets for itself (job name, stdout, stderr) or that would take the job out of its hands
+    #: (its directory, its environment, an array, a submit that waits for the job): never a client's
     daemon: frozenset = frozenset()
+    #: setting -> settings a client may no longer add once the administrator set it (Slurm's ``-c 4`` is the
+    #: job's cores: a client's ``--ntasks 64`` would multiply them)
+    implies: dict = field(default_factory=dict)
 
     def name(self, option: str) -> str:
         """The option's name, whatever the spelling: ``-p``, ``--part``, ``--partition=x`` -> ``--partition``."""
@@ -266,7 +289,8 @@ def choose(dialect: Dialect, policy: ClientPolicy, admin: Iterable[Group], optio
     taken: set[str] = set()
     for group in admin:
         for setting in dialect.split(group):
-            taken |= dialect.related(dialect.setting(setting))
+            for name in dialect.related(dialect.setting(setting)):
+                taken |= {name} | set(dialect.implies.get(name, ()))
     choice = Choice()
     for group, own in [(group, True) for group in options] + [(group, False) for group in resources]:
         related = dialect.related(dialect.setting(group))

@@ -77,6 +77,27 @@ def test_append_with_an_allowlist_keeps_the_managers_keys(condor_daemon, client_
     assert "requirements False (not in client_submit_options)" in logged
 
 
+def test_by_default_a_clients_attribute_keys_never_reach_the_managers_or_the_daemons(condor_daemon,
+                                                                                      client_python_016):
+    """The default (append with '*'): +AccountingGroup / MY.AcctGroup beside the manager's accounting_group,
+    a local universe (the daemon's own host) and a file transfer made as the daemon's account are dropped; the
+    job runs in the vanilla universe, in the manager's group, without the file."""
+    daemon = condor_daemon(submit_accounting_group="galaxy").start()
+    client = RealClient(client_python_016, daemon.url)
+    client.launch("attrs", "test ! -e app.yml", **{
+        "submit_+AccountingGroup": '"stolen.bob"', "submit_MY.AcctGroup": '"stolen"', "submit_universe": "local",
+        "submit_should_transfer_files": "YES", "submit_transfer_input_files": str(daemon.root / "app.yml"),
+        "submit_+Wanted": '"kept"'})
+    final = client.wait("attrs", timeout=120)
+    assert final["status"] == "complete" and final["returncode"] == 0, final
+    history = condor("condor_history", daemon.record("attrs")["external_id"], "-limit", "1", "-af", "AcctGroup",
+                     "AccountingGroup", "JobUniverse", "Wanted")
+    group, accounting_group, universe, wanted = history.stdout.split()
+    assert group == "galaxy" and accounting_group.startswith("galaxy.") and (universe, wanted) == ("5", "kept")
+    logged = daemon.log_path.read_text()
+    assert "+AccountingGroup" in logged and "universe local (pulsar_lite sets it)" in logged
+
+
 def test_cancel_while_idle_and_while_running(condor_daemon, client_python_016):
     daemon = condor_daemon().start()
     check_cancel_while_pending_and_while_running(daemon, RealClient(client_python_016, daemon.url), condor_queue,

@@ -43,6 +43,18 @@ def test_grid_engine_default_is_pulsars_the_clients_specification_only_when_the_
     assert spec == "-q all.q -l h_rt=600" and dropped == ["-l h_cpu=1000 (client_submit_params: ignore)"]
 
 
+@pytest.mark.parametrize("mode", ["append", "allow"])
+def test_grid_engine_never_takes_a_clients_clear_options_file_array_or_waiting_submit(mode):
+    """Found by the adversarial review: under append with '*', '-clear' dropped the manager's options before it
+    and '-@ file' read options from a file on the daemon's host; arrays (-t) ran the job's one script N times."""
+    policy = client_policy({"native_specification": "-q all.q", "client_submit_params": mode,
+                            "client_submit_options": ["*"]})
+    spec, dropped = merged_specification("-q all.q", "-clear -@ /etc/opts -t 1-5 -tc 2 -sync y -w v -b y "
+                                         "-S /bin/csh -j y -i /etc/shadow -l h_vmem=4G", policy)
+    assert spec == "-q all.q -l h_vmem=4G"
+    assert [d.rsplit(" (", 1)[1] for d in dropped] == ["pulsar_lite sets it)"] * 10
+
+
 def test_grid_engine_append_and_allow():
     admin = "-q all.q -l h_rt=600"
     client = "-q other.q -l h_rt=99999,h_vmem=4G -pe smp 4 -P proj -N evil -ac note='two words'"
@@ -85,8 +97,45 @@ def test_condor_default_is_pulsars_append_any_key_the_manager_did_not_set(condor
     described = describe(condor(c={})["c"], **CONDOR_CLIENT)
     assert described["accounting_group"] == "site" and described["request_memory"] == "1024"  # the manager's
     assert described["request_cpus"] == "4" and described["requirements"] == "True"
-    assert described["my.accountinggroup"] == '"x"' and described["executable"] == "/s/j/command.sh"
+    # +AccountingGroup sets what the manager's accounting_group sets: the manager's (adversarial review)
+    assert "my.accountinggroup" not in described and described["executable"] == "/s/j/command.sh"
     assert "native_specification" not in described
+
+
+@pytest.mark.parametrize("mode", ["append", "allow"])
+def test_condor_attributes_written_as_plus_keys_are_the_submit_commands_that_set_them(condor, mode):
+    """Found by the adversarial review: under the default append with '*', a client's +Attr / MY.Attr set what
+    the manager's or the daemon's submit commands set (the job's executable, directory, accounting group),
+    and the universe (local: the daemon's own host) and file transfers (made as the daemon's account) were
+    the client's."""
+    manager = condor(c={"client_submit_params": mode, "client_submit_options": ["*"]})["c"]
+    described = describe(manager, **{
+        "+AccountingGroup": '"x"', "MY.AcctGroup": '"x"', "accounting_group_user": "bob",  # the manager's
+        "+Cmd": '"/bin/evil"', "MY.Iwd": '"/etc"', "initial_dir": "/etc", "+JobBatchName": '"x"',  # the daemon's
+        "+PulsarLiteManager": '"other"', "MY.Out": '"/tmp/o"', "+In": '"/etc/shadow"',
+        "universe": "local", "+JobUniverse": "12", "should_transfer_files": "YES",
+        "transfer_input_files": "/etc/pulsar_lite/app.yml", "+TransferInput": '"/etc/passwd"',
+        "when_to_transfer_output": "ON_EXIT", "x509userproxy": "/root/proxy", "output_destination": "file:///x",
+        "+Wanted": "true", "request_disk": "1G"})
+    kept = {key.lower() for key in described if key.lower().startswith("my.")}
+    if mode == "append":
+        assert described["accounting_group"] == "site" and "accounting_group_user" not in described
+        assert kept == {"my.wanted", "my.pulsarlitemanager"}, kept
+    else:  # allow: the client's over the manager's, never over the daemon's
+        assert described["accounting_group_user"] == "bob"
+        assert kept == {"my.wanted", "my.pulsarlitemanager", "my.accountinggroup", "my.acctgroup"}, kept
+    assert described["MY.PulsarLiteManager"] == '"c"' and described["universe"] == "vanilla"
+    assert described["should_transfer_files"] == "NO" and described["request_disk"] == "1G"
+    assert not {"transfer_input_files", "when_to_transfer_output", "x509userproxy", "output_destination",
+                "initial_dir"} & set(described)
+    assert described["initialdir"] == "/s/j/working" and described["executable"] == "/s/j/command.sh"
+
+
+@pytest.mark.parametrize("memory", ["1e999", [1, 2], {"a": 1}, -5, "nan"])
+def test_condor_a_resource_value_it_cannot_read_fails_the_job_with_the_reason(condor, memory):
+    """An OverflowError or TypeError here made the submit's outcome 'unknown' (looked up and tried again)."""
+    with pytest.raises(SchedulerError, match="invalid resource request"):
+        describe(condor(c={})["c"], memory=memory)
 
 
 def test_condor_append_with_an_allowlist_and_ignore(condor):

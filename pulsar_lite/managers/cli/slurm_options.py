@@ -13,6 +13,14 @@ SHORT = {"-A": "--account", "-a": "--array", "-B": "--extra-node-info", "-b": "-
          "-O": "--overcommit", "-o": "--output", "-p": "--partition", "-Q": "--quiet", "-q": "--qos",
          "-S": "--core-spec", "-s": "--oversubscribe", "-t": "--time", "-V": "--version", "-v": "--verbose",
          "-W": "--wait", "-w": "--nodelist", "-x": "--exclude"}
+#: what one task, one node or the job gets (cores, memory, GPUs) ...
+SIZES = ("--cpus-per-task", "--mem", "--mem-per-cpu", "--mem-per-gpu", "--gres", "--gpus", "--gpus-per-node",
+         "--gpus-per-socket", "--gpus-per-task", "--cpus-per-gpu", "--tres-per-task", "--mincpus", "--tmp")
+#: ... and how many times: an administrator who set a size set the job's size (a client's ``--ntasks 64`` beside
+#: the manager's ``-c 4`` would be 256 cores)
+MULTIPLIERS = frozenset({"--ntasks", "--nodes", "--ntasks-per-node", "--ntasks-per-socket", "--ntasks-per-core",
+                         "--ntasks-per-gpu", "--sockets-per-node", "--cores-per-socket", "--threads-per-core",
+                         "--extra-node-info", "--exclusive", "--overcommit"})
 DIALECT = Dialect(
     "Slurm", aliases={**SHORT, "--cluster": "--clusters"},
     long=frozenset(SHORT.values()) | {
@@ -32,7 +40,12 @@ DIALECT = Dialect(
                      "--kill-on-invalid-dep", "--version"}),
     attached=True,
     exclusive=(frozenset({"--mem", "--mem-per-cpu", "--mem-per-gpu"}),),
-    daemon=frozenset({"--job-name", "--output", "--error"}))
+    daemon=frozenset({
+        "--job-name", "--output", "--error", "--input", "--open-mode",  # its name and streams
+        "--chdir", "--export", "--export-file", "--get-user-env", "--uid", "--gid",  # its directory, environment, user
+        "--array", "--clusters", "--wrap",  # what runs and where the daemon looks for it
+        "--wait", "--test-only", "--parsable", "--version", "--quiet", "--verbose"}),  # what sbatch answers, and when
+    implies=dict.fromkeys(SIZES, MULTIPLIERS))
 #: what a client may ask for when the manager does not say: resources (never partition, account or QoS)
 CLIENT_OPTIONS = ("--cpus-per-task", "--mem", "--mem-per-cpu", "--mem-per-gpu", "--time", "--ntasks", "--nodes",
                   "--ntasks-per-node", "--gres", "--gpus", "--tmp")

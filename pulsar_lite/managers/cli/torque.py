@@ -26,7 +26,12 @@ ARGMAP = {
 #: qsub's options as this daemon reads them (``-l`` settings one by one: the manager's walltime is not the
 #: client's mem)
 DIALECT = Dialect("PBS", flags=frozenset({"-V", "-h", "-I", "-X", "-f", "-z", "-x"}), attached=True,
-                  listed=frozenset({"-l"}), daemon=frozenset({"-N", "-o", "-e"}))
+                  listed=frozenset({"-l", "-W"}),
+                  daemon=frozenset({
+                      "-N", "-o", "-e", "-j", "-k", "-d", "-w", "-D",  # its name, streams and directory
+                      "-S", "-C", "-F", "-u", "-t", "-J",  # what runs, as whom, once (-t/-J: arrays)
+                      "-I", "-X", "-f", "-x", "-z",  # interactive jobs, and a qsub that prints no job id
+                      "-W block", "-W sandbox", "-W stagein", "-W stageout"}))  # a qsub that waits, files it moves
 #: what a client may ask for when the manager does not say: resources (never queue or account)
 CLIENT_OPTIONS = ("-l walltime", "-l mem", "-l pmem", "-l vmem", "-l nodes", "-l ncpus", "-l select")
 _JOB = re.compile(r"<Job>.*?(?:</Job>|(?=<Job>)|$)", re.S)

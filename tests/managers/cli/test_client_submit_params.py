@@ -169,3 +169,46 @@ def test_a_client_word_sbatch_would_read_otherwise_fails_the_job(spec):
 def test_a_queue_value_with_a_quote_fails_the_job_too():
     with pytest.raises(SchedulerError, match="may not hold"):
         slurm_lines({"client_submit_options": ["-p"]}, client={"queue": "x'\"'\" -A other #"}, params={})
+
+
+def test_slurm_never_takes_a_clients_directory_environment_cluster_or_waiting_submit():
+    """Found by the adversarial review: -D, --export and -W passed under allow (and under append with '*')."""
+    for values in ({"client_submit_params": "allow"}, {"client_submit_params": "append", "client_submit_options": ["*"]}):
+        lines, dropped = slurm_lines(values, client={"native_specification": (
+            "-D /etc --export=ALL,X=1 --export-file=/etc/env -W --wai -M other --uid=0 --get-user-env -i /etc/shadow "
+            "--open-mode=append --test-only --wrap=id --comment=ok")}, native=None, params={})
+        assert lines == OWN + ["--comment=ok"]
+        assert all(d.endswith("(pulsar_lite sets it)") for d in dropped) and len(dropped) == 12
+
+
+def test_a_size_the_manager_set_is_not_multiplied_by_a_clients_tasks_or_nodes():
+    """Found by the adversarial review: the manager's -c 4 and a client's --ntasks 64 made 256 cores."""
+    lines, dropped = slurm_lines({"client_submit_params": "append", "client_submit_options": ["*"]},
+                                 client={"native_specification": "--ntasks 64 -N4 --ntasks-per-node=8 --exclusive"},
+                                 native="-c 4 --mem=8G", params={})
+    assert lines == OWN + ["-c 4", "--mem=8G"] and len(dropped) == 4
+    assert all(d.endswith("(the manager sets it)") for d in dropped)
+    # a manager that sets the shape (one node, one task) leaves the size to the client
+    lines, dropped = slurm_lines({}, client={"cores": 8, "native_specification": "-n 4"}, native="-N 1 -n 1",
+                                 params={})
+    assert lines == OWN + ["-N 1", "-n 1", "-c 8"] and dropped == ["-n 4 (client_submit_params: ignore)"]
+
+
+@pytest.mark.parametrize("mode", ["append", "allow"])
+def test_pbs_never_takes_a_clients_array_interactive_job_or_waiting_submit(mode):
+    """Found by the adversarial review: PBS arrays (-t, -J) passed under allow."""
+    for plugin in (Torque(), OpenPBS()):
+        script = Script(name="pulsar_9", stdout="/o", stderr="/e", params={}, native_specification=None,
+                        submit_params={"native_specification": "-t 1-5 -J 1-9 -I -Wblock=true -W depend=afterok:1 "
+                                                                "-d /etc -j oe -u root -z -l mem=1gb"},
+                        policy=plugin.policy({"client_submit_params": mode, "client_submit_options": ["*"]}))
+        directives = plugin.directives(script)
+        assert directives.lines[3:] == ["#PBS -W depend=afterok:1", "#PBS -l mem=1gb"]
+        assert len(directives.dropped) == 8 and all(d.endswith("(pulsar_lite sets it)") for d in directives.dropped)
+
+
+@pytest.mark.parametrize("asked", [{"memory": "1e999"}, {"cores": [1, 2]}, {"walltime": 1e999},
+                                   {"walltime": {"h": 1}}, {"cores": -4}, {"memory": float("nan")}])
+def test_a_resource_it_cannot_read_fails_the_job_with_the_reason(asked):
+    with pytest.raises(SchedulerError, match="invalid resource request"):
+        slurm_lines({}, client=asked)
