@@ -157,3 +157,52 @@ def check_a_wedged_scheduler(daemon, client: RealClient, process: str, **pending
     finally:
         os.kill(pid, signal.SIGCONT)
     return waiting
+
+
+def check_a_return_code_that_shows_after_the_scheduler_says_ended(daemon, client: RealClient, ended) -> None:
+    """NFS lag, made on this host: a watcher outside the job moves the job's return_code aside the moment the
+    job writes it, waits until the scheduler says the job has ended (``ended(external_id)``), and puts the file
+    back 5 s later. The job ends complete with the file's exit code, not failed ("left no exit code"). (A
+    script that exits 0: a scheduler's non-zero exit code is the script's own and is used at once.)"""
+    import os
+    import threading
+    import time
+
+    job_dir = daemon.staging / "lagging"
+    aside = daemon.root / "return_code.aside"
+    marks: dict[str, float] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        return_code = job_dir / "return_code"
+        while not stop.is_set():
+            try:
+                os.rename(return_code, aside)
+                marks["hidden"] = time.time()
+                break
+            except FileNotFoundError:
+                time.sleep(0.002)
+        else:
+            return
+        job = daemon.record("lagging")["external_id"]
+        while not stop.is_set() and not ended(job):
+            time.sleep(0.1)
+        marks["ended"] = time.time()
+        stop.wait(5)
+        os.rename(aside, return_code)
+        marks["shown"] = time.time()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        client.launch("lagging", "sleep 1")
+        final = client.wait("lagging", timeout=120)
+    finally:
+        stop.set()
+        watcher.join(10)
+    assert "hidden" in marks, "the return_code was never hidden: the test proves nothing"
+    assert final["status"] == "complete" and final["returncode"] == 0, (final, daemon.log()[-3000:])
+    log = daemon.log()
+    assert "its return_code file is not visible yet" in log, log[-3000:]
+    assert "exit code 0 is used" not in log  # the file decided, within return_code_grace (30 s)
+    assert marks["shown"] - marks["ended"] >= 5

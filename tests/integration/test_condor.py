@@ -13,7 +13,8 @@ from tests.amqp import RABBIT_URL, ensure_client_kombu, rabbit_available, unique
 from tests.conftest import need, wait_until
 
 from .clusters import CONDOR_CONFIG, condor, condor_queue, condor_ready, share_with_condor, unshare_with_condor
-from .schedulers import (RealClient, check_a_wedged_scheduler, check_cancel_while_pending_and_while_running,
+from .schedulers import (RealClient, check_a_return_code_that_shows_after_the_scheduler_says_ended,
+                         check_a_wedged_scheduler, check_cancel_while_pending_and_while_running,
                          check_through_scheduler, check_over_amqp, external_id)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -184,3 +185,14 @@ def test_a_wedged_schedd_holds_neither_submissions_nor_shutdown(condor_daemon, c
     waiting = check_a_wedged_scheduler(daemon, RealClient(client_python_016, daemon.url), "condor_schedd",
                                        submit_requirements="False")
     condor("condor_rm", waiting)
+
+
+def test_a_return_code_that_shows_5_s_after_htcondor_says_the_job_ended_is_complete(condor_daemon,
+                                                                                     client_python_016):
+    daemon = condor_daemon().start()
+
+    def ended(cluster: str) -> bool:  # the job has left the schedd's queue (completed)
+        return condor("condor_q", cluster, "-af", "JobStatus").stdout.strip() in ("", "4")
+
+    check_a_return_code_that_shows_after_the_scheduler_says_ended(daemon, RealClient(client_python_016, daemon.url),
+                                                                   ended)

@@ -3,6 +3,7 @@ the real clients over REST and one job over AMQP."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -15,7 +16,8 @@ from tests.conftest import need, wait_until
 
 from .clusters import DRMAA_ENV, sge_queue, sge_ready
 from .rest_helpers import rest
-from .schedulers import (RealClient, check_a_wedged_scheduler, check_cancel_while_pending_and_while_running,
+from .schedulers import (RealClient, check_a_return_code_that_shows_after_the_scheduler_says_ended,
+                         check_a_wedged_scheduler, check_cancel_while_pending_and_while_running,
                          check_through_scheduler, check_over_amqp, external_id)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -202,3 +204,14 @@ def test_a_wedged_qmaster_holds_neither_submissions_nor_shutdown(drmaa_daemon, c
     waiting = check_a_wedged_scheduler(daemon, RealClient(client_python_016, daemon.url), "sge_qmaster",
                                        submit_native_specification="-h")
     subprocess.run(["qdel", waiting], capture_output=True)
+
+
+def test_a_return_code_that_shows_5_s_after_grid_engine_says_the_job_ended_is_complete(drmaa_daemon,
+                                                                                        client_python_016):
+    daemon = drmaa_daemon().start()
+
+    def ended(job: str) -> bool:  # qstat -j: 1 once the job has left Grid Engine's queue
+        return subprocess.run(["qstat", "-j", job], capture_output=True, env={**os.environ, **DRMAA_ENV}).returncode != 0
+
+    check_a_return_code_that_shows_after_the_scheduler_says_ended(daemon, RealClient(client_python_016, daemon.url),
+                                                                   ended)
