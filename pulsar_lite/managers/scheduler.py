@@ -10,7 +10,7 @@ it promises, for every scheduler:
   ``submitting:<job name>``); after it, the scheduler's id, through the ``submitted`` hook, under the
   job's lock. Only a clear refusal fails the job: a submission whose outcome is unknown (a timeout, a
   dropped connection), or a daemon killed between intent and id, is looked up by the job's name before
-  anything is sent again: neither lost nor submitted twice (``submitting.py``).
+  anything is sent again: neither lost nor submitted twice (``submitting.py``, ``lookup.py``).
 * **One status query per interval** (``min_polling_interval``, default 2 s) for all of the manager's jobs,
   from one thread per manager. Clients' status requests are answered from the store, never from here.
   Jobs that left the queue are looked up in the scheduler's record of finished jobs (one more query, only
@@ -44,7 +44,8 @@ from ..store import JobRecord
 from .base import Manager
 from .contract import Observed, SchedulerError, Submission
 from .following import Following
-from .submitting import SUBMITTING, Lookup, Submitting, Tracked
+from .lookup import Lookup, LookingUp
+from .submitting import SUBMITTING, Submitting, Tracked
 
 __all__ = ["SchedulerManager"]
 
@@ -58,7 +59,7 @@ BUDGET_FROM_JOBS = 100
 DEFAULT_RETURN_CODE_GRACE = 30.0
 
 
-class SchedulerManager(Following, Submitting, Manager):
+class SchedulerManager(Following, Submitting, LookingUp, Manager):
     """Base class of cluster managers; subclasses talk to one scheduler."""
 
     #: the scheduler's name in messages ("Slurm", "HTCondor", ...)

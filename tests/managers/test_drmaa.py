@@ -5,7 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from pulsar_lite.managers.drmaa import observed_from_info, observed_from_status, parse_qacct, parse_qstat_xml
+from pulsar_lite.managers.drmaa import observed_from_info, observed_from_status
+from pulsar_lite.managers.grid_engine import parse_qacct, parse_qstat_xml
 from pulsar_lite.managers.contract import Observed, SchedulerError
 
 CAPTURED = Path(__file__).parent / "captured"
@@ -82,7 +83,7 @@ def test_looking_for_a_job_by_name_in_unreadable_qstat_output_is_a_scheduler_err
 def test_lookup_on_captured_grid_engine_output():
     """qstat -xml -u root -r and qacct -o root -j NAME, run with TZ=UTC on the Grid Engine here: job 10 running,
     11 held (both plcap_sge), 6 another name, 5 an ended plcap_sge (qacct); 12 is another user's."""
-    from pulsar_lite.managers.drmaa import jobs_named, qacct_named
+    from pulsar_lite.managers.grid_engine import jobs_named, qacct_named
 
     qstat = (CAPTURED / "sge_qstat_find.xml").read_text()
     assert [found.external_id for found in jobs_named(qstat, "plcap_sge", 0, "root")] == ["10", "11"]
@@ -101,7 +102,7 @@ def test_lookup_on_captured_grid_engine_output():
 
 
 def test_grid_engine_times_do_not_depend_on_the_daemons_time_zone(monkeypatch):
-    from pulsar_lite.managers.drmaa import jobs_named
+    from pulsar_lite.managers.grid_engine import jobs_named
 
     qstat = (CAPTURED / "sge_qstat_find.xml").read_text()
     answers = []
