@@ -348,6 +348,12 @@ APP_OPTIONS: tuple[Option, ...] = (
            "/metrics is open, like /healthz"),
     Option("metrics_port", "int", None, "also serve /metrics on this port of its own (a daemon without a web face)"),
     Option("metrics_host", "str", "127.0.0.1", "address of metrics_port"),
+    Option("send_stdout_update", "bool", False, "live tool output: while a job runs, post the new bytes of its "
+           "tool_stdout/tool_stderr to Galaxy's job-files API (jobs with remote staging and a files_endpoint), "
+           "which appends them for the user to watch"),
+    Option("stdout_update_interval", "float", 3.0, "seconds between two posts of a job's new live output"),
+    Option("stdout_update_timeout", "float", 30.0, "seconds one post of live output may take"),
+    Option("stdout_update_chunk_size", "int", 524288, "bytes of each stream one post of live output carries at most"),
     *AMQP_OPTIONS,
     *TES_OPTIONS,
     *MANAGER_OPTIONS[2:],  # every manager option but type/num_concurrent_jobs is an app-wide default too
@@ -361,7 +367,6 @@ PULSAR_UNSUPPORTED = frozenset({
     "object_store_config_file", "object_store_config", "object_store_file_path",
     "object_store_job_working_directory", "object_store_new_file_path", "object_store_umask",
     "user_auth", "tool_config_files", "tool_config_file", "sentry_dsn", "sentry_event_level",
-    "send_stdout_update", "stdout_update_interval", "stdout_update_timeout", "stdout_update_chunk_size",
     "job_metrics_config_file", "job_metrics", "job_managers_config", "ensure_cleanup",
     "message_queue_credentials_file", "message_queue_username",
     "message_queue_password", "relay_topic_prefix", "relay_long_poll_timeout",

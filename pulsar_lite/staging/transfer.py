@@ -391,3 +391,19 @@ def _put_once(url, source, timeout, low_speed_time) -> TransferStats:
         curl.setopt(pycurl.INFILESIZE_LARGE, size)
         _send(curl, "PUT", url)
     return TransferStats(bytes=size)
+
+
+def post_data(url: str, data: bytes, name: str, *, timeout: float = 30) -> TransferStats:
+    """POST ``data`` to ``url`` as multipart field ``file`` named ``name``, once (live output: its caller
+    decides when to try again)."""
+    _need_pycurl("POST", url)
+    curl = _curl(url, timeout, timeout)
+    curl.setopt(pycurl.TIMEOUT, max(1, int(timeout)))
+    mime = pycurl.CurlMime(curl)
+    mime.add(name="file", data=data, filename=name)
+    curl.setopt(pycurl.MIMEPOST, mime)
+    try:
+        _send(curl, "POST", url)
+    finally:
+        mime.close()
+    return TransferStats(bytes=len(data))
