@@ -317,6 +317,8 @@ APP_OPTIONS: tuple[Option, ...] = (
     Option("max_upload_size", "int", 0, "largest accepted request body in bytes; 0 = no limit"),
     Option("max_request_line", "int", 16 * 1024 * 1024, "longest accepted request line (submit carries JSON in the query)"),
     Option("web", "bool", True, "serve the REST face; false = message queue only (like serve --no-web)"),
+    Option("ssl_pem", "path", None, "serve HTTPS: a PEM file holding the certificate (with its chain) and its "
+           "private key (Pulsar's key); paste loads it again on SIGHUP"),
     Option("web_threads", "int", 0, "threads running REST requests; 0 = the server's default (16). An upload "
            "holds one for as long as its body takes to arrive, so this bounds the uploads in progress at once "
            "(paste: every open connection holds one, idle or not)"),
@@ -362,14 +364,22 @@ APP_OPTION_MAP = {o.key: o for o in APP_OPTIONS}
 #: App keys passed through verbatim to galaxy-tool-util's dependency manager.
 APP_PREFIXES = ("conda_",)
 
+#: Pulsar app.yml keys that change who may run jobs: never ignored. pulsar_lite refuses to start with them, with
+#: the reason, rather than serve without what the site believes it has.
+PULSAR_REFUSED = {
+    "user_auth": "pulsar_lite does not check the Galaxy user of each job (Pulsar's user_auth: allow_all, userlist, "
+                 "oidc); it would run every job anyone with the token sends. Remove the key to accept that, or "
+                 "keep Pulsar for this site",
+}
+
 #: Pulsar app.yml keys pulsar_lite knows but does not act on (yet): a warning.
 PULSAR_UNSUPPORTED = frozenset({
     "object_store_config_file", "object_store_config", "object_store_file_path",
     "object_store_job_working_directory", "object_store_new_file_path", "object_store_umask",
-    "user_auth", "tool_config_files", "tool_config_file", "sentry_dsn", "sentry_event_level",
+    "tool_config_files", "tool_config_file", "sentry_dsn", "sentry_event_level",
     "job_metrics_config_file", "job_metrics", "job_managers_config", "ensure_cleanup",
     "message_queue_credentials_file", "message_queue_username",
     "message_queue_password", "relay_topic_prefix", "relay_long_poll_timeout",
-    "message_queue_publish_capabilities", "cvmfsexec", "job_metrics", "config_dir", "ssl_pem",
+    "message_queue_publish_capabilities", "cvmfsexec", "job_metrics", "config_dir",
     "use_uwsgi", "uwsgi", "logging",
 })
