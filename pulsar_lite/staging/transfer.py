@@ -10,18 +10,17 @@ with one line naming the HTTP status and the URL, secrets redacted.
 """
 from __future__ import annotations
 
-import errno
-import hashlib
 import logging
 import os
 import re
-import stat
 import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .. import fsutil
+from .partial import open_part as _open_part
+from .partial import sha256 as _sha256
 
 try:
     import pycurl
@@ -201,48 +200,10 @@ class _Restart(Exception):
     pass
 
 
-#: the partial file, appended to (and read for its checksum): never through a symlink; a FIFO does not block
-_PART_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-
-
-def _open_part(url: str, part: str, directory: int) -> int:
-    """A descriptor to append to ``part`` (created if missing) in the directory open at ``directory``: the
-    partial file of an earlier attempt, or a new one when something else is there."""
-    name = os.path.basename(part)
-    flags = _PART_FLAGS
-    for _ in range(2):
-        try:
-            fd = os.open(name, flags, 0o666, dir_fd=directory)
-        except OSError as exc:
-            if exc.errno != errno.ELOOP or flags & os.O_EXCL:
-                raise _fail("GET", url, None, f"cannot write {part}: {exc.strerror}", permanent=True) from None
-            what = "a symbolic link"
-        else:
-            info = os.fstat(fd)
-            if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
-                os.set_blocking(fd, True)
-                return fd
-            os.close(fd)
-            what = "not a regular file" if not stat.S_ISREG(info.st_mode) else "a file with other hard links"
-            if flags & os.O_EXCL:
-                break
-        log.warning("%s is %s, not a partial download: removed (not followed); the download starts anew",
-                    part, what)
-        try:
-            os.unlink(name, dir_fd=directory)  # the name only: unlink never follows a symlink
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise _fail("GET", url, None, f"cannot write {part}: it is {what} and cannot be removed "
-                                          f"({exc.strerror})", permanent=True) from None
-        flags |= os.O_EXCL  # a file of our own, or a clear failure if something took the name again
-    raise _fail("GET", url, None, f"cannot write {part}: something other than a partial download keeps "
-                                  f"appearing there", permanent=True)
-
-
 def _download_attempt(url, target, part, expected_sha256, timeout, low_speed_time, directory) -> TransferStats:
     part_name, target_name = os.path.basename(part), os.path.basename(target)
-    handle = os.fdopen(_open_part(url, part, directory), "ab")
+    unwritable = lambda detail: _fail("GET", url, None, detail, permanent=True)  # noqa: E731
+    handle = os.fdopen(_open_part(part, directory, unwritable), "ab")
     with handle:
         offset = os.fstat(handle.fileno()).st_size
         response = _Response()
@@ -317,18 +278,6 @@ def _download_attempt(url, target, part, expected_sha256, timeout, low_speed_tim
                 raise _fail("GET", url, status, f"sha256 mismatch ({digest} != {expected_sha256})", permanent=True)
     os.replace(part_name, target_name, src_dir_fd=directory, dst_dir_fd=directory)
     return TransferStats(bytes=written, resumed_from=offset if status == 206 else 0)
-
-
-def _sha256(fd: int) -> str:
-    """The SHA-256 of the file open at ``fd`` (read with pread: the descriptor's offset is left alone)."""
-    digest = hashlib.sha256()
-    offset = 0
-    while True:
-        chunk = os.pread(fd, 1024 * 1024, offset)
-        if not chunk:
-            return digest.hexdigest()
-        digest.update(chunk)
-        offset += len(chunk)
 
 
 def upload(url: str, source: str, *, retry, timeout: float = 30, low_speed_time: float = 60,
