@@ -125,3 +125,10 @@ def test_a_directory_output_sends_its_files_and_skips_symlinked_directories_in_i
     staging.stage_out(task, str(job), [str(sent)], RetryPolicy())
     assert sorted(entry["path"] for entry in staging.sent_outputs(str(job))) == ["/out/a.txt", "/out/sub/b.txt"]
     assert not (sent / "d" / "linked").exists()
+
+
+def test_public_url_masks_the_password_only():
+    assert staging.public_url("ftp://u:p@h:21/a%20b?x=1") == "ftp://u:***@h:21/a%20b?x=1"
+    assert staging.public_url("https://token@h/x") == "https://***@h/x"
+    assert staging.public_url("https://h/x?token=1") == "https://h/x?token=1"
+    assert staging.public_url("s3://b/k") == "s3://b/k" and staging.public_url(None) is None
