@@ -69,4 +69,4 @@ def test_bad_entries_are_refused_with_their_text():
         build_config({"tes_fetch_denied_networks": ["private", "nonsense"]})
     config = build_config({"tes_fetch_allowed_networks": "127.0.0.0/8, ::1", "tes_fetch_denied_networks": ["private"]})
     assert config.tes_fetch_allowed_networks == ["127.0.0.0/8", "::1"]
-    assert build_config({}).tes_fetch_allowed_networks == []
+    assert build_config({}).tes_fetch_allowed_networks == [] and build_config({}).tes_ftp_tls == "scheme"

@@ -303,8 +303,11 @@ TES_OPTIONS: tuple[Option, ...] = (
            "unspecified, multicast, cloud metadata; the most specific network decides (docs/security.md)"),
     Option("tes_fetch_denied_networks", "networks", [], "addresses TES transfers may not connect to, on top of "
            "the defaults: CIDRs or the names above (e.g. [private]: RFC 1918, 100.64.0.0/10 and fc00::/7)"),
-    Option("tes_fetch_ca_bundle", "path", None, "CA certificates (PEM) TES transfers trust for https:// "
-           "(default: libcurl's own bundle)"),
+    Option("tes_fetch_ca_bundle", "path", None, "CA certificates (PEM) TES transfers trust for https:// and "
+           "FTP over TLS (default: libcurl's own bundle)"),
+    Option("tes_ftp_tls", "choice", "scheme", "TLS for TES ftp:// URLs: scheme (as the URL says: ftps:// "
+           "implicit TLS, ftp:// none), try (ftp:// asks for AUTH TLS, plain if the server has none), required "
+           "(ftp:// fails without TLS for login and data)", ("scheme", "try", "required")),
     Option("tes_service_id", "str", "org.pulsar-lite.tes", "service-info id (reverse domain name)"),
     Option("tes_service_name", "str", "pulsar_lite TES", "service-info name"),
     Option("tes_organization_name", "str", "pulsar_lite", "service-info organization.name"),

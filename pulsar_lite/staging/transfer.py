@@ -10,7 +10,7 @@ with one line naming the HTTP status and the URL, secrets redacted.
 
 Every handle speaks http, https, ftp and ftps only, and follows redirects to http(s) only. A URL a client
 named (TES: ``put`` and ``download`` with ``remote``, remote.Remote) has every address libcurl connects to
-checked (pulsar_lite.netpolicy); a refused one fails the transfer at once.
+checked (pulsar_lite.netpolicy); a refused one fails the transfer at once. FTP: ``ftp.py``.
 """
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ SEND_BUFFER = 2 * 1024 * 1024
 
 def _curl(url: str, timeout: float, low_speed_time: float, remote=None):
     """A handle for ``url``: http(s) and ftp(s) only, redirects only to http(s); ``remote``
-    (remote.Remote): the address rule and CA of a client's URL."""
+    (remote.Remote): the address rule, CA and FTP TLS of a client's URL."""
     curl = pycurl.Curl()
     curl.setopt(pycurl.BUFFERSIZE, RECEIVE_BUFFER)
     curl.setopt(pycurl.UPLOAD_BUFFERSIZE, SEND_BUFFER)

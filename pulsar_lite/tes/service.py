@@ -83,10 +83,10 @@ class TesService:
         self.command = config.tes_container_command or self.runtime
         self.file_roots = [os.path.abspath(r) for r in config.tes_file_roots or []]
         self.images = [str(p) for p in config.tes_allowed_images or []]
-        #: how the daemon's own transfers reach a task's URLs: which addresses (docs/security.md), which CA
+        #: how the daemon's own transfers reach a task's URLs: which addresses (docs/security.md), CA, FTP TLS
         networks = AddressPolicy(config.tes_fetch_allowed_networks, config.tes_fetch_denied_networks,
                                  "tes_fetch_allowed_networks", "tes_fetch_denied_networks")
-        self.remote = Remote(networks=networks, ca_bundle=config.tes_fetch_ca_bundle)
+        self.remote = Remote(networks=networks, ca_bundle=config.tes_fetch_ca_bundle, ftp_tls=config.tes_ftp_tls)
         self.default_manager = default_manager(config)
         engine.manager_config(self.default_manager)
         self.options = {"network": config.tes_container_network, "pull": config.tes_container_pull,

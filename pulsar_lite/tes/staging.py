@@ -1,7 +1,7 @@
-"""A TES task's inputs and outputs: http(s) through the libcurl transfer engine (retries, resume;
+"""A TES task's inputs and outputs: http(s) and ftp(s) through the libcurl transfer engine (retries, resume;
 every address connected to checked against ``tes_fetch_allowed_networks`` / ``tes_fetch_denied_networks``:
 ``remote``), file:// only under the configured roots (``tes_file_roots``, none by default), and inline
-``content``. A URL's credentials (``https://user:password@host/``) are used, never shown: every message and the
+``content``. A URL's credentials (``ftp://user:password@host/``) are used, never shown: every message and the
 output file log name the URL with its password masked (``public_url``).
 
 Inputs land on the host mirror of their container path (``<job>/tes/root/<path>``) before the job is
@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from .. import fsutil
-from ..staging import RetryPolicy, transfer
+from ..staging import RetryPolicy, ftp, transfer
 from ..staging.actions import PermanentStagingError
 from .runtime import has_wildcards, host_path
 
@@ -61,7 +61,7 @@ def scheme(url: str) -> str:
 
 def stage_in(task: dict, job_directory: str, roots: list[str], policy: RetryPolicy, remote=None) -> tuple[int, int]:
     """Every input onto its host mirror; (files, bytes). Raises with a one-line reason. ``remote``
-    (staging.remote.Remote): the address rule and CA of http(s) transfers."""
+    (staging.remote.Remote): the address rule, CA and FTP TLS of http(s) and ftp(s) transfers."""
     root = os.path.join(job_directory, "tes", "root")
     files = size = 0
     for n, entry in enumerate(task["inputs"]):
@@ -75,6 +75,13 @@ def stage_in(task: dict, job_directory: str, roots: list[str], policy: RetryPoli
                 raise PermanentStagingError(f"{what}: DIRECTORY inputs by http(s) are not supported")
             stats = transfer.download(entry["url"], target, retry=policy, root=job_directory, remote=remote)
             size += stats.bytes
+        elif scheme(entry["url"]) in ("ftp", "ftps"):
+            if entry["type"] == "DIRECTORY":
+                size += ftp.download_tree(entry["url"], target, retry=policy, root=job_directory, remote=remote)[1]
+                _readable(target)
+            else:
+                ftp.download(entry["url"], target, retry=policy, root=job_directory, remote=remote)
+                size += os.path.getsize(target)
         elif scheme(entry["url"]) == "file":
             source = _local(entry["url"], roots, what)
             if entry["type"] == "DIRECTORY":
@@ -83,12 +90,21 @@ def stage_in(task: dict, job_directory: str, roots: list[str], policy: RetryPoli
             else:
                 size += fsutil.copy_file(source, target, durable=True)
         else:
-            raise PermanentStagingError(f"{what}: unsupported URL {public_url(entry['url'])!r} (http, https and "
-                                        f"file are)")
+            raise PermanentStagingError(f"{what}: unsupported URL {public_url(entry['url'])!r} (http, https, ftp, "
+                                        f"ftps and file are)")
         if entry["type"] == "FILE":
             os.chmod(target, 0o644)
         files += 1
     return files, size
+
+
+def _readable(top: str) -> None:
+    """A directory input the daemon made: readable by the executors' user whatever the daemon's umask (a
+    FILE input is made 0644 the same way)."""
+    for directory, _, names in os.walk(top):
+        os.chmod(directory, 0o755)
+        for name in names:
+            os.chmod(os.path.join(directory, name), 0o644)
 
 
 def _matches(entry: dict, root: str) -> list[tuple[str, str]]:
@@ -193,13 +209,15 @@ def stage_out(task: dict, job_directory: str, roots: list[str], policy: RetryPol
                     kind = scheme(url)
                     if kind in ("http", "https"):
                         transfer.put(url, source, retry=policy, remote=remote)
+                    elif kind in ("ftp", "ftps"):
+                        ftp.upload(url, source, retry=policy, remote=remote)
                     elif kind == "file":
                         target = _local(url, roots, what)
                         os.makedirs(os.path.dirname(target), exist_ok=True)
                         fsutil.copy_file(source, target, durable=True)
                     else:
-                        raise PermanentStagingError(f"unsupported URL {public_url(url)!r} (http, https and file "
-                                                    f"are)")
+                        raise PermanentStagingError(f"unsupported URL {public_url(url)!r} (http, https, ftp, ftps "
+                                                    f"and file are)")
                 container_path = "/" + os.path.relpath(path, root)
                 sent.append({"url": public_url(url), "path": container_path, "size_bytes": str(size)})
             except Exception as exc:
