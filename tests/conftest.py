@@ -22,6 +22,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 CLIENT_VERSIONS = ("0.15.16", "0.16.0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+#: fixtures of the real FTP server (ftp_area)
+pytest_plugins = ["tests.ftpserver"]
 
 
 def need(condition: bool, reason: str) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..affinity import parse_cpus
+from ..netpolicy import check_networks
 
 #: ``web_threads: 0`` means this many, with either HTTP server
 DEFAULT_WEB_THREADS = 16
@@ -171,6 +172,7 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
     "timeout": _timeout,
     "delivery_mode": _delivery_mode,
     "cert_reqs": _cert_reqs,
+    "networks": check_networks,
 }
 
 
@@ -295,6 +297,17 @@ TES_OPTIONS: tuple[Option, ...] = (
     Option("tes_allowed_images", "list", ["*"], "images executors may use (fnmatch patterns; '*' or 'any': every one)"),
     Option("tes_file_roots", "list", [], "local directories file:// inputs and outputs may name (none: file:// is "
            "refused)"),
+    Option("tes_fetch_allowed_networks", "networks", [], "addresses the daemon's own TES transfers (inputs, outputs, "
+           "every redirect) may connect to although refused by default: CIDRs or loopback, link-local, unspecified, "
+           "multicast, metadata, private (e.g. [127.0.0.0/8]). Refused by default: loopback, link-local, "
+           "unspecified, multicast, cloud metadata; the most specific network decides (docs/security.md)"),
+    Option("tes_fetch_denied_networks", "networks", [], "addresses TES transfers may not connect to, on top of "
+           "the defaults: CIDRs or the names above (e.g. [private]: RFC 1918, 100.64.0.0/10 and fc00::/7)"),
+    Option("tes_fetch_ca_bundle", "path", None, "CA certificates (PEM) TES transfers trust for https:// and "
+           "FTP over TLS (default: libcurl's own bundle)"),
+    Option("tes_ftp_tls", "choice", "scheme", "TLS for TES ftp:// URLs: scheme (as the URL says: ftps:// "
+           "implicit TLS, ftp:// none), try (ftp:// asks for AUTH TLS, plain if the server has none), required "
+           "(ftp:// fails without TLS for login and data)", ("scheme", "try", "required")),
     Option("tes_service_id", "str", "org.pulsar-lite.tes", "service-info id (reverse domain name)"),
     Option("tes_service_name", "str", "pulsar_lite TES", "service-info name"),
     Option("tes_organization_name", "str", "pulsar_lite", "service-info organization.name"),
