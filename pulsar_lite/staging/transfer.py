@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import re
 import threading
 import time
@@ -133,6 +134,21 @@ RECEIVE_BUFFER = 1024 * 1024
 SEND_BUFFER = 2 * 1024 * 1024
 
 
+def _system_ca() -> str | None:
+    """The CA bundle TLS servers are checked against: ``CURL_CA_BUNDLE`` or ``SSL_CERT_FILE`` when set, else this
+    host's (OpenSSL's default: Debian's /etc/ssl/certs/ca-certificates.crt). The pycurl wheel's own libcurl
+    looks for Red Hat's /etc/pki/tls/certs/ca-bundle.crt, absent on Debian: every https transfer, Galaxy's
+    job files included, would fail its certificate check there."""
+    for name in ("CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        if os.environ.get(name) and os.path.isfile(os.environ[name]):
+            return os.environ[name]
+    cafile = ssl.get_default_verify_paths().cafile
+    return cafile if cafile and os.path.isfile(cafile) else None
+
+
+SYSTEM_CA = _system_ca()
+
+
 def _curl(url: str, timeout: float, low_speed_time: float, remote=None):
     """A handle for ``url``: http(s) and ftp(s) only, redirects only to http(s); ``remote``
     (remote.Remote): the address rule, CA and FTP TLS of a client's URL."""
@@ -148,6 +164,8 @@ def _curl(url: str, timeout: float, low_speed_time: float, remote=None):
     curl.setopt(pycurl.NOSIGNAL, 1)
     curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS | pycurl.PROTO_FTP | pycurl.PROTO_FTPS)
     curl.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+    if SYSTEM_CA is not None:
+        curl.setopt(pycurl.CAINFO, SYSTEM_CA)
     if remote is not None:
         remote.apply(curl, url, pycurl)
     stopping = getattr(_ABORT, "event", None)
