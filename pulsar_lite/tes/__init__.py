@@ -5,6 +5,7 @@
 * ``runtime.py`` — the job script that runs executors in containers (podman, docker, apptainer)
 * ``staging.py`` — inputs and outputs: http(s), file:// under allowed roots, inline content
 * ``face.py`` — the HTTP routes under /ga4gh/tes/v1
+* ``auth.py`` — who may use them (``tes_token``, ``tes_users_file``), ``passwords.py`` — the users file
 """
 from .service import TesService, is_task_id
 

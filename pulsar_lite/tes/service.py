@@ -4,7 +4,9 @@ A task is a job whose id is ``tes-<32 hex digits>`` (the Pulsar faces refuse ids
 two never meet in the store), whose command runs its executors (``runtime.script``) and whose staging is
 this module's ``TesStager``. So a task runs on whichever manager runs it (locally or on a cluster),
 survives restarts as a job does, and shows in the job listings; the task document itself is kept in the
-store's ``tes_tasks`` table.
+store's ``tes_tasks`` table, with its ``owner``: the Basic user who created it (none when an administrator
+did, ``auth.py``). A caller who is not an administrator sees, lists and cancels only their own tasks; any
+other task is "no such task" to them (404, not 403: whether an id exists is not theirs to know).
 """
 from __future__ import annotations
 
@@ -98,7 +100,7 @@ class TesService:
             self._submit(task_id, manager, document)
 
     # -- create ----------------------------------------------------------------------------------------------------
-    def create(self, body) -> str:
+    def create(self, body, owner: str | None = None) -> str:
         task = read_task(body)
         for executor in task["executors"]:
             if not self._allowed(executor["image"]):
@@ -113,6 +115,8 @@ class TesService:
         if manager not in self.engine.manager_configs:
             raise BadRequest(f"backend_parameters manager {manager!r} is not a manager of this server")
         task["system_logs"] = []
+        if owner is not None:
+            task["owner"] = owner  # never rendered: render() picks the schema's fields
         if unsupported:
             for key in unsupported:
                 del parameters[key]  # "shall not store or return unsupported keys"
@@ -156,13 +160,15 @@ class TesService:
             raise NotFound(f"no TES task {task_id}")
         return found[2]
 
-    def get(self, task_id: str, view: str) -> dict:
-        if not is_task_id(task_id) or not wire.valid_job_id(task_id):
+    def _find(self, task_id: str, caller) -> tuple[str, float, dict]:
+        """(manager, created, document) of a task ``caller`` may see (None: the daemon itself); else NotFound."""
+        found = self.engine.store.get_task(task_id) if is_task_id(task_id) and wire.valid_job_id(task_id) else None
+        if found is None or not visible(found[2], caller):
             raise NotFound(f"no TES task {task_id}")
-        found = self.engine.store.get_task(task_id)
-        if found is None:
-            raise NotFound(f"no TES task {task_id}")
-        manager, created, task = found
+        return found
+
+    def get(self, task_id: str, view: str, caller=None) -> dict:
+        manager, created, task = self._find(task_id, caller)
         return self.render(task_id, manager, created, task, view)
 
     def state(self, task_id: str, manager: str, task: dict, record=None) -> str:
@@ -255,14 +261,18 @@ class TesService:
         return _drop_none(task_log)
 
     def list(self, view: str, page_size: int, after, name_prefix: str | None, state: str | None,
-             tags: dict[str, str]) -> dict:
-        """A page of tasks in creation order. Filters are applied as tasks are read, so the token resumes right
-        after the last task looked at (opaque: its creation time and id), and each task comes once."""
+             tags: dict[str, str], caller=None) -> dict:
+        """A page of the tasks ``caller`` may see, in creation order. Filters are applied as tasks are read, so
+        the token resumes right after the last task looked at (opaque: its creation time and id), and each task
+        comes once. A caller who is not an administrator is given only their own tasks (the store's filter)."""
+        owner = None if caller is None or caller.admin else caller.name or ""
         tasks, last = [], after
         while len(tasks) < page_size:
-            rows = self.engine.store.tasks_after(last, 500, name_prefix)
+            rows = self.engine.store.tasks_after(last, 500, name_prefix, owner)
             for task_id, manager, created, document in rows:
                 last = (created, task_id)
+                if not visible(document, caller):
+                    continue
                 if tags and not tags_match(tags, document["tags"]):
                     continue
                 record = self.engine.store.get(manager, task_id)
@@ -274,18 +284,13 @@ class TesService:
             if len(rows) < 500:
                 break
         result = {"tasks": tasks}
-        if last is not None and last != after and self.engine.store.tasks_after(last, 1, name_prefix):
+        if last is not None and last != after and self.engine.store.tasks_after(last, 1, name_prefix, owner):
             result["next_page_token"] = page_token(*last)
         return result
 
     # -- cancel ---------------------------------------------------------------------------------------------------------
-    def cancel(self, task_id: str) -> None:
-        if not is_task_id(task_id) or not wire.valid_job_id(task_id):
-            raise NotFound(f"no TES task {task_id}")
-        found = self.engine.store.get_task(task_id)
-        if found is None:
-            raise NotFound(f"no TES task {task_id}")
-        self.engine.cancel(found[0], task_id)
+    def cancel(self, task_id: str, caller=None) -> None:
+        self.engine.cancel(self._find(task_id, caller)[0], task_id)
 
     # -- service-info ---------------------------------------------------------------------------------------------------
     def service_info(self) -> dict:
@@ -301,6 +306,11 @@ class TesService:
                 "storage": list(config.tes_storage or []) + [f"file://{root}" for root in self.file_roots],
                 "tesResources_backend_parameters": list(BACKEND_PARAMETERS)}
         return info
+
+
+def visible(task: dict, caller) -> bool:
+    """Whether ``caller`` (None: the daemon itself) may see ``task``: an administrator every task, a user their own."""
+    return caller is None or caller.admin or (caller.name is not None and task.get("owner") == caller.name)
 
 
 def _read(job_directory: str, path: str) -> str | None:
