@@ -56,7 +56,7 @@ class Served:
 
 
 def test_every_command_has_help():
-    for command in ("serve", "config", "check", "jobs", "doctor", "check-config"):
+    for command in ("serve", "config", "check", "jobs", "doctor", "check-config", "tes-user"):
         done = cli(command, "--help")
         assert done.returncode == 0 and "usage: pulsar-lite" in done.stdout, command
     assert cli("no-such-command").returncode == 2
