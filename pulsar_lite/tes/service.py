@@ -226,7 +226,7 @@ class TesService:
                     "inputs": [_input(i, full) for i in task["inputs"]],
                     "outputs": [_drop_none(o) for o in task["outputs"]],
                     "resources": _resources(task["resources"]),
-                    "executors": [_drop_none(e) for e in task["executors"]], "volumes": task["volumes"],
+                    "executors": [_executor(e, full) for e in task["executors"]], "volumes": task["volumes"],
                     "tags": task["tags"], "creation_time": rfc3339(created),
                     "logs": [self._task_log(task_id, manager, task, record, state, full)]}
         return _drop_none(document)
@@ -347,8 +347,14 @@ def _drop_none(obj: dict) -> dict:
 
 
 def _input(entry: dict, full: bool) -> dict:
-    shown = {k: v for k, v in entry.items() if v is not None and (full or k != "content")}
-    return shown
+    """An input as a view shows it: its inline ``content`` in FULL only (the spec leaves it out of BASIC)."""
+    return {k: v for k, v in entry.items() if v is not None and (full or k != "content")}
+
+
+def _executor(entry: dict, full: bool) -> dict:
+    """An executor as a view shows it: its ``env`` in FULL only. The spec's BASIC has it, but env values are
+    where clients put credentials (API keys, tokens), and BASIC is what clients poll and log."""
+    return {k: v for k, v in entry.items() if v is not None and (full or k != "env")}
 
 
 def _resources(resources: dict) -> dict:

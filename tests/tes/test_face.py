@@ -157,6 +157,8 @@ def test_py_tes_with_basic_auth_and_another_user_gets_404(engine_factory, tmp_pa
         task_id = alice.create_task(tes.Task(executors=[tes.Executor(image="busybox", command=["true"],
                                                                      env={"API_KEY": "s3cret-env"})]))
         assert alice.get_task(task_id, view="MINIMAL").id == task_id
+        basic_view = alice.get_task(task_id, view="BASIC")  # py-tes parses it: only the schema's fields
+        assert basic_view.executors[0].env is None and basic_view.executors[0].image == "busybox"
         assert alice.get_task(task_id, view="FULL").executors[0].env == {"API_KEY": "s3cret-env"}
         assert [t.id for t in alice.list_tasks(view="FULL").tasks] == [task_id]
         for attempt in (lambda: bob.get_task(task_id, view="FULL"), lambda: bob.cancel_task(task_id)):
@@ -171,3 +173,22 @@ def test_py_tes_with_basic_auth_and_another_user_gets_404(engine_factory, tmp_pa
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_env_values_and_inline_content_are_in_full_only(engine_factory, tmp_path):
+    app = users_app(engine_factory, tmp_path)
+    task_id = call(app, "POST", "/ga4gh/tes/v1/tasks", ALICE, RUN).json["id"]
+    for who in (ALICE, BEARER):
+        for view in ("MINIMAL", "BASIC"):
+            for answer in (call(app, "GET", f"/ga4gh/tes/v1/tasks/{task_id}?view={view}", who),
+                           call(app, "GET", f"/ga4gh/tes/v1/tasks?view={view}", who)):
+                text = answer.body.decode()
+                assert answer.status_int == 200 and "s3cret" not in text and "API_KEY" not in text, (view, text)
+        basic_view = call(app, "GET", f"/ga4gh/tes/v1/tasks/{task_id}?view=BASIC", who).json
+        assert basic_view["executors"] == [{"image": "busybox", "command": ["true"], "ignore_error": False}]
+        assert basic_view["inputs"] == [{"path": "/in/conf", "type": "FILE", "streamable": False}]
+        full = call(app, "GET", f"/ga4gh/tes/v1/tasks/{task_id}?view=FULL", who).json
+        assert full["executors"][0]["env"] == {"API_KEY": "s3cret-env"}
+        assert full["inputs"][0]["content"] == "s3cret-content"
+    for view in ("BASIC", "FULL"):  # another user's listing never holds them: the task is not in it
+        assert "s3cret" not in call(app, "GET", f"/ga4gh/tes/v1/tasks?view={view}", BOB).body.decode()
