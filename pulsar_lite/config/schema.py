@@ -279,6 +279,8 @@ TES_OPTIONS: tuple[Option, ...] = (
            "task. With it or tes_users_file set, private_token no longer opens the TES routes"),
     Option("tes_users_file", "path", None, "TES users (HTTP Basic), one NAME:pbkdf2_sha256$... line each (pulsar-lite "
            "tes-user add); each sees, lists and cancels only their own tasks. Read again when it changes"),
+    Option("tes_cors_origins", "list", [], "origins a browser may call the TES routes from (https://app.example.org, "
+           "or *): CORS headers and OPTIONS preflights; none: no CORS headers"),
     Option("tes_manager", "str", None, "the manager that runs TES tasks (default: _default_, else the first one); "
            "a task's backend_parameters 'manager' picks another"),
     Option("tes_container_runtime", "choice", "podman", "how executors run: podman, docker, apptainer or "

@@ -6,6 +6,7 @@
 * ``staging.py`` — inputs and outputs: http(s), file:// under allowed roots, inline content
 * ``face.py`` — the HTTP routes under /ga4gh/tes/v1
 * ``auth.py`` — who may use them (``tes_token``, ``tes_users_file``), ``passwords.py`` — the users file
+* ``cors.py`` — CORS headers and preflights for browser clients (``tes_cors_origins``)
 """
 from .service import TesService, is_task_id
 

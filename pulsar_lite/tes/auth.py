@@ -173,3 +173,6 @@ def check(config) -> None:
     if not config.tes:
         return
     TesAuth(config)
+    from .cors import Cors
+
+    Cors(config.tes_cors_origins)

@@ -1,7 +1,7 @@
 """The TES HTTP face: GA4GH TES v1.1 routes at /ga4gh/tes/v1 (and /v1), inside the REST face's WSGI app.
 
 Unknown paths answer 404 before any authentication, as clients such as py-tes try several base paths and
-move on only after a 404. Errors are JSON objects
+move on only after a 404; a CORS preflight is answered before it too (``cors.py``). Errors are JSON objects
 ``{"message": ..., "status_code": ...}`` (the spec leaves their body to the implementation). Who may use
 the routes, and which tasks each caller sees: ``auth.py``.
 """
@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 from ..errors import BadRequest, NotFound, PayloadTooLarge, PulsarLiteError
 from . import protocol
 from .auth import TesAuth
+from .cors import Cors
 from .service import TesService
 
 log = logging.getLogger(__name__)
@@ -31,12 +32,22 @@ def tes_path(path: str) -> str | None:
 
 
 class TesFace:
-    def __init__(self, service: TesService, auth: TesAuth):
+    def __init__(self, service: TesService, auth: TesAuth, cors: Cors | None = None):
         self.service = service
         self.auth = auth
+        self.cors = cors or Cors([])
 
     def handle(self, request, sub_path: str) -> tuple[int, list, list]:
+        status, headers, body = self._handle(request, sub_path)
+        return status, headers + self.cors.headers(request.environ.get("HTTP_ORIGIN")), body
+
+    def _handle(self, request, sub_path: str) -> tuple[int, list, list]:
         method = request.method
+        if method == "OPTIONS" and self.cors.enabled:
+            methods = _methods(sub_path)
+            if not methods:
+                return _error(404, f"no such TES route: {method} {sub_path}")
+            return 204, self.cors.preflight(request.environ.get("HTTP_ORIGIN"), methods), []
         try:
             handler, arguments = self._route(method, sub_path)
         except PulsarLiteError as exc:
