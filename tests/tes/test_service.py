@@ -63,3 +63,14 @@ def test_mounted_paths_the_runtimes_would_split_are_refused_at_create(engine_fac
     task_id = tes.create({"executors": [dict(run[0], stdout="/out/a:b,c.log", workdir="/w:x")],
                           "outputs": [{"path": "/out/x:y.txt", "url": "http://h/o"}]})
     assert is_task_id(task_id)
+
+
+def test_camel_case_resources_reach_the_job_and_the_views(engine_factory):
+    engine, tes = service(engine_factory)
+    task_id = tes.create({"executors": [{"image": "busybox", "command": ["true"]}],
+                          "resources": {"cpuCores": 2, "ramGb": 1.5, "diskGb": 10}})
+    assert engine.store.get(M, task_id).launch_config["submit_params"] == {"cores": 2, "memory": 1536}
+    basic = tes.get(task_id, "BASIC")
+    assert basic["resources"] == {"cpu_cores": 2, "ram_gb": 1.5, "disk_gb": 10, "backend_parameters_strict": False}
+    system_logs = tes.get(task_id, "FULL")["logs"][0]["system_logs"]
+    assert any("disk_gb (10) is accepted but not enforced" in line for line in system_logs)
