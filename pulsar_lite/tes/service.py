@@ -10,7 +10,6 @@ other task is "no such task" to them (404, not 403: whether an id exists is not 
 """
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import time
@@ -19,7 +18,7 @@ import uuid
 from .. import fsutil, wire
 from ..errors import BadRequest, NotFound
 from ..staging import StagingStats
-from . import runtime, staging
+from . import policy, runtime, staging
 from .protocol import (
     SPEC_VERSION,
     State,
@@ -102,15 +101,14 @@ class TesService:
     # -- create ----------------------------------------------------------------------------------------------------
     def create(self, body, owner: str | None = None) -> str:
         task = read_task(body)
-        for executor in task["executors"]:
-            if not self._allowed(executor["image"]):
-                raise BadRequest(f"image {executor['image']!r} is not allowed here (tes_allowed_images)")
+        policy.check_images(task, self.images)
+        policy.check_urls(task, self.file_roots)
         try:
             runtime.mounts(task)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         parameters = task["resources"].get("backend_parameters") or {}
-        unsupported = sorted(set(parameters) - set(BACKEND_PARAMETERS))
+        unsupported = policy.check_backend_parameters(task["resources"], BACKEND_PARAMETERS)
         manager = parameters.get("manager") or self.default_manager
         if manager not in self.engine.manager_configs:
             raise BadRequest(f"backend_parameters manager {manager!r} is not a manager of this server")
@@ -128,16 +126,9 @@ class TesService:
         created = time.time()
         self.engine.setup(manager, task_id, tool_id="tes", tool_version=SPEC_VERSION, assign_id=False)
         self.engine.store.put_task(task_id, manager, created, task["name"], task)
-        if unsupported and task["resources"].get("backend_parameters_strict"):
-            self.engine.refuse(manager, task_id, f"unsupported backend_parameters: {', '.join(unsupported)} "
-                                                  f"(backend_parameters_strict)")
-            return task_id
         self._submit(task_id, manager, task)
         log.info("TES task %s (%s) created on manager %s", task_id, task["name"] or "no name", manager)
         return task_id
-
-    def _allowed(self, image: str) -> bool:
-        return any(pattern in ("*", "any") or fnmatch.fnmatchcase(image, pattern) for pattern in self.images)
 
     def _submit(self, task_id: str, manager: str, task: dict) -> None:
         job_dir = self.engine.job_directory(manager, task_id)

@@ -33,13 +33,23 @@ def test_a_task_created_but_not_submitted_is_submitted_at_the_restart(engine_fac
     assert document
 
 
-def test_strict_backend_parameters_fail_the_task(engine_factory):
+def test_strict_backend_parameters_the_backend_does_not_support_are_a_400_at_create(engine_factory):
+    import pytest
+
+    from pulsar_lite.errors import BadRequest
     engine, tes = service(engine_factory)
-    task_id = tes.create({"executors": [{"image": "busybox", "command": ["true"]}],
-                          "resources": {"backend_parameters": {"gpu": "a100"}, "backend_parameters_strict": True}})
-    assert tes.get(task_id, "MINIMAL")["state"] == "SYSTEM_ERROR"
-    full = tes.get(task_id, "FULL")
-    assert any("gpu" in line for line in full["logs"][0]["system_logs"])
+    run = [{"image": "busybox", "command": ["true"]}]
+    with pytest.raises(BadRequest, match="not supported here: gpu .*backend_parameters_strict.*supported: manager"):
+        tes.create({"executors": run, "resources": {"backend_parameters": {"gpu": "a100", "queue": "long"},
+                                                     "backend_parameters_strict": True}})
+    assert engine.store.tasks_after(None, 10) == []  # nothing was set up
+    # supported keys with strict, and unsupported ones without it, are accepted (those dropped and noted)
+    strict = tes.create({"executors": run, "resources": {"backend_parameters": {"queue": "long"},
+                                                          "backend_parameters_strict": True}})
+    assert tes.get(strict, "BASIC")["resources"]["backend_parameters"] == {"queue": "long"}
+    lenient = tes.create({"executors": run, "resources": {"backend_parameters": {"gpu": "a100"}}})
+    full = tes.get(lenient, "FULL")
+    assert any("not supported here, ignored: gpu" in line for line in full["logs"][0]["system_logs"])
     assert "backend_parameters" not in full["resources"]  # unsupported keys are neither stored nor returned
 
 

@@ -1,0 +1,64 @@
+"""What a task may ask of this daemon, checked at create: a refusal is a 400 with the reason, never a task that
+is accepted only to end in SYSTEM_ERROR later.
+
+* URLs: inputs and outputs name a scheme the daemon's staging knows (``KNOWN_SCHEMES``); ``file://`` (or a bare
+  absolute path) only when the operator allowed local roots (``tes_file_roots``; which root is checked when
+  the file moves, as the path may change meanwhile).
+* Images: ``tes_allowed_images``.
+* ``backend_parameters_strict`` with keys this backend does not act on.
+"""
+from __future__ import annotations
+
+import fnmatch
+import urllib.parse
+
+from ..errors import BadRequest
+
+#: URL schemes the staging of inputs and outputs knows (ftp and ftps: libcurl's)
+KNOWN_SCHEMES = ("http", "https", "file", "ftp", "ftps")
+#: patterns that allow any image
+ANY = ("*", "any")
+
+
+def scheme(url: str) -> str:
+    """A URL's scheme, lower case; ``file`` for a bare absolute path, '' for neither."""
+    if "://" in url:
+        return urllib.parse.urlsplit(url).scheme.lower()
+    return "file" if url.startswith("/") else ""
+
+
+def check_urls(task: dict, file_roots: list[str]) -> None:
+    """BadRequest for an input or output URL the daemon could not fetch or send."""
+    for kind in ("inputs", "outputs"):
+        for n, entry in enumerate(task[kind]):
+            url = entry.get("url")
+            if url is None:  # an input with inline content
+                continue
+            found = scheme(url)
+            if found not in KNOWN_SCHEMES:
+                raise BadRequest(f"{kind}[{n}].url {url[:200]!r}: {'scheme ' + repr(found) if found else 'no scheme'} is "
+                                 f"not one this server can {'fetch' if kind == 'inputs' else 'send to'} "
+                                 f"({', '.join(KNOWN_SCHEMES)})")
+            if found == "file" and not file_roots:
+                raise BadRequest(f"{kind}[{n}].url {url[:200]!r}: file:// URLs are refused here (no tes_file_roots)")
+
+
+def image_allowed(image: str, patterns: list[str]) -> bool:
+    """Whether ``tes_allowed_images`` lets executors use ``image``."""
+    return any(pattern in ANY or fnmatch.fnmatchcase(image, pattern) for pattern in patterns)
+
+
+def check_images(task: dict, patterns: list[str]) -> None:
+    for executor in task["executors"]:
+        if not image_allowed(executor["image"], patterns):
+            raise BadRequest(f"image {executor['image']!r} is not allowed here (tes_allowed_images)")
+
+
+def check_backend_parameters(resources: dict, supported: tuple[str, ...]) -> list[str]:
+    """The ``backend_parameters`` keys this backend does not act on; BadRequest when the task is strict about
+    them ("the task must fail" when a key is not supported: refused at once)."""
+    unsupported = sorted(set(resources.get("backend_parameters") or {}) - set(supported))
+    if unsupported and resources.get("backend_parameters_strict"):
+        raise BadRequest(f"backend_parameters not supported here: {', '.join(unsupported)} (backend_parameters_strict;"
+                         f" supported: {', '.join(supported)})")
+    return unsupported
