@@ -298,7 +298,9 @@ TES_OPTIONS: tuple[Option, ...] = (
     Option("tes_container_no_new_privileges", "bool", True, "podman/docker --security-opt=no-new-privileges"),
     Option("tes_container_pids_limit", "int", 4096, "podman/docker --pids-limit of each executor (0: the "
            "runtime's default)"),
-    Option("tes_allowed_images", "list", ["*"], "images executors may use (fnmatch patterns; '*' or 'any': every one)"),
+    Option("tes_allowed_images", "list", ["*"], "images executors may use (fnmatch patterns; '*' or 'any': every one; "
+           "apptainer: every registry image, while instance://, a .sif or another image of the host needs a "
+           "pattern naming it)"),
     Option("tes_file_roots", "list", [], "local directories file:// inputs and outputs may name (none: file:// is "
            "refused)"),
     Option("tes_service_id", "str", "org.pulsar-lite.tes", "service-info id (reverse domain name)"),

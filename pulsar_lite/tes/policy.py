@@ -4,7 +4,9 @@ is accepted only to end in SYSTEM_ERROR later.
 * URLs: inputs and outputs name a scheme the daemon's staging knows (``KNOWN_SCHEMES``); ``file://`` (or a bare
   absolute path) only when the operator allowed local roots (``tes_file_roots``; which root is checked when
   the file moves, as the path may change meanwhile).
-* Images: ``tes_allowed_images``.
+* Images: ``tes_allowed_images``; under apptainer/singularity an image that is not fetched from a registry
+  (``instance://`` of a running instance, a local ``.sif``, ``docker-daemon://``, ...) only when a pattern
+  other than ``*`` names it.
 * ``backend_parameters_strict`` with keys this backend does not act on.
 """
 from __future__ import annotations
@@ -13,6 +15,7 @@ import fnmatch
 import urllib.parse
 
 from ..errors import BadRequest
+from .runtime import SIF_RUNTIMES, registry_image
 
 #: URL schemes the staging of inputs and outputs knows (ftp and ftps: libcurl's)
 KNOWN_SCHEMES = ("http", "https", "file", "ftp", "ftps")
@@ -43,15 +46,30 @@ def check_urls(task: dict, file_roots: list[str]) -> None:
                 raise BadRequest(f"{kind}[{n}].url {url[:200]!r}: file:// URLs are refused here (no tes_file_roots)")
 
 
-def image_allowed(image: str, patterns: list[str]) -> bool:
-    """Whether ``tes_allowed_images`` lets executors use ``image``."""
-    return any(pattern in ANY or fnmatch.fnmatchcase(image, pattern) for pattern in patterns)
+def image_allowed(image: str, patterns: list[str], runtime: str) -> bool:
+    """Whether ``tes_allowed_images`` lets executors use ``image``. Under apptainer/singularity, an image that
+    is not a registry's needs a pattern other than ``*`` that names it: ``*`` means any image of a registry,
+    not a running instance (``instance://``) or a file of the host (a ``.sif``)."""
+    explicit = runtime in SIF_RUNTIMES and not registry_image(image)
+    for pattern in patterns:
+        if pattern in ANY or set(pattern) == {"*"}:
+            if not explicit:
+                return True
+        elif fnmatch.fnmatchcase(image, pattern):
+            return True
+    return False
 
 
-def check_images(task: dict, patterns: list[str]) -> None:
-    for executor in task["executors"]:
-        if not image_allowed(executor["image"], patterns):
-            raise BadRequest(f"image {executor['image']!r} is not allowed here (tes_allowed_images)")
+def check_images(task: dict, patterns: list[str], runtime: str) -> None:
+    for n, executor in enumerate(task["executors"]):
+        image = executor["image"]
+        if image_allowed(image, patterns, runtime):
+            continue
+        if runtime in SIF_RUNTIMES and not registry_image(image):
+            raise BadRequest(f"executors[{n}].image {image!r} is not a registry's image (docker://, oras://, "
+                             f"library:// or a name): under {runtime} it runs only when tes_allowed_images names it "
+                             f"explicitly ('*' is not enough)")
+        raise BadRequest(f"image {image!r} is not allowed here (tes_allowed_images)")
 
 
 def check_backend_parameters(resources: dict, supported: tuple[str, ...]) -> list[str]:

@@ -101,7 +101,7 @@ class TesService:
     # -- create ----------------------------------------------------------------------------------------------------
     def create(self, body, owner: str | None = None) -> str:
         task = read_task(body)
-        policy.check_images(task, self.images)
+        policy.check_images(task, self.images, self.runtime)
         policy.check_urls(task, self.file_roots)
         try:
             runtime.mounts(task)
