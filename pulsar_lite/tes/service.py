@@ -300,7 +300,8 @@ class TesService:
 
 
 def visible(task: dict, caller) -> bool:
-    """Whether ``caller`` (None: the daemon itself) may see ``task``: an administrator every task, a user their own."""
+    """Whether ``caller`` (None: the daemon itself) may see ``task``: an administrator every task, a user
+    their own."""
     return caller is None or caller.admin or (caller.name is not None and task.get("owner") == caller.name)
 
 
