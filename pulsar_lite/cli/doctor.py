@@ -272,13 +272,27 @@ def check_clock(found: Findings) -> None:
         found.add(OK, f"the system clock is synchronised (estimated error {timex.esterror} us)")
 
 
+def check_tls(config, found: Findings) -> None:
+    if not config.web:
+        return
+    from .. import tls
+
+    for level, text in tls.check(config.ssl_pem, config.host):
+        found.add({"ok": OK, "warn": WARN, "fail": FIX}[level], text)
+
+
 def check_port(config, found: Findings) -> None:
     if not config.web:
         return
     host = "127.0.0.1" if config.host in ("0.0.0.0", "") else config.host
     address = f"[{host}]" if ":" in host else host
+    scheme = "https" if config.ssl_pem else "http"
     try:
-        with urllib.request.urlopen(f"http://{address}:{config.port}/healthz", timeout=3) as response:
+        import ssl
+
+        context = ssl._create_unverified_context() if config.ssl_pem else None  # loopback: our own port
+        with urllib.request.urlopen(f"{scheme}://{address}:{config.port}/healthz", timeout=3,
+                                    context=context) as response:
             health = json.load(response)
         if "pulsar_lite_version" in health:
             found.add(OK, f"port {config.port}: pulsar_lite {health['pulsar_lite_version']} answers there "
@@ -323,6 +337,7 @@ def run(args) -> int:
     check_tes(config, found)
     check_tes_access(config, found)
     check_clock(found)
+    check_tls(config, found)
     check_port(config, found)
     problems = found.problems
     print(f"doctor: {problems} thing(s) to fix" if problems else "doctor: nothing to fix")

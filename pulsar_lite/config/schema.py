@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..affinity import parse_cpus
+from ..netpolicy import check_networks
 
 #: ``web_threads: 0`` means this many, with either HTTP server
 DEFAULT_WEB_THREADS = 16
@@ -171,6 +172,7 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
     "timeout": _timeout,
     "delivery_mode": _delivery_mode,
     "cert_reqs": _cert_reqs,
+    "networks": check_networks,
 }
 
 
@@ -303,6 +305,17 @@ TES_OPTIONS: tuple[Option, ...] = (
            "pattern naming it)"),
     Option("tes_file_roots", "list", [], "local directories file:// inputs and outputs may name (none: file:// is "
            "refused)"),
+    Option("tes_fetch_allowed_networks", "networks", [], "addresses the daemon's own TES transfers (inputs, outputs, "
+           "every redirect) may connect to although refused by default: CIDRs or loopback, link-local, unspecified, "
+           "multicast, metadata, private (e.g. [127.0.0.0/8]). Refused by default: loopback, link-local, "
+           "unspecified, multicast, cloud metadata; the most specific network decides (docs/security.md)"),
+    Option("tes_fetch_denied_networks", "networks", [], "addresses TES transfers may not connect to, on top of "
+           "the defaults: CIDRs or the names above (e.g. [private]: RFC 1918, 100.64.0.0/10 and fc00::/7)"),
+    Option("tes_fetch_ca_bundle", "path", None, "CA certificates (PEM) TES transfers trust for https:// and "
+           "FTP over TLS (default: libcurl's own bundle)"),
+    Option("tes_ftp_tls", "choice", "scheme", "TLS for TES ftp:// URLs: scheme (as the URL says: ftps:// "
+           "implicit TLS, ftp:// none), try (ftp:// asks for AUTH TLS, plain if the server has none), required "
+           "(ftp:// fails without TLS for login and data)", ("scheme", "try", "required")),
     Option("tes_service_id", "str", "org.pulsar-lite.tes", "service-info id (reverse domain name)"),
     Option("tes_service_name", "str", "pulsar_lite TES", "service-info name"),
     Option("tes_organization_name", "str", "pulsar_lite", "service-info organization.name"),
@@ -325,6 +338,8 @@ APP_OPTIONS: tuple[Option, ...] = (
     Option("max_upload_size", "int", 0, "largest accepted request body in bytes; 0 = no limit"),
     Option("max_request_line", "int", 16 * 1024 * 1024, "longest accepted request line (submit carries JSON in the query)"),
     Option("web", "bool", True, "serve the REST face; false = message queue only (like serve --no-web)"),
+    Option("ssl_pem", "path", None, "serve HTTPS: a PEM file holding the certificate (with its chain) and its "
+           "private key (Pulsar's key); paste loads it again on SIGHUP"),
     Option("web_threads", "int", 0, "threads running REST requests; 0 = the server's default (16). An upload "
            "holds one for as long as its body takes to arrive, so this bounds the uploads in progress at once "
            "(paste: every open connection holds one, idle or not)"),
@@ -356,6 +371,12 @@ APP_OPTIONS: tuple[Option, ...] = (
            "/metrics is open, like /healthz"),
     Option("metrics_port", "int", None, "also serve /metrics on this port of its own (a daemon without a web face)"),
     Option("metrics_host", "str", "127.0.0.1", "address of metrics_port"),
+    Option("send_stdout_update", "bool", False, "live tool output: while a job runs, post the new bytes of its "
+           "tool_stdout/tool_stderr to Galaxy's job-files API (jobs with remote staging and a files_endpoint), "
+           "which appends them for the user to watch"),
+    Option("stdout_update_interval", "float", 3.0, "seconds between two posts of a job's new live output"),
+    Option("stdout_update_timeout", "float", 30.0, "seconds one post of live output may take"),
+    Option("stdout_update_chunk_size", "int", 524288, "bytes of each stream one post of live output carries at most"),
     *AMQP_OPTIONS,
     *TES_OPTIONS,
     *MANAGER_OPTIONS[2:],  # every manager option but type/num_concurrent_jobs is an app-wide default too
@@ -364,15 +385,22 @@ APP_OPTION_MAP = {o.key: o for o in APP_OPTIONS}
 #: App keys passed through verbatim to galaxy-tool-util's dependency manager.
 APP_PREFIXES = ("conda_",)
 
+#: Pulsar app.yml keys that change who may run jobs: never ignored. pulsar_lite refuses to start with them, with
+#: the reason, rather than serve without what the site believes it has.
+PULSAR_REFUSED = {
+    "user_auth": "pulsar_lite does not check the Galaxy user of each job (Pulsar's user_auth: allow_all, userlist, "
+                 "oidc); it would run every job anyone with the token sends. Remove the key to accept that, or "
+                 "keep Pulsar for this site",
+}
+
 #: Pulsar app.yml keys pulsar_lite knows but does not act on (yet): a warning.
 PULSAR_UNSUPPORTED = frozenset({
     "object_store_config_file", "object_store_config", "object_store_file_path",
     "object_store_job_working_directory", "object_store_new_file_path", "object_store_umask",
-    "user_auth", "tool_config_files", "tool_config_file", "sentry_dsn", "sentry_event_level",
-    "send_stdout_update", "stdout_update_interval", "stdout_update_timeout", "stdout_update_chunk_size",
+    "tool_config_files", "tool_config_file", "sentry_dsn", "sentry_event_level",
     "job_metrics_config_file", "job_metrics", "job_managers_config", "ensure_cleanup",
     "message_queue_credentials_file", "message_queue_username",
     "message_queue_password", "relay_topic_prefix", "relay_long_poll_timeout",
-    "message_queue_publish_capabilities", "cvmfsexec", "job_metrics", "config_dir", "ssl_pem",
+    "message_queue_publish_capabilities", "cvmfsexec", "job_metrics", "config_dir",
     "use_uwsgi", "uwsgi", "logging",
 })

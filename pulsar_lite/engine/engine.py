@@ -30,6 +30,7 @@ from .dirpool import DirectoryPool
 from .files import JobFiles
 from .hooks import ManagerHooks
 from .jobdir import JobDirectory, check_job_id
+from .live_output import LiveOutput
 from .phases import StagingPhases
 from .recovery import Recovery
 from .retention import SWEPT_STATES, RetentionSweeper
@@ -85,6 +86,8 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
         #: False: start() returns only once every job held is recovered (tests that restart an engine)
         self.background_recovery = True
         self.recovery: Recovery | None = None
+        #: live tool output (send_stdout_update), when it is on
+        self.live_output: LiveOutput | None = None
 
     # -- lifecycle --------------------------------------------------------
     def start(self) -> None:
@@ -104,6 +107,10 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
             manager.start_monitoring()
         if self.config.job_retention is not None:
             RetentionSweeper(self, self.config.job_retention).start()
+        if self.config.send_stdout_update:
+            self.live_output = LiveOutput(self, self.config.stdout_update_interval, self.config.stdout_update_timeout,
+                                          self.config.stdout_update_chunk_size)
+            self.live_output.start()
         self.started_up = True
 
     def stop(self) -> None:
@@ -334,7 +341,8 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
         finished = record is not None and record.terminal
         payload = self._finished_statuses.get((manager, job_id), record) if finished else None
         if payload is None:
-            payload = status_payload(self.job_directory(manager, job_id), record, manager_config)
+            payload = status_payload(self.job_directory(manager, job_id), record, manager_config,
+                                     live=self.live_output is not None)
             if finished:
                 self._finished_statuses.put((manager, job_id), record, payload)
         return payload

@@ -45,6 +45,8 @@ class StagingPhases:
         record = self.store.get(manager, job_id)
         if record is None or record.state != wire.State.POSTPROCESSING:
             return
+        if self.live_output is not None:  # the rest of the live output, before the final status is built
+            self.live_output.flush(manager, job_id)
         try:
             self.postprocessor(manager, self.job_directory(manager, job_id), record)
             final, message = (wire.State.FAILED if record.message else wire.State.COMPLETE), None

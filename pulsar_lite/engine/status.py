@@ -6,6 +6,7 @@ import threading
 
 from .. import fsutil, wire
 from ..store import JobRecord
+from . import live_output
 from .jobdir import JobDirectory
 
 
@@ -72,7 +73,8 @@ def job_config(job_dir: JobDirectory, manager_config, tool_id: str | None, tool_
     return reply
 
 
-def status_payload(job_dir: JobDirectory, record: JobRecord | None, manager_config) -> dict:
+def status_payload(job_dir: JobDirectory, record: JobRecord | None, manager_config, live: bool = False) -> dict:
+    """A job's status; ``live``: live output is on (its streams are left out once Galaxy has all of them)."""
     state = record.state if record else wire.State.LOST
     job_id = job_dir.job_id
     if state not in wire.TERMINAL_STATES:
@@ -81,7 +83,8 @@ def status_payload(job_dir: JobDirectory, record: JobRecord | None, manager_conf
     metadata = job_dir.metadata
     root = job_dir.path  # every stream is the job's to replace with a symlink: read below the job directory
     stderr = read_stream("metadata/tool_stderr", maximum, root=root)
-    if record is not None and record.message and state in (wire.State.FAILED, wire.State.LOST):
+    said = record is not None and record.message and state in (wire.State.FAILED, wire.State.LOST)
+    if said:
         stderr = (stderr + "\n" if stderr else "") + f"pulsar_lite: {record.message}"
     returncode = record.returncode if record is not None else None
     launch = (record.launch_config or {}) if record is not None else {}
@@ -105,6 +108,9 @@ def status_payload(job_dir: JobDirectory, record: JobRecord | None, manager_conf
         "pulsar_version": wire.PULSAR_VERSION,
         "realized_dynamic_file_sources": realized_dynamic_file_sources(job_dir, launch.get("dynamic_file_sources")),
     }
+    if live and not said and live_output.delivered_everything(root):
+        # Galaxy has every byte of both streams from the live posts: it reads its own copies (null, as Pulsar)
+        payload["stdout"] = payload["stderr"] = None
     return payload
 
 

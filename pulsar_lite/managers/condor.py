@@ -46,13 +46,21 @@ ATTRIBUTES = {"executable": "cmd", "initialdir": "iwd", "initial_dir": "iwd", "o
               "input": "in", "log": "userlog", "arguments": "args", "environment": "env", "universe": "jobuniverse",
               "priority": "jobprio", "notification": "jobnotification", "accounting_group": "acctgroup",
               "accounting_group_user": "acctgroupuser", "leave_in_queue": "leavejobinqueue",
-              "x509userproxy": "x509userproxy", "use_x509userproxy": "x509userproxy"}
+              "x509userproxy": "x509userproxy", "use_x509userproxy": "x509userproxy", "batch_name": "jobbatchname",
+              "max_retries": "jobmaxretries", "dagman_log": "dagmannodeslog", "want_io_proxy": "wantioproxy"}
 #: what the daemon decides, which a client never changes: the job's files (what runs, where, its streams and
-#: log; every transfer, which the schedd's shadow makes as the daemon's account: ``transfer_input_files =
-#: /etc/pulsar_lite/app.yml`` would hand the job the daemon's configuration), how the daemon finds it
-#: (JobBatchName, its tag), the universe (``local`` and ``scheduler`` run on the daemon's own host), getenv
-DAEMON_KEYS = frozenset({"cmd", "iwd", "out", "err", "in", "userlog", "transfer", "x509userproxy", "scitokensfile",
-                         "outputdestination", "include", "jobbatchname", TAG.lower(), "jobuniverse", "getenv"})
+#: logs; every transfer and the Chirp I/O proxy, which the schedd's shadow serves as the daemon's account:
+#: ``transfer_input_files = /etc/pulsar_lite/app.yml`` would hand the job the daemon's configuration), how the
+#: daemon finds it (JobBatchName or batch_name, its tag) and whose it is, the universe (``local`` and
+#: ``scheduler`` run on the daemon's own host), how often it runs and whether it leaves the queue (retries,
+#: ``on_exit_remove = false``, cron, deferral: the daemon follows one run to its end), getenv
+DAEMON_KEYS = frozenset({
+    "cmd", "iwd", "out", "err", "in", "userlog", "dagmannodeslog", "transfer", "x509userproxy", "scitokensfile",
+    "outputdestination", "wantioproxy", "wantremoteio", "include",  # files, and the shadow's I/O as the daemon
+    "jobbatchname", TAG.lower(), "owner", "user",  # how the daemon finds it, whose it is
+    "jobuniverse", "onexitremove", "jobmaxretries", "retryuntil", "cron", "deferraltime", "deferralwindow",
+    "deferralprep", "leavejobinqueue",  # where and how often it runs, and whether it leaves the queue
+    "getenv"})
 #: what a client may not set, said on a line of its own: they would copy the daemon's environment into the job
 CLIENT_REFUSED = ("getenv",)
 
@@ -68,8 +76,9 @@ class SubmitKeys(Dialect):
         else:
             text = ATTRIBUTES.get(text, text)
         text = text.replace("_", "")
-        return "transfer" if text.startswith("transfer") or text in ("shouldtransferfiles",
-                                                                      "whentotransferoutput") else text
+        if text.startswith("transfer") or text in ("shouldtransferfiles", "whentotransferoutput"):
+            return "transfer"
+        return "cron" if text.startswith("cron") else text
 
 
 def submit_key(key: str) -> str:

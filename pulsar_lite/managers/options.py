@@ -84,11 +84,25 @@ class Resources:
 LIMIT = 2 ** 31 - 1
 
 
+#: memory units a client may write after the number (MB without one, as Galaxy and HTCondor read it)
+_UNITS = {"": 1, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+_MEMORY = re.compile(r"^\s*([0-9.eE+-]+)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
+
+
 def count(value, what: str, whole: bool = True) -> int:
-    """A number a client asked for (cores; memory in MB, which may be written ``2048.0``)."""
+    """A number a client asked for: cores, or (``whole`` False) memory in MB, which may be written ``2048.0``
+    or with a unit (``8G``, ``8 GB``, ``512MiB``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(f"{what} {value!r}: expected a number")
-    number = int(value) if whole and not isinstance(value, float) else int(float(value))
+    if whole:
+        number = int(value)
+    elif isinstance(value, str):
+        matched = _MEMORY.match(value)
+        if not matched:
+            raise ValueError(f"{what} {value!r}: expected a number of MB, or one with a unit (K, M, G, T)")
+        number = int(float(matched.group(1)) * _UNITS[matched.group(2).upper()])
+    else:
+        number = int(float(value))
     if not 0 <= number <= LIMIT:  # 0: not asked for
         raise ValueError(f"{what} {value!r}: expected a number from 1 to {LIMIT}")
     return number
@@ -187,12 +201,30 @@ class Dialect:
         result: list[list[str]] = []
         for word in words:
             if self.attached and re.match(r"^-[A-Za-z].", word):
-                result.append([word[:2], word[2:]])  # -pdebug
+                result.extend(self._cluster(word))  # -pdebug; -sHpdebug (getopt: -s -H -p debug)
             elif word.startswith("-") and len(word) > 1 or not result or self._complete(result[-1]):
                 result.append([word])
             else:
                 result[-1].append(word)
         return [split for group in result for split in self.split(tuple(group))]
+
+    def _cluster(self, word: str) -> list[list[str]]:
+        """A getopt word of short options: flags one after the other, then one option that takes the rest of the
+        word as its value (``-sHpgpu``: ``-s``, ``-H``, ``-p gpu``), as sbatch and qsub read it. A character after a
+        flag that is not an option letter (``-s-pgpu``) leaves the whole word one unknown option: never written as
+        a flag and a value, which the scheduler would read as two options."""
+        groups: list[list[str]] = []
+        rest = word[1:]
+        while rest:
+            option = "-" + rest[0]
+            if not rest[0].isalpha():
+                return [[word]]
+            if self.name(option) not in self.flags:
+                groups.append([option, rest[1:]] if len(rest) > 1 else [option])
+                return groups
+            groups.append([option])
+            rest = rest[1:]
+        return groups
 
     def split(self, group: Group) -> list[Group]:
         """A listed option once per setting (``-l a=1,b=2``: ``-l a=1``, ``-l b=2``); others as they are."""

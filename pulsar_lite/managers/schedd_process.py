@@ -67,6 +67,8 @@ class ScheddProcess:
             raise SchedulerDown(f"{what} failed: cannot locate the schedd: {answer['error']}")
         if answer.get("kind") == "invalid":
             raise SchedulerError(f"invalid submit description: {answer['error']}")
+        if answer.get("kind") == "refused":
+            raise SchedulerError(f"{what}: the schedd refused it: {answer['error']}")
         raise CallFailed(f"{what} failed: {answer['error']}")
 
     def _read_line(self, process: subprocess.Popen) -> str | None:
@@ -117,6 +119,10 @@ def _ads(ads, projection) -> list[dict]:
     return [{key: _plain(ad.get(key)) for key in (keys or list(ad.keys()))} for ad in ads]
 
 
+#: what the bindings say when the schedd refused a submit's transaction
+REFUSED = "Unable to commit transaction"
+
+
 def _serve() -> None:
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever the bindings print goes to stderr, never into an answer
@@ -155,7 +161,11 @@ def _serve() -> None:
             answers.write(json.dumps({"ok": result}) + "\n")
         except Exception as exc:
             schedd = None  # located afresh at the next call: the schedd may have moved or restarted
-            answers.write(json.dumps({"error": str(exc).strip() or type(exc).__name__, "kind": "call"}) + "\n")
+            text = str(exc).strip() or type(exc).__name__
+            # the schedd aborted the submit's transaction and said why (an owner it does not permit, a
+            # SUBMIT_REQUIREMENTS not met): a refusal, nothing was queued
+            kind = "refused" if method == "submit" and REFUSED in text and "SCHEDD:" in text else "call"
+            answers.write(json.dumps({"error": text, "kind": kind}) + "\n")
 
 
 if __name__ == "__main__":

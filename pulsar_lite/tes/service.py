@@ -17,7 +17,9 @@ import uuid
 
 from .. import fsutil, wire
 from ..errors import BadRequest, NotFound
+from ..netpolicy import AddressPolicy
 from ..staging import StagingStats
+from ..staging.remote import Remote
 from . import policy, runtime, staging
 from .protocol import (
     SPEC_VERSION,
@@ -56,7 +58,7 @@ class TesStager:
     def stage_in(self, job_dir, record, policy) -> StagingStats:
         task = self.service.document(record.job_id)
         started = time.monotonic()
-        files, size = staging.stage_in(task, job_dir.path, self.service.file_roots, policy)
+        files, size = staging.stage_in(task, job_dir.path, self.service.file_roots, policy, self.service.remote)
         return StagingStats(files, size, time.monotonic() - started)
 
     def stage_out(self, job_dir, record, policy) -> StagingStats:
@@ -64,7 +66,7 @@ class TesStager:
             return StagingStats()
         task = self.service.document(record.job_id)
         started = time.monotonic()
-        files, size = staging.stage_out(task, job_dir.path, self.service.file_roots, policy)
+        files, size = staging.stage_out(task, job_dir.path, self.service.file_roots, policy, self.service.remote)
         return StagingStats(files, size, time.monotonic() - started)
 
 
@@ -82,6 +84,10 @@ class TesService:
         self.command = config.tes_container_command or self.runtime
         self.file_roots = [os.path.abspath(r) for r in config.tes_file_roots or []]
         self.images = [str(p) for p in config.tes_allowed_images or []]
+        #: how the daemon's own transfers reach a task's URLs: which addresses (docs/security.md), CA, FTP TLS
+        networks = AddressPolicy(config.tes_fetch_allowed_networks, config.tes_fetch_denied_networks,
+                                 "tes_fetch_allowed_networks", "tes_fetch_denied_networks")
+        self.remote = Remote(networks=networks, ca_bundle=config.tes_fetch_ca_bundle, ftp_tls=config.tes_ftp_tls)
         self.default_manager = default_manager(config)
         engine.manager_config(self.default_manager)
         self.options = {"network": config.tes_container_network, "pull": config.tes_container_pull,
@@ -107,6 +113,7 @@ class TesService:
             runtime.mounts(task)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
+        self._check_addresses(task)
         parameters = task["resources"].get("backend_parameters") or {}
         unsupported = policy.check_backend_parameters(task["resources"], BACKEND_PARAMETERS)
         manager = parameters.get("manager") or self.default_manager
@@ -129,6 +136,17 @@ class TesService:
         self._submit(task_id, manager, task)
         log.info("TES task %s (%s) created on manager %s", task_id, task["name"] or "no name", manager)
         return task_id
+
+    def _check_addresses(self, task: dict) -> None:
+        """A URL whose host is an IP address the daemon may not connect to is refused at once (a host name is
+        judged by the address libcurl connects to, when the task's files are staged)."""
+        for kind in ("inputs", "outputs"):
+            for n, entry in enumerate(task[kind]):
+                url = entry.get("url") or ""
+                if staging.scheme(url) in staging.REMOTE_SCHEMES:
+                    why = self.remote.networks.refusal_of_url(url)
+                    if why is not None:
+                        raise BadRequest(f"{kind}[{n}].url {staging.public_url(url)}: {why}")
 
     def _submit(self, task_id: str, manager: str, task: dict) -> None:
         job_dir = self.engine.job_directory(manager, task_id)
@@ -215,7 +233,7 @@ class TesService:
         full = view == "FULL"
         document = {"id": task_id, "state": state, "name": task["name"], "description": task["description"],
                     "inputs": [_input(i, full) for i in task["inputs"]],
-                    "outputs": [_drop_none(o) for o in task["outputs"]],
+                    "outputs": [_drop_none(dict(o, url=staging.public_url(o["url"]))) for o in task["outputs"]],
                     "resources": _resources(task["resources"]),
                     "executors": [_executor(e, full) for e in task["executors"]], "volumes": task["volumes"],
                     "tags": task["tags"], "creation_time": rfc3339(created),
@@ -339,8 +357,12 @@ def _drop_none(obj: dict) -> dict:
 
 
 def _input(entry: dict, full: bool) -> dict:
-    """An input as a view shows it: its inline ``content`` in FULL only (the spec leaves it out of BASIC)."""
-    return {k: v for k, v in entry.items() if v is not None and (full or k != "content")}
+    """An input as a view shows it: its inline ``content`` in FULL only (the spec leaves it out of BASIC), a
+    URL's password never."""
+    shown = {k: v for k, v in entry.items() if v is not None and (full or k != "content")}
+    if shown.get("url"):
+        shown["url"] = staging.public_url(shown["url"])
+    return shown
 
 
 def _executor(entry: dict, full: bool) -> dict:

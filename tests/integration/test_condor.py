@@ -99,6 +99,21 @@ def test_by_default_a_clients_attribute_keys_never_reach_the_managers_or_the_dae
     assert "+AccountingGroup" in logged and "universe local (pulsar_lite sets it)" in logged
 
 
+def test_a_submit_the_schedd_refuses_fails_at_once_and_is_never_sent_again(condor_daemon, client_python_016):
+    """The manager's own +Owner = "root": the schedd aborts the transaction ("Setting job owner to root is not
+    permitted"). A clear refusal: failed with the schedd's reason, not looked up and submitted three times as an
+    unknown outcome (minutes for a clear no; found by the adversarial review)."""
+    daemon = condor_daemon(**{"submit_+Owner": '"root"'}).start()
+    client = RealClient(client_python_016, daemon.url)
+    began = time.monotonic()
+    client.launch("refused", "true")
+    final = client.wait("refused", timeout=60)
+    assert final["status"] == "failed", final
+    assert time.monotonic() - began < 20
+    log = daemon.log()
+    assert "the schedd refused it" in log and "may or may not have taken it" not in log, log[-2000:]
+
+
 def test_cancel_while_idle_and_while_running(condor_daemon, client_python_016):
     daemon = condor_daemon().start()
     check_cancel_while_pending_and_while_running(daemon, RealClient(client_python_016, daemon.url), condor_queue,
