@@ -12,22 +12,15 @@ is accepted only to end in SYSTEM_ERROR later.
 from __future__ import annotations
 
 import fnmatch
-import urllib.parse
 
 from ..errors import BadRequest
 from .runtime import SIF_RUNTIMES, registry_image
+from .staging import REMOTE_SCHEMES, public_url, scheme
 
-#: URL schemes the staging of inputs and outputs knows (ftp and ftps: libcurl's)
-KNOWN_SCHEMES = ("http", "https", "file", "ftp", "ftps")
+#: URL schemes the staging of inputs and outputs knows: libcurl's, and local files
+KNOWN_SCHEMES = (*REMOTE_SCHEMES, "file")
 #: patterns that allow any image
 ANY = ("*", "any")
-
-
-def scheme(url: str) -> str:
-    """A URL's scheme, lower case; ``file`` for a bare absolute path, '' for neither."""
-    if "://" in url:
-        return urllib.parse.urlsplit(url).scheme.lower()
-    return "file" if url.startswith("/") else ""
 
 
 def check_urls(task: dict, file_roots: list[str]) -> None:
@@ -37,13 +30,16 @@ def check_urls(task: dict, file_roots: list[str]) -> None:
             url = entry.get("url")
             if url is None:  # an input with inline content
                 continue
-            found = scheme(url)
+            try:
+                found, shown = scheme(url), public_url(url)[:200]  # a password in the URL is never echoed
+            except ValueError as exc:  # urllib's own refusal, e.g. "Invalid IPv6 URL"
+                raise BadRequest(f"{kind}[{n}].url is not a URL: {exc}") from None
             if found not in KNOWN_SCHEMES:
-                raise BadRequest(f"{kind}[{n}].url {url[:200]!r}: {'scheme ' + repr(found) if found else 'no scheme'} is "
+                raise BadRequest(f"{kind}[{n}].url {shown!r}: {'scheme ' + repr(found) if found else 'no scheme'} is "
                                  f"not one this server can {'fetch' if kind == 'inputs' else 'send to'} "
                                  f"({', '.join(KNOWN_SCHEMES)})")
             if found == "file" and not file_roots:
-                raise BadRequest(f"{kind}[{n}].url {url[:200]!r}: file:// URLs are refused here (no tes_file_roots)")
+                raise BadRequest(f"{kind}[{n}].url {shown!r}: file:// URLs are refused here (no tes_file_roots)")
 
 
 def image_allowed(image: str, patterns: list[str], runtime: str) -> bool:

@@ -37,7 +37,17 @@ def test_other_schemes_are_a_400_naming_the_url(url, reason):
         with pytest.raises(BadRequest) as refused:
             policy.check_urls(checked, ["/data"])
         assert kind in str(refused.value) and reason in str(refused.value)
-        assert "http, https, file, ftp, ftps" in str(refused.value)
+        assert "http, https, ftp, ftps, file" in str(refused.value)
+
+
+def test_a_refusal_never_echoes_a_password_and_a_broken_url_is_a_400():
+    with pytest.raises(BadRequest) as refused:
+        policy.check_urls(task(inputs=[{"url": "s3://AKIA:s3cret-key@bucket/k", "path": "/in/a"}]), ["/data"])
+    assert "s3cret-key" not in str(refused.value) and "AKIA:***@bucket" in str(refused.value)
+    with pytest.raises(BadRequest) as refused:
+        policy.check_urls(task(outputs=[{"url": "/data/o", "path": "/out/a"}, {"url": "http://[::1/x", "path": "/o/b"}]),
+                          ["/data"])
+    assert "outputs[1].url is not a URL: Invalid IPv6 URL" in str(refused.value)
 
 
 def test_file_urls_without_roots_are_a_400():
