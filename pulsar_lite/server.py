@@ -103,6 +103,9 @@ def serve(config: AppConfig) -> None:
         log.warning("no private_token is set: anyone who can reach %s:%s can run jobs as this user", host, port)
     affinity.pin(config.daemon_cpus)  # before any thread (granian: its worker process inherits the mask)
     if config.web_server == "granian":
+        from .tes.auth import check
+
+        check(config)  # here, at once: a worker failing on a wrong tes_users_file would be restarted over and over
         from .web.granian_server import serve_granian
 
         # the worker process takes the state; refuse here, at once, when another daemon has it (a worker

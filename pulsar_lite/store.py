@@ -323,11 +323,15 @@ class Store:
                                      (task_id,)).fetchone()
         return (row["manager"], row["created"], json.loads(row["document"])) if row else None
 
-    def tasks_after(self, after: tuple[float, str] | None, limit: int, name_prefix: str | None = None
-                    ) -> list[tuple[str, str, float, dict]]:
-        """TES tasks in creation order after ``after`` (created, id): (id, manager, created, document)."""
+    def tasks_after(self, after: tuple[float, str] | None, limit: int, name_prefix: str | None = None,
+                    owner: str | None = None) -> list[tuple[str, str, float, dict]]:
+        """TES tasks in creation order after ``after`` (created, id): (id, manager, created, document); only
+        ``owner``'s when given (the document's ``owner``)."""
         query = "SELECT id, manager, created, document FROM tes_tasks"
         clauses, args = [], []
+        if owner is not None:
+            clauses.append("json_extract(document, '$.owner') = ?")
+            args.append(owner)
         if after is not None:
             clauses.append("(created > ? OR (created = ? AND id > ?))")
             args += [after[0], after[0], after[1]]

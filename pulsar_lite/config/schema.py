@@ -275,8 +275,14 @@ AMQP_OPTIONS: tuple[Option, ...] = (
 
 #: The GA4GH TES face (pulsar_lite.tes).
 TES_OPTIONS: tuple[Option, ...] = (
-    Option("tes", "bool", True, "serve the GA4GH Task Execution Service API (v1.1) at /ga4gh/tes/v1, with the "
-           "same token as the Pulsar routes"),
+    Option("tes", "bool", True, "serve the GA4GH Task Execution Service API (v1.1) at /ga4gh/tes/v1 (who may use "
+           "it: tes_token, tes_users_file; with neither set, private_token, and a warning)"),
+    Option("tes_token", "str", None, "TES bearer token (Authorization: Bearer): an administrator who sees every "
+           "task. With it or tes_users_file set, private_token no longer opens the TES routes"),
+    Option("tes_users_file", "path", None, "TES users (HTTP Basic), one NAME:pbkdf2_sha256$... line each (pulsar-lite "
+           "tes-user add); each sees, lists and cancels only their own tasks. Read again when it changes"),
+    Option("tes_cors_origins", "list", [], "origins a browser may call the TES routes from (https://app.example.org, "
+           "or *): CORS headers and OPTIONS preflights; none: no CORS headers"),
     Option("tes_manager", "str", None, "the manager that runs TES tasks (default: _default_, else the first one); "
            "a task's backend_parameters 'manager' picks another"),
     Option("tes_container_runtime", "choice", "podman", "how executors run: podman, docker, apptainer or "
@@ -294,7 +300,9 @@ TES_OPTIONS: tuple[Option, ...] = (
     Option("tes_container_no_new_privileges", "bool", True, "podman/docker --security-opt=no-new-privileges"),
     Option("tes_container_pids_limit", "int", 4096, "podman/docker --pids-limit of each executor (0: the "
            "runtime's default)"),
-    Option("tes_allowed_images", "list", ["*"], "images executors may use (fnmatch patterns; '*' or 'any': every one)"),
+    Option("tes_allowed_images", "list", ["*"], "images executors may use (fnmatch patterns; '*' or 'any': every one; "
+           "apptainer: every registry image, while instance://, a .sif or another image of the host needs a "
+           "pattern naming it)"),
     Option("tes_file_roots", "list", [], "local directories file:// inputs and outputs may name (none: file:// is "
            "refused)"),
     Option("tes_fetch_allowed_networks", "networks", [], "addresses the daemon's own TES transfers (inputs, outputs, "

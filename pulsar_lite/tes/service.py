@@ -4,11 +4,12 @@ A task is a job whose id is ``tes-<32 hex digits>`` (the Pulsar faces refuse ids
 two never meet in the store), whose command runs its executors (``runtime.script``) and whose staging is
 this module's ``TesStager``. So a task runs on whichever manager runs it (locally or on a cluster),
 survives restarts as a job does, and shows in the job listings; the task document itself is kept in the
-store's ``tes_tasks`` table.
+store's ``tes_tasks`` table, with its ``owner``: the Basic user who created it (none when an administrator
+did, ``auth.py``). A caller who is not an administrator sees, lists and cancels only their own tasks; any
+other task is "no such task" to them (404, not 403: whether an id exists is not theirs to know).
 """
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import time
@@ -19,7 +20,7 @@ from ..errors import BadRequest, NotFound
 from ..netpolicy import AddressPolicy
 from ..staging import StagingStats
 from ..staging.remote import Remote
-from . import runtime, staging
+from . import policy, runtime, staging
 from .protocol import (
     SPEC_VERSION,
     State,
@@ -104,22 +105,23 @@ class TesService:
             self._submit(task_id, manager, document)
 
     # -- create ----------------------------------------------------------------------------------------------------
-    def create(self, body) -> str:
+    def create(self, body, owner: str | None = None) -> str:
         task = read_task(body)
-        for executor in task["executors"]:
-            if not self._allowed(executor["image"]):
-                raise BadRequest(f"image {executor['image']!r} is not allowed here (tes_allowed_images)")
+        policy.check_images(task, self.images, self.runtime)
+        policy.check_urls(task, self.file_roots)
         try:
             runtime.mounts(task)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
         self._check_addresses(task)
         parameters = task["resources"].get("backend_parameters") or {}
-        unsupported = sorted(set(parameters) - set(BACKEND_PARAMETERS))
+        unsupported = policy.check_backend_parameters(task["resources"], BACKEND_PARAMETERS)
         manager = parameters.get("manager") or self.default_manager
         if manager not in self.engine.manager_configs:
             raise BadRequest(f"backend_parameters manager {manager!r} is not a manager of this server")
         task["system_logs"] = []
+        if owner is not None:
+            task["owner"] = owner  # never rendered: render() picks the schema's fields
         if unsupported:
             for key in unsupported:
                 del parameters[key]  # "shall not store or return unsupported keys"
@@ -131,10 +133,6 @@ class TesService:
         created = time.time()
         self.engine.setup(manager, task_id, tool_id="tes", tool_version=SPEC_VERSION, assign_id=False)
         self.engine.store.put_task(task_id, manager, created, task["name"], task)
-        if unsupported and task["resources"].get("backend_parameters_strict"):
-            self.engine.refuse(manager, task_id, f"unsupported backend_parameters: {', '.join(unsupported)} "
-                                                  f"(backend_parameters_strict)")
-            return task_id
         self._submit(task_id, manager, task)
         log.info("TES task %s (%s) created on manager %s", task_id, task["name"] or "no name", manager)
         return task_id
@@ -149,9 +147,6 @@ class TesService:
                     why = self.remote.networks.refusal_of_url(url)
                     if why is not None:
                         raise BadRequest(f"{kind}[{n}].url {staging.public_url(url)}: {why}")
-
-    def _allowed(self, image: str) -> bool:
-        return any(pattern in ("*", "any") or fnmatch.fnmatchcase(image, pattern) for pattern in self.images)
 
     def _submit(self, task_id: str, manager: str, task: dict) -> None:
         job_dir = self.engine.job_directory(manager, task_id)
@@ -174,13 +169,15 @@ class TesService:
             raise NotFound(f"no TES task {task_id}")
         return found[2]
 
-    def get(self, task_id: str, view: str) -> dict:
-        if not is_task_id(task_id) or not wire.valid_job_id(task_id):
+    def _find(self, task_id: str, caller) -> tuple[str, float, dict]:
+        """(manager, created, document) of a task ``caller`` may see (None: the daemon itself); else NotFound."""
+        found = self.engine.store.get_task(task_id) if is_task_id(task_id) and wire.valid_job_id(task_id) else None
+        if found is None or not visible(found[2], caller):
             raise NotFound(f"no TES task {task_id}")
-        found = self.engine.store.get_task(task_id)
-        if found is None:
-            raise NotFound(f"no TES task {task_id}")
-        manager, created, task = found
+        return found
+
+    def get(self, task_id: str, view: str, caller=None) -> dict:
+        manager, created, task = self._find(task_id, caller)
         return self.render(task_id, manager, created, task, view)
 
     def state(self, task_id: str, manager: str, task: dict, record=None) -> str:
@@ -238,7 +235,7 @@ class TesService:
                     "inputs": [_input(i, full) for i in task["inputs"]],
                     "outputs": [_drop_none(dict(o, url=staging.public_url(o["url"]))) for o in task["outputs"]],
                     "resources": _resources(task["resources"]),
-                    "executors": [_drop_none(e) for e in task["executors"]], "volumes": task["volumes"],
+                    "executors": [_executor(e, full) for e in task["executors"]], "volumes": task["volumes"],
                     "tags": task["tags"], "creation_time": rfc3339(created),
                     "logs": [self._task_log(task_id, manager, task, record, state, full)]}
         return _drop_none(document)
@@ -273,14 +270,18 @@ class TesService:
         return _drop_none(task_log)
 
     def list(self, view: str, page_size: int, after, name_prefix: str | None, state: str | None,
-             tags: dict[str, str]) -> dict:
-        """A page of tasks in creation order. Filters are applied as tasks are read, so the token resumes right
-        after the last task looked at (opaque: its creation time and id), and each task comes once."""
+             tags: dict[str, str], caller=None) -> dict:
+        """A page of the tasks ``caller`` may see, in creation order. Filters are applied as tasks are read, so
+        the token resumes right after the last task looked at (opaque: its creation time and id), and each task
+        comes once. A caller who is not an administrator is given only their own tasks (the store's filter)."""
+        owner = None if caller is None or caller.admin else caller.name or ""
         tasks, last = [], after
         while len(tasks) < page_size:
-            rows = self.engine.store.tasks_after(last, 500, name_prefix)
+            rows = self.engine.store.tasks_after(last, 500, name_prefix, owner)
             for task_id, manager, created, document in rows:
                 last = (created, task_id)
+                if not visible(document, caller):
+                    continue
                 if tags and not tags_match(tags, document["tags"]):
                     continue
                 record = self.engine.store.get(manager, task_id)
@@ -292,18 +293,13 @@ class TesService:
             if len(rows) < 500:
                 break
         result = {"tasks": tasks}
-        if last is not None and last != after and self.engine.store.tasks_after(last, 1, name_prefix):
+        if last is not None and last != after and self.engine.store.tasks_after(last, 1, name_prefix, owner):
             result["next_page_token"] = page_token(*last)
         return result
 
     # -- cancel ---------------------------------------------------------------------------------------------------------
-    def cancel(self, task_id: str) -> None:
-        if not is_task_id(task_id) or not wire.valid_job_id(task_id):
-            raise NotFound(f"no TES task {task_id}")
-        found = self.engine.store.get_task(task_id)
-        if found is None:
-            raise NotFound(f"no TES task {task_id}")
-        self.engine.cancel(found[0], task_id)
+    def cancel(self, task_id: str, caller=None) -> None:
+        self.engine.cancel(self._find(task_id, caller)[0], task_id)
 
     # -- service-info ---------------------------------------------------------------------------------------------------
     def service_info(self) -> dict:
@@ -319,6 +315,12 @@ class TesService:
                 "storage": list(config.tes_storage or []) + [f"file://{root}" for root in self.file_roots],
                 "tesResources_backend_parameters": list(BACKEND_PARAMETERS)}
         return info
+
+
+def visible(task: dict, caller) -> bool:
+    """Whether ``caller`` (None: the daemon itself) may see ``task``: an administrator every task, a user
+    their own."""
+    return caller is None or caller.admin or (caller.name is not None and task.get("owner") == caller.name)
 
 
 def _read(job_directory: str, path: str) -> str | None:
@@ -355,11 +357,18 @@ def _drop_none(obj: dict) -> dict:
 
 
 def _input(entry: dict, full: bool) -> dict:
-    """An input as a view shows it: ``content`` in the FULL view only, a URL's password never."""
+    """An input as a view shows it: its inline ``content`` in FULL only (the spec leaves it out of BASIC), a
+    URL's password never."""
     shown = {k: v for k, v in entry.items() if v is not None and (full or k != "content")}
     if shown.get("url"):
         shown["url"] = staging.public_url(shown["url"])
     return shown
+
+
+def _executor(entry: dict, full: bool) -> dict:
+    """An executor as a view shows it: its ``env`` in FULL only. The spec's BASIC has it, but env values are
+    where clients put credentials (API keys, tokens), and BASIC is what clients poll and log."""
+    return {k: v for k, v in entry.items() if v is not None and (full or k != "env")}
 
 
 def _resources(resources: dict) -> dict:

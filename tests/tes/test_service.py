@@ -33,13 +33,23 @@ def test_a_task_created_but_not_submitted_is_submitted_at_the_restart(engine_fac
     assert document
 
 
-def test_strict_backend_parameters_fail_the_task(engine_factory):
+def test_strict_backend_parameters_the_backend_does_not_support_are_a_400_at_create(engine_factory):
+    import pytest
+
+    from pulsar_lite.errors import BadRequest
     engine, tes = service(engine_factory)
-    task_id = tes.create({"executors": [{"image": "busybox", "command": ["true"]}],
-                          "resources": {"backend_parameters": {"gpu": "a100"}, "backend_parameters_strict": True}})
-    assert tes.get(task_id, "MINIMAL")["state"] == "SYSTEM_ERROR"
-    full = tes.get(task_id, "FULL")
-    assert any("gpu" in line for line in full["logs"][0]["system_logs"])
+    run = [{"image": "busybox", "command": ["true"]}]
+    with pytest.raises(BadRequest, match="not supported here: gpu .*backend_parameters_strict.*supported: manager"):
+        tes.create({"executors": run, "resources": {"backend_parameters": {"gpu": "a100", "queue": "long"},
+                                                     "backend_parameters_strict": True}})
+    assert engine.store.tasks_after(None, 10) == []  # nothing was set up
+    # supported keys with strict, and unsupported ones without it, are accepted (those dropped and noted)
+    strict = tes.create({"executors": run, "resources": {"backend_parameters": {"queue": "long"},
+                                                          "backend_parameters_strict": True}})
+    assert tes.get(strict, "BASIC")["resources"]["backend_parameters"] == {"queue": "long"}
+    lenient = tes.create({"executors": run, "resources": {"backend_parameters": {"gpu": "a100"}}})
+    full = tes.get(lenient, "FULL")
+    assert any("not supported here, ignored: gpu" in line for line in full["logs"][0]["system_logs"])
     assert "backend_parameters" not in full["resources"]  # unsupported keys are neither stored nor returned
 
 
@@ -63,6 +73,17 @@ def test_mounted_paths_the_runtimes_would_split_are_refused_at_create(engine_fac
     task_id = tes.create({"executors": [dict(run[0], stdout="/out/a:b,c.log", workdir="/w:x")],
                           "outputs": [{"path": "/out/x:y.txt", "url": "http://h/o"}]})
     assert is_task_id(task_id)
+
+
+def test_camel_case_resources_reach_the_job_and_the_views(engine_factory):
+    engine, tes = service(engine_factory)
+    task_id = tes.create({"executors": [{"image": "busybox", "command": ["true"]}],
+                          "resources": {"cpuCores": 2, "ramGb": 1.5, "diskGb": 10}})
+    assert engine.store.get(M, task_id).launch_config["submit_params"] == {"cores": 2, "memory": 1536}
+    basic = tes.get(task_id, "BASIC")
+    assert basic["resources"] == {"cpu_cores": 2, "ram_gb": 1.5, "disk_gb": 10, "backend_parameters_strict": False}
+    system_logs = tes.get(task_id, "FULL")["logs"][0]["system_logs"]
+    assert any("disk_gb (10) is accepted but not enforced" in line for line in system_logs)
 
 
 def test_a_url_naming_a_refused_address_is_a_bad_request_at_create(engine_factory):
