@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.staging.test_remote import Origin
+from tests.staging.test_remote import Origin, internal, storage  # noqa: F401 (fixtures: 127.0.0.1 refused, 127.0.0.2 allowed)
 
 from tests.conftest import need
 
@@ -15,22 +15,6 @@ from .test_tes import IMAGE, TOKEN, executor, podman_ready, raw, task, tes_app, 
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 tes = pytest.importorskip("tes")
-
-
-@pytest.fixture
-def internal():
-    """A service on 127.0.0.1 that tasks must not reach (a stand-in for a metadata service, a database)."""
-    origin = Origin("127.0.0.1")
-    yield origin
-    origin.close()
-
-
-@pytest.fixture
-def storage():
-    """The site's storage, on another address of this host (127.0.0.2), the one the operator allows."""
-    origin = Origin("127.0.0.2")
-    yield origin
-    origin.close()
 
 
 def client_of(daemon_factory, **app):
