@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.staging.test_remote import Origin, internal, storage  # noqa: F401 (fixtures: 127.0.0.1 refused, 127.0.0.2 allowed)
+from tests.staging.test_remote import internal, storage  # noqa: F401 (fixtures: 127.0.0.1 refused, 127.0.0.2 allowed)
 
 from tests.conftest import need
 
