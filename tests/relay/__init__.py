@@ -137,3 +137,70 @@ class Peer:
 
     def updates(self, job_id: str) -> list[str]:
         return [p.get("status") for p in self.received.get("job_status_update", []) if p.get("job_id") == job_id]
+
+
+#: Runs ``pulsar.client.test.check.run`` through the real client's RelayClientManager, built as Galaxy's Pulsar
+#: runner builds it (relay_url, relay_username, relay_password, relay_topic_prefix). One glue line: the status
+#: consumer's cursor starts at the beginning of its (fresh, per-test) topic, so an update published before the
+#: client's first long poll reached the relay is not missed (a fresh Galaxy has that race only once, at start).
+RELAY_CHECK_DRIVER = r'''
+import json, optparse, sys, time
+from pulsar.client import manager as manager_module
+from pulsar.client.manager import build_client_manager
+from pulsar.client.test import check
+
+options, manager_kwargs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+
+def client_manager_from_args(opts):
+    manager = build_client_manager(**manager_kwargs)
+    topic = manager._make_topic_name("job_status_update", manager.manager_name)
+    manager.relay_transport.set_last_message_id(topic, "0-0")
+    return manager
+
+check.client_manager_from_args = client_manager_from_args
+started = time.time()
+check.run(optparse.Values(options))
+print("CHECK OK in %.2fs" % (time.time() - started), flush=True)
+'''
+
+#: Submits many small jobs through the real client's RelayClientManager / RelayJobClient and waits for every
+#: final status (each job's launch posts its setup to the relay, as Galaxy does).
+RELAY_FLOOD_DRIVER = r'''
+import json, sys, threading, time
+from pulsar.client.manager import build_client_manager
+
+config = json.loads(sys.argv[1])
+manager = build_client_manager(**config["manager_kwargs"])
+topic = manager._make_topic_name("job_status_update", manager.manager_name)
+manager.relay_transport.set_last_message_id(topic, "0-0")
+final, seen, submitted, latency = {}, {}, {}, []
+lock = threading.Lock()
+done = threading.Event()
+
+def on_update(body):
+    with lock:
+        seen.setdefault(body["job_id"], []).append(body["status"])
+        if body["status"] in ("complete", "failed", "lost", "cancelled") and body["job_id"] not in final:
+            final[body["job_id"]] = body
+            if body["job_id"] in submitted:
+                latency.append(time.time() - submitted[body["job_id"]])
+            if len(final) >= len(config["jobs"]):
+                done.set()
+
+manager.ensure_has_status_update_callback(on_update)
+for job_id in config["jobs"]:
+    client = manager.get_client({"jobs_directory": config["jobs_directory"], "default_file_action": "none"}, job_id)
+    submitted[job_id] = time.time()
+    client.launch(config["command"].replace("JOB", job_id),
+                  job_config={"job_id": job_id, "tool_id": "flood", "tool_version": "1.0"})
+    time.sleep(config["pace"])
+print("SUBMITTED", len(config["jobs"]), flush=True)
+done.wait(config["timeout"])
+manager.shutdown()
+missing = sorted(set(config["jobs"]) - set(final))
+bad = sorted(j for j, body in final.items() if body["status"] != "complete")
+twice = sorted(j for j, states in seen.items() if states.count("complete") > 1)
+print(json.dumps({"final": len(final), "missing": missing, "not_complete": bad, "complete_twice": twice,
+                  "updates": sum(len(v) for v in seen.values())}), flush=True)
+sys.exit(0 if not missing and not bad else 1)
+'''
