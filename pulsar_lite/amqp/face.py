@@ -127,6 +127,18 @@ class AmqpFace:
         return all(c.consuming.is_set() for c in self.consumers) and \
             all(p.connected.is_set() for p in self.publishers.values())
 
+    def not_ready(self) -> list[str]:
+        """What keeps the face from being ready, one line per broker or relay (with its last error)."""
+        lines = []
+        for label, publisher in self.publishers.items():
+            consumers = [c for c in self.consumers if _label(c) == label]
+            if publisher.connected.is_set() and all(c.consuming.is_set() for c in consumers):
+                continue
+            errors = {e for e in [getattr(publisher, "error", None), *(getattr(c, "error", None) for c in consumers)]
+                      if e}
+            lines.append(f"{label} is not connected" + (f" ({'; '.join(sorted(errors))})" if errors else ""))
+        return lines
+
     def wait_ready(self, timeout: float = 10.0) -> bool:
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -83,3 +83,21 @@ def test_a_restarted_face_neither_replays_nor_skips(tmp_path, prefix):
         assert peer.updates("a1").count("complete") == 1  # a1's setup was not handled again
     finally:
         h.stop()
+
+
+def test_wrong_credentials_are_said_and_retried(tmp_path, prefix):
+    h = Harness(tmp_path, url=RELAY_URL, message_queue_username=ADMIN, message_queue_password="wrong",
+                relay_topic_prefix=prefix, relay_long_poll_timeout=5)
+    h.start_engine()
+    h.start_face(wait=False)
+    try:
+        import time
+
+        deadline = time.time() + 10
+        while not h.face.not_ready() or "RelayAuthFailed" not in " ".join(h.face.not_ready()):
+            assert time.time() < deadline, h.face.not_ready()
+            time.sleep(0.1)
+        assert not h.face.ready()
+        assert f"relay:{RELAY_URL} is not connected (RelayAuthFailed: login to" in h.face.not_ready()[0]
+    finally:
+        h.stop()
