@@ -6,7 +6,8 @@ derived from the rows it sends (ledger id and content), so a request retried aft
 from the relay's idempotency cache instead of stored twice.
 
 One row waiting: one ``POST /api/v1/messages``. Several (a burst, or what piled up while the relay was away
-or throttled us): ``/api/v1/messages/bulk``, up to 100 at a time, in order. A 429 backs off (the relay's
+or throttled us): ``/api/v1/messages/bulk``, up to 100 at a time, in order; for a minute after the
+single-message route said 429, everything goes by the bulk route (the relay counts the two apart). A 429 backs off (the relay's
 ``Retry-After`` when it sends one) and the rows simply wait; nothing is reordered or dropped.
 """
 from __future__ import annotations
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: a message the relay refuses this many times in a row (a 4xx that is not about credentials) is dropped
 MAX_REFUSALS = 5
+#: seconds between two bulk publishes while the relay throttles us (its default: 30 bulk requests a minute)
+BULK_PACE = 2.0
 
 
 def idempotency_key(label: str, item) -> str:
@@ -57,6 +60,9 @@ class RelayPublisherThread(threading.Thread):
         self.throttled = 0
         self.error: str | None = None
         self._failures: dict[int, int] = {}
+        #: the single-message route said 429: until then, even one message goes by the bulk route (its own budget)
+        self._bulk_only_until = 0.0
+        self._last_bulk = 0.0
 
     def run(self) -> None:
         backoff = Backoff(start=0.5, maximum=60.0)
@@ -115,14 +121,24 @@ class RelayPublisherThread(threading.Thread):
             batch = self.ledger.pending(self.label, limit=MAX_BULK)
             if not batch:
                 return
-            if len(batch) == 1:
+            if len(batch) == 1 and time.monotonic() >= self._bulk_only_until:
                 self._send_one(batch[0])
                 continue
+            if time.monotonic() < self._bulk_only_until:
+                # throttled: one bulk per BULK_PACE (the relay allows 30 a minute), each taking what piled up
+                pause = self._last_bulk + BULK_PACE - time.monotonic()
+                if pause > 0:
+                    self.stop_event.wait(pause)
+                    batch = self.ledger.pending(self.label, limit=MAX_BULK)
+            self._last_bulk = time.monotonic()
             keys = [idempotency_key(self.label, item) for item in batch]
             bulk_key = "pl-" + hashlib.sha256("".join(keys).encode()).hexdigest()[:40]
             try:
                 self.requests += 1
                 accepted = self.http.publish_bulk([(i.routing_key, i.payload) for i in batch], bulk_key)
+            except RelayThrottled:
+                self._bulk_only_until = time.monotonic() + 60.0
+                raise
             except RelayRefused as exc:
                 log.warning("relay publisher: %s refused a bulk publish (%s); sending one by one", self.label, exc)
                 for item in batch:
@@ -143,6 +159,9 @@ class RelayPublisherThread(threading.Thread):
         try:
             self.requests += 1
             self.http.publish(item.routing_key, item.payload, idempotency_key(self.label, item))
+        except RelayThrottled:
+            self._bulk_only_until = time.monotonic() + 60.0  # the relay's window is a minute
+            raise
         except RelayRefused as exc:
             self._count_failure(item, str(exc))
             return
