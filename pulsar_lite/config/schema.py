@@ -269,7 +269,7 @@ AMQP_OPTIONS: tuple[Option, ...] = (
            "Galaxy's relay_username (the relay keeps each user's topics apart, so both sides use one user)"),
     Option("message_queue_password", "str", None, "pulsar-relay: that user's password"),
     Option("message_queue_credentials_file", "path", None, "pulsar-relay: JSON file holding a refresh token "
-           "(written, mode 0600, by `pulsar-lite relay-login`); used instead of username/password when it exists, "
+           "(as `pulsar-config --login` writes it; pulsar_lite has no login command yet); used instead of username/password when it exists, "
            "and rewritten with each rotated token"),
     Option("relay_topic_prefix", "str", "", "pulsar-relay: topic prefix, <prefix>_job_setup[_<manager>] (Galaxy's "
            "relay_topic_prefix)"),

@@ -61,7 +61,7 @@ def auth_manager(settings):
     if credentials and not os.path.exists(credentials):
         if not (settings.username and settings.password):
             raise RelayAuthFailed(f"message_queue_credentials_file {credentials} does not exist: run "
-                                  f"`pulsar-lite relay-login --relay {settings.url}`")
+                                  f"`pulsar-config --login` (Pulsar's command; pulsar_lite has none yet)")
     return build_auth_manager(settings.url, username=settings.username, password=settings.password,
                               credentials_file=credentials)
 

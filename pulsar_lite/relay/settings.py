@@ -51,7 +51,7 @@ class RelaySettings:
             raise ConfigError(
                 f"{config.source or 'configuration'}: a pulsar-relay message_queue_url needs "
                 "message_queue_username and message_queue_password, or message_queue_credentials_file "
-                "(written by `pulsar-lite relay-login`)")
+                "(written by `pulsar-config --login`; pulsar_lite has no login command yet)")
         timeout = int(values.get("relay_long_poll_timeout") or DEFAULT_LONG_POLL_TIMEOUT)
         if not 1 <= timeout <= 60:
             raise ConfigError("relay_long_poll_timeout must be between 1 and 60 seconds (the relay's own limits)")
