@@ -89,14 +89,11 @@ def _octal(value: Any) -> int:
 
 
 def _urls(value: Any) -> list:
-    """One broker URL or a list of them (a single string is never split)."""
+    """One broker URL or a list of them (a single string is never split); http(s):// is a pulsar-relay."""
     urls = [value] if isinstance(value, str) else value
     if not isinstance(urls, list) or not all(isinstance(u, str) and u.strip() for u in urls):
         raise ValueError("expected a URL or a list of URLs")
     urls = [u.strip() for u in urls]
-    for url in urls:
-        if url.lower().startswith(("http://", "https://")):
-            raise ValueError("pulsar-relay (http/https) message queues are not supported; use an amqp:// URL")
     if len(set(urls)) != len(urls):
         raise ValueError("the same URL is listed twice")
     return urls
@@ -242,7 +239,8 @@ MANAGER_PREFIXES = ("env_",)
 #: The AMQP face (pulsar_lite.amqp); Pulsar's keys with Pulsar's meaning.
 AMQP_OPTIONS: tuple[Option, ...] = (
     Option("message_queue_url", "urls", None,
-           "AMQP broker URL (amqp://user:pass@host:5672/vhost) or a list of them; updates return to a job's broker"),
+           "AMQP broker URL (amqp://user:pass@host:5672/vhost), pulsar-relay URL (https://relay.example.org), or a "
+           "list of them; updates return to the broker or relay a job came from"),
     Option("message_queue_consume", "bool", True, "consume setup, status and kill messages"),
     Option("message_queue_publish", "bool", True, "publish status_update messages when jobs change state"),
     Option("amqp_key_prefix", "str", None,
@@ -269,6 +267,18 @@ AMQP_OPTIONS: tuple[Option, ...] = (
     Option("amqp_connect_ssl_keyfile", "path", None, "client TLS key"),
     Option("amqp_connect_ssl_certfile", "path", None, "client TLS certificate"),
     Option("amqp_connect_ssl_cert_reqs", "cert_reqs", None, "cert_none, cert_optional or cert_required"),
+    Option("message_queue_username", "str", None, "pulsar-relay (http(s):// message_queue_url): user to log in as; "
+           "Galaxy's relay_username (the relay keeps each user's topics apart, so both sides use one user)"),
+    Option("message_queue_password", "str", None, "pulsar-relay: that user's password"),
+    Option("message_queue_credentials_file", "path", None, "pulsar-relay: JSON file holding a refresh token "
+           "(as `pulsar-config --login` writes it; pulsar_lite has no login command yet); used instead of username/password when it exists, "
+           "and rewritten with each rotated token"),
+    Option("relay_topic_prefix", "str", "", "pulsar-relay: topic prefix, <prefix>_job_setup[_<manager>] (Galaxy's "
+           "relay_topic_prefix)"),
+    Option("relay_long_poll_timeout", "int", 30, "pulsar-relay: seconds one long poll waits for a message (1-60); "
+           "an idle daemon sends one request per this many seconds"),
+    Option("message_queue_publish_capabilities", "bool", True, "pulsar-relay: publish each manager's capability "
+           "snapshot to pulsar_capabilities[_<manager>] at start-up"),
     Option("status_outbox_drain_interval", "float", 5.0,
            "seconds between safety re-drains of the status outbox (state changes publish at once)"),
 )
@@ -399,8 +409,6 @@ PULSAR_UNSUPPORTED = frozenset({
     "object_store_job_working_directory", "object_store_new_file_path", "object_store_umask",
     "tool_config_files", "tool_config_file", "sentry_dsn", "sentry_event_level",
     "job_metrics_config_file", "job_metrics", "job_managers_config", "ensure_cleanup",
-    "message_queue_credentials_file", "message_queue_username",
-    "message_queue_password", "relay_topic_prefix", "relay_long_poll_timeout",
-    "message_queue_publish_capabilities", "cvmfsexec", "job_metrics", "config_dir",
+    "cvmfsexec", "job_metrics", "config_dir",
     "use_uwsgi", "uwsgi", "logging",
 })
