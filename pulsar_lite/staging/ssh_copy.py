@@ -34,6 +34,8 @@ ACTIONS = frozenset({"remote_rsync_transfer", "remote_scp_transfer"})
 #: rsync exit codes worth another try (a connection lost, a timeout); the rest are permanent (a missing file,
 #: a refused login, a bad option)
 RSYNC_TRANSIENT = {10, 12, 20, 30, 35, 255}
+#: what ssh says when it refuses (a host key it does not trust, a key the server does not take)
+REFUSALS = ("Host key verification failed", "Permission denied", "REMOTE HOST IDENTIFICATION HAS CHANGED")
 #: seconds without progress before ssh gives a connection up (ServerAliveInterval x ServerAliveCountMax)
 ALIVE = ("-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4")
 _HOST = re.compile(r"^[A-Za-z0-9._:\[\]-]+$")
@@ -100,7 +102,7 @@ class _KeyFile:
         self.directory: str | None = None
 
     def __enter__(self) -> str:
-        self.directory = tempfile.mkdtemp(prefix="pulsar-lite-ssh-")  # 0700
+        self.directory = tempfile.mkdtemp(prefix="pulsar-lite-sshkey-")  # 0700
         path = os.path.join(self.directory, "key")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -119,10 +121,12 @@ def _run(argv: list[str], what: str, pass_fds: tuple = (), timeout: float | None
         raise TransientCopyError(f"{what}: no end after {timeout:.0f} s") from None
     if done.returncode == 0:
         return
-    detail = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1][:300]
+    refused = [line for line in done.stderr.splitlines() if any(word in line for word in REFUSALS)]
+    detail = (refused or done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1][:300]
+    if refused:  # ssh's own refusals: trying again cannot help
+        raise PermanentStagingError(f"{what} failed (exit {done.returncode}): {detail}")
     if argv[0] == "rsync" and done.returncode in RSYNC_TRANSIENT or argv[0] in ("scp", "ssh") and \
-            done.returncode == 255 and "Host key verification failed" not in done.stderr \
-            and "Permission denied" not in done.stderr:
+            done.returncode == 255:
         raise TransientCopyError(f"{what} failed (exit {done.returncode}): {detail}")
     raise PermanentStagingError(f"{what} failed (exit {done.returncode}): {detail}")
 
@@ -143,7 +147,7 @@ def fetch(action: dict, target: str, settings: SshSettings | None = None) -> int
             argv = ["rsync", "--protect-args", "--partial-dir=.rsync-partial", "-e",
                     shlex.join(["ssh", "-p", str(port), *ssh]), f"{user}@{host}:{remote}", target]
         else:
-            argv = ["scp", "-q", "-P", str(port), *ssh, f"{user}@{host}:{remote}", target + ".part"]
+            argv = ["scp", "-P", str(port), *ssh, f"{user}@{host}:{remote}", target + ".part"]
         _run(argv, f"{action_type} of {host}:{remote}")
     if action_type == "remote_scp_transfer":
         os.replace(target + ".part", target)
@@ -170,7 +174,7 @@ def send(action: dict, source: str, settings: SshSettings | None = None) -> int:
             argv = ["rsync", "--protect-args", "--copy-links", "--partial-dir=.rsync-partial", "-e",
                     shlex.join(["ssh", "-p", str(port), *ssh]), source, f"{user}@{host}:{remote}"]
         else:
-            argv = ["scp", "-q", "-P", str(port), *ssh, source, f"{user}@{host}:{remote}"]
+            argv = ["scp", "-P", str(port), *ssh, source, f"{user}@{host}:{remote}"]
         _run(argv, f"{action_type} to {host}:{remote}", pass_fds=fds)
     return size
 

@@ -23,6 +23,13 @@ if ! command -v /usr/sbin/sshd >/dev/null 2>&1; then
   apt-get -o DPkg::Lock::Timeout=600 -y -qq install --no-install-recommends openssh-server >/tmp/sshd-apt.log 2>&1 \
     || { tail -n 20 /tmp/sshd-apt.log >&2; die "apt-get install openssh-server failed"; }
 fi
+# rsync/scp staging's tests need rsync (and ss, from iproute2, to cut a connection)
+if ! command -v rsync >/dev/null 2>&1 || ! command -v ss >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=600 -qq update >/dev/null || die "apt-get update failed"
+  apt-get -o DPkg::Lock::Timeout=600 -y -qq install --no-install-recommends rsync iproute2 >/tmp/sshd-apt.log 2>&1 \
+    || { tail -n 20 /tmp/sshd-apt.log >&2; die "apt-get install rsync iproute2 failed"; }
+fi
 ssh-keygen -A >/dev/null
 install -d -m 0755 /run/sshd
 install -d -m 0700 "$DIR"
