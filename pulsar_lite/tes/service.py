@@ -41,7 +41,7 @@ def is_task_id(job_id: str | None) -> bool:
 
 
 class TesStager:
-    """Stages a task's inputs before it is queued and its outputs after its executors succeeded."""
+    """Stages a task's inputs before it is queued and its outputs after its executors ended."""
 
     def __init__(self, service: "TesService"):
         self.service = service
@@ -59,11 +59,15 @@ class TesStager:
         return StagingStats(files, size, time.monotonic() - started)
 
     def stage_out(self, job_dir, record, policy) -> StagingStats:
-        if record.returncode != 0:  # an executor failed: its outputs are not sent (EXECUTOR_ERROR says why)
+        """Outputs are sent after the executors ended, whether they succeeded or not (as Funnel does: a client
+        wants the logs of what failed); not when the job failed for a reason of the system (its manager's
+        message: the scheduler ended it, it could not start), which is the task's SYSTEM_ERROR."""
+        if record.message:
             return StagingStats()
         task = self.service.document(record.job_id)
         started = time.monotonic()
-        files, size = staging.stage_out(task, job_dir.path, self.service.file_roots, policy)
+        files, size = staging.stage_out(task, job_dir.path, self.service.file_roots, policy,
+                                        executor_failed=record.returncode != 0)
         return StagingStats(files, size, time.monotonic() - started)
 
 
@@ -246,7 +250,7 @@ class TesService:
             system_logs = list(task.get("system_logs") or [])
             if record is not None and record.message:
                 system_logs.append(record.message)
-            system_logs += _refused(job_dir)
+            system_logs += _refused(job_dir) + staging.output_notes(job_dir)
             if state == State.SYSTEM_ERROR and ends and ends[-1].get("exit_code") in runtime.RUNTIME_FAILURES:
                 stderr = _tail(job_dir, runtime.stream_path(task, job_dir, len(ends) - 1, "stderr"), 2000)
                 system_logs.append(f"executor {len(ends) - 1}: {runtime.RUNTIME_FAILURES[ends[-1]['exit_code']]}"

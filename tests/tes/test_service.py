@@ -63,3 +63,57 @@ def test_mounted_paths_the_runtimes_would_split_are_refused_at_create(engine_fac
     task_id = tes.create({"executors": [dict(run[0], stdout="/out/a:b,c.log", workdir="/w:x")],
                           "outputs": [{"path": "/out/x:y.txt", "url": "http://h/o"}]})
     assert is_task_id(task_id)
+
+
+# Outputs after the executors ended (issue 27, item 6): sent whether they succeeded or not, as Funnel does.
+
+def test_outputs_are_sent_after_an_executor_failed_and_the_missing_ones_noted(tes_service, tmp_path):
+    from tests.tes.conftest import executor, finished
+    engine, tes = tes_service()
+    sent = tmp_path / "sent"
+    task_id = tes.create({"executors": [executor("echo partial > $ROOT/work/.command.err; echo 2 > "
+                                                 "$ROOT/work/.exitcode; exit 2"), executor("echo never")],
+                          "outputs": [{"path": "/work/.command.err", "url": f"file://{sent}/err"},
+                                      {"path": "/work/.exitcode", "url": f"file://{sent}/exitcode"},
+                                      {"name": "result", "path": "/work/result.txt", "url": f"file://{sent}/r"}]})
+    done = finished(tes, task_id)
+    assert done["state"] == "EXECUTOR_ERROR"
+    assert [entry.get("exit_code") for entry in done["logs"][0]["logs"]] == [2]
+    assert (sent / "err").read_text() == "partial\n" and (sent / "exitcode").read_text() == "2\n"
+    assert not (sent / "r").exists()
+    assert sorted(o["path"] for o in done["logs"][0]["outputs"]) == ["/work/.command.err", "/work/.exitcode"]
+    notes = [line for line in done["logs"][0]["system_logs"] if "not sent" in line]
+    assert notes == ["outputs not sent, the executors did not create them: output result (/work/result.txt)"]
+
+
+def test_a_missing_file_output_of_a_complete_task_is_a_system_error(tes_service, tmp_path):
+    from tests.tes.conftest import executor, finished
+    engine, tes = tes_service()
+    sent = tmp_path / "sent"
+    task_id = tes.create({"executors": [executor("mkdir -p $ROOT/d/sub")],
+                          "outputs": [{"path": "/o/missing.txt", "url": f"file://{sent}/m"},
+                                      {"path": "/d", "url": f"file://{sent}/d", "type": "DIRECTORY"},
+                                      {"path": "/w/*.txt", "path_prefix": "/w", "url": f"file://{sent}/w"}]})
+    done = finished(tes, task_id)
+    assert done["state"] == "SYSTEM_ERROR"
+    system_logs = done["logs"][0]["system_logs"]
+    assert any("output 0 (/o/missing.txt): the executors did not create it" in line for line in system_logs)
+    # the empty directory and the wildcard matching nothing are no error of their own
+    assert not any("/d)" in line or "/w/" in line for line in system_logs), system_logs
+    assert list(sent.iterdir()) == []
+
+
+def test_an_empty_directory_and_a_wildcard_matching_nothing_leave_a_task_complete(tes_service, tmp_path):
+    from tests.tes.conftest import executor, finished
+    engine, tes = tes_service()
+    sent = tmp_path / "sent"
+    task_id = tes.create({"executors": [executor("mkdir -p $ROOT/w/sub/deeper && echo a > $ROOT/w/sub/deeper/a.txt"
+                                                 " && echo b > $ROOT/w/b.txt")],
+                          "outputs": [{"path": "/d", "url": f"file://{sent}/d", "type": "DIRECTORY"},
+                                      {"path": "/w/*.none", "path_prefix": "/w", "url": f"file://{sent}/none"},
+                                      {"path": "/w/*", "path_prefix": "/w", "url": f"file://{sent}/w"}]})
+    done = finished(tes, task_id)
+    assert done["state"] == "COMPLETE", done["logs"][0]["system_logs"]
+    # a wildcard match that is a directory is sent as a DIRECTORY output is
+    assert sorted(o["path"] for o in done["logs"][0]["outputs"]) == ["/w/b.txt", "/w/sub/deeper/a.txt"]
+    assert (sent / "w" / "sub" / "deeper" / "a.txt").read_text() == "a\n" and (sent / "w" / "b.txt").exists()
