@@ -40,13 +40,32 @@ def host_path(root: str, container_path: str) -> str:
     return os.path.join(root, container_path.lstrip("/"))
 
 
+def literal_directory(path: str) -> str:
+    """The directory a wildcard output's ``path`` matches in: its components before the first with a wildcard."""
+    parts = path.split("/")
+    first = next(n for n, part in enumerate(parts) if has_wildcards(part))
+    return "/".join(parts[:first]) or "/"
+
+
+def root_files(task: dict) -> list[str]:
+    """Container paths directly under ``/`` that are mounted as files, not through their directory (the
+    container's ``/`` is its image's): FILE outputs and executors' stdout/stderr there. The job script makes each
+    an empty file before the first executor (``_tes_placeholders``: the runtimes mount only what exists), dated
+    1970 so that one no executor wrote is told from an output (``staging``). An input there is its own file."""
+    inputs = {entry["path"] for entry in task["inputs"]}
+    paths = {entry["path"] for entry in task["outputs"] if not entry["path_prefix"] and entry["type"] == "FILE"}
+    paths.update(executor[key] for executor in task["executors"] for key in ("stdout", "stderr") if executor[key])
+    return sorted(path for path in paths - inputs if posixpath.dirname(path) == "/")
+
+
 def mounts(task: dict) -> list[tuple[str, bool]]:
     """(container path, read-only) of everything bind-mounted, parents before children, no duplicates."""
     wanted: dict[str, bool] = {}
 
     def add(path: str, read_only: bool) -> None:
         if path == "/":
-            raise ValueError("a task may not map the container's / ")
+            raise ValueError("a task may not map the container's / (a wildcard output directly under / has "
+                             "nothing to be mounted at: put its files in a directory)")
         if not path.startswith("/") or ".." in path.split("/"):
             raise ValueError(f"a mounted path must be absolute, without '..': {path[:100]!r}")
         if any(c in UNMOUNTABLE or ord(c) < 32 or ord(c) == 127 for c in path):
@@ -57,19 +76,25 @@ def mounts(task: dict) -> list[tuple[str, bool]]:
     for entry in task["inputs"]:
         add(entry["path"], True)
     for entry in task["outputs"]:
-        if entry["path_prefix"]:
-            add(posixpath.normpath(entry["path_prefix"]), False)
+        if entry["path_prefix"]:  # the directory the wildcard matches in (path_prefix only shapes the URLs)
+            add(literal_directory(entry["path"]), False)
         elif entry["type"] == "DIRECTORY":
             add(entry["path"], False)
         else:
-            add(posixpath.dirname(entry["path"]), False)
+            add(_holder(entry["path"]), False)
     for volume in task["volumes"]:
         add(volume, False)
     for executor in task["executors"]:
         for key in ("stdout", "stderr"):
             if executor[key] and not _covered(executor[key], wanted):
-                add(posixpath.dirname(executor[key]), False)
+                add(_holder(executor[key]), False)
     return sorted(wanted.items(), key=lambda item: (item[0].count("/"), item[0]))
+
+
+def _holder(path: str) -> str:
+    """What is mounted for a file the executors write: its directory, or itself directly under ``/``."""
+    parent = posixpath.dirname(path)
+    return path if parent == "/" else parent
 
 
 def _covered(path: str, wanted: dict[str, bool]) -> bool:
@@ -89,19 +114,18 @@ def mounts_to_check(task: dict) -> list[tuple[str, str]]:
 
 
 def directories_to_make(task: dict, root: str) -> list[str]:
-    """Host directories the mounts need (inputs are staged by then; the rest is made by the script)."""
-    made = []
-    for path, read_only in mounts(task):
-        if not read_only:
-            made.append(host_path(root, path))
+    """Host directories the mounts need (inputs are staged by then; the rest is made by the script; the files
+    mounted directly under ``/`` are ``root_files``)."""
+    files = set(root_files(task)) | {entry["path"] for entry in task["inputs"] if entry["type"] == "FILE"}
+    made = [path for path, read_only in mounts(task) if not read_only and path not in files]
     for entry in task["outputs"]:
         if not entry["path_prefix"] and entry["type"] == "FILE":
-            made.append(host_path(root, posixpath.dirname(entry["path"])))
+            made.append(posixpath.dirname(entry["path"]))
     for executor in task["executors"]:
         for key in ("stdout", "stderr"):
             if executor[key]:
-                made.append(host_path(root, posixpath.dirname(executor[key])))
-    return sorted(set(made))
+                made.append(posixpath.dirname(executor[key]))
+    return sorted({host_path(root, path) for path in made if path != "/"})
 
 
 def container_name(task_id: str, index: int) -> str:
@@ -168,13 +192,16 @@ def script(task_id: str, task: dict, job_directory: str, runtime: str, command: 
              "trap _tes_stop TERM INT HUP USR2"]
     made = [host_path("/", os.path.relpath(path, root)) for path in directories_to_make(task, root)]
     checked = mounts_to_check(task)
+    placeholders = root_files(task)
     user = sandbox.user_setup(runtime, command, options)
     lines += [user] if user else []
-    if made or checked or any(e[key] for e in task["executors"] for key in ("stdin", "stdout", "stderr")):
+    if made or checked or placeholders or any(e[key] for e in task["executors"] for key in ("stdin", "stdout", "stderr")):
         # (a task with neither spends no fork on this)
         lines += [SAFE_PATHS, f"[ -d {q(root)} ] || mkdir -p {q(root)}",
                   f"_tes_root=$(cd -P -- {q(root)} && \"$_tes_pwd\" -P) || exit 1", ': > "$_tes/refused"']
         lines += [f"_tes_mkdir {q(path)}" for path in made]
+        if placeholders:
+            lines.append("_tes_placeholders " + " ".join(q(path.lstrip("/")) for path in placeholders))
         tops = sandbox.writable_tops(mounts(task))
         if user and tops:  # the job runs as root, the container as another user: the task's directories are its
             lines += [sandbox.GIVE, '[ -z "$_tes_uid" ] || _tes_give ' + " ".join(q(path) for path in tops)]
@@ -209,8 +236,8 @@ def _launch(argv: str, executor: dict, index: int, checked: list[tuple[str, str]
     if checked:
         opens.append("_tes_binds " + " ".join(q(f"{kind}:{path}") for kind, path in checked))
 
-    def where(path: str) -> str:  # directory (container path), name, path, as _tes_in / _tes_out take them
-        return f"{q('/' + posixpath.dirname(path).lstrip('/'))} {q(posixpath.basename(path))} {q(path)}"
+    def where(path: str) -> str:  # directory (container path; '' for /), name, path, as _tes_in / _tes_out take them
+        return f"{q(posixpath.dirname(path).rstrip('/'))} {q(posixpath.basename(path))} {q(path)}"
 
     if executor["stdin"]:
         opens.append(f"_tes_in {where(executor['stdin'])}")

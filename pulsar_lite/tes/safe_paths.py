@@ -25,6 +25,9 @@
 #:   so the runtime resolves the same path when it mounts it.
 #: * ``_tes_mkdir D``: ``<root>D`` made one directory at a time, each checked with ``_tes_dir`` before the
 #:   next is made in it (``mkdir -p`` would follow a symlink an earlier run of the job left).
+#: * ``_tes_placeholders NAME...``: each file mounted directly under ``/`` (``runtime.root_files``) made anew
+#:   in the mirror's root, empty and dated 1970 (what is there is removed first: what an earlier run of the job
+#:   left; no container can change the root's entries, only the contents of the files mounted).
 #:
 #: A refusal is a line in ``<job>/tes/refused`` (the task's ``system_logs``) and exit status 1, as a shell's
 #: failed redirection: the executor did not run, and the task is an ``EXECUTOR_ERROR``. Only bash, coreutils
@@ -63,6 +66,17 @@ _tes_binds() {
       d:*) _tes_dir "$p" ;;
       *) _tes_dir "${p%/*}" && [ ! -L "${p##*/}" ] && [ -f "${p##*/}" ] ;;
     esac || _tes_refuse "executor $_tes_index: $p was not mounted: it is not a $([ "${m%%:*}" = d ] && echo directory || echo file) of the task's own (a symlink on its way, or missing)"
+  done
+}
+_tes_placeholders() {
+  local name made
+  for name; do
+    made=1
+    if _tes_dir "" && rm -f -- "$name" 2>/dev/null; then
+      set -C; { : > "$name"; } 2>/dev/null; made=$?; set +C
+    fi
+    [ $made -eq 0 ] && touch -c -m -d @0 -- "$name" 2>/dev/null ||
+      _tes_refuse "/$name could not be made an empty file of the task's own (a directory in its place?): no executor ran"
   done
 }
 _tes_mkdir() {

@@ -236,7 +236,7 @@ class TesService:
         executor_logs = []
         for index, entry in enumerate(ends):
             log_entry = {"start_time": rfc3339(entry["start_time"]), "end_time": rfc3339(entry.get("end_time")),
-                         "exit_code": entry.get("exit_code", 0)}
+                         "exit_code": entry.get("exit_code")}  # none while it runs
             if full:
                 for stream in ("stdout", "stderr"):
                     log_entry[stream] = _tail(job_dir, runtime.stream_path(task, job_dir, index, stream))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import posixpath
 import shutil
 import urllib.parse
 from contextlib import ExitStack, contextmanager
@@ -201,9 +202,10 @@ def stage_out(task: dict, job_directory: str, roots: list[str], policy: RetryPol
         except fsutil.PathEscapes as exc:
             errors.append(f"{what}: {exc}")
             continue
+        placeholder = posixpath.dirname(entry["path"]) == "/" and not entry["path_prefix"]  # runtime.root_files
         for path, url in pairs:
             try:
-                with _opened(root, path) as source:
+                with _opened(root, path, placeholder) as source:
                     size = os.path.getsize(source)
                     scheme = _scheme(url)
                     if scheme in ("http", "https"):
@@ -236,10 +238,11 @@ def stage_out(task: dict, job_directory: str, roots: list[str], policy: RetryPol
 
 
 @contextmanager
-def _opened(root: str, path: str) -> Iterator[str]:
+def _opened(root: str, path: str, placeholder: bool = False) -> Iterator[str]:
     """An output opened below the task's mirror ``root`` (the executors may have made it a symlink, which is
     followed only while it stays inside), as a name that reaches the opened file (fsutil.opened_below).
-    NotCreated when it is not there."""
+    NotCreated when it is not there, or (``placeholder``: a file mounted directly under ``/``) when it is still
+    the empty file dated 1970 the job script made for the mount (no executor wrote it)."""
     with ExitStack() as stack:
         try:
             source = stack.enter_context(fsutil.opened_below(root, path))
@@ -247,6 +250,10 @@ def _opened(root: str, path: str) -> Iterator[str]:
             if exc.strerror == "not a regular file":
                 raise PermanentStagingError("it is not a regular file") from None
             raise NotCreated() from None
+        if placeholder:
+            info = os.stat(source)
+            if info.st_size == 0 and info.st_mtime_ns == 0:
+                raise NotCreated()
         yield source
 
 

@@ -117,3 +117,51 @@ def test_an_empty_directory_and_a_wildcard_matching_nothing_leave_a_task_complet
     # a wildcard match that is a directory is sent as a DIRECTORY output is
     assert sorted(o["path"] for o in done["logs"][0]["outputs"]) == ["/w/b.txt", "/w/sub/deeper/a.txt"]
     assert (sent / "w" / "sub" / "deeper" / "a.txt").read_text() == "a\n" and (sent / "w" / "b.txt").exists()
+
+
+# Paths directly under the container's / (issue 27, item 7)
+
+def test_inputs_outputs_streams_and_volumes_directly_under_root(tes_service, tmp_path):
+    from tests.tes.conftest import executor, finished
+    engine, tes = tes_service()
+    sent = tmp_path / "sent"
+    task_id = tes.create({"executors": [executor("tr a-z A-Z < $ROOT/in.txt > $ROOT/out.txt; echo logged",
+                                                 stdout="/log.txt"),
+                                        executor("cat $ROOT/log.txt > $ROOT/v/copy")],
+                          "inputs": [{"path": "/in.txt", "content": "shout"}],
+                          "outputs": [{"path": "/out.txt", "url": f"file://{sent}/out.txt"},
+                                      {"path": "/log.txt", "url": f"file://{sent}/log.txt"},
+                                      {"path": "/v/copy", "url": f"file://{sent}/copy"},
+                                      {"path": "/v/*", "path_prefix": "/", "url": f"file://{sent}/all"}],
+                          "volumes": ["/v"]})
+    done = finished(tes, task_id)
+    assert done["state"] == "COMPLETE", done["logs"][0]["system_logs"]
+    assert (sent / "out.txt").read_text() == "SHOUT" and (sent / "log.txt").read_text() == "logged\n"
+    assert (sent / "copy").read_text() == "logged\n" and (sent / "all" / "v" / "copy").exists()
+
+
+def test_a_file_output_directly_under_root_no_executor_wrote_is_not_created(tes_service, tmp_path):
+    from tests.tes.conftest import executor, finished
+    engine, tes = tes_service()
+    sent = tmp_path / "sent"
+    outputs = [{"path": "/out.txt", "url": f"file://{sent}/out.txt"},
+               {"path": "/empty.txt", "url": f"file://{sent}/empty.txt"}]
+    done = finished(tes, tes.create({"executors": [executor(": > $ROOT/empty.txt")], "outputs": outputs}))
+    assert done["state"] == "SYSTEM_ERROR"
+    assert any("output 0 (/out.txt): the executors did not create it" in line for line in done["logs"][0]["system_logs"])
+    assert (sent / "empty.txt").read_text() == ""  # made empty by an executor: sent
+    done = finished(tes, tes.create({"executors": [executor("exit 5")], "outputs": outputs}))
+    assert done["state"] == "EXECUTOR_ERROR"
+    assert "outputs not sent, the executors did not create them: output 0 (/out.txt), output 1 (/empty.txt)" in \
+        done["logs"][0]["system_logs"]
+
+
+def test_an_executor_still_running_has_no_exit_code(tes_service):
+    from tests.conftest import wait_until
+    engine, tes = tes_service()
+    task_id = tes.create({"executors": [{"image": "busybox", "command": ["sleep", "30"]}], "volumes": ["/v"]})
+    logs = wait_until(lambda: tes.get(task_id, "BASIC")["logs"][0].get("logs"), what="the executor started")
+    assert "start_time" in logs[0] and "exit_code" not in logs[0] and "end_time" not in logs[0]
+    tes.cancel(task_id)
+    wait_until(lambda: tes.get(task_id, "MINIMAL")["state"] == "CANCELED", what="the task cancelled")
+    assert tes.get(task_id, "BASIC")["logs"][0]["logs"][0]["exit_code"] == 143
