@@ -17,14 +17,16 @@ import uuid
 from .. import fsutil, wire
 from ..errors import BadRequest, NotFound
 from ..staging import StagingStats
+from ..store_tes import ACTIVE, TaskRow
 from . import runtime, staging
+from .lifetime import TaskLifetime
 from .protocol import (
+    FINAL_STATES,
     SPEC_VERSION,
     State,
     page_token,
     read_task,
     rfc3339,
-    tags_match,
 )
 
 log = logging.getLogger(__name__)
@@ -93,10 +95,16 @@ class TesService:
                         "no_new_privileges": config.tes_container_no_new_privileges,
                         "pids_limit": config.tes_container_pids_limit}
         engine.stagers[STAGER] = TesStager(self)
+        self.lifetime = TaskLifetime(self)
+
+    is_task = staticmethod(is_task_id)
 
     # -- start-up ----------------------------------------------------------------------------------------------
     def recover(self) -> None:
-        """Tasks whose job was set up but never submitted (the daemon died in between): submit them now."""
+        """The final state of tasks that ended unrecorded (``lifetime``); tasks whose job was set up but never
+        submitted (the daemon died in between): submit them now."""
+        self.lifetime.settle()
+        self.lifetime.start()
         for task_id, manager, document in self.engine.store.tasks_in_job_state(wire.SETUP):
             log.info("TES task %s: was created but not submitted when the daemon stopped; submitting", task_id)
             self._submit(task_id, manager, document)
@@ -163,11 +171,14 @@ class TesService:
     def get(self, task_id: str, view: str) -> dict:
         if not is_task_id(task_id) or not wire.valid_job_id(task_id):
             raise NotFound(f"no TES task {task_id}")
-        found = self.engine.store.get_task(task_id)
-        if found is None:
+        row = self.engine.store.task_row(task_id)
+        if row is None:
             raise NotFound(f"no TES task {task_id}")
-        manager, created, task = found
-        return self.render(task_id, manager, created, task, view)
+        return self.render_row(row, view)
+
+    def final_state(self, manager: str, task_id: str) -> str:
+        """The state of a task whose job has ended (``lifetime`` records it)."""
+        return self.state(task_id, manager, None)
 
     def state(self, task_id: str, manager: str, task: dict, record=None) -> str:
         record = record if record is not None else self.engine.store.get(manager, task_id)
@@ -208,26 +219,33 @@ class TesService:
             logs.append(entry)
         return logs
 
-    def _runtime_failure(self, task: dict, manager: str, task_id: str) -> bool:
+    def _runtime_failure(self, task: dict | None, manager: str, task_id: str) -> bool:
         if self.runtime not in runtime.OCI_RUNTIMES:
             return False
-        ends = self._executor_ends(manager, task_id, task)
+        ends = self._executor_ends(manager, task_id, task if task is not None else self.document(task_id))
         return bool(ends) and ends[-1].get("exit_code") in runtime.RUNTIME_FAILURES
+
+    def render_row(self, row: TaskRow, view: str) -> dict:
+        """A task as a view shows it: from its job while there is one, from its record once the job is gone."""
+        if view == "MINIMAL" and row.final_state:
+            return {"id": row.id, "state": row.final_state}
+        record = self.engine.store.get(row.manager, row.id)
+        if record is None and row.record is not None:
+            task_log = dict(row.record)
+            if view != "FULL":
+                task_log.pop("system_logs", None)
+            return _document(row.id, row.final_state, row.created, row.document, view, task_log)
+        if row.document is None:  # (MINIMAL, a task that has not ended: its state needs no document)
+            return {"id": row.id, "state": self.state(row.id, row.manager, None, record)}
+        return self.render(row.id, row.manager, row.created, row.document, view, record)
 
     def render(self, task_id: str, manager: str, created: float, task: dict, view: str, record=None) -> dict:
         record = record if record is not None else self.engine.store.get(manager, task_id)
         state = self.state(task_id, manager, task, record)
         if view == "MINIMAL":
             return {"id": task_id, "state": state}
-        full = view == "FULL"
-        document = {"id": task_id, "state": state, "name": task["name"], "description": task["description"],
-                    "inputs": [_input(i, full) for i in task["inputs"]],
-                    "outputs": [_drop_none(o) for o in task["outputs"]],
-                    "resources": _resources(task["resources"]),
-                    "executors": [_drop_none(e) for e in task["executors"]], "volumes": task["volumes"],
-                    "tags": task["tags"], "creation_time": rfc3339(created),
-                    "logs": [self._task_log(task_id, manager, task, record, state, full)]}
-        return _drop_none(document)
+        return _document(task_id, state, created, task, view,
+                         self._task_log(task_id, manager, task, record, state, view == "FULL"))
 
     def _task_log(self, task_id, manager, task, record, state, full) -> dict:
         job_dir = self.engine.job_directory(manager, task_id).path
@@ -260,25 +278,36 @@ class TesService:
 
     def list(self, view: str, page_size: int, after, name_prefix: str | None, state: str | None,
              tags: dict[str, str]) -> dict:
-        """A page of tasks in creation order. Filters are applied as tasks are read, so the token resumes right
-        after the last task looked at (opaque: its creation time and id), and each task comes once."""
-        tasks, last = [], after
+        """A page of tasks in creation order. The store filters by name prefix, tags and a final state (indexed:
+        no other task is read); a state a task has before it ends is decided for each task that has not ended.
+        The token resumes right after the last task looked at (opaque: its creation time and id), so each task
+        comes once."""
+        store = self.engine.store
+        if state is None or state in FINAL_STATES:
+            rows = store.task_page(after, page_size + 1, name_prefix, tags, state, whole=view != "MINIMAL")
+            result = {"tasks": [self.render_row(row, view) for row in rows[:page_size]]}
+            if len(rows) > page_size:
+                result["next_page_token"] = page_token(rows[page_size - 1].created, rows[page_size - 1].id)
+            return result
+        tasks, last, ended = [], after, {}
         while len(tasks) < page_size:
-            rows = self.engine.store.tasks_after(last, 500, name_prefix)
-            for task_id, manager, created, document in rows:
-                last = (created, task_id)
-                if tags and not tags_match(tags, document["tags"]):
-                    continue
-                record = self.engine.store.get(manager, task_id)
-                if state is not None and self.state(task_id, manager, document, record) != state:
-                    continue
-                tasks.append(self.render(task_id, manager, created, document, view, record))
-                if len(tasks) == page_size:
-                    break
+            rows = store.task_page(last, 500, name_prefix, tags, ACTIVE)
+            for row in rows:
+                last = (row.created, row.id)
+                record = store.get(row.manager, row.id)
+                current = self.state(row.id, row.manager, row.document, record)
+                if current in FINAL_STATES:
+                    ended[row.id] = current  # its end was not recorded (the daemon stopped in between)
+                elif current == state:
+                    tasks.append(self.render(row.id, row.manager, row.created, row.document, view, record))
+                    if len(tasks) == page_size:
+                        break
             if len(rows) < 500:
                 break
+        if ended:
+            store.set_task_states(ended)
         result = {"tasks": tasks}
-        if last is not None and last != after and self.engine.store.tasks_after(last, 1, name_prefix):
+        if last is not None and last != after and store.task_page(last, 1, name_prefix, tags, ACTIVE):
             result["next_page_token"] = page_token(*last)
         return result
 
@@ -338,6 +367,17 @@ def _tail(job_directory: str, path: str, limit: int = STREAM_TAIL) -> str:
 
 def _drop_none(obj: dict) -> dict:
     return {k: v for k, v in obj.items() if v is not None}
+
+
+def _document(task_id: str, state: str, created: float, task: dict, view: str, task_log: dict) -> dict:
+    """The BASIC or FULL view of a task (``task``: its document as stored)."""
+    full = view == "FULL"
+    return _drop_none({"id": task_id, "state": state, "name": task["name"], "description": task["description"],
+                       "inputs": [_input(i, full) for i in task["inputs"]],
+                       "outputs": [_drop_none(o) for o in task["outputs"]],
+                       "resources": _resources(task["resources"]),
+                       "executors": [_drop_none(e) for e in task["executors"]], "volumes": task["volumes"],
+                       "tags": task["tags"], "creation_time": rfc3339(created), "logs": [task_log]})
 
 
 def _input(entry: dict, full: bool) -> dict:
