@@ -10,7 +10,7 @@ import socket
 import sys
 import threading
 
-from . import affinity, startup
+from . import affinity, startup, tls
 from .config import AppConfig
 from .config.schema import DEFAULT_WEB_THREADS
 from .errors import ConfigError
@@ -74,6 +74,7 @@ def serve_without_web(config: AppConfig) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, lambda signum, frame: log.info("SIGHUP: nothing to reload without a web face"))
     log.info("pulsar_lite running without web face (state %s)", config.store_path)
     startup.notify("READY=1")
     while not stopping.wait(1):
@@ -102,6 +103,9 @@ def serve(config: AppConfig) -> None:
         log.warning("no private_token is set: anyone who can reach %s:%s can run jobs as this user", host, port)
     affinity.pin(config.daemon_cpus)  # before any thread (granian: its worker process inherits the mask)
     if config.web_server == "granian":
+        from .tes.auth import check
+
+        check(config)  # here, at once: a worker failing on a wrong tes_users_file would be restarted over and over
         from .web.granian_server import serve_granian
 
         # the worker process takes the state; refuse here, at once, when another daemon has it (a worker
@@ -110,6 +114,7 @@ def serve(config: AppConfig) -> None:
         return serve_granian(config)
     from paste import httpserver
 
+    context = tls.server_context(config.ssl_pem) if config.ssl_pem else None  # before any job is taken up
     app = startup.build_app(config)
     inflight = InFlight(app)
     threads = config.web_threads or DEFAULT_WEB_THREADS
@@ -120,13 +125,19 @@ def serve(config: AppConfig) -> None:
         daemon_threads=True, threadpool_options={"max_requests": 0, "spawn_if_under": threads},
         request_queue_size=128, start_loop=False, protocol_version="HTTP/1.1")
 
+    if context is not None:
+        server.socket = tls.wrap_listener(server.socket, context)
+        signal.signal(signal.SIGHUP, lambda signum, frame: tls.reload(context, config.ssl_pem))
+    else:  # systemctl reload: nothing to load again (never the default action, which ends the process)
+        signal.signal(signal.SIGHUP, lambda signum, frame: log.info("SIGHUP: nothing to reload (no ssl_pem)"))
+
     def stop(signum, frame):
         log.info("signal %s: stopping", signum)
         server.running = False
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("pulsar_lite serving on http://%s:%s/ (staging %s, state %s)", host, port,
+    log.info("pulsar_lite serving on %s://%s:%s/ (staging %s, state %s)", "https" if context else "http", host, port,
              ", ".join(m.staging_directory for m in config.managers.values()), config.store_path)
     sys.stdout.flush()
     startup.notify("READY=1")

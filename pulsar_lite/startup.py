@@ -27,6 +27,10 @@ def configure(config: AppConfig) -> None:
 def start_engine(config: AppConfig) -> JobEngine:
     """The store and the engine; the TES service registers its stager first, so that recovery can stage its
     tasks' files; metrics subscribe before any job moves."""
+    if config.tes:
+        from .tes.auth import check
+
+        check(config)  # a wrong tes_users_file or tes_cors_origins stops the start before anything runs
     engine = JobEngine(config)
     engine.tes = None
     if config.tes:

@@ -316,8 +316,9 @@ class Store(TaskStore):
     def put_task(self, task_id: str, manager: str, created: float, name: str | None, document: dict) -> None:
         """Record a TES task's document (not waited for: its job's submit, durable, comes next)."""
         with self._writing(durable=False):
-            self._db.execute("INSERT INTO tes_tasks(id, manager, created, name, document, final_state) "
-                             "VALUES (?,?,?,?,?,?)", (task_id, manager, created, name, json.dumps(document), ACTIVE))
+            self._db.execute("INSERT INTO tes_tasks(id, manager, created, name, document, final_state, owner) "
+                             "VALUES (?,?,?,?,?,?,?)", (task_id, manager, created, name, json.dumps(document), ACTIVE,
+                                                        document.get("owner")))
             self._put_tags(self._db, task_id, document.get("tags") or {})
 
     def get_task(self, task_id: str) -> tuple[str, float, dict] | None:
@@ -326,11 +327,16 @@ class Store(TaskStore):
                                      (task_id,)).fetchone()
         return (row["manager"], row["created"], json.loads(row["document"])) if row else None
 
-    def tasks_after(self, after: tuple[float, str] | None, limit: int, name_prefix: str | None = None
-                    ) -> list[tuple[str, str, float, dict]]:
-        """TES tasks in creation order after ``after`` (created, id): (id, manager, created, document)."""
+    def tasks_after(self, after: tuple[float, str] | None, limit: int, name_prefix: str | None = None,
+                    owner: str | None = None) -> list[tuple[str, str, float, dict]]:
+        """TES tasks in creation order after ``after`` (created, id): (id, manager, created, document); only
+        ``owner``'s when given (the row's ``owner``, the document's: store_tes.py). ListTasks reads
+        ``task_page``."""
         query = "SELECT id, manager, created, document FROM tes_tasks"
         clauses, args = [], []
+        if owner is not None:
+            clauses.append("owner = ?")
+            args.append(owner)
         if after is not None:
             clauses.append("(created > ? OR (created = ? AND id > ?))")
             args += [after[0], after[0], after[1]]

@@ -8,6 +8,9 @@ same id. Beside the document each row holds:
   not (its state then follows its job's), NULL in a row an older pulsar_lite wrote (the TES service's
   start-up fills it in). Indexed with the creation order, so a ``state`` filter reads only the tasks in
   that state.
+* ``owner``: the Basic user who created the task (the document's ``owner``, ``tes/auth.py``), NULL for an
+  administrator's. Indexed with the creation order, so a user's ListTasks reads only their own tasks; kept
+  in a retired row too.
 * ``record``, ``retired``: once the job and its files are removed (``job_retention``), the task's log as it
   was then (JSON) and when that was: the row stays, GET and ListTasks answer from it, until
   ``tes_task_record_retention`` has passed.
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 #: columns of ``tes_tasks`` added after its first schema: (name, SQL type)
-ADDED_TASK_COLUMNS = (("final_state", "TEXT"), ("record", "TEXT"), ("retired", "REAL"))
+ADDED_TASK_COLUMNS = (("final_state", "TEXT"), ("record", "TEXT"), ("retired", "REAL"), ("owner", "TEXT"))
 TASK_SCHEMA = """
 CREATE TABLE IF NOT EXISTS tes_task_tags (
     id TEXT NOT NULL,
@@ -34,6 +37,7 @@ CREATE TABLE IF NOT EXISTS tes_task_tags (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tes_task_tags_value ON tes_task_tags(key, value);
 CREATE INDEX IF NOT EXISTS tes_tasks_state ON tes_tasks(final_state, created, id);
+CREATE INDEX IF NOT EXISTS tes_tasks_owner ON tes_tasks(owner, created, id);
 CREATE INDEX IF NOT EXISTS tes_tasks_retired ON tes_tasks(retired) WHERE retired IS NOT NULL;
 """
 ACTIVE = ""  # final_state of a task that has not ended
@@ -64,6 +68,11 @@ class TaskStore:
             if name not in existing:
                 self._db.execute(f"ALTER TABLE tes_tasks ADD COLUMN {name} {sql_type}")
         self._db.executescript(TASK_SCHEMA)
+        # the owner of the rows an older pulsar_lite wrote (their final_state is NULL until start-up settles it);
+        # looked for first: no write (no lock) when there are none
+        unowned = ("final_state IS NULL AND owner IS NULL AND json_extract(document, '$.owner') IS NOT NULL")
+        if self._db.execute(f"SELECT 1 FROM tes_tasks WHERE {unowned} LIMIT 1").fetchone():
+            self._db.execute(f"UPDATE tes_tasks SET owner = json_extract(document, '$.owner') WHERE {unowned}")
 
     @staticmethod
     def _put_tags(db, task_id: str, tags: dict[str, str]) -> None:
@@ -78,15 +87,19 @@ class TaskStore:
 
     def task_page(self, after: tuple[float, str] | None, limit: int, name_prefix: str | None = None,
                   tags: dict[str, str] | None = None, final_state: str | None = None,
-                  whole: bool = True) -> list[TaskRow]:
-        """Tasks in creation order after ``after`` (created, id), at most ``limit``, filtered in SQL: a name
-        starting with ``name_prefix``, every tag of ``tags`` (an empty value: any value of the key), and
-        ``final_state`` (``ACTIVE``: the tasks that have not ended). Only the rows returned are read whole, and
+                  whole: bool = True, owner: str | None = None) -> list[TaskRow]:
+        """Tasks in creation order after ``after`` (created, id), at most ``limit``, filtered in SQL: ``owner``'s
+        only when given (a Basic user's name; '' matches no task), a name starting with ``name_prefix``, every
+        tag of ``tags`` (an empty value: any value of the key), and ``final_state`` (``ACTIVE``: the tasks that
+        have not ended). Only the rows returned are read whole, and
         not even those unless ``whole`` (else ``document`` and ``record`` are None: enough for MINIMAL)."""
         clauses, args = [], []
         if after is not None:
             clauses.append("(created, id) > (?, ?)")
             args += [after[0], after[1]]
+        if owner is not None:
+            clauses.append("owner = ?")
+            args.append(owner)
         if name_prefix:
             clauses.append("substr(name, 1, ?) = ?")
             args += [len(name_prefix), name_prefix]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import socket
 import subprocess
 import sys
@@ -21,6 +22,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 CLIENT_VERSIONS = ("0.15.16", "0.16.0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+#: fixtures of the real FTP server (ftp_area)
+pytest_plugins = ["tests.ftpserver"]
 
 
 def need(condition: bool, reason: str) -> None:
@@ -163,7 +166,7 @@ class Daemon:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"{'https' if self.app.get('ssl_pem') else 'http'}://127.0.0.1:{self.port}/"
 
     @property
     def staging(self) -> Path:
@@ -183,7 +186,8 @@ class Daemon:
             if self.process.poll() is not None:
                 raise RuntimeError(f"daemon exited: {self.log_path.read_text()[-3000:]}")
             try:
-                with urllib.request.urlopen(self.url + "healthz", timeout=1) as response:
+                context = ssl._create_unverified_context() if self.url.startswith("https") else None
+                with urllib.request.urlopen(self.url + "healthz", timeout=1, context=context) as response:
                     if json.load(response).get("status") == "ok":
                         return self
             except OSError:

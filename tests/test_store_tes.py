@@ -100,3 +100,43 @@ def test_a_database_made_before_these_columns_opens_and_its_rows_are_to_be_settl
         assert store._reader().execute("PRAGMA user_version").fetchone()[0] == 1  # an older version still opens it
     finally:
         store.close()
+
+
+def test_a_page_is_filtered_by_owner_in_sql_live_or_retired(store):
+    for n in range(1, 9):
+        store.create(M, f"tes-{n:032d}")
+        store.put_task(f"tes-{n:032d}", M, float(n), None,
+                       {"tags": {}, "inputs": [], **({"owner": "alice" if n % 2 else "bob"} if n < 7 else {})})
+    retired = f"tes-{1:032d}"
+    store.retire_task(retired, {"tags": {}, "inputs": [], "owner": "alice"}, "COMPLETE", {"logs": []}, when=5.0)
+    store.delete(M, retired)
+    assert ids(store.task_page(None, 50, owner="alice")) == [1, 3, 5]  # the retired one still hers
+    assert ids(store.task_page(None, 50, owner="bob")) == [2, 4, 6]
+    assert ids(store.task_page(None, 2, owner="bob", final_state=ACTIVE, whole=False)) == [2, 4]
+    assert ids(store.task_page(None, 50, owner="alice", final_state="COMPLETE")) == [1]
+    assert store.task_page(None, 50, owner="") == []  # a caller with no name: none (an admin's tasks have no owner)
+    assert ids(store.task_page(None, 50)) == list(range(1, 9))
+    plan = " ".join(str(r[-1]) for r in store._reader().execute(
+        "EXPLAIN QUERY PLAN SELECT id FROM tes_tasks WHERE owner = ? ORDER BY created, id", ("bob",)))
+    assert "tes_tasks_owner" in plan
+
+
+def test_an_older_versions_rows_get_their_owner_when_the_store_opens(tmp_path):
+    path = str(tmp_path / "old.sqlite")
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE tes_tasks (id TEXT PRIMARY KEY, manager TEXT NOT NULL, created REAL NOT NULL, name TEXT,
+                                document TEXT NOT NULL);
+        PRAGMA user_version = 1;""")
+    db.execute("INSERT INTO tes_tasks VALUES (?,?,?,?,?)",
+               ("tes-" + "1" * 32, M, 1.0, None, json.dumps({"tags": {}, "inputs": [], "owner": "alice"})))
+    db.execute("INSERT INTO tes_tasks VALUES (?,?,?,?,?)",
+               ("tes-" + "2" * 32, M, 2.0, None, json.dumps({"tags": {}, "inputs": []})))
+    db.commit()
+    db.close()
+    store = Store(path, synchronous="normal")
+    try:
+        assert ids(store.task_page(None, 9, owner="alice")) == [int("1" * 32)]
+        assert store.task_page(None, 9, owner="bob") == [] and len(store.task_page(None, 9)) == 2
+    finally:
+        store.close()

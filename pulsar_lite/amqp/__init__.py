@@ -28,8 +28,11 @@ def start_amqp(engine, config) -> AmqpFace | None:
     Does not wait for the broker: a broker that is down at start-up is retried
     in the background, and status updates wait in the outbox meanwhile.
     """
+    from ..relay.settings import RelaySettings
+
     settings = AmqpSettings.from_config(config)
-    if not settings.urls:
+    relays = RelaySettings.from_config(config)
+    if not settings.urls and not relays:
         return None
     if not settings.consume and not settings.publish:
         import logging
@@ -37,4 +40,4 @@ def start_amqp(engine, config) -> AmqpFace | None:
         logging.getLogger(__name__).warning(
             "message_queue_consume and message_queue_publish are both off: the AMQP face is not started")
         return None
-    return AmqpFace(engine, settings).start()
+    return AmqpFace(engine, settings, relays).start()

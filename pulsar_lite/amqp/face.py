@@ -29,21 +29,26 @@ SEEN_RETENTION = 14 * 24 * 3600
 
 
 class AmqpFace:
-    def __init__(self, engine, settings: AmqpSettings):
+    def __init__(self, engine, settings: AmqpSettings, relays=()):
         self.engine = engine
         self.settings = settings
         self.brokers = [Broker(url, settings) for url in settings.urls]
-        labels = [b.label for b in self.brokers]
+        self._stop = threading.Event()
+        self.ledger = Ledger(settings.ledger_path, settings.synchronous)
+        self.relays = self._relays(relays)
+        labels = [b.label for b in self.brokers] + [r.label for r in self.relays]
         if len(set(labels)) != len(labels):
             raise ConfigError(f"message_queue_url lists the same broker twice: {', '.join(labels)}")
-        self.ledger = Ledger(settings.ledger_path, settings.synchronous)
         self.topology = Topology(engine.manager_configs, settings.key_prefix, settings.durable,
                                  settings.acknowledge)
-        self._stop = threading.Event()
-        self.publishers: dict[str, PublisherThread] = {}
-        self.consumers: list[ConsumerThread] = []
-        self.router = Router(engine, self.ledger, self.topology, [b.label for b in self.brokers],
-                             settings.acknowledge, settings.publish, self._wake)
+        self.publishers: dict = {}  # label -> PublisherThread or RelayPublisherThread
+        self.consumers: list = []  # ConsumerThread and RelayConsumerThread
+        self.router = Router(engine, self.ledger, self.topology, labels, settings.acknowledge, settings.publish,
+                             self._wake, topologies={r.label: r.topology for r in self.relays})
+        for relay in self.relays:
+            relay.build(self.router, self._wake)
+            self.publishers[relay.label] = relay.publisher
+            self.consumers.extend(relay.consumers)
         for index, broker in enumerate(self.brokers):
             self.publishers[broker.label] = PublisherThread(broker, self.topology, self.ledger, self.router,
                                                             self._stop, index)
@@ -51,6 +56,13 @@ class AmqpFace:
                 handler = MessageHandler(engine, self.ledger, self.router, self.topology, broker.label,
                                          self.publishers[broker.label].wake.set, settings.max_message_size)
                 self.consumers.append(ConsumerThread(broker, self.topology, handler, self._stop, index))
+
+    def _relays(self, relays) -> list:
+        if not relays:
+            return []
+        from ..relay.face import RelayEndpoint
+
+        return [RelayEndpoint(self.engine, r, self.settings, self.ledger, self._stop, i) for i, r in enumerate(relays)]
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> "AmqpFace":
@@ -70,7 +82,7 @@ class AmqpFace:
                         self.ledger.pending_count(stale), stale)
         for thread in [*self.publishers.values(), *self.consumers]:
             thread.start()
-        log.info("AMQP face started: %s (managers %s%s)", ", ".join(b.label for b in self.brokers),
+        log.info("AMQP face started: %s (managers %s%s)", ", ".join(self.publishers),
                  ", ".join(self.topology.managers),
                  ", application acks on" if self.settings.acknowledge else "")
         return self
@@ -89,7 +101,10 @@ class AmqpFace:
         deadline = time.time() + timeout
         for thread in [*self.consumers, *self.publishers.values()]:
             if thread.is_alive():
-                thread.join(max(0.1, deadline - time.time()))
+                # a relay consumer may sit in a long poll: it drops what that brings once stopped (its cursor
+                # stays put), so it is not waited for
+                wait = 0.5 if _label(thread).startswith("relay:") and thread in self.consumers else 10.0
+                thread.join(max(0.1, min(wait, deadline - time.time())))
         self.ledger.close()
         log.info("AMQP face stopped")
 
@@ -112,6 +127,18 @@ class AmqpFace:
         return all(c.consuming.is_set() for c in self.consumers) and \
             all(p.connected.is_set() for p in self.publishers.values())
 
+    def not_ready(self) -> list[str]:
+        """What keeps the face from being ready, one line per broker or relay (with its last error)."""
+        lines = []
+        for label, publisher in self.publishers.items():
+            consumers = [c for c in self.consumers if _label(c) == label]
+            if publisher.connected.is_set() and all(c.consuming.is_set() for c in consumers):
+                continue
+            errors = {e for e in [getattr(publisher, "error", None), *(getattr(c, "error", None) for c in consumers)]
+                      if e}
+            lines.append(f"{label} is not connected" + (f" ({'; '.join(sorted(errors))})" if errors else ""))
+        return lines
+
     def wait_ready(self, timeout: float = 10.0) -> bool:
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -125,10 +152,16 @@ class AmqpFace:
             "brokers": [{
                 "broker": label,
                 "publisher_connected": publisher.connected.is_set(),
-                "consuming": any(c.consuming.is_set() for c in self.consumers if c.broker.label == label),
+                "consuming": any(c.consuming.is_set() for c in self.consumers if _label(c) == label),
                 "pending": self.ledger.pending_count(label),
                 "published": publisher.published,
+                **({"error": publisher.error} if getattr(publisher, "error", None) else {}),
             } for label, publisher in self.publishers.items()],
             "outbox": len(self.engine.store.outbox(limit=1000)),
             "unacknowledged": self.ledger.unacked_count(),
         }
+
+
+def _label(consumer) -> str:
+    """The broker (or relay) a consumer thread reads from."""
+    return consumer.label if hasattr(consumer, "label") else consumer.broker.label

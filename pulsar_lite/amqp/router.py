@@ -20,10 +20,12 @@ log = logging.getLogger(__name__)
 
 class Router:
     def __init__(self, engine, ledger: Ledger, topology: Topology, brokers: Iterable[str], acknowledge: bool,
-                 publish: bool, wake: Callable[[str], None]):
+                 publish: bool, wake: Callable[[str], None], topologies: dict | None = None):
         self.engine = engine
         self.ledger = ledger
         self.topology = topology
+        #: names of another transport for some brokers (a pulsar-relay's topics), by broker label
+        self.topologies = dict(topologies or {})
         self.brokers = set(brokers)
         self.acknowledge = acknowledge
         self.publish = publish
@@ -61,12 +63,12 @@ class Router:
         if payload is None:
             return None
         ack_uuid = None
-        if self.acknowledge:
+        if self.acknowledge and broker not in self.topologies:  # the relay has no acknowledgements
             ack_uuid = str(uuid.uuid4())
             payload[ACK_UUID] = ack_uuid
             payload[ACK_QUEUE] = STATUS_UPDATE_ACK
             payload[ACK_SUBMIT_QUEUE] = STATUS_UPDATE
-        return Outgoing(broker, self.topology.name(STATUS_UPDATE, manager), payload, ack_uuid=ack_uuid,
+        return Outgoing(broker, self.topology_of(broker).name(STATUS_UPDATE, manager), payload, ack_uuid=ack_uuid,
                         source_seq=seq, job=(manager, job_id, state))
 
     # -- routing -------------------------------------------------------------------
@@ -126,4 +128,7 @@ class Router:
     def reply_status(self, broker: str, manager: str, job_id: str) -> Outgoing:
         """The answer to a status request: the current status, without acknowledgement keys."""
         payload = self.status_payload(manager, job_id)
-        return Outgoing(broker, self.topology.name(STATUS_UPDATE, manager), payload)
+        return Outgoing(broker, self.topology_of(broker).name(STATUS_UPDATE, manager), payload)
+
+    def topology_of(self, broker: str):
+        return self.topologies.get(broker, self.topology)

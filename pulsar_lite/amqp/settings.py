@@ -35,9 +35,9 @@ class AmqpSettings:
     @classmethod
     def from_config(cls, config, ledger_name: str = "pulsar_lite_amqp.sqlite") -> "AmqpSettings":
         values = config.values
-        urls = values.get("message_queue_url") or ()
-        if isinstance(urls, str):
-            urls = (urls,)
+        from ..relay.settings import configured_urls, is_relay_url
+
+        urls = [u for u in configured_urls(values) if not is_relay_url(u)]  # http(s): pulsar-relay servers
         key_prefix = values.get("amqp_key_prefix")
         if key_prefix and len(config.managers) > 1:
             raise ConfigError(

@@ -1,4 +1,4 @@
-"""``pulsar-lite`` command line: serve, config, check, jobs, doctor, check-config.
+"""``pulsar-lite`` command line: serve, config, check, jobs, doctor, check-config, tes-user.
 
 Exit codes: 0 ok, 1 failed (a check failed, something needs fixing, a request was refused), 2 usage or
 configuration error.
@@ -76,9 +76,16 @@ def cmd_doctor(args) -> int:
     return run(args)
 
 
+def cmd_tes_user(args) -> int:
+    from .tes_users import run
+
+    return run(args)
+
+
 def main(argv=None) -> int:
     from . import configure as configure_cli
     from . import jobs as jobs_cli
+    from . import tes_users as tes_users_cli
 
     parser = argparse.ArgumentParser(prog="pulsar-lite", description="Galaxy Pulsar-compatible job server. "
                                      "Exit codes: 0 ok, 1 failed, 2 usage or configuration error.")
@@ -115,6 +122,10 @@ def main(argv=None) -> int:
                             "clock and port; say what to fix")
     doctor.add_argument("--config", "-c", required=True, help="the daemon's app.yml")
     doctor.set_defaults(func=cmd_doctor)
+
+    tes_user = sub.add_parser("tes-user", help="add, remove or list the TES users (HTTP Basic) of tes_users_file")
+    tes_users_cli.add_arguments(tes_user)
+    tes_user.set_defaults(func=cmd_tes_user)
 
     args = parser.parse_args(argv)
     try:

@@ -1,5 +1,11 @@
 """``pulsar-lite config``: a commented app.yml for a chosen setup, a strong token, the directories with safe
-permissions, and the Galaxy job_conf destination that matches."""
+permissions, and the Galaxy job_conf destination that matches.
+
+The GA4GH TES face is written off (``tes: false``, ``tes_allowed_images: []``) unless ``--tes`` asks for it: a
+Galaxy site that never meant to run arbitrary containers does not get them by default. ``--tes`` writes it on,
+with a token of its own (``tes_token``, not the Pulsar one) and the images ``--tes-image`` names (none: no task
+runs until some are listed).
+"""
 from __future__ import annotations
 
 import os
@@ -38,9 +44,27 @@ def add_arguments(parser) -> None:
     parser.add_argument("--galaxy-url", default="https://galaxy.example.org",
                         help="--mq: Galaxy's URL, for the job_conf printed")
     parser.add_argument("--force", action="store_true", help="overwrite an existing file")
+    parser.add_argument("--tes", action="store_true", help="--rest: serve GA4GH TES too, with a token of its own "
+                        "(default: tes: false)")
+    parser.add_argument("--tes-image", action="append", default=[], metavar="PATTERN",
+                        help="--tes: an image TES executors may use (fnmatch pattern; repeat for more; default none)")
 
 
-def render(args, token: str, state: str) -> str:
+def render_tes(args, tes_token: str | None) -> list[str]:
+    if not args.tes:
+        return ["# GA4GH TES (docs/tes.md): off. `pulsar-lite config --tes` writes it on, with its own token",
+                "tes: false", "tes_allowed_images: []", ""]
+    images = yaml.safe_dump(list(args.tes_image), default_flow_style=True).strip()
+    return ["# GA4GH TES at /ga4gh/tes/v1 (docs/tes.md). Its own token, an administrator who sees every task",
+            "# (clients: Authorization: Bearer); the Pulsar token above does not open it. Users who see only",
+            "# their own tasks: set tes_users_file, then `pulsar-lite tes-user add NAME --config THIS_FILE`",
+            "tes: true", f"tes_token: {tes_token}",
+            f"#tes_users_file: {os.path.join(os.path.dirname(os.path.abspath(args.output)), 'tes_users')}",
+            "# the images executors may use (fnmatch patterns); none listed: no task runs until you add some",
+            f"tes_allowed_images: {images}", ""]
+
+
+def render(args, token: str, state: str, tes_token: str | None = None) -> str:
     manager_type, options, what = MANAGERS[args.manager]
     manager = {"type": manager_type, **{k: v for k, v in options.items() if v != ""}}
     lines = [f"# pulsar_lite app.yml written by `pulsar-lite config` ({'REST' if args.rest else 'message queue'}, "
@@ -60,6 +84,7 @@ def render(args, token: str, state: str) -> str:
               "# job directories (for a cluster: on a filesystem the compute nodes share, at the same path)",
               f"staging_directory: {os.path.abspath(args.staging)}", "",
               "# the job database (SQLite); keep it on a local disk", f"persistence_directory: {state}", "",
+              *render_tes(args, tes_token),
               f"# {what}", "managers:", "  _default_:"]
     lines += [f"    {line}" for line in yaml.safe_dump(manager, sort_keys=False).strip().splitlines()]
     return "\n".join(lines) + "\n"
@@ -106,16 +131,21 @@ def run(args) -> int:
     output = os.path.abspath(args.output)
     if args.mq and not args.mq.startswith(("amqp://", "amqps://", "pyamqp://")):
         raise ConfigError(f"--mq needs an amqp:// URL, not {args.mq!r}")
+    if args.tes and not args.rest:
+        raise ConfigError("--tes needs --rest: TES clients reach the daemon over HTTP")
+    if args.tes_image and not args.tes:
+        raise ConfigError("--tes-image is for --tes")
     if os.path.exists(output) and not args.force:
         print(f"pulsar-lite config: {output} exists; use --force to overwrite it", file=sys.stderr)
         return 2
     state = os.path.abspath(args.state or os.path.join(os.path.dirname(output), "persisted"))
     token = secrets.token_urlsafe(32)
+    tes_token = secrets.token_urlsafe(32) if args.tes else None
     for directory in (os.path.abspath(args.staging), state, os.path.dirname(output)):
         os.makedirs(directory, mode=0o700, exist_ok=True)
     for directory in (os.path.abspath(args.staging), state):
         os.chmod(directory, 0o700)
-    text = render(args, token, state)
+    text = render(args, token, state, tes_token)
     descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(text)
@@ -126,4 +156,9 @@ def run(args) -> int:
     print(f"check it:  pulsar-lite doctor --config {output}; pulsar-lite check --config {output}")
     print("\nGalaxy job_conf.yml destination (add to Galaxy's job configuration):\n")
     print(galaxy_destination(args, token))
+    if args.tes:
+        print(f"GA4GH TES clients: URL http://{args.host if args.host not in ('0.0.0.0', '::') else 'this-host'}:"
+              f"{args.port}, token {tes_token} (Authorization: Bearer; docs/tes.md)")
+        if not args.tes_image:
+            print("  no image is allowed yet: list the executors' images in tes_allowed_images")
     return 0

@@ -49,12 +49,16 @@ def check_token(config, found: Findings) -> None:
         else:
             found.add(WARN, "no private_token (the REST face listens on loopback only)")
         return
+    check_strength("private_token", token, found)
+
+
+def check_strength(key: str, token: str, found: Findings) -> None:
     bits = entropy_bits(token)
     if token.lower() in WEAK_TOKENS or len(token) < 16 or bits < 64:
-        found.add(FIX, f"private_token is weak ({len(token)} characters, about {bits:.0f} bits): use 32 random "
+        found.add(FIX, f"{key} is weak ({len(token)} characters, about {bits:.0f} bits): use 32 random "
                        "characters (pulsar-lite config generates one)")
     else:
-        found.add(OK, f"private_token: {len(token)} characters, about {bits:.0f} bits")
+        found.add(OK, f"{key}: {len(token)} characters, about {bits:.0f} bits")
 
 
 def check_directory(path: str, what: str, found: Findings, private: bool = True) -> None:
@@ -178,6 +182,39 @@ def check_tes(config, found: Findings) -> None:
                       f"{command} --version runs", found)
 
 
+def check_tes_access(config, found: Findings) -> None:
+    """Who may use the TES face: its own credentials (docs/tes.md, "Who may use it")."""
+    from ..errors import ConfigError
+    from ..tes import passwords
+    from ..tes.cors import Cors
+
+    if not config.tes or not config.web:
+        return
+    if not config.tes_token and not config.tes_users_file:
+        found.add(WARN, "TES: neither tes_token nor tes_users_file is set: the Pulsar private_token opens the TES "
+                        "routes too, with every task visible (docs/tes.md, 'Who may use it')")
+    if config.tes_token:
+        check_strength("tes_token", config.tes_token, found)
+        if config.tes_token == config.private_token:
+            found.add(WARN, "TES: tes_token is the same as private_token: the Pulsar token opens TES as well")
+    if config.tes_users_file:
+        try:
+            users = passwords.read_users(config.tes_users_file)
+        except ConfigError as exc:
+            found.add(FIX, f"TES: {exc} (the daemon does not start; pulsar-lite tes-user add writes it)")
+        else:
+            mode = os.stat(config.tes_users_file).st_mode & 0o777
+            if mode & 0o077:
+                found.add(WARN, f"TES: tes_users_file {config.tes_users_file} is mode {mode:04o}: others may read "
+                                f"the password hashes (chmod 600 it)")
+            found.add(OK if users or config.tes_token else WARN,
+                      f"TES: {len(users)} user(s) in {config.tes_users_file}")
+    try:
+        Cors(config.tes_cors_origins)
+    except ConfigError as exc:
+        found.add(FIX, f"TES: {exc}")
+
+
 def check_cli(name: str, manager, found: Findings) -> None:
     commands = SCHEDULER_COMMANDS[manager.job_plugin]
     if manager.shell_plugin == "SecureShell":
@@ -235,13 +272,27 @@ def check_clock(found: Findings) -> None:
         found.add(OK, f"the system clock is synchronised (estimated error {timex.esterror} us)")
 
 
+def check_tls(config, found: Findings) -> None:
+    if not config.web:
+        return
+    from .. import tls
+
+    for level, text in tls.check(config.ssl_pem, config.host):
+        found.add({"ok": OK, "warn": WARN, "fail": FIX}[level], text)
+
+
 def check_port(config, found: Findings) -> None:
     if not config.web:
         return
     host = "127.0.0.1" if config.host in ("0.0.0.0", "") else config.host
     address = f"[{host}]" if ":" in host else host
+    scheme = "https" if config.ssl_pem else "http"
     try:
-        with urllib.request.urlopen(f"http://{address}:{config.port}/healthz", timeout=3) as response:
+        import ssl
+
+        context = ssl._create_unverified_context() if config.ssl_pem else None  # loopback: our own port
+        with urllib.request.urlopen(f"{scheme}://{address}:{config.port}/healthz", timeout=3,
+                                    context=context) as response:
             health = json.load(response)
         if "pulsar_lite_version" in health:
             found.add(OK, f"port {config.port}: pulsar_lite {health['pulsar_lite_version']} answers there "
@@ -284,7 +335,9 @@ def run(args) -> int:
         check_broker(config, found)
     check_managers(config, found)
     check_tes(config, found)
+    check_tes_access(config, found)
     check_clock(found)
+    check_tls(config, found)
     check_port(config, found)
     problems = found.problems
     print(f"doctor: {problems} thing(s) to fix" if problems else "doctor: nothing to fix")

@@ -24,6 +24,7 @@ from .schema import (
     MANAGER_OPTION_MAP,
     MANAGER_OPTIONS,
     MANAGER_PREFIXES,
+    PULSAR_REFUSED,
     PULSAR_UNSUPPORTED,
     Option,
     coerce,
@@ -190,6 +191,8 @@ def build_config(raw: dict, source: str | None = None, base_dir: str = ".") -> A
             values[key] = _coerce(APP_OPTION_MAP[key], value, source)
         elif key.startswith(APP_PREFIXES):
             passthrough[key] = value
+        elif key in PULSAR_REFUSED:
+            raise ConfigError(f"{_where(source)}: Pulsar key '{key}' is refused: {PULSAR_REFUSED[key]}")
         elif key in PULSAR_UNSUPPORTED:
             warnings.append(f"{_where(source)}: Pulsar key '{key}' is not supported by pulsar_lite and is ignored")
         else:

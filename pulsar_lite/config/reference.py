@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from .schema import AMQP_OPTIONS, APP_OPTIONS, MANAGER_OPTIONS, PULSAR_UNSUPPORTED, TES_OPTIONS, Option
+from .schema import AMQP_OPTIONS, APP_OPTIONS, MANAGER_OPTIONS, PULSAR_REFUSED, PULSAR_UNSUPPORTED, TES_OPTIONS, Option
 
 HEADER = """# Configuration reference
 
@@ -67,7 +67,9 @@ def render() -> str:
             sections += [f"Needs the Python package(s): {', '.join(f'`{pkg}`' for _, pkg in spec.requires)}.", ""]
         if spec.options:
             sections += [*_table(spec.options.values()), ""]
-    sections += ["## Pulsar keys accepted with a warning and otherwise ignored", "",
+    sections += ["## Pulsar keys that stop start-up", "",
+                 *[f"* `{key}`: {why}." for key, why in sorted(PULSAR_REFUSED.items())], "",
+                 "## Pulsar keys accepted with a warning and otherwise ignored", "",
                  ", ".join(f"`{key}`" for key in sorted(PULSAR_UNSUPPORTED)), ""]
     return "\n".join(sections)
 

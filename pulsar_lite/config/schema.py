@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..affinity import parse_cpus
+from ..netpolicy import check_networks
 
 #: ``web_threads: 0`` means this many, with either HTTP server
 DEFAULT_WEB_THREADS = 16
@@ -88,14 +89,11 @@ def _octal(value: Any) -> int:
 
 
 def _urls(value: Any) -> list:
-    """One broker URL or a list of them (a single string is never split)."""
+    """One broker URL or a list of them (a single string is never split); http(s):// is a pulsar-relay."""
     urls = [value] if isinstance(value, str) else value
     if not isinstance(urls, list) or not all(isinstance(u, str) and u.strip() for u in urls):
         raise ValueError("expected a URL or a list of URLs")
     urls = [u.strip() for u in urls]
-    for url in urls:
-        if url.lower().startswith(("http://", "https://")):
-            raise ValueError("pulsar-relay (http/https) message queues are not supported; use an amqp:// URL")
     if len(set(urls)) != len(urls):
         raise ValueError("the same URL is listed twice")
     return urls
@@ -171,6 +169,7 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
     "timeout": _timeout,
     "delivery_mode": _delivery_mode,
     "cert_reqs": _cert_reqs,
+    "networks": check_networks,
 }
 
 
@@ -240,7 +239,8 @@ MANAGER_PREFIXES = ("env_",)
 #: The AMQP face (pulsar_lite.amqp); Pulsar's keys with Pulsar's meaning.
 AMQP_OPTIONS: tuple[Option, ...] = (
     Option("message_queue_url", "urls", None,
-           "AMQP broker URL (amqp://user:pass@host:5672/vhost) or a list of them; updates return to a job's broker"),
+           "AMQP broker URL (amqp://user:pass@host:5672/vhost), pulsar-relay URL (https://relay.example.org), or a "
+           "list of them; updates return to the broker or relay a job came from"),
     Option("message_queue_consume", "bool", True, "consume setup, status and kill messages"),
     Option("message_queue_publish", "bool", True, "publish status_update messages when jobs change state"),
     Option("amqp_key_prefix", "str", None,
@@ -267,14 +267,32 @@ AMQP_OPTIONS: tuple[Option, ...] = (
     Option("amqp_connect_ssl_keyfile", "path", None, "client TLS key"),
     Option("amqp_connect_ssl_certfile", "path", None, "client TLS certificate"),
     Option("amqp_connect_ssl_cert_reqs", "cert_reqs", None, "cert_none, cert_optional or cert_required"),
+    Option("message_queue_username", "str", None, "pulsar-relay (http(s):// message_queue_url): user to log in as; "
+           "Galaxy's relay_username (the relay keeps each user's topics apart, so both sides use one user)"),
+    Option("message_queue_password", "str", None, "pulsar-relay: that user's password"),
+    Option("message_queue_credentials_file", "path", None, "pulsar-relay: JSON file holding a refresh token "
+           "(as `pulsar-config --login` writes it; pulsar_lite has no login command yet); used instead of username/password when it exists, "
+           "and rewritten with each rotated token"),
+    Option("relay_topic_prefix", "str", "", "pulsar-relay: topic prefix, <prefix>_job_setup[_<manager>] (Galaxy's "
+           "relay_topic_prefix)"),
+    Option("relay_long_poll_timeout", "int", 30, "pulsar-relay: seconds one long poll waits for a message (1-60); "
+           "an idle daemon sends one request per this many seconds"),
+    Option("message_queue_publish_capabilities", "bool", True, "pulsar-relay: publish each manager's capability "
+           "snapshot to pulsar_capabilities[_<manager>] at start-up"),
     Option("status_outbox_drain_interval", "float", 5.0,
            "seconds between safety re-drains of the status outbox (state changes publish at once)"),
 )
 
 #: The GA4GH TES face (pulsar_lite.tes).
 TES_OPTIONS: tuple[Option, ...] = (
-    Option("tes", "bool", True, "serve the GA4GH Task Execution Service API (v1.1) at /ga4gh/tes/v1, with the "
-           "same token as the Pulsar routes"),
+    Option("tes", "bool", True, "serve the GA4GH Task Execution Service API (v1.1) at /ga4gh/tes/v1 (who may use "
+           "it: tes_token, tes_users_file; with neither set, private_token, and a warning)"),
+    Option("tes_token", "str", None, "TES bearer token (Authorization: Bearer): an administrator who sees every "
+           "task. With it or tes_users_file set, private_token no longer opens the TES routes"),
+    Option("tes_users_file", "path", None, "TES users (HTTP Basic), one NAME:pbkdf2_sha256$... line each (pulsar-lite "
+           "tes-user add); each sees, lists and cancels only their own tasks. Read again when it changes"),
+    Option("tes_cors_origins", "list", [], "origins a browser may call the TES routes from (https://app.example.org, "
+           "or *): CORS headers and OPTIONS preflights; none: no CORS headers"),
     Option("tes_manager", "str", None, "the manager that runs TES tasks (default: _default_, else the first one); "
            "a task's backend_parameters 'manager' picks another"),
     Option("tes_container_runtime", "choice", "podman", "how executors run: podman, docker, apptainer or "
@@ -292,9 +310,22 @@ TES_OPTIONS: tuple[Option, ...] = (
     Option("tes_container_no_new_privileges", "bool", True, "podman/docker --security-opt=no-new-privileges"),
     Option("tes_container_pids_limit", "int", 4096, "podman/docker --pids-limit of each executor (0: the "
            "runtime's default)"),
-    Option("tes_allowed_images", "list", ["*"], "images executors may use (fnmatch patterns; '*' or 'any': every one)"),
+    Option("tes_allowed_images", "list", ["*"], "images executors may use (fnmatch patterns; '*' or 'any': every one; "
+           "apptainer: every registry image, while instance://, a .sif or another image of the host needs a "
+           "pattern naming it)"),
     Option("tes_file_roots", "list", [], "local directories file:// inputs and outputs may name (none: file:// is "
            "refused)"),
+    Option("tes_fetch_allowed_networks", "networks", [], "addresses the daemon's own TES transfers (inputs, outputs, "
+           "every redirect) may connect to although refused by default: CIDRs or loopback, link-local, unspecified, "
+           "multicast, metadata, private (e.g. [127.0.0.0/8]). Refused by default: loopback, link-local, "
+           "unspecified, multicast, cloud metadata; the most specific network decides (docs/security.md)"),
+    Option("tes_fetch_denied_networks", "networks", [], "addresses TES transfers may not connect to, on top of "
+           "the defaults: CIDRs or the names above (e.g. [private]: RFC 1918, 100.64.0.0/10 and fc00::/7)"),
+    Option("tes_fetch_ca_bundle", "path", None, "CA certificates (PEM) TES transfers trust for https:// and "
+           "FTP over TLS (default: libcurl's own bundle)"),
+    Option("tes_ftp_tls", "choice", "scheme", "TLS for TES ftp:// URLs: scheme (as the URL says: ftps:// "
+           "implicit TLS, ftp:// none), try (ftp:// asks for AUTH TLS, plain if the server has none), required "
+           "(ftp:// fails without TLS for login and data)", ("scheme", "try", "required")),
     Option("tes_service_id", "str", "org.pulsar-lite.tes", "service-info id (reverse domain name)"),
     Option("tes_service_name", "str", "pulsar_lite TES", "service-info name"),
     Option("tes_organization_name", "str", "pulsar_lite", "service-info organization.name"),
@@ -320,6 +351,8 @@ APP_OPTIONS: tuple[Option, ...] = (
     Option("max_upload_size", "int", 0, "largest accepted request body in bytes; 0 = no limit"),
     Option("max_request_line", "int", 16 * 1024 * 1024, "longest accepted request line (submit carries JSON in the query)"),
     Option("web", "bool", True, "serve the REST face; false = message queue only (like serve --no-web)"),
+    Option("ssl_pem", "path", None, "serve HTTPS: a PEM file holding the certificate (with its chain) and its "
+           "private key (Pulsar's key); paste loads it again on SIGHUP"),
     Option("web_threads", "int", 0, "threads running REST requests; 0 = the server's default (16). An upload "
            "holds one for as long as its body takes to arrive, so this bounds the uploads in progress at once "
            "(paste: every open connection holds one, idle or not)"),
@@ -365,14 +398,20 @@ APP_OPTION_MAP = {o.key: o for o in APP_OPTIONS}
 #: App keys passed through verbatim to galaxy-tool-util's dependency manager.
 APP_PREFIXES = ("conda_",)
 
+#: Pulsar app.yml keys that change who may run jobs: never ignored. pulsar_lite refuses to start with them, with
+#: the reason, rather than serve without what the site believes it has.
+PULSAR_REFUSED = {
+    "user_auth": "pulsar_lite does not check the Galaxy user of each job (Pulsar's user_auth: allow_all, userlist, "
+                 "oidc); it would run every job anyone with the token sends. Remove the key to accept that, or "
+                 "keep Pulsar for this site",
+}
+
 #: Pulsar app.yml keys pulsar_lite knows but does not act on (yet): a warning.
 PULSAR_UNSUPPORTED = frozenset({
     "object_store_config_file", "object_store_config", "object_store_file_path",
     "object_store_job_working_directory", "object_store_new_file_path", "object_store_umask",
-    "user_auth", "tool_config_files", "tool_config_file", "sentry_dsn", "sentry_event_level",
+    "tool_config_files", "tool_config_file", "sentry_dsn", "sentry_event_level",
     "job_metrics_config_file", "job_metrics", "job_managers_config", "ensure_cleanup",
-    "message_queue_credentials_file", "message_queue_username",
-    "message_queue_password", "relay_topic_prefix", "relay_long_poll_timeout",
-    "message_queue_publish_capabilities", "cvmfsexec", "job_metrics", "config_dir", "ssl_pem",
+    "cvmfsexec", "job_metrics", "config_dir",
     "use_uwsgi", "uwsgi", "logging",
 })

@@ -7,21 +7,25 @@ file as multipart field ``file``, streamed from disk (TUS uploads: ``tus.py``). 
 (connection errors, timeouts, 408/425/429/5xx) are retried with backoff;
 permanent ones (other 4xx, missing local files, local I/O errors) fail at once
 with one line naming the HTTP status and the URL, secrets redacted.
+
+Every handle speaks http, https, ftp and ftps only, and follows redirects to http(s) only. A URL a client
+named (TES: ``put`` and ``download`` with ``remote``, remote.Remote) has every address libcurl connects to
+checked (pulsar_lite.netpolicy); a refused one fails the transfer at once. FTP: ``ftp.py``.
 """
 from __future__ import annotations
 
-import errno
-import hashlib
 import logging
 import os
+import ssl
 import re
-import stat
 import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .. import fsutil
+from .. import fsutil, netpolicy
+from .partial import open_part as _open_part
+from .partial import sha256 as _sha256
 
 try:
     import pycurl
@@ -130,7 +134,24 @@ RECEIVE_BUFFER = 1024 * 1024
 SEND_BUFFER = 2 * 1024 * 1024
 
 
-def _curl(url: str, timeout: float, low_speed_time: float):
+def _system_ca() -> str | None:
+    """The CA bundle TLS servers are checked against: ``CURL_CA_BUNDLE`` or ``SSL_CERT_FILE`` when set, else this
+    host's (OpenSSL's default: Debian's /etc/ssl/certs/ca-certificates.crt). The pycurl wheel's own libcurl
+    looks for Red Hat's /etc/pki/tls/certs/ca-bundle.crt, absent on Debian: every https transfer, Galaxy's
+    job files included, would fail its certificate check there."""
+    for name in ("CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        if os.environ.get(name) and os.path.isfile(os.environ[name]):
+            return os.environ[name]
+    cafile = ssl.get_default_verify_paths().cafile
+    return cafile if cafile and os.path.isfile(cafile) else None
+
+
+SYSTEM_CA = _system_ca()
+
+
+def _curl(url: str, timeout: float, low_speed_time: float, remote=None):
+    """A handle for ``url``: http(s) and ftp(s) only, redirects only to http(s); ``remote``
+    (remote.Remote): the address rule, CA and FTP TLS of a client's URL."""
     curl = pycurl.Curl()
     curl.setopt(pycurl.BUFFERSIZE, RECEIVE_BUFFER)
     curl.setopt(pycurl.UPLOAD_BUFFERSIZE, SEND_BUFFER)
@@ -141,11 +162,24 @@ def _curl(url: str, timeout: float, low_speed_time: float):
     curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
     curl.setopt(pycurl.LOW_SPEED_TIME, max(1, int(low_speed_time)))
     curl.setopt(pycurl.NOSIGNAL, 1)
+    curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS | pycurl.PROTO_FTP | pycurl.PROTO_FTPS)
+    curl.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+    if SYSTEM_CA is not None:
+        curl.setopt(pycurl.CAINFO, SYSTEM_CA)
+    if remote is not None:
+        remote.apply(curl, url, pycurl)
     stopping = getattr(_ABORT, "event", None)
     if stopping is not None:  # libcurl asks about once a second: a non-zero answer aborts the transfer
         curl.setopt(pycurl.NOPROGRESS, 0)
         curl.setopt(pycurl.XFERINFOFUNCTION, lambda *progress: 1 if stopping.is_set() else 0)
     return curl
+
+
+def _refused(method: str, url: str, curl) -> None:
+    """Raise (for good) when the address rule refused a connection of ``curl`` (remote.Remote)."""
+    why = netpolicy.refused(curl)
+    if why is not None:
+        raise _fail(method, url, None, f"refused: {why}", permanent=True) from None
 
 
 def _fail(method: str, url: str, status: int | None, detail: str, permanent: bool | None = None) -> TransferError:
@@ -167,7 +201,7 @@ def _content_range_total(headers: dict) -> int | None:
 
 
 def download(url: str, target: str, *, retry, expected_sha256: str | None = None, timeout: float = 30,
-             low_speed_time: float = 60, root: str | None = None) -> TransferStats:
+             low_speed_time: float = 60, root: str | None = None, remote=None) -> TransferStats:
     """Fetch ``url`` into ``target`` (resuming ``target.part``); returns what it did.
 
     ``target``'s directory is opened once (below ``root``, the job directory, when given: fsutil.open_directory)
@@ -183,70 +217,34 @@ def download(url: str, target: str, *, retry, expected_sha256: str | None = None
                     permanent=True) from None
     try:
         return _retrying(lambda: _download_once(url, target, part, expected_sha256, timeout, low_speed_time,
-                                                directory), url, retry, "download")
+                                                directory, remote), url, retry, "download")
     finally:
         os.close(directory)
 
 
-def _download_once(url, target, part, expected_sha256, timeout, low_speed_time, directory) -> TransferStats:
+def _download_once(url, target, part, expected_sha256, timeout, low_speed_time, directory,
+                   remote=None) -> TransferStats:
     try:
-        return _download_attempt(url, target, part, expected_sha256, timeout, low_speed_time, directory)
+        return _download_attempt(url, target, part, expected_sha256, timeout, low_speed_time, directory, remote)
     except _Restart:
         # the partial file cannot be resumed (no range support, or a 416 for a wrong size):
         # starting over is not a failure, so it costs no retry
-        return _download_attempt(url, target, part, expected_sha256, timeout, low_speed_time, directory)
+        return _download_attempt(url, target, part, expected_sha256, timeout, low_speed_time, directory, remote)
 
 
 class _Restart(Exception):
     pass
 
 
-#: the partial file, appended to (and read for its checksum): never through a symlink; a FIFO does not block
-_PART_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-
-
-def _open_part(url: str, part: str, directory: int) -> int:
-    """A descriptor to append to ``part`` (created if missing) in the directory open at ``directory``: the
-    partial file of an earlier attempt, or a new one when something else is there."""
-    name = os.path.basename(part)
-    flags = _PART_FLAGS
-    for _ in range(2):
-        try:
-            fd = os.open(name, flags, 0o666, dir_fd=directory)
-        except OSError as exc:
-            if exc.errno != errno.ELOOP or flags & os.O_EXCL:
-                raise _fail("GET", url, None, f"cannot write {part}: {exc.strerror}", permanent=True) from None
-            what = "a symbolic link"
-        else:
-            info = os.fstat(fd)
-            if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
-                os.set_blocking(fd, True)
-                return fd
-            os.close(fd)
-            what = "not a regular file" if not stat.S_ISREG(info.st_mode) else "a file with other hard links"
-            if flags & os.O_EXCL:
-                break
-        log.warning("%s is %s, not a partial download: removed (not followed); the download starts anew",
-                    part, what)
-        try:
-            os.unlink(name, dir_fd=directory)  # the name only: unlink never follows a symlink
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise _fail("GET", url, None, f"cannot write {part}: it is {what} and cannot be removed "
-                                          f"({exc.strerror})", permanent=True) from None
-        flags |= os.O_EXCL  # a file of our own, or a clear failure if something took the name again
-    raise _fail("GET", url, None, f"cannot write {part}: something other than a partial download keeps "
-                                  f"appearing there", permanent=True)
-
-
-def _download_attempt(url, target, part, expected_sha256, timeout, low_speed_time, directory) -> TransferStats:
+def _download_attempt(url, target, part, expected_sha256, timeout, low_speed_time, directory,
+                      remote=None) -> TransferStats:
     part_name, target_name = os.path.basename(part), os.path.basename(target)
-    handle = os.fdopen(_open_part(url, part, directory), "ab")
+    unwritable = lambda detail: _fail("GET", url, None, detail, permanent=True)  # noqa: E731
+    handle = os.fdopen(_open_part(part, directory, unwritable), "ab")
     with handle:
         offset = os.fstat(handle.fileno()).st_size
         response = _Response()
-        curl = _curl(url, timeout, low_speed_time)
+        curl = _curl(url, timeout, low_speed_time, remote)
         written = 0
 
         def write(chunk: bytes):
@@ -272,6 +270,7 @@ def _download_attempt(url, target, part, expected_sha256, timeout, low_speed_tim
         except pycurl.error as exc:
             code, message = exc.args[0], exc.args[1] if len(exc.args) > 1 else ""
             status = curl.getinfo(pycurl.RESPONSE_CODE) or None
+            _refused("GET", url, curl)
             if code == pycurl.E_WRITE_ERROR and isinstance(exc.__context__, OSError):
                 raise _fail("GET", url, None, f"cannot write {part}: {exc.__context__.strerror}",
                             permanent=True) from None
@@ -319,18 +318,6 @@ def _download_attempt(url, target, part, expected_sha256, timeout, low_speed_tim
     return TransferStats(bytes=written, resumed_from=offset if status == 206 else 0)
 
 
-def _sha256(fd: int) -> str:
-    """The SHA-256 of the file open at ``fd`` (read with pread: the descriptor's offset is left alone)."""
-    digest = hashlib.sha256()
-    offset = 0
-    while True:
-        chunk = os.pread(fd, 1024 * 1024, offset)
-        if not chunk:
-            return digest.hexdigest()
-        digest.update(chunk)
-        offset += len(chunk)
-
-
 def upload(url: str, source: str, *, retry, timeout: float = 30, low_speed_time: float = 60,
            name: str | None = None) -> TransferStats:
     """POST ``source`` to ``url`` as multipart field ``file`` (its file name ``name``'s, when given)."""
@@ -366,6 +353,7 @@ def _send(curl, method: str, url: str) -> None:
     except pycurl.error as exc:
         code, message = exc.args[0], exc.args[1] if len(exc.args) > 1 else ""
         status = curl.getinfo(pycurl.RESPONSE_CODE) or None
+        _refused(method, url, curl)
         if status and not 200 <= status < 300:
             raise _fail(method, url, status, response.reason) from None
         raise _fail(method, url, None, f"curl error {code}: {message}", permanent=False) from None
@@ -375,15 +363,16 @@ def _send(curl, method: str, url: str) -> None:
         raise _fail(method, url, status, response.reason)
 
 
-def put(url: str, source: str, *, retry, timeout: float = 30, low_speed_time: float = 60) -> TransferStats:
+def put(url: str, source: str, *, retry, timeout: float = 30, low_speed_time: float = 60,
+        remote=None) -> TransferStats:
     """PUT ``source``'s bytes to ``url`` (GA4GH TES outputs), retried as other transfers are."""
     if not os.path.isfile(source):
         raise _fail("PUT", url, None, f"local file {source} does not exist", permanent=True)
-    return _retrying(lambda: _put_once(url, source, timeout, low_speed_time), url, retry, "upload")
+    return _retrying(lambda: _put_once(url, source, timeout, low_speed_time, remote), url, retry, "upload")
 
 
-def _put_once(url, source, timeout, low_speed_time) -> TransferStats:
-    curl = _curl(url, timeout, low_speed_time)
+def _put_once(url, source, timeout, low_speed_time, remote) -> TransferStats:
+    curl = _curl(url, timeout, low_speed_time, remote)
     with open(source, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         curl.setopt(pycurl.UPLOAD, 1)

@@ -1,9 +1,9 @@
 """The TES HTTP face: GA4GH TES v1.1 routes at /ga4gh/tes/v1 (and /v1), inside the REST face's WSGI app.
 
 Unknown paths answer 404 before any authentication, as clients such as py-tes try several base paths and
-move on only after a 404. Errors are JSON objects ``{"message": ..., "status_code": ...}`` (the spec
-leaves their body to the implementation). The token is the Pulsar routes' own (``Authorization: Bearer``,
-compared in constant time).
+move on only after a 404; a CORS preflight is answered before it too (``cors.py``). Errors are JSON objects
+``{"message": ..., "status_code": ...}`` (the spec leaves their body to the implementation). Who may use
+the routes, and which tasks each caller sees: ``auth.py``.
 """
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from urllib.parse import parse_qsl
 
 from ..errors import BadRequest, NotFound, PayloadTooLarge, PulsarLiteError
 from . import protocol
+from .auth import TesAuth
+from .cors import Cors
 from .service import TesService
 
 log = logging.getLogger(__name__)
@@ -30,20 +32,33 @@ def tes_path(path: str) -> str | None:
 
 
 class TesFace:
-    def __init__(self, service: TesService, authorized):
+    def __init__(self, service: TesService, auth: TesAuth, cors: Cors | None = None):
         self.service = service
-        self.authorized = authorized
+        self.auth = auth
+        self.cors = cors or Cors([])
 
     def handle(self, request, sub_path: str) -> tuple[int, list, list]:
+        status, headers, body = self._handle(request, sub_path)
+        return status, headers + self.cors.headers(request.environ.get("HTTP_ORIGIN")), body
+
+    def _handle(self, request, sub_path: str) -> tuple[int, list, list]:
         method = request.method
+        if method == "OPTIONS" and self.cors.enabled:
+            methods = _methods(sub_path)
+            if not methods:
+                return _error(404, f"no such TES route: {method} {sub_path}")
+            return 204, self.cors.preflight(request.environ.get("HTTP_ORIGIN"), methods), []
         try:
             handler, arguments = self._route(method, sub_path)
         except PulsarLiteError as exc:
             return _error(exc.status, str(exc))
         try:
-            if not self.authorized(request):  # reads the query string (private_token): 400 when not UTF-8
-                return _error(401, "missing or wrong token (Authorization: Bearer <token>)")
-            return _reply(200, handler(request, *arguments))
+            caller = self.auth.caller(request)  # shared token: reads the query string (400 when not UTF-8)
+            if caller is None:
+                status, headers, body = _error(401, "missing or wrong credentials (Authorization: Bearer <token>, "
+                                                    "or Basic)")
+                return status, headers + self.auth.challenges(), body
+            return _reply(200, handler(request, caller, *arguments))
         except PulsarLiteError as exc:
             if exc.status >= 500:
                 log.error("TES %s %s: %s", method, sub_path, exc)
@@ -54,6 +69,9 @@ class TesFace:
             return _error(500, f"internal server error (reference {reference}, see the server log)")
 
     def _route(self, method: str, path: str):
+        methods = _methods(path)
+        if not methods:
+            raise NotFound(f"no such TES route: {method} {path}")
         parts = path.strip("/").split("/")
         if parts == ["service-info"]:
             return self._expect(method, "GET", self.service_info), ()
@@ -61,11 +79,9 @@ class TesFace:
             if method == "GET":
                 return self.list_tasks, ()
             return self._expect(method, "POST", self.create_task), ()
-        if len(parts) == 2 and parts[0] == "tasks" and parts[1]:
-            if parts[1].endswith(":cancel"):
-                return self._expect(method, "POST", self.cancel_task), (parts[1][:-len(":cancel")],)
-            return self._expect(method, "GET", self.get_task), (parts[1],)
-        raise NotFound(f"no such TES route: {method} {path}")
+        if parts[1].endswith(":cancel"):
+            return self._expect(method, "POST", self.cancel_task), (parts[1][:-len(":cancel")],)
+        return self._expect(method, "GET", self.get_task), (parts[1],)
 
     @staticmethod
     def _expect(method: str, wanted: str, handler):
@@ -74,10 +90,10 @@ class TesFace:
         return handler
 
     # -- handlers --------------------------------------------------------------------------------------
-    def service_info(self, request) -> dict:
+    def service_info(self, request, caller) -> dict:
         return self.service.service_info()
 
-    def create_task(self, request) -> dict:
+    def create_task(self, request, caller) -> dict:
         length = request.content_length
         if length is not None and length > MAX_BODY:
             raise PayloadTooLarge(f"a task document may not be larger than {MAX_BODY} bytes")
@@ -88,13 +104,13 @@ class TesFace:
             document = json.loads(body or b"null")
         except ValueError as exc:
             raise BadRequest(f"the body is not JSON: {exc}") from None
-        return {"id": self.service.create(document)}
+        return {"id": self.service.create(document, owner=None if caller.admin else caller.name)}
 
-    def get_task(self, request, task_id: str) -> dict:
+    def get_task(self, request, caller, task_id: str) -> dict:
         query = _query(request)
-        return self.service.get(task_id, protocol.read_view(_one(query, "view")))
+        return self.service.get(task_id, protocol.read_view(_one(query, "view")), caller)
 
-    def list_tasks(self, request) -> dict:
+    def list_tasks(self, request, caller) -> dict:
         query = _query(request)
         return self.service.list(
             view=protocol.read_view(_one(query, "view")),
@@ -102,15 +118,28 @@ class TesFace:
             after=protocol.read_page_token(_one(query, "page_token")),
             name_prefix=_one(query, "name_prefix") or None,
             state=protocol.read_state_filter(_one(query, "state")),
-            tags=protocol.read_tag_filter(query.get("tag_key", []), query.get("tag_value", [])))
+            tags=protocol.read_tag_filter(query.get("tag_key", []), query.get("tag_value", [])),
+            caller=caller)
 
-    def cancel_task(self, request, task_id: str) -> dict:
-        self.service.cancel(task_id)
+    def cancel_task(self, request, caller, task_id: str) -> dict:
+        self.service.cancel(task_id, caller)
         return {}
 
 
 class _MethodNotAllowed(PulsarLiteError):
     status = 405
+
+
+def _methods(path: str) -> tuple[str, ...]:
+    """The methods the TES route at ``path`` takes; () when there is no such route."""
+    parts = path.strip("/").split("/")
+    if parts == ["service-info"]:
+        return ("GET",)
+    if parts == ["tasks"]:
+        return ("GET", "POST")
+    if len(parts) == 2 and parts[0] == "tasks" and parts[1]:
+        return ("POST",) if parts[1].endswith(":cancel") else ("GET",)
+    return ()
 
 
 def _query(request) -> dict[str, list[str]]:

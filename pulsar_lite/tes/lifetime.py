@@ -4,7 +4,8 @@ filter on it, and its record once the job is gone.
 * A task's final state is written when its job ends (a listener of the engine's moves), and at start-up for
   every task whose state was not (an older pulsar_lite wrote the row, or the daemon stopped in between).
 * ``job_retention`` removes a finished task's job and files like any job's; just before, the task's record is
-  kept in its row (``TaskStore.retire_task``): its document without the inputs' contents, its final state,
+  kept in its row (``TaskStore.retire_task``): its document without the inputs' contents and the executors'
+  env, URLs' passwords masked, its owner kept (``kept_document``), its final state,
   and its log as the FULL view showed it, without the executors' stdout and stderr (its times, exit codes,
   outputs and system_logs). GET and ListTasks answer from it.
 * ``tes_task_record_retention`` seconds later, a sweep on the engine's timer thread removes the record.
@@ -17,6 +18,7 @@ import time
 from .. import wire
 from ..engine.retention import SWEEP_BATCH, sweep_interval
 from ..store_tes import ACTIVE
+from . import staging
 from .protocol import FINAL_STATES, State, rfc3339
 
 log = logging.getLogger(__name__)
@@ -86,8 +88,7 @@ class TaskLifetime:
             task_log.setdefault("system_logs", []).append("the task's job was removed (job_retention) before "
                                                           "it ran")
         task_log.setdefault("metadata", {})["files_removed"] = rfc3339(now)
-        document = dict(row.document, inputs=[{k: v for k, v in entry.items() if k != "content"}
-                                              for entry in row.document["inputs"]])
+        document = kept_document(row.document)
         self.store.retire_task(row.id, document, state, task_log, now)
         log.info("TES task %s: its job and files are removed (job_retention); its record stays", row.id)
 
@@ -114,3 +115,15 @@ class TaskLifetime:
         finally:
             if not self.engine.stopped:
                 self.engine.timers.call_later(delay, self._tick)
+
+
+def kept_document(task: dict) -> dict:
+    """What a task's record keeps of its document: its owner (a retired task is as private as a live one), not
+    its inputs' ``content`` nor its executors' ``env`` (FULL-only fields, often credentials), and its URLs with
+    their password masked (``staging.public_url``: the transfers are over)."""
+    def masked(entry: dict) -> dict:
+        return dict(entry, url=staging.public_url(entry["url"])) if entry.get("url") else dict(entry)
+
+    return dict(task, inputs=[masked({k: v for k, v in entry.items() if k != "content"}) for entry in task["inputs"]],
+                outputs=[masked(entry) for entry in task["outputs"]],
+                executors=[{k: v for k, v in entry.items() if k != "env"} for entry in task["executors"]])

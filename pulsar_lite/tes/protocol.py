@@ -53,6 +53,10 @@ INPUT_FIELDS = ("name", "description", "url", "path", "type", "content", "stream
 OUTPUT_FIELDS = ("name", "description", "url", "path", "path_prefix", "type")
 RESOURCE_FIELDS = ("cpu_cores", "preemptible", "ram_gb", "disk_gb", "zones", "backend_parameters",
                    "backend_parameters_strict")
+#: the camelCase spellings of resource names (the spec README's example, and clients built from it) beside the
+#: schema's snake_case ones; read as the schema's, emitted only as the schema's (``preemptible``, ``zones``: the same)
+RESOURCE_ALIASES = {"cpuCores": "cpu_cores", "ramGb": "ram_gb", "diskGb": "disk_gb",
+                    "backendParameters": "backend_parameters", "backendParametersStrict": "backend_parameters_strict"}
 EXECUTOR_FIELDS = ("image", "command", "workdir", "stdin", "stdout", "stderr", "env", "ignore_error")
 #: fields a client sends that the server sets: ignored on create
 READ_ONLY = ("id", "state", "logs", "creation_time")
@@ -208,7 +212,14 @@ def _file_type(value, what: str) -> str:
 def _resources(value) -> dict:
     if value is None:
         return {}
-    resources = _object(value, "resources")
+    resources = dict(_object(value, "resources"))
+    for camel, snake in RESOURCE_ALIASES.items():
+        if camel in resources:
+            spelt = resources.pop(camel)
+            if snake in resources and resources[snake] != spelt:
+                raise BadRequest(f"resources.{camel} and resources.{snake} are the same field with two values: "
+                                 f"give one")
+            resources[snake] = spelt
     _known(resources, RESOURCE_FIELDS, "resources")
     clean = {}
     cores = resources.get("cpu_cores")

@@ -24,11 +24,22 @@ from .protocol import has_wildcards
 
 OCI_RUNTIMES = ("podman", "docker")
 SIF_RUNTIMES = ("apptainer", "singularity")
+#: apptainer image URIs fetched from a registry; any other URI (instance://, docker-daemon://, ...), a path and a
+#: .sif file are the host's (policy.py: allowed only when tes_allowed_images names them)
+REGISTRY_SCHEMES = ("docker", "oras", "library")
 RUNTIMES = OCI_RUNTIMES + SIF_RUNTIMES
 #: exit codes of ``podman run`` / ``docker run`` that mean the container could not be run at all
 RUNTIME_FAILURES = {125: "the container runtime failed (image missing, bad option)",
                     126: "the command in the container could not be invoked",
                     127: "the command was not found in the container"}
+
+
+def registry_image(image: str) -> bool:
+    """Whether apptainer fetches ``image`` from a registry: a ``docker://``, ``oras://`` or ``library://`` URI,
+    or a plain name (run as ``docker://<name>``); not a path, a ``.sif`` file or another URI."""
+    if "://" in image:
+        return image.split("://", 1)[0].lower() in REGISTRY_SCHEMES
+    return not (image.endswith(".sif") or image.startswith(("/", ".", "~")))
 
 
 #: characters podman's and docker's ``-v`` and apptainer's ``--bind`` take as separators: never in a mount
@@ -149,7 +160,8 @@ def run_command(runtime: str, command: str, task_id: str, index: int, executor: 
             argv += ["--env", f"{key}={value}"]
         argv += list(options.get("extra") or [])
         image = executor["image"]
-        return argv + [image if "://" in image or image.endswith(".sif") else f"docker://{image}", *executor["command"]]
+        return argv + [image if "://" in image or not registry_image(image) else f"docker://{image}",
+                       *executor["command"]]
     # --sig-proxy=false: the client passes no signal on to the container. A cancel removes the container by name
     # (_tes_kill); a signal the scheduler sends the whole job that the job script ignores (Grid Engine's SIGUSR1
     # before a suspend) must not reach the executor through the client either.

@@ -4,11 +4,12 @@ A task is a job whose id is ``tes-<32 hex digits>`` (the Pulsar faces refuse ids
 two never meet in the store), whose command runs its executors (``runtime.script``) and whose staging is
 this module's ``TesStager``. So a task runs on whichever manager runs it (locally or on a cluster),
 survives restarts as a job does, and shows in the job listings; the task document itself is kept in the
-store's ``tes_tasks`` table.
+store's ``tes_tasks`` table, with its ``owner``: the Basic user who created it (none when an administrator
+did, ``auth.py``). A caller who is not an administrator sees, lists and cancels only their own tasks; any
+other task is "no such task" to them (404, not 403: whether an id exists is not theirs to know).
 """
 from __future__ import annotations
 
-import fnmatch
 import logging
 import os
 import time
@@ -16,9 +17,11 @@ import uuid
 
 from .. import fsutil, wire
 from ..errors import BadRequest, NotFound
+from ..netpolicy import AddressPolicy
 from ..staging import StagingStats
+from ..staging.remote import Remote
 from ..store_tes import ACTIVE, TaskRow
-from . import runtime, staging
+from . import policy, runtime, staging
 from .lifetime import TaskLifetime
 from .protocol import (
     FINAL_STATES,
@@ -57,7 +60,7 @@ class TesStager:
     def stage_in(self, job_dir, record, policy) -> StagingStats:
         task = self.service.document(record.job_id)
         started = time.monotonic()
-        files, size = staging.stage_in(task, job_dir.path, self.service.file_roots, policy)
+        files, size = staging.stage_in(task, job_dir.path, self.service.file_roots, policy, self.service.remote)
         return StagingStats(files, size, time.monotonic() - started)
 
     def stage_out(self, job_dir, record, policy) -> StagingStats:
@@ -68,7 +71,7 @@ class TesStager:
             return StagingStats()
         task = self.service.document(record.job_id)
         started = time.monotonic()
-        files, size = staging.stage_out(task, job_dir.path, self.service.file_roots, policy,
+        files, size = staging.stage_out(task, job_dir.path, self.service.file_roots, policy, self.service.remote,
                                         executor_failed=record.returncode != 0)
         return StagingStats(files, size, time.monotonic() - started)
 
@@ -87,6 +90,10 @@ class TesService:
         self.command = config.tes_container_command or self.runtime
         self.file_roots = [os.path.abspath(r) for r in config.tes_file_roots or []]
         self.images = [str(p) for p in config.tes_allowed_images or []]
+        #: how the daemon's own transfers reach a task's URLs: which addresses (docs/security.md), CA, FTP TLS
+        networks = AddressPolicy(config.tes_fetch_allowed_networks, config.tes_fetch_denied_networks,
+                                 "tes_fetch_allowed_networks", "tes_fetch_denied_networks")
+        self.remote = Remote(networks=networks, ca_bundle=config.tes_fetch_ca_bundle, ftp_tls=config.tes_ftp_tls)
         self.default_manager = default_manager(config)
         engine.manager_config(self.default_manager)
         self.options = {"network": config.tes_container_network, "pull": config.tes_container_pull,
@@ -110,21 +117,23 @@ class TesService:
             self._submit(task_id, manager, document)
 
     # -- create ----------------------------------------------------------------------------------------------------
-    def create(self, body) -> str:
+    def create(self, body, owner: str | None = None) -> str:
         task = read_task(body)
-        for executor in task["executors"]:
-            if not self._allowed(executor["image"]):
-                raise BadRequest(f"image {executor['image']!r} is not allowed here (tes_allowed_images)")
+        policy.check_images(task, self.images, self.runtime)
+        policy.check_urls(task, self.file_roots)
         try:
             runtime.mounts(task)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
+        self._check_addresses(task)
         parameters = task["resources"].get("backend_parameters") or {}
-        unsupported = sorted(set(parameters) - set(BACKEND_PARAMETERS))
+        unsupported = policy.check_backend_parameters(task["resources"], BACKEND_PARAMETERS)
         manager = parameters.get("manager") or self.default_manager
         if manager not in self.engine.manager_configs:
             raise BadRequest(f"backend_parameters manager {manager!r} is not a manager of this server")
         task["system_logs"] = []
+        if owner is not None:
+            task["owner"] = owner  # never rendered: render() picks the schema's fields
         if unsupported:
             for key in unsupported:
                 del parameters[key]  # "shall not store or return unsupported keys"
@@ -136,16 +145,20 @@ class TesService:
         created = time.time()
         self.engine.setup(manager, task_id, tool_id="tes", tool_version=SPEC_VERSION, assign_id=False)
         self.engine.store.put_task(task_id, manager, created, task["name"], task)
-        if unsupported and task["resources"].get("backend_parameters_strict"):
-            self.engine.refuse(manager, task_id, f"unsupported backend_parameters: {', '.join(unsupported)} "
-                                                  f"(backend_parameters_strict)")
-            return task_id
         self._submit(task_id, manager, task)
         log.info("TES task %s (%s) created on manager %s", task_id, task["name"] or "no name", manager)
         return task_id
 
-    def _allowed(self, image: str) -> bool:
-        return any(pattern in ("*", "any") or fnmatch.fnmatchcase(image, pattern) for pattern in self.images)
+    def _check_addresses(self, task: dict) -> None:
+        """A URL whose host is an IP address the daemon may not connect to is refused at once (a host name is
+        judged by the address libcurl connects to, when the task's files are staged)."""
+        for kind in ("inputs", "outputs"):
+            for n, entry in enumerate(task[kind]):
+                url = entry.get("url") or ""
+                if staging.scheme(url) in staging.REMOTE_SCHEMES:
+                    why = self.remote.networks.refusal_of_url(url)
+                    if why is not None:
+                        raise BadRequest(f"{kind}[{n}].url {staging.public_url(url)}: {why}")
 
     def _submit(self, task_id: str, manager: str, task: dict) -> None:
         job_dir = self.engine.job_directory(manager, task_id)
@@ -168,13 +181,16 @@ class TesService:
             raise NotFound(f"no TES task {task_id}")
         return found[2]
 
-    def get(self, task_id: str, view: str) -> dict:
-        if not is_task_id(task_id) or not wire.valid_job_id(task_id):
+    def _find(self, task_id: str, caller) -> TaskRow:
+        """The row of a task ``caller`` may see (None: the daemon itself), whether its job is there or only its
+        record (the owner is kept in both); else NotFound."""
+        row = self.engine.store.task_row(task_id) if is_task_id(task_id) and wire.valid_job_id(task_id) else None
+        if row is None or not visible(row.document, caller):
             raise NotFound(f"no TES task {task_id}")
-        row = self.engine.store.task_row(task_id)
-        if row is None:
-            raise NotFound(f"no TES task {task_id}")
-        return self.render_row(row, view)
+        return row
+
+    def get(self, task_id: str, view: str, caller=None) -> dict:
+        return self.render_row(self._find(task_id, caller), view)
 
     def final_state(self, manager: str, task_id: str) -> str:
         """The state of a task whose job has ended (``lifetime`` records it)."""
@@ -277,23 +293,28 @@ class TesService:
         return _drop_none(task_log)
 
     def list(self, view: str, page_size: int, after, name_prefix: str | None, state: str | None,
-             tags: dict[str, str]) -> dict:
-        """A page of tasks in creation order. The store filters by name prefix, tags and a final state (indexed:
-        no other task is read); a state a task has before it ends is decided for each task that has not ended.
+             tags: dict[str, str], caller=None) -> dict:
+        """A page of the tasks ``caller`` may see, in creation order. The store filters by owner (a caller who
+        is not an administrator is given only their own tasks), name prefix, tags and a final state (indexed: no
+        other task is read); a state a task has before it ends is decided for each task that has not ended.
         The token resumes right after the last task looked at (opaque: its creation time and id), so each task
         comes once."""
         store = self.engine.store
+        owner = None if caller is None or caller.admin else caller.name or ""
         if state is None or state in FINAL_STATES:
-            rows = store.task_page(after, page_size + 1, name_prefix, tags, state, whole=view != "MINIMAL")
+            rows = store.task_page(after, page_size + 1, name_prefix, tags, state, whole=view != "MINIMAL",
+                                   owner=owner)
             result = {"tasks": [self.render_row(row, view) for row in rows[:page_size]]}
             if len(rows) > page_size:
                 result["next_page_token"] = page_token(rows[page_size - 1].created, rows[page_size - 1].id)
             return result
         tasks, last, ended = [], after, {}
         while len(tasks) < page_size:
-            rows = store.task_page(last, 500, name_prefix, tags, ACTIVE)
+            rows = store.task_page(last, 500, name_prefix, tags, ACTIVE, owner=owner)
             for row in rows:
                 last = (row.created, row.id)
+                if not visible(row.document, caller):
+                    continue  # (the store's owner filter already left it out)
                 record = store.get(row.manager, row.id)
                 current = self.state(row.id, row.manager, row.document, record)
                 if current in FINAL_STATES:
@@ -307,18 +328,14 @@ class TesService:
         if ended:
             store.set_task_states(ended)
         result = {"tasks": tasks}
-        if last is not None and last != after and store.task_page(last, 1, name_prefix, tags, ACTIVE):
+        if last is not None and last != after and store.task_page(last, 1, name_prefix, tags, ACTIVE,
+                                                                  whole=False, owner=owner):
             result["next_page_token"] = page_token(*last)
         return result
 
     # -- cancel ---------------------------------------------------------------------------------------------------------
-    def cancel(self, task_id: str) -> None:
-        if not is_task_id(task_id) or not wire.valid_job_id(task_id):
-            raise NotFound(f"no TES task {task_id}")
-        found = self.engine.store.get_task(task_id)
-        if found is None:
-            raise NotFound(f"no TES task {task_id}")
-        self.engine.cancel(found[0], task_id)
+    def cancel(self, task_id: str, caller=None) -> None:
+        self.engine.cancel(self._find(task_id, caller).manager, task_id)  # a retired task's: nothing to do
 
     # -- service-info ---------------------------------------------------------------------------------------------------
     def service_info(self) -> dict:
@@ -334,6 +351,12 @@ class TesService:
                 "storage": list(config.tes_storage or []) + [f"file://{root}" for root in self.file_roots],
                 "tesResources_backend_parameters": list(BACKEND_PARAMETERS)}
         return info
+
+
+def visible(task: dict, caller) -> bool:
+    """Whether ``caller`` (None: the daemon itself) may see ``task``: an administrator every task, a user
+    their own."""
+    return caller is None or caller.admin or (caller.name is not None and task.get("owner") == caller.name)
 
 
 def _read(job_directory: str, path: str) -> str | None:
@@ -374,15 +397,25 @@ def _document(task_id: str, state: str, created: float, task: dict, view: str, t
     full = view == "FULL"
     return _drop_none({"id": task_id, "state": state, "name": task["name"], "description": task["description"],
                        "inputs": [_input(i, full) for i in task["inputs"]],
-                       "outputs": [_drop_none(o) for o in task["outputs"]],
+                       "outputs": [_drop_none(dict(o, url=staging.public_url(o["url"]))) for o in task["outputs"]],
                        "resources": _resources(task["resources"]),
-                       "executors": [_drop_none(e) for e in task["executors"]], "volumes": task["volumes"],
+                       "executors": [_executor(e, full) for e in task["executors"]], "volumes": task["volumes"],
                        "tags": task["tags"], "creation_time": rfc3339(created), "logs": [task_log]})
 
 
 def _input(entry: dict, full: bool) -> dict:
+    """An input as a view shows it: its inline ``content`` in FULL only (the spec leaves it out of BASIC), a
+    URL's password never."""
     shown = {k: v for k, v in entry.items() if v is not None and (full or k != "content")}
+    if shown.get("url"):
+        shown["url"] = staging.public_url(shown["url"])
     return shown
+
+
+def _executor(entry: dict, full: bool) -> dict:
+    """An executor as a view shows it: its ``env`` in FULL only. The spec's BASIC has it, but env values are
+    where clients put credentials (API keys, tokens), and BASIC is what clients poll and log."""
+    return {k: v for k, v in entry.items() if v is not None and (full or k != "env")}
 
 
 def _resources(resources: dict) -> dict:

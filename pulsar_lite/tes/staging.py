@@ -1,5 +1,8 @@
-"""A TES task's inputs and outputs: http(s) through the libcurl transfer engine (retries, resume), file://
-only under the configured roots (``tes_file_roots``, none by default), and inline ``content``.
+"""A TES task's inputs and outputs: http(s) and ftp(s) through the libcurl transfer engine (retries, resume;
+every address connected to checked against ``tes_fetch_allowed_networks`` / ``tes_fetch_denied_networks``:
+``remote``), file:// only under the configured roots (``tes_file_roots``, none by default), and inline
+``content``. A URL's credentials (``ftp://user:password@host/``) are used, never shown: every message and the
+output file log name the URL with its password masked (``public_url``).
 
 Inputs land on the host mirror of their container path (``<job>/tes/root/<path>``) before the job is
 queued; outputs are taken from there after the executors ended, wildcards matched under the mirror and
@@ -18,13 +21,27 @@ from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
 from .. import fsutil
-from ..staging import RetryPolicy, transfer
+from ..staging import RetryPolicy, ftp, transfer
 from ..staging.actions import PermanentStagingError
 from .runtime import has_wildcards, host_path
 
 OUTPUTS_LOG = "outputs.json"
 #: lines for the task's system_logs about its outputs (those not sent after an executor failed)
 OUTPUT_NOTES = "outputs.notes"
+REMOTE_SCHEMES = ("http", "https", "ftp", "ftps")
+
+
+def public_url(url: str | None) -> str | None:
+    """``url`` with the password of its user information masked (``user:***@``; a user name alone, often a
+    token, is masked whole: ``***@``); the rest as it is."""
+    if not url or "@" not in url:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    masked = userinfo.split(":", 1)[0] + ":***" if ":" in userinfo else "***"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{masked}@{host}"))
 
 
 def _local(url: str, roots: list[str], what: str) -> str:
@@ -32,21 +49,22 @@ def _local(url: str, roots: list[str], what: str) -> str:
     parsed = urllib.parse.urlparse(url)
     path = urllib.parse.unquote(parsed.path if parsed.scheme == "file" else url)
     if parsed.scheme == "file" and parsed.netloc not in ("", "localhost"):
-        raise PermanentStagingError(f"{what}: file URLs of other hosts are not supported ({url})")
+        raise PermanentStagingError(f"{what}: file URLs of other hosts are not supported ({public_url(url)})")
     real = os.path.realpath(path)
     for root in roots:
         base = os.path.realpath(root)
         if real == base or real.startswith(base.rstrip("/") + "/"):
             return real
-    raise PermanentStagingError(f"{what}: {url} is not under an allowed local root (tes_file_roots)")
+    raise PermanentStagingError(f"{what}: {public_url(url)} is not under an allowed local root (tes_file_roots)")
 
 
-def _scheme(url: str) -> str:
+def scheme(url: str) -> str:
     return urllib.parse.urlparse(url).scheme.lower() if "://" in url else ("file" if url.startswith("/") else "")
 
 
-def stage_in(task: dict, job_directory: str, roots: list[str], policy: RetryPolicy) -> tuple[int, int]:
-    """Every input onto its host mirror; (files, bytes). Raises with a one-line reason."""
+def stage_in(task: dict, job_directory: str, roots: list[str], policy: RetryPolicy, remote=None) -> tuple[int, int]:
+    """Every input onto its host mirror; (files, bytes). Raises with a one-line reason. ``remote``
+    (staging.remote.Remote): the address rule, CA and FTP TLS of http(s) and ftp(s) transfers."""
     root = os.path.join(job_directory, "tes", "root")
     files = size = 0
     for n, entry in enumerate(task["inputs"]):
@@ -55,12 +73,19 @@ def stage_in(task: dict, job_directory: str, roots: list[str], policy: RetryPoli
         os.makedirs(os.path.dirname(target), exist_ok=True)
         if entry["content"] is not None:
             size += fsutil.write_bytes(target, entry["content"].encode("utf-8"), mode=0o644, durable=True)
-        elif _scheme(entry["url"]) in ("http", "https"):
+        elif scheme(entry["url"]) in ("http", "https"):
             if entry["type"] == "DIRECTORY":
                 raise PermanentStagingError(f"{what}: DIRECTORY inputs by http(s) are not supported")
-            stats = transfer.download(entry["url"], target, retry=policy, root=job_directory)
+            stats = transfer.download(entry["url"], target, retry=policy, root=job_directory, remote=remote)
             size += stats.bytes
-        elif _scheme(entry["url"]) == "file":
+        elif scheme(entry["url"]) in ("ftp", "ftps"):
+            if entry["type"] == "DIRECTORY":
+                size += ftp.download_tree(entry["url"], target, retry=policy, root=job_directory, remote=remote)[1]
+                _readable(target)
+            else:
+                ftp.download(entry["url"], target, retry=policy, root=job_directory, remote=remote)
+                size += os.path.getsize(target)
+        elif scheme(entry["url"]) == "file":
             source = _local(entry["url"], roots, what)
             if entry["type"] == "DIRECTORY":
                 shutil.copytree(source, target, dirs_exist_ok=True)
@@ -68,7 +93,8 @@ def stage_in(task: dict, job_directory: str, roots: list[str], policy: RetryPoli
             else:
                 size += fsutil.copy_file(source, target, durable=True)
         else:
-            raise PermanentStagingError(f"{what}: unsupported URL {entry['url']!r} (http, https and file are)")
+            raise PermanentStagingError(f"{what}: unsupported URL {public_url(entry['url'])!r} (http, https, ftp, "
+                                        f"ftps and file are)")
         if entry["type"] == "FILE":
             os.chmod(target, 0o644)
         files += 1
@@ -80,6 +106,15 @@ class NotCreated(PermanentStagingError):
 
     def __init__(self):
         super().__init__("the executors did not create it")
+
+
+def _readable(top: str) -> None:
+    """A directory input the daemon made: readable by the executors' user whatever the daemon's umask (a
+    FILE input is made 0644 the same way)."""
+    for directory, _, names in os.walk(top):
+        os.chmod(directory, 0o755)
+        for name in names:
+            os.chmod(os.path.join(directory, name), 0o644)
 
 
 def _matches(entry: dict, root: str) -> list[tuple[str, str]]:
@@ -98,10 +133,10 @@ def _matches(entry: dict, root: str) -> list[tuple[str, str]]:
             if not match.startswith(prefix):
                 continue
             if not is_directory:
-                pairs.append((match, f"{url}/{match[len(prefix):]}"))
+                pairs.append((match, f"{url}/{_quoted(match[len(prefix):])}"))
                 continue
             try:
-                pairs += [(path, f"{url}/{path[len(prefix):]}") for path in _walk(match, root)]
+                pairs += [(path, f"{url}/{_quoted(path[len(prefix):])}") for path in _walk(match, root)]
             except (FileNotFoundError, NotADirectoryError):
                 continue  # gone since the glob saw it (nothing of the task runs now: not expected)
         return pairs
@@ -110,7 +145,7 @@ def _matches(entry: dict, root: str) -> list[tuple[str, str]]:
             found = _walk(source, root)
         except (FileNotFoundError, NotADirectoryError):
             raise NotCreated() from None
-        return [(path, f"{url}/{os.path.relpath(path, source)}") for path in found]
+        return [(path, f"{url}/{_quoted(os.path.relpath(path, source))}") for path in found]
     return [(source, entry["url"])]
 
 
@@ -124,6 +159,11 @@ def _walk(directory: str, root: str) -> list[str]:
                       for sub, _, names, _ in os.fwalk(".", dir_fd=top) for name in names)
     finally:
         os.close(top)
+
+
+def _quoted(relative: str) -> str:
+    """A relative path appended to an output's URL, percent-encoded (a space, '#', '?' or '%' in a file name)."""
+    return urllib.parse.quote(relative, safe="/")
 
 
 def _glob(root: str, pattern: str) -> list[tuple[str, bool]]:
@@ -180,10 +220,11 @@ def _regular(root: str, path: str) -> bool:
     return True
 
 
-def stage_out(task: dict, job_directory: str, roots: list[str], policy: RetryPolicy,
+def stage_out(task: dict, job_directory: str, roots: list[str], policy: RetryPolicy, remote=None,
               executor_failed: bool = False) -> tuple[int, int]:
-    """Every output that exists to its URL; writes the output file log and the notes for the task's
-    ``system_logs``; (files, bytes).
+    """Every output that exists to its URL (``remote``: how the daemon's transfers reach it, its address
+    rule); writes the output file log and the notes for the task's ``system_logs`` (URLs in both with their
+    password masked: ``public_url``); (files, bytes).
 
     After the executors succeeded, an output that could not be sent fails the task (raises with a one-line
     reason naming each), a FILE or DIRECTORY output the executors did not create included; an empty DIRECTORY
@@ -207,17 +248,20 @@ def stage_out(task: dict, job_directory: str, roots: list[str], policy: RetryPol
             try:
                 with _opened(root, path, placeholder) as source:
                     size = os.path.getsize(source)
-                    scheme = _scheme(url)
-                    if scheme in ("http", "https"):
-                        transfer.put(url, source, retry=policy)
-                    elif scheme == "file":
+                    kind = scheme(url)
+                    if kind in ("http", "https"):
+                        transfer.put(url, source, retry=policy, remote=remote)
+                    elif kind in ("ftp", "ftps"):
+                        ftp.upload(url, source, retry=policy, remote=remote)
+                    elif kind == "file":
                         target = _local(url, roots, what)
                         os.makedirs(os.path.dirname(target), exist_ok=True)
                         fsutil.copy_file(source, target, durable=True)
                     else:
-                        raise PermanentStagingError(f"unsupported URL {url!r} (http, https and file are)")
+                        raise PermanentStagingError(f"unsupported URL {public_url(url)!r} (http, https, ftp, ftps "
+                                                    f"and file are)")
                 container_path = "/" + os.path.relpath(path, root)
-                sent.append({"url": url, "path": container_path, "size_bytes": str(size)})
+                sent.append({"url": public_url(url), "path": container_path, "size_bytes": str(size)})
             except NotCreated:
                 missing.append(what)
             except Exception as exc:

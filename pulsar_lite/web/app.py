@@ -48,9 +48,13 @@ class RestApp:
         service = getattr(engine, "tes", None)
         self.tes = None
         if service is not None:
+            from ..tes.auth import TesAuth
+            from ..tes.cors import Cors
             from ..tes.face import TesFace
 
-            self.tes = TesFace(service, self._authorized)
+            auth = TesAuth(self.config, self._authorized)  # private_token opens TES only without TES credentials
+            auth.announce()
+            self.tes = TesFace(service, auth, Cors(self.config.tes_cors_origins))
 
     # -- WSGI ---------------------------------------------------------------
     def __call__(self, environ, start_response):

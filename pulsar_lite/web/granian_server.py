@@ -16,12 +16,17 @@ import json
 import logging
 import multiprocessing.util
 import os
+import ssl
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 from ..config.schema import DEFAULT_WEB_THREADS
 from ..errors import ConfigError
+
+#: the readiness probe of its own /healthz (loopback: the certificate names the host's public name)
+_UNVERIFIED = ssl._create_unverified_context()
 
 log = logging.getLogger("pulsar_lite")
 
@@ -65,6 +70,12 @@ def header_read_timeout_ms(timeout: float | None) -> int:
 def serve_granian(config) -> None:
     Server, Interfaces, HTTP1Settings = _import_granian()
     host, port = config.host, int(config.port)
+    secure = {}
+    if config.ssl_pem:
+        from .. import tls
+
+        tls.server_context(config.ssl_pem)  # refused here, with the reason, when it cannot serve
+        secure = {"ssl_cert": Path(config.ssl_pem), "ssl_key": Path(config.ssl_pem)}
     server = Server(
         "pulsar_lite",  # the target name; _load_app below builds the application instead
         address=host,
@@ -79,14 +90,17 @@ def serve_granian(config) -> None:
         workers_kill_timeout=30,
         log_enabled=True,
         log_level=config.log_level.lower(),
+        **secure,
     )
-    log.info("pulsar_lite serving on http://%s:%s/ with granian (staging %s, state %s)", host, port,
+    log.info("pulsar_lite serving on %s://%s:%s/ with granian (staging %s, state %s)",
+             "https" if secure else "http", host, port,
              ", ".join(m.staging_directory for m in config.managers.values()), config.store_path)
-    threading.Thread(target=_notify_when_serving, args=(host, port), name="pulsar-lite-ready", daemon=True).start()
+    threading.Thread(target=_notify_when_serving, args=(host, port, bool(secure)), name="pulsar-lite-ready",
+                     daemon=True).start()
     server.serve(target_loader=lambda: _load_app(config), wrap_loader=False)
 
 
-def _notify_when_serving(host: str, port: int, timeout: float = 300) -> None:
+def _notify_when_serving(host: str, port: int, secure: bool = False, timeout: float = 300) -> None:
     """READY=1 from the main process (systemd's NotifyAccess=main) once the worker answers /healthz."""
     from .. import startup
 
@@ -96,7 +110,8 @@ def _notify_when_serving(host: str, port: int, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://{address}:{port}/healthz", timeout=2) as response:
+            with urllib.request.urlopen(f"{'https' if secure else 'http'}://{address}:{port}/healthz", timeout=2,
+                                        context=_UNVERIFIED if secure else None) as response:
                 if json.load(response).get("status") == "ok":
                     startup.notify("READY=1")
                     return

@@ -300,7 +300,7 @@ def readyz(app, request, manager):
         health = face.health()
         reply["message_queue"] = health
         if not face.ready():
-            waiting.append("a message broker is not connected")
+            waiting.extend(face.not_ready() or ["a message broker is not connected"])
     if waiting:
         reply.update(ready=False, waiting=waiting)
         return Reply(503, reply)

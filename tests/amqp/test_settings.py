@@ -33,7 +33,6 @@ def test_url_list_and_single_string_is_never_split():
 
 
 @pytest.mark.parametrize("url, message", [
-    ("https://relay.example.org", "pulsar-relay"),
     (["amqp://a//", "amqp://a//"], "twice"),
     ([1], "URL"),
 ])

@@ -56,7 +56,7 @@ class Served:
 
 
 def test_every_command_has_help():
-    for command in ("serve", "config", "check", "jobs", "doctor", "check-config"):
+    for command in ("serve", "config", "check", "jobs", "doctor", "check-config", "tes-user"):
         done = cli(command, "--help")
         assert done.returncode == 0 and "usage: pulsar-lite" in done.stdout, command
     assert cli("no-such-command").returncode == 2
@@ -109,6 +109,45 @@ def test_config_serve_check_round_trip_over_amqp(tmp_path):
     finally:
         served.stop()
         delete_queues([f"{prefix}_{n}" for n in ("setup", "status", "kill", "status_update", "status_update_ack")])
+
+
+def test_tes_users_from_the_command_line_in_a_real_daemon(tmp_path):
+    """config --tes, tes-user add, serve: py-tes with Basic auth sees its own task only; the Pulsar token no
+    longer opens TES; a user added while the daemon runs gets in without a restart."""
+    tes = pytest.importorskip("tes")
+    requests = pytest.importorskip("requests")
+    port = free_port()
+    output = tmp_path / "app.yml"
+    assert cli("config", "--rest", "--tes", "--tes-image", "busybox", "--staging", tmp_path / "staging", "--output",
+               output, "--port", port, "--host", "127.0.0.1").returncode == 0
+    config = yaml.safe_load(output.read_text())
+    config.update(tes_users_file=str(tmp_path / "tes_users"), tes_container_command="/bin/false")
+    output.write_text(yaml.safe_dump(config))
+    for name in ("alice", "bob"):
+        added = cli("tes-user", "add", name, "--config", output, "--iterations", "1000", input=f"{name} passphrase\n")
+        assert added.returncode == 0, added.stderr
+    served = Served(output)
+    try:
+        def client(**credentials):
+            return tes.HTTPClient(served.url, timeout=10, **credentials)
+
+        alice, bob = (client(user=n, password=f"{n} passphrase") for n in ("alice", "bob"))
+        task_id = alice.create_task(tes.Task(executors=[tes.Executor(image="busybox", command=["true"])]))
+        assert [t.id for t in alice.list_tasks().tasks] == [task_id]
+        with pytest.raises(requests.HTTPError) as refused:
+            bob.get_task(task_id)
+        assert refused.value.response.status_code == 404
+        assert bob.list_tasks().tasks in (None, [])
+        assert client(token=config["tes_token"]).get_task(task_id).id == task_id
+        with pytest.raises(requests.HTTPError) as refused:
+            client(token=config["private_token"]).list_tasks()
+        assert refused.value.response.status_code == 401
+        assert cli("tes-user", "add", "carol", "--config", output, "--iterations", "1000",
+                   input="carol passphrase\n").returncode == 0
+        assert client(user="carol", password="carol passphrase").list_tasks().tasks in (None, [])
+    finally:
+        served.stop()
+    assert "TES: tes_token (an administrator) and 2 Basic user(s)" in (tmp_path / "serve.log").read_text()
 
 
 def test_jobs_list_show_cancel_clean(tmp_path):

@@ -132,3 +132,58 @@ def test_a_task_never_submitted_is_kept_as_a_system_error(engine_factory):
     assert RetentionSweeper(engine, 3600).sweep(now=time.time() + 2 * 3600) == 1
     full = tes.get(task_id, "FULL")
     assert full["state"] == "SYSTEM_ERROR" and "removed (job_retention) before it ran" in full["logs"][0]["system_logs"][-1]
+
+
+def test_a_basic_user_cannot_see_another_users_retired_task(tes_service):
+    """tes-auth's ownership holds for the records job_retention leaves: get, list (every view, filtered or
+    paged) and cancel answer a Basic user from their own tasks only; the tes_token administrator sees all."""
+    from pulsar_lite.tes.auth import ADMIN, Caller
+
+    engine, tes = tes_service(job_retention=3600)
+    alice, bob = Caller("alice"), Caller("bob")
+    hers = tes.create({"name": "hers", "tags": {"p": "x"}, "executors": [executor("true")]}, owner="alice")
+    his = tes.create({"name": "his", "tags": {"p": "x"}, "executors": [executor("true")]}, owner="bob")
+    admins = tes.create({"name": "admins", "tags": {"p": "x"}, "executors": [executor("true")]})
+    for task_id in (hers, his, admins):
+        finished(tes, task_id)
+    assert RetentionSweeper(engine, 3600).sweep(now=time.time() + 2 * 3600) == 3
+    assert all(engine.store.get(M, t) is None and engine.store.task_row(t).record for t in (hers, his, admins))
+    for view in ("MINIMAL", "BASIC", "FULL"):
+        assert tes.get(his, view, bob)["state"] == "COMPLETE"
+        for other in (hers, admins):
+            with pytest.raises(NotFound):
+                tes.get(other, view, bob)
+        for query in ({}, {"state": "COMPLETE"}, {"tags": {"p": "x"}}, {"name_prefix": "h"}):
+            page = tes.list(view, 256, None, query.get("name_prefix"), query.get("state"), query.get("tags", {}),
+                            caller=bob)
+            assert [t["id"] for t in page["tasks"]] == [his], (view, query)
+    page = tes.list("MINIMAL", 1, None, None, None, {}, caller=alice)
+    assert [t["id"] for t in page["tasks"]] == [hers] and "next_page_token" not in page  # bob's is not a next page
+    with pytest.raises(NotFound):
+        tes.cancel(hers, bob)
+    tes.cancel(his, bob)  # their own retired task: nothing to cancel, no error
+    assert [t["id"] for t in tes.list("MINIMAL", 256, None, None, None, {}, caller=ADMIN)["tasks"]] == [
+        hers, his, admins]
+    assert tes.get(hers, "FULL", ADMIN)["name"] == "hers"
+
+
+def test_a_retired_record_keeps_no_env_no_content_and_no_url_password(tes_service):
+    """The record kept after the sweep holds neither the executors' env nor the inputs' content (FULL-only),
+    and its URLs, outputs log and system_logs show a password masked, as the live views do."""
+    engine, tes = tes_service(job_retention=3600)
+    task_id = tes.create({"inputs": [{"path": "/in/a", "content": "inline-secret"}],
+                          "executors": [executor("echo x > $ROOT/out/b; exit 1", env={"API_KEY": "env-secret"})],
+                          "outputs": [{"path": "/out/b", "url": "ftp://u:pw-42@localhost:1/b"}]}, owner="alice")
+    before = finished(tes, task_id)
+    assert before["state"] == "EXECUTOR_ERROR"
+    assert any("localhost" in line and "(not sent)" in line for line in before["logs"][0]["system_logs"])
+    assert "pw-42" not in str(before) and before["executors"][0]["env"] == {"API_KEY": "env-secret"}  # live FULL
+    assert RetentionSweeper(engine, 3600).sweep(now=time.time() + 2 * 3600) == 1
+    document, record = engine.store._reader().execute(
+        "SELECT document, record FROM tes_tasks WHERE id = ?", (task_id,)).fetchone()
+    for secret in ("inline-secret", "env-secret", "pw-42"):
+        assert secret not in document and secret not in record
+    assert "alice" in document and engine.store.task_row(task_id).document["owner"] == "alice"
+    full = tes.get(task_id, "FULL")
+    assert full["outputs"][0]["url"] == "ftp://u:***@localhost:1/b" and "env" not in full["executors"][0]
+    assert any("ftp://u:***@localhost:1/b" in line for line in full["logs"][0]["system_logs"])

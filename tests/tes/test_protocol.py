@@ -85,3 +85,19 @@ def test_a_path_prefix_is_a_directory_on_the_way_to_its_path():
     for prefix in ("/", "/out", "/out/", "/out/many"):
         task = protocol.read_task(minimal(outputs=[{"path": "/out/many/*.txt", "path_prefix": prefix, "url": "h"}]))
         assert task["outputs"][0]["path_prefix"] == prefix.rstrip("/") or prefix == "/"
+
+
+def test_camel_case_resource_names_are_read_as_the_schemas():
+    task = protocol.read_task(minimal(resources={"cpuCores": 4, "ramGb": 8.5, "diskGb": 100, "preemptible": True,
+                                                 "zones": ["eu-1"], "backendParameters": {"Queue": "long"},
+                                                 "backendParametersStrict": True}))
+    assert task["resources"] == {"cpu_cores": 4, "ram_gb": 8.5, "disk_gb": 100, "preemptible": True,
+                                 "zones": ["eu-1"], "backend_parameters": {"queue": "long"},
+                                 "backend_parameters_strict": True}
+    both = protocol.read_task(minimal(resources={"cpuCores": 2, "cpu_cores": 2}))["resources"]
+    assert both["cpu_cores"] == 2 and "cpuCores" not in both
+    for resources in ({"cpuCores": 1.5}, {"ramGb": 0}, {"diskGb": "big"}):  # checked as the schema's names are
+        with pytest.raises(BadRequest, match="must be a positive"):
+            protocol.read_task(minimal(resources=resources))
+    with pytest.raises(BadRequest, match="resources.cpuCores and resources.cpu_cores .* give one"):
+        protocol.read_task(minimal(resources={"cpuCores": 2, "cpu_cores": 4}))

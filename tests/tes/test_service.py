@@ -33,13 +33,23 @@ def test_a_task_created_but_not_submitted_is_submitted_at_the_restart(engine_fac
     assert document
 
 
-def test_strict_backend_parameters_fail_the_task(engine_factory):
+def test_strict_backend_parameters_the_backend_does_not_support_are_a_400_at_create(engine_factory):
+    import pytest
+
+    from pulsar_lite.errors import BadRequest
     engine, tes = service(engine_factory)
-    task_id = tes.create({"executors": [{"image": "busybox", "command": ["true"]}],
-                          "resources": {"backend_parameters": {"gpu": "a100"}, "backend_parameters_strict": True}})
-    assert tes.get(task_id, "MINIMAL")["state"] == "SYSTEM_ERROR"
-    full = tes.get(task_id, "FULL")
-    assert any("gpu" in line for line in full["logs"][0]["system_logs"])
+    run = [{"image": "busybox", "command": ["true"]}]
+    with pytest.raises(BadRequest, match="not supported here: gpu .*backend_parameters_strict.*supported: manager"):
+        tes.create({"executors": run, "resources": {"backend_parameters": {"gpu": "a100", "queue": "long"},
+                                                     "backend_parameters_strict": True}})
+    assert engine.store.tasks_after(None, 10) == []  # nothing was set up
+    # supported keys with strict, and unsupported ones without it, are accepted (those dropped and noted)
+    strict = tes.create({"executors": run, "resources": {"backend_parameters": {"queue": "long"},
+                                                          "backend_parameters_strict": True}})
+    assert tes.get(strict, "BASIC")["resources"]["backend_parameters"] == {"queue": "long"}
+    lenient = tes.create({"executors": run, "resources": {"backend_parameters": {"gpu": "a100"}}})
+    full = tes.get(lenient, "FULL")
+    assert any("not supported here, ignored: gpu" in line for line in full["logs"][0]["system_logs"])
     assert "backend_parameters" not in full["resources"]  # unsupported keys are neither stored nor returned
 
 
@@ -165,3 +175,69 @@ def test_an_executor_still_running_has_no_exit_code(tes_service):
     tes.cancel(task_id)
     wait_until(lambda: tes.get(task_id, "MINIMAL")["state"] == "CANCELED", what="the task cancelled")
     assert tes.get(task_id, "BASIC")["logs"][0]["logs"][0]["exit_code"] == 143
+
+
+def test_camel_case_resources_reach_the_job_and_the_views(engine_factory):
+    engine, tes = service(engine_factory)
+    task_id = tes.create({"executors": [{"image": "busybox", "command": ["true"]}],
+                          "resources": {"cpuCores": 2, "ramGb": 1.5, "diskGb": 10}})
+    assert engine.store.get(M, task_id).launch_config["submit_params"] == {"cores": 2, "memory": 1536}
+    basic = tes.get(task_id, "BASIC")
+    assert basic["resources"] == {"cpu_cores": 2, "ram_gb": 1.5, "disk_gb": 10, "backend_parameters_strict": False}
+    system_logs = tes.get(task_id, "FULL")["logs"][0]["system_logs"]
+    assert any("disk_gb (10) is accepted but not enforced" in line for line in system_logs)
+
+
+def test_a_url_naming_a_refused_address_is_a_bad_request_at_create(engine_factory):
+    import pytest
+
+    from pulsar_lite.errors import BadRequest
+    engine, tes = service(engine_factory)
+    run = [{"image": "busybox", "command": ["true"]}]
+    for document, reason in [
+            ({"inputs": [{"url": "http://169.254.169.254/latest/meta-data/iam", "path": "/in/x"}]},
+             r"inputs\[0\].url http://169.254.169.254/latest/meta-data/iam: 169.254.169.254 is a cloud metadata "
+             r"service \(169.254.169.254/32\), refused unless tes_fetch_allowed_networks lists it"),
+            ({"outputs": [{"url": "ftp://user:pw-42@127.0.0.1:2121/o", "path": "/o/x"}]},
+             r"outputs\[0\].url ftp://user:\*\*\*@127.0.0.1:2121/o: 127.0.0.1 is loopback"),
+            ({"inputs": [{"url": "https://[::1]/x", "path": "/in/x"}]}, "::1 is loopback")]:
+        with pytest.raises(BadRequest, match=reason) as info:
+            tes.create({"executors": run, **document})
+        assert "pw-42" not in str(info.value)
+    # a name is judged when it is connected to; a private address is allowed by default
+    for url in ("http://localhost/x", "http://10.0.0.1/x", "ftp://192.168.1.1/x"):
+        assert is_task_id(tes.create({"executors": run, "inputs": [{"url": url, "path": "/in/x"}]}))
+
+
+def test_the_operator_opens_the_loopback_and_closes_private_networks(engine_factory):
+    import pytest
+
+    from pulsar_lite.errors import BadRequest
+    engine, tes = service(engine_factory, tes_fetch_allowed_networks=["127.0.0.0/8"],
+                          tes_fetch_denied_networks=["private"])
+    run = [{"image": "busybox", "command": ["true"]}]
+    assert is_task_id(tes.create({"executors": run, "inputs": [{"url": "http://127.0.0.1:1/x", "path": "/in/x"}]}))
+    with pytest.raises(BadRequest, match="10.1.2.3 is private .10.0.0.0/8., refused by tes_fetch_denied_networks"):
+        tes.create({"executors": run, "outputs": [{"url": "http://10.1.2.3/o", "path": "/o/x"}]})
+
+
+def test_a_urls_password_shows_in_no_view_no_system_log_and_no_log_line(engine_factory, caplog):
+    import json
+    import logging
+
+    from tests.conftest import wait_until
+    caplog.set_level(logging.DEBUG)
+    engine, tes = service(engine_factory, preprocess_action_max_retries=-1)
+    task_id = tes.create({"executors": [{"image": "busybox", "command": ["true"]}],
+                          "inputs": [{"url": "ftp://reader:pw-in-77@data.invalid/in.txt", "path": "/in/x"}],
+                          "outputs": [{"url": "https://tok-88@store.invalid/o", "path": "/o/x"}]})
+    wait_until(lambda: tes.get(task_id, "MINIMAL")["state"] == "SYSTEM_ERROR", what="the failed staging")
+    for view in ("BASIC", "FULL"):
+        shown = tes.get(task_id, view)
+        assert "pw-in-77" not in json.dumps(shown) and "tok-88" not in json.dumps(shown)
+        assert shown["inputs"][0]["url"] == "ftp://reader:***@data.invalid/in.txt"
+        assert shown["outputs"][0]["url"] == "https://***@store.invalid/o"
+    system_logs = tes.get(task_id, "FULL")["logs"][0]["system_logs"]
+    assert any("ftp://reader:***@data.invalid/in.txt" in line for line in system_logs), system_logs
+    assert "pw-in-77" not in caplog.text and "data.invalid" in caplog.text
+    assert tes.document(task_id)["inputs"][0]["url"].startswith("ftp://reader:pw-in-77@")  # kept, to be used

@@ -1,11 +1,14 @@
 """A TES task's outputs and logs, read from the host mirror its containers write: never from outside the
 task's job directory, whatever symlinks the executors leave there."""
+import json
 import os
 
 import pytest
 
+from pulsar_lite.netpolicy import AddressPolicy
 from pulsar_lite.staging import RetryPolicy
 from pulsar_lite.staging.actions import PermanentStagingError
+from pulsar_lite.staging.remote import Remote
 from pulsar_lite.tes import service, staging
 from pulsar_lite.tes.protocol import read_task
 
@@ -170,3 +173,56 @@ def test_a_file_output_that_is_a_directory_says_so(job):
         {"path": "/data", "url": f"file://{sent}/data"}]})
     with pytest.raises(PermanentStagingError, match="not a regular file"):
         staging.stage_out(task, str(job), [str(sent)], RetryPolicy())
+
+
+def test_ftp_inputs_and_outputs_with_the_password_shown_nowhere(ftp_area, tmp_path):
+    """A real FTP server (tests/ftpserver.py): a FILE and a DIRECTORY come in; a FILE, a DIRECTORY and
+    wildcard matches go out into directories the upload makes; the output log masks the password."""
+    ftp_area.put("in/one.txt", b"one\n")
+    ftp_area.put("in/tree/a.txt", b"a\n")
+    ftp_area.put("in/tree/sub/b.txt", b"b\n")
+    job = tmp_path / "job"
+    (job / "tes" / "root").mkdir(parents=True)
+    remote = Remote(networks=AddressPolicy(["127.0.0.1"]))
+    task = read_task({"executors": [{"image": "busybox", "command": ["true"]}], "inputs": [
+        {"url": f"{ftp_area.url}/in/one.txt", "path": "/in/one.txt"},
+        {"url": f"{ftp_area.url}/in/tree", "path": "/in/tree", "type": "DIRECTORY"}], "outputs": [
+        {"url": f"{ftp_area.url}/out/file.txt", "path": "/out/file.txt"},
+        {"url": f"{ftp_area.url}/out/dir", "path": "/out/dir", "type": "DIRECTORY"},
+        {"url": f"{ftp_area.url}/out/many", "path": "/out/*.log", "path_prefix": "/out"}]})
+    assert staging.stage_in(task, str(job), [], RetryPolicy(), remote) == (2, 8)
+    mirror = job / "tes" / "root"
+    assert (mirror / "in" / "one.txt").read_bytes() == b"one\n"
+    assert (mirror / "in/tree/sub/b.txt").read_bytes() == b"b\n"
+    assert oct((mirror / "in/tree/sub").stat().st_mode & 0o777) == "0o755"
+    assert oct((mirror / "in/tree/sub/b.txt").stat().st_mode & 0o777) == "0o644"
+    (mirror / "out" / "dir" / "deep").mkdir(parents=True)
+    (mirror / "out" / "file.txt").write_text("file\n")
+    (mirror / "out" / "dir" / "deep" / "x y.txt").write_text("x\n")
+    (mirror / "out" / "run 1.log").write_text("log\n")
+    assert staging.stage_out(task, str(job), [], RetryPolicy(), remote) == (3, 11)
+    assert (ftp_area.path / "out" / "file.txt").read_text() == "file\n"
+    assert (ftp_area.path / "out" / "dir" / "deep" / "x y.txt").read_text() == "x\n"
+    assert (ftp_area.path / "out" / "many" / "run 1.log").read_text() == "log\n"
+    sent = staging.sent_outputs(str(job))
+    assert ftp_area.password not in json.dumps(sent)
+    assert {entry["url"] for entry in sent} == {f"ftp://{ftp_area.user}:***@127.0.0.1:{ftp_area.port}/{ftp_area.name}"
+                                                f"/out/{tail}" for tail in ("file.txt", "dir/deep/x%20y.txt",
+                                                                            "many/run%201.log")}
+
+
+def test_the_address_rule_fails_a_tasks_staging_with_the_reason(ftp_area, tmp_path):
+    job = tmp_path / "job"
+    (job / "tes" / "root").mkdir(parents=True)
+    task = read_task({"executors": [{"image": "busybox", "command": ["true"]}],
+                      "inputs": [{"url": f"{ftp_area.url}/in.txt", "path": "/in/x"}]})
+    with pytest.raises(Exception, match="refused: 127.0.0.1 is loopback") as info:
+        staging.stage_in(task, str(job), [], RetryPolicy(max_retries=3), Remote(networks=AddressPolicy()))
+    assert ftp_area.password not in str(info.value)
+
+
+def test_public_url_masks_the_password_only():
+    assert staging.public_url("ftp://u:p@h:21/a%20b?x=1") == "ftp://u:***@h:21/a%20b?x=1"
+    assert staging.public_url("https://token@h/x") == "https://***@h/x"
+    assert staging.public_url("https://h/x?token=1") == "https://h/x?token=1"
+    assert staging.public_url("s3://b/k") == "s3://b/k" and staging.public_url(None) is None

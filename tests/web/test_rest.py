@@ -155,7 +155,7 @@ def test_finished_status_is_built_once_per_record(app, monkeypatch):
     from pulsar_lite.engine import engine as engine_module
     built = []
     real = engine_module.status_payload
-    monkeypatch.setattr(engine_module, "status_payload", lambda *a: built.append(a[1]) or real(*a))
+    monkeypatch.setattr(engine_module, "status_payload", lambda *a, **k: built.append(a[1]) or real(*a, **k))
     call(app, "POST", "/jobs", job_id="f")
     call(app, "POST", "/jobs/f/submit", command_line="echo first")
     first = wait_state(app, "f", {"complete"})
