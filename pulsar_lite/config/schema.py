@@ -384,6 +384,11 @@ APP_OPTIONS: tuple[Option, ...] = (
            "/metrics is open, like /healthz"),
     Option("metrics_port", "int", None, "also serve /metrics on this port of its own (a daemon without a web face)"),
     Option("metrics_host", "str", "127.0.0.1", "address of metrics_port"),
+    Option("ssh_known_hosts", "path", None, "known_hosts file that rsync/scp staging (remote_rsync_transfer, "
+           "remote_scp_transfer) checks Galaxy hosts' keys against (unset: ssh's own, ~/.ssh/known_hosts)"),
+    Option("ssh_strict_host_key_checking", "bool", True, "rsync/scp staging refuses a Galaxy host whose key is not "
+           "in the known_hosts file; false: trusts a new host's key once and remembers it (a changed key is "
+           "still refused)"),
     Option("send_stdout_update", "bool", False, "live tool output: while a job runs, post the new bytes of its "
            "tool_stdout/tool_stderr to Galaxy's job-files API (jobs with remote staging and a files_endpoint), "
            "which appends them for the user to watch"),

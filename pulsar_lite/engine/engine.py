@@ -22,6 +22,7 @@ from ..errors import BadRequest, NotFound, StoreUnavailable
 from ..inflight import InFlight
 from ..logs import for_job, job_context
 from ..managers import manager_class
+from ..staging import ssh_copy
 from ..store import IllegalTransition, JobRecord, Store
 from . import script as job_script
 from .deferred import Deferred
@@ -58,6 +59,7 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
         self._claims: set[tuple[str, str, float]] = set()
         #: (manager, job id) of the jobs a staging phase runs for (its transfers write into the job's directory)
         self._staging = InFlight()
+        ssh_copy.configure(config.ssh_known_hosts, config.ssh_strict_host_key_checking)
         self.staging_pool = ThreadPoolExecutor(max_workers=max(1, config.staging_concurrency),
                                                thread_name_prefix="pulsar-lite-staging")
         self.deps = DependencyResolver(config.tool_dependency_dir, config.dependency_resolution,

@@ -12,7 +12,7 @@ from .. import fsutil
 from ..errors import NotSupported
 from .actions import PermanentStagingError, stage_in, stage_out
 from .collect import candidates
-from .mapper import LOCAL_ACTIONS, NO_STAGING_ACTIONS, ActionMapper
+from .mapper import LOCAL_ACTIONS, NO_STAGING_ACTIONS, UNSET, ActionMapper
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def preprocess(job_dir, remote_staging: dict, policy: RetryPolicy) -> StagingSta
         if not isinstance(entry, dict) or not isinstance(entry.get("action"), dict):
             raise PermanentStagingError(f"malformed staging entry {entry!r}")
         action = dict(entry["action"])
-        if ssh_key and "ssh_key" not in action:
+        if ssh_key and action.get("ssh_key") in (None, UNSET):
             action["ssh_key"] = ssh_key
         if action.get("action_type") in NO_STAGING_ACTIONS | LOCAL_ACTIONS:
             continue

@@ -10,7 +10,7 @@ import os
 
 from .. import fsutil
 from ..errors import NotSupported
-from .mapper import LOCAL_ACTIONS, NO_STAGING_ACTIONS, REMOTE_TRANSFER_ACTIONS
+from .mapper import LOCAL_ACTIONS, NO_STAGING_ACTIONS, REMOTE_TRANSFER_ACTIONS, SSH_ACTIONS
 
 
 class PermanentStagingError(Exception):
@@ -38,6 +38,12 @@ def stage_in(action: dict, target: str, policy, root: str | None = None) -> int:
             and not os.path.islink(target):
         # complete files are only ever renamed into place: this one was staged before a restart
         return 0
+    if action_type in SSH_ACTIONS:
+        if os.path.isfile(target) and not os.path.islink(target):
+            return 0  # complete files are only ever renamed into place: staged before a restart
+        from . import ssh_copy
+
+        return policy.run(ssh_copy.fetch, action, target, describe=f"staging {target}")
     if action_type in REMOTE_TRANSFER_ACTIONS:
         url = action.get("url")
         if not url:
@@ -97,4 +103,8 @@ def stage_out(action: dict, source: str, policy, name: str | None = None, root: 
         return tus.upload_tus(action["url"], source, retry=policy, name=name, root=root).bytes
     if action_type == "remote_copy":
         return policy.run(_atomic_copy, source, _source_path(action), describe=f"staging out {source}")
+    if action_type in SSH_ACTIONS:
+        from . import ssh_copy
+
+        return policy.run(ssh_copy.send, action, source, describe=f"staging out {name or source}")
     raise NotSupported(f"staging action {action_type!r} is not supported for outputs by this pulsar_lite version")

@@ -22,6 +22,10 @@ LOCAL_ACTIONS = frozenset({"transfer", "copy"})
 #: actions that move nothing
 NO_STAGING_ACTIONS = frozenset({"none", "rewrite"})
 REMOTE_TRANSFER_ACTIONS = frozenset({"remote_transfer", "remote_transfer_tus"})
+#: actions the server carries out over ssh with the mapper's ssh_key, ssh_user, ssh_host, ssh_port
+SSH_ACTIONS = frozenset({"remote_rsync_transfer", "remote_scp_transfer"})
+#: what the client writes for an ssh setting it leaves to the mapper's default
+UNSET = "__UNSET__"
 
 
 def _types(spec) -> set[str]:
@@ -101,6 +105,10 @@ class ActionMapper:
         if action_type == "none" and path_type in WORKDIR_CLASS:
             action_type = "copy"
         action = {"action_type": action_type, "path": path, "source": {"path": path}, **extra}
+        if action_type in SSH_ACTIONS:
+            for key, value in self.ssh.items():
+                if action.get(key) in (None, UNSET):
+                    action[key] = value
         if action_type in REMOTE_TRANSFER_ACTIONS:
             if not self.files_endpoint:
                 raise ValueError(f"action {action_type} for {path} needs files_endpoint")
