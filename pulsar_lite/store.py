@@ -19,6 +19,7 @@ from .errors import StateInUse, StoreOpenError, StoreUnavailable
 from .groupsync import open_database, transaction
 from .records import _ADDED_COLUMNS, SCHEMA, SCHEMA_VERSION, IllegalTransition, JobRecord, _changed, _columns
 from .store_health import StoreHealth, describe, is_outage
+from .store_tes import ACTIVE, TaskStore
 
 __all__ = ["IllegalTransition", "JobRecord", "Store", "claim_state"]
 
@@ -40,7 +41,7 @@ def claim_state(path: str) -> int:
     return fd
 
 
-class Store:
+class Store(TaskStore):
     #: job records kept in memory (the most recently written); a read of any other goes to SQLite
     CACHE_SIZE = 4096
 
@@ -90,6 +91,7 @@ class Store:
             for name, sql_type in _ADDED_COLUMNS:
                 if name not in existing:
                     self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {sql_type}")
+            self._add_task_schema()
             if version < SCHEMA_VERSION:
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except StoreOpenError:
@@ -308,14 +310,16 @@ class Store:
             written[(manager, job_id)] = None
             self._db.execute("DELETE FROM jobs WHERE manager=? AND job_id=?", (manager, job_id))
             self._db.execute("DELETE FROM transitions WHERE manager=? AND job_id=?", (manager, job_id))
-            self._db.execute("DELETE FROM tes_tasks WHERE manager=? AND id=?", (manager, job_id))
+            self._forget_task(self._db, job_id, manager=manager)  # a TES task's record stays once retired
 
     # -- TES tasks -------------------------------------------------------------
     def put_task(self, task_id: str, manager: str, created: float, name: str | None, document: dict) -> None:
         """Record a TES task's document (not waited for: its job's submit, durable, comes next)."""
         with self._writing(durable=False):
-            self._db.execute("INSERT INTO tes_tasks(id, manager, created, name, document) VALUES (?,?,?,?,?)",
-                             (task_id, manager, created, name, json.dumps(document)))
+            self._db.execute("INSERT INTO tes_tasks(id, manager, created, name, document, final_state, owner) "
+                             "VALUES (?,?,?,?,?,?,?)", (task_id, manager, created, name, json.dumps(document), ACTIVE,
+                                                        document.get("owner")))
+            self._put_tags(self._db, task_id, document.get("tags") or {})
 
     def get_task(self, task_id: str) -> tuple[str, float, dict] | None:
         """(manager, created, document) of a TES task."""
@@ -326,11 +330,12 @@ class Store:
     def tasks_after(self, after: tuple[float, str] | None, limit: int, name_prefix: str | None = None,
                     owner: str | None = None) -> list[tuple[str, str, float, dict]]:
         """TES tasks in creation order after ``after`` (created, id): (id, manager, created, document); only
-        ``owner``'s when given (the document's ``owner``)."""
+        ``owner``'s when given (the row's ``owner``, the document's: store_tes.py). ListTasks reads
+        ``task_page``."""
         query = "SELECT id, manager, created, document FROM tes_tasks"
         clauses, args = [], []
         if owner is not None:
-            clauses.append("json_extract(document, '$.owner') = ?")
+            clauses.append("owner = ?")
             args.append(owner)
         if after is not None:
             clauses.append("(created > ? OR (created = ? AND id > ?))")

@@ -332,6 +332,9 @@ TES_OPTIONS: tuple[Option, ...] = (
     Option("tes_organization_url", "str", "https://github.com/galaxyproject/pulsar",
            "service-info organization.url"),
     Option("tes_storage", "list", [], "storage locations advertised in service-info (e.g. https://data.example.org/)"),
+    Option("tes_task_record_retention", "timeout", 30 * 86400.0, "seconds a TES task's record (id, state, name, "
+           "tags, times, exit codes, system_logs, outputs; no inputs' contents, no files) is kept once job_retention "
+           "has removed its job and files: GET and ListTasks answer from it until then. None = for good"),
 )
 
 APP_OPTIONS: tuple[Option, ...] = (

@@ -81,6 +81,9 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
         #: stagers other faces register before start (name -> object with needs_preprocessing, stages_out,
         #: stage_in, stage_out), named by a job's launch config "stager"
         self.stagers: dict = {}
+        #: called with a job's record, under its lock, before retention removes it (faces keep what they need:
+        #: the TES face its task's record)
+        self.expiring: list[Callable[[JobRecord], None]] = []
         #: set when the engine stops: staging transfers in flight abort, keeping what they have for a resume
         self.stopping = threading.Event()
         #: pulsar_lite.metrics.Metrics, when start-up made one
@@ -395,6 +398,11 @@ class JobEngine(JobFiles, ManagerHooks, StagingPhases):
             record = self.store.get(manager, job_id)
             if record is None or record.state not in SWEPT_STATES or record.updated >= cutoff:
                 return False
+            for keep in self.expiring:
+                try:
+                    keep(record)
+                except Exception:  # what the face keeps is lost, the job still goes (its files must not stay)
+                    log.exception("job %s [%s]: what its face keeps of it could not be kept", job_id, manager)
             manager_config = self.manager_configs.get(manager)
             if manager_config is None:  # its manager is gone: nowhere to find its directory
                 self.store.delete(manager, job_id, durable=False)

@@ -135,6 +135,11 @@ def has_wildcards(path: str) -> bool:
     return any(c in path for c in "*?[")
 
 
+def _leads_to(prefix: str, path: str) -> bool:
+    """Whether the (normalized, absolute) ``prefix`` is ``path`` or a directory on its way."""
+    return prefix == "/" or path == prefix or path.startswith(prefix + "/")
+
+
 def read_task(body) -> dict:
     """A CreateTask body checked against the schema, with defaults filled in (file types, ignore_error, ...).
     Raises BadRequest with a one-line reason."""
@@ -183,6 +188,9 @@ def read_task(body) -> dict:
         prefix = _absolute(entry.get("path_prefix"), f"outputs[{n}].path_prefix", required=False)
         if has_wildcards(path) and not prefix:
             raise BadRequest(f"outputs[{n}].path_prefix is required: the path has wildcards")
+        if has_wildcards(path) and not _leads_to(prefix, path):
+            raise BadRequest(f"outputs[{n}].path_prefix must be a prefix of its path (whole directories): "
+                             f"{prefix[:100]!r} of {path[:100]!r}")
         clean["outputs"].append({
             "name": _string(entry.get("name"), f"outputs[{n}].name"),
             "description": _string(entry.get("description"), f"outputs[{n}].description"),

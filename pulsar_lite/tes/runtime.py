@@ -19,6 +19,7 @@ import posixpath
 import shlex
 
 from . import sandbox
+from .safe_paths import SAFE_PATHS
 from .protocol import has_wildcards
 
 OCI_RUNTIMES = ("podman", "docker")
@@ -50,13 +51,32 @@ def host_path(root: str, container_path: str) -> str:
     return os.path.join(root, container_path.lstrip("/"))
 
 
+def literal_directory(path: str) -> str:
+    """The directory a wildcard output's ``path`` matches in: its components before the first with a wildcard."""
+    parts = path.split("/")
+    first = next(n for n, part in enumerate(parts) if has_wildcards(part))
+    return "/".join(parts[:first]) or "/"
+
+
+def root_files(task: dict) -> list[str]:
+    """Container paths directly under ``/`` that are mounted as files, not through their directory (the
+    container's ``/`` is its image's): FILE outputs and executors' stdout/stderr there. The job script makes each
+    an empty file before the first executor (``_tes_placeholders``: the runtimes mount only what exists), dated
+    1970 so that one no executor wrote is told from an output (``staging``). An input there is its own file."""
+    inputs = {entry["path"] for entry in task["inputs"]}
+    paths = {entry["path"] for entry in task["outputs"] if not entry["path_prefix"] and entry["type"] == "FILE"}
+    paths.update(executor[key] for executor in task["executors"] for key in ("stdout", "stderr") if executor[key])
+    return sorted(path for path in paths - inputs if posixpath.dirname(path) == "/")
+
+
 def mounts(task: dict) -> list[tuple[str, bool]]:
     """(container path, read-only) of everything bind-mounted, parents before children, no duplicates."""
     wanted: dict[str, bool] = {}
 
     def add(path: str, read_only: bool) -> None:
         if path == "/":
-            raise ValueError("a task may not map the container's / ")
+            raise ValueError("a task may not map the container's / (a wildcard output directly under / has "
+                             "nothing to be mounted at: put its files in a directory)")
         if not path.startswith("/") or ".." in path.split("/"):
             raise ValueError(f"a mounted path must be absolute, without '..': {path[:100]!r}")
         if any(c in UNMOUNTABLE or ord(c) < 32 or ord(c) == 127 for c in path):
@@ -67,19 +87,25 @@ def mounts(task: dict) -> list[tuple[str, bool]]:
     for entry in task["inputs"]:
         add(entry["path"], True)
     for entry in task["outputs"]:
-        if entry["path_prefix"]:
-            add(posixpath.normpath(entry["path_prefix"]), False)
+        if entry["path_prefix"]:  # the directory the wildcard matches in (path_prefix only shapes the URLs)
+            add(literal_directory(entry["path"]), False)
         elif entry["type"] == "DIRECTORY":
             add(entry["path"], False)
         else:
-            add(posixpath.dirname(entry["path"]), False)
+            add(_holder(entry["path"]), False)
     for volume in task["volumes"]:
         add(volume, False)
     for executor in task["executors"]:
         for key in ("stdout", "stderr"):
             if executor[key] and not _covered(executor[key], wanted):
-                add(posixpath.dirname(executor[key]), False)
+                add(_holder(executor[key]), False)
     return sorted(wanted.items(), key=lambda item: (item[0].count("/"), item[0]))
+
+
+def _holder(path: str) -> str:
+    """What is mounted for a file the executors write: its directory, or itself directly under ``/``."""
+    parent = posixpath.dirname(path)
+    return path if parent == "/" else parent
 
 
 def _covered(path: str, wanted: dict[str, bool]) -> bool:
@@ -99,19 +125,18 @@ def mounts_to_check(task: dict) -> list[tuple[str, str]]:
 
 
 def directories_to_make(task: dict, root: str) -> list[str]:
-    """Host directories the mounts need (inputs are staged by then; the rest is made by the script)."""
-    made = []
-    for path, read_only in mounts(task):
-        if not read_only:
-            made.append(host_path(root, path))
+    """Host directories the mounts need (inputs are staged by then; the rest is made by the script; the files
+    mounted directly under ``/`` are ``root_files``)."""
+    files = set(root_files(task)) | {entry["path"] for entry in task["inputs"] if entry["type"] == "FILE"}
+    made = [path for path, read_only in mounts(task) if not read_only and path not in files]
     for entry in task["outputs"]:
         if not entry["path_prefix"] and entry["type"] == "FILE":
-            made.append(host_path(root, posixpath.dirname(entry["path"])))
+            made.append(posixpath.dirname(entry["path"]))
     for executor in task["executors"]:
         for key in ("stdout", "stderr"):
             if executor[key]:
-                made.append(host_path(root, posixpath.dirname(executor[key])))
-    return sorted(set(made))
+                made.append(posixpath.dirname(executor[key]))
+    return sorted({host_path(root, path) for path in made if path != "/"})
 
 
 def container_name(task_id: str, index: int) -> str:
@@ -179,13 +204,16 @@ def script(task_id: str, task: dict, job_directory: str, runtime: str, command: 
              "trap _tes_stop TERM INT HUP USR2"]
     made = [host_path("/", os.path.relpath(path, root)) for path in directories_to_make(task, root)]
     checked = mounts_to_check(task)
+    placeholders = root_files(task)
     user = sandbox.user_setup(runtime, command, options)
     lines += [user] if user else []
-    if made or checked or any(e[key] for e in task["executors"] for key in ("stdin", "stdout", "stderr")):
+    if made or checked or placeholders or any(e[key] for e in task["executors"] for key in ("stdin", "stdout", "stderr")):
         # (a task with neither spends no fork on this)
         lines += [SAFE_PATHS, f"[ -d {q(root)} ] || mkdir -p {q(root)}",
                   f"_tes_root=$(cd -P -- {q(root)} && \"$_tes_pwd\" -P) || exit 1", ': > "$_tes/refused"']
         lines += [f"_tes_mkdir {q(path)}" for path in made]
+        if placeholders:
+            lines.append("_tes_placeholders " + " ".join(q(path.lstrip("/")) for path in placeholders))
         tops = sandbox.writable_tops(mounts(task))
         if user and tops:  # the job runs as root, the container as another user: the task's directories are its
             lines += [sandbox.GIVE, '[ -z "$_tes_uid" ] || _tes_give ' + " ".join(q(path) for path in tops)]
@@ -220,8 +248,8 @@ def _launch(argv: str, executor: dict, index: int, checked: list[tuple[str, str]
     if checked:
         opens.append("_tes_binds " + " ".join(q(f"{kind}:{path}") for kind, path in checked))
 
-    def where(path: str) -> str:  # directory (container path), name, path, as _tes_in / _tes_out take them
-        return f"{q('/' + posixpath.dirname(path).lstrip('/'))} {q(posixpath.basename(path))} {q(path)}"
+    def where(path: str) -> str:  # directory (container path; '' for /), name, path, as _tes_in / _tes_out take them
+        return f"{q(posixpath.dirname(path).rstrip('/'))} {q(posixpath.basename(path))} {q(path)}"
 
     if executor["stdin"]:
         opens.append(f"_tes_in {where(executor['stdin'])}")
@@ -245,83 +273,6 @@ def _launch(argv: str, executor: dict, index: int, checked: list[tuple[str, str]
     # the working directory back to the job's (the checks left it in the mirror) before the client starts
     return (f"( {' && '.join(opens)} && {{ cd -- \"$_tes_wd\" 2>/dev/null || cd /; }} && "
             f"exec {argv} {' '.join(redirections)} )")
-
-
-#: Shell functions of the job script for the paths it handles in the task's mirror on the host, which the
-#: executors write: one may leave a symlink (to the daemon account's ~/.bashrc, to app.yml) where the next one's
-#: stdout, stderr or stdin is, or in place of a directory on the way to it, and a plain redirection would follow
-#: it. Nothing here follows a symlink out of the mirror (``$_tes_root``, its physical path on this node):
-#:
-#: * ``_tes_dir D``: the working directory becomes ``<root>D``, checked to be that very directory: ``cd -P``
-#:   goes wherever symlinks on the way lead, and getcwd (``pwd -P`` run as a program: bash's builtin works it
-#:   out from the path again) says where it arrived. Once there, the directory can move only within the
-#:   container's mount it is in (a rename across mounts fails), so what is then opened by name in it is in the
-#:   task's own directory, whatever runs meanwhile.
-#: * ``_tes_out FD D NAME PATH STREAM``: a new file NAME in D on fd 4 or 5. What is there is removed first (a
-#:   symlink itself, not its target; a directory stays, and the open fails), then created with noclobber: bash
-#:   opens with ``O_CREAT|O_EXCL``, which never follows a symlink. A file that is the task's own is replaced
-#:   (a new inode), as a redirection would truncate it.
-#: * ``_tes_in D NAME PATH``: NAME in D on fd 3, only a regular file and not a symlink; after the open, the
-#:   descriptor's file must be the one NAME names (device and inode, NAME not followed): should a symlink be
-#:   swapped in between the check and the open, the descriptor is closed unread.
-#: * ``_tes_binds KIND:PATH...``: before an executor's container starts, the host source of each of its mounts
-#:   that lies below a writable mount (where an earlier executor may have renamed a directory and put a
-#:   symlink in its place) is that very directory (``d``: ``_tes_dir``) or a regular file, not a symlink, in
-#:   that very directory (``f``). No process of the task runs then (the earlier executor's container is gone),
-#:   so the runtime resolves the same path when it mounts it.
-#: * ``_tes_mkdir D``: ``<root>D`` made one directory at a time, each checked with ``_tes_dir`` before the
-#:   next is made in it (``mkdir -p`` would follow a symlink an earlier run of the job left).
-#:
-#: A refusal is a line in ``<job>/tes/refused`` (the task's ``system_logs``) and exit status 1, as a shell's
-#: failed redirection: the executor did not run, and the task is an ``EXECUTOR_ERROR``. Only bash, coreutils
-#: (``pwd``, ``rm``, ``mkdir``, ``stat``) and /proc are needed: a cluster node that runs the job script has them,
-#: with or without pulsar_lite or Python.
-SAFE_PATHS = r"""_tes_wd=$PWD
-_tes_pwd=$(type -P pwd) || _tes_pwd=/bin/pwd
-_tes_refuse() { printf '%s\n' "$1" >> "$_tes/refused"; exit 1; }
-_tes_dir() { cd -P -- "$_tes_root$1" 2>/dev/null && [ "$("$_tes_pwd" -P 2>/dev/null)" = "$_tes_root$1" ]; }
-_tes_same() {
-  local named open
-  named=$(stat -c %d:%i -- "$1" 2>/dev/null) && open=$(stat -L -c %d:%i "/proc/self/fd/$2" 2>/dev/null) &&
-    [ -n "$named" ] && [ "$named" = "$open" ]
-}
-_tes_in() {
-  _tes_dir "$1" && [ ! -L "$2" ] && [ -f "$2" ] && { exec 3< "$2"; } 2>/dev/null && _tes_same "$2" 3 ||
-    _tes_refuse "executor $_tes_index: stdin $3 was not read: it is not a regular file in a directory of the task's own (a symlink, or missing)"
-}
-_tes_out() {
-  local opened=1
-  if _tes_dir "$2" && rm -f -- "$3" 2>/dev/null; then
-    set -C
-    if [ "$1" = 4 ]; then { exec 4> "$3"; } 2>/dev/null; else { exec 5> "$3"; } 2>/dev/null; fi
-    opened=$?
-    set +C
-  fi
-  # the container's user (not root) may read and append to it, as to a file of its own
-  [ $opened -eq 0 ] && _tes_same "$3" "$1" && { [ -z "${_tes_uid:-}" ] || chown -h -- "$_tes_uid" "$3" 2>/dev/null || :; } ||
-    _tes_refuse "executor $_tes_index: $5 $4 was not written: it could not be made a new file in a directory of the task's own (a symlink on its way, or a directory in its place)"
-}
-_tes_binds() {
-  local m p
-  for m; do
-    p=${m#?:}
-    case $m in
-      d:*) _tes_dir "$p" ;;
-      *) _tes_dir "${p%/*}" && [ ! -L "${p##*/}" ] && [ -f "${p##*/}" ] ;;
-    esac || _tes_refuse "executor $_tes_index: $p was not mounted: it is not a $([ "${m%%:*}" = d ] && echo directory || echo file) of the task's own (a symlink on its way, or missing)"
-  done
-}
-_tes_mkdir() {
-  local made= name rest=${1#/}
-  while _tes_dir "$made"; do
-    [ -n "$rest" ] || return 0
-    name=${rest%%/*}
-    if [ "$name" = "$rest" ]; then rest=; else rest=${rest#*/}; fi
-    [ -d "$name" ] || mkdir -- "$name" 2>/dev/null
-    made=$made/$name
-  done
-  _tes_refuse "$1 could not be made a directory of the task's own (a symlink or a file on its way, left by an earlier run of the task?): no executor ran"
-}"""
 
 
 #: How the job script runs the executors' subshell. In the background, with the job script passing a signal on

@@ -86,11 +86,13 @@ def writable_tops(mounts: list[tuple[str, bool]]) -> list[str]:
 
 #: Shell for the job script (with SAFE_PATHS): ``_tes_give D...`` hands the writable mounts' directories, and
 #: all in them, to the container's user ``$_tes_uid``, each checked with ``_tes_dir`` and ``chown -R -P``
-#: (a symlink is changed itself, never followed), before any executor runs.
+#: (a symlink is changed itself, never followed), before any executor runs; a file mounted directly under ``/``
+#: (``runtime.root_files``) must be a regular file, not a symlink, in the mirror's root.
 GIVE = r"""_tes_give() {
   local d tops=()
   for d; do
-    _tes_dir "$d" || _tes_refuse "$d could not be given to the container's user $_tes_uid (a symlink on its way?): no executor ran"
+    _tes_dir "$d" || { [ "${d%/*}" = "" ] && _tes_dir "" && [ ! -L "${d#/}" ] && [ -f "${d#/}" ]; } ||
+      _tes_refuse "$d could not be given to the container's user $_tes_uid (a symlink on its way?): no executor ran"
     tops+=("$_tes_root$d")
   done
   chown -R -P -- "$_tes_uid" "${tops[@]}" 2>/dev/null ||

@@ -20,14 +20,16 @@ from ..errors import BadRequest, NotFound
 from ..netpolicy import AddressPolicy
 from ..staging import StagingStats
 from ..staging.remote import Remote
+from ..store_tes import ACTIVE, TaskRow
 from . import policy, runtime, staging
+from .lifetime import TaskLifetime
 from .protocol import (
+    FINAL_STATES,
     SPEC_VERSION,
     State,
     page_token,
     read_task,
     rfc3339,
-    tags_match,
 )
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,7 @@ def is_task_id(job_id: str | None) -> bool:
 
 
 class TesStager:
-    """Stages a task's inputs before it is queued and its outputs after its executors succeeded."""
+    """Stages a task's inputs before it is queued and its outputs after its executors ended."""
 
     def __init__(self, service: "TesService"):
         self.service = service
@@ -62,11 +64,15 @@ class TesStager:
         return StagingStats(files, size, time.monotonic() - started)
 
     def stage_out(self, job_dir, record, policy) -> StagingStats:
-        if record.returncode != 0:  # an executor failed: its outputs are not sent (EXECUTOR_ERROR says why)
+        """Outputs are sent after the executors ended, whether they succeeded or not (as Funnel does: a client
+        wants the logs of what failed); not when the job failed for a reason of the system (its manager's
+        message: the scheduler ended it, it could not start), which is the task's SYSTEM_ERROR."""
+        if record.message:
             return StagingStats()
         task = self.service.document(record.job_id)
         started = time.monotonic()
-        files, size = staging.stage_out(task, job_dir.path, self.service.file_roots, policy, self.service.remote)
+        files, size = staging.stage_out(task, job_dir.path, self.service.file_roots, policy, self.service.remote,
+                                        executor_failed=record.returncode != 0)
         return StagingStats(files, size, time.monotonic() - started)
 
 
@@ -96,10 +102,16 @@ class TesService:
                         "no_new_privileges": config.tes_container_no_new_privileges,
                         "pids_limit": config.tes_container_pids_limit}
         engine.stagers[STAGER] = TesStager(self)
+        self.lifetime = TaskLifetime(self)
+
+    is_task = staticmethod(is_task_id)
 
     # -- start-up ----------------------------------------------------------------------------------------------
     def recover(self) -> None:
-        """Tasks whose job was set up but never submitted (the daemon died in between): submit them now."""
+        """The final state of tasks that ended unrecorded (``lifetime``); tasks whose job was set up but never
+        submitted (the daemon died in between): submit them now."""
+        self.lifetime.settle()
+        self.lifetime.start()
         for task_id, manager, document in self.engine.store.tasks_in_job_state(wire.SETUP):
             log.info("TES task %s: was created but not submitted when the daemon stopped; submitting", task_id)
             self._submit(task_id, manager, document)
@@ -169,16 +181,20 @@ class TesService:
             raise NotFound(f"no TES task {task_id}")
         return found[2]
 
-    def _find(self, task_id: str, caller) -> tuple[str, float, dict]:
-        """(manager, created, document) of a task ``caller`` may see (None: the daemon itself); else NotFound."""
-        found = self.engine.store.get_task(task_id) if is_task_id(task_id) and wire.valid_job_id(task_id) else None
-        if found is None or not visible(found[2], caller):
+    def _find(self, task_id: str, caller) -> TaskRow:
+        """The row of a task ``caller`` may see (None: the daemon itself), whether its job is there or only its
+        record (the owner is kept in both); else NotFound."""
+        row = self.engine.store.task_row(task_id) if is_task_id(task_id) and wire.valid_job_id(task_id) else None
+        if row is None or not visible(row.document, caller):
             raise NotFound(f"no TES task {task_id}")
-        return found
+        return row
 
     def get(self, task_id: str, view: str, caller=None) -> dict:
-        manager, created, task = self._find(task_id, caller)
-        return self.render(task_id, manager, created, task, view)
+        return self.render_row(self._find(task_id, caller), view)
+
+    def final_state(self, manager: str, task_id: str) -> str:
+        """The state of a task whose job has ended (``lifetime`` records it)."""
+        return self.state(task_id, manager, None)
 
     def state(self, task_id: str, manager: str, task: dict, record=None) -> str:
         record = record if record is not None else self.engine.store.get(manager, task_id)
@@ -219,26 +235,33 @@ class TesService:
             logs.append(entry)
         return logs
 
-    def _runtime_failure(self, task: dict, manager: str, task_id: str) -> bool:
+    def _runtime_failure(self, task: dict | None, manager: str, task_id: str) -> bool:
         if self.runtime not in runtime.OCI_RUNTIMES:
             return False
-        ends = self._executor_ends(manager, task_id, task)
+        ends = self._executor_ends(manager, task_id, task if task is not None else self.document(task_id))
         return bool(ends) and ends[-1].get("exit_code") in runtime.RUNTIME_FAILURES
+
+    def render_row(self, row: TaskRow, view: str) -> dict:
+        """A task as a view shows it: from its job while there is one, from its record once the job is gone."""
+        if view == "MINIMAL" and row.final_state:
+            return {"id": row.id, "state": row.final_state}
+        record = self.engine.store.get(row.manager, row.id)
+        if record is None and row.record is not None:
+            task_log = dict(row.record)
+            if view != "FULL":
+                task_log.pop("system_logs", None)
+            return _document(row.id, row.final_state, row.created, row.document, view, task_log)
+        if row.document is None:  # (MINIMAL, a task that has not ended: its state needs no document)
+            return {"id": row.id, "state": self.state(row.id, row.manager, None, record)}
+        return self.render(row.id, row.manager, row.created, row.document, view, record)
 
     def render(self, task_id: str, manager: str, created: float, task: dict, view: str, record=None) -> dict:
         record = record if record is not None else self.engine.store.get(manager, task_id)
         state = self.state(task_id, manager, task, record)
         if view == "MINIMAL":
             return {"id": task_id, "state": state}
-        full = view == "FULL"
-        document = {"id": task_id, "state": state, "name": task["name"], "description": task["description"],
-                    "inputs": [_input(i, full) for i in task["inputs"]],
-                    "outputs": [_drop_none(dict(o, url=staging.public_url(o["url"]))) for o in task["outputs"]],
-                    "resources": _resources(task["resources"]),
-                    "executors": [_executor(e, full) for e in task["executors"]], "volumes": task["volumes"],
-                    "tags": task["tags"], "creation_time": rfc3339(created),
-                    "logs": [self._task_log(task_id, manager, task, record, state, full)]}
-        return _drop_none(document)
+        return _document(task_id, state, created, task, view,
+                         self._task_log(task_id, manager, task, record, state, view == "FULL"))
 
     def _task_log(self, task_id, manager, task, record, state, full) -> dict:
         job_dir = self.engine.job_directory(manager, task_id).path
@@ -247,7 +270,7 @@ class TesService:
         executor_logs = []
         for index, entry in enumerate(ends):
             log_entry = {"start_time": rfc3339(entry["start_time"]), "end_time": rfc3339(entry.get("end_time")),
-                         "exit_code": entry.get("exit_code", 0)}
+                         "exit_code": entry.get("exit_code")}  # none while it runs
             if full:
                 for stream in ("stdout", "stderr"):
                     log_entry[stream] = _tail(job_dir, runtime.stream_path(task, job_dir, index, stream))
@@ -261,7 +284,7 @@ class TesService:
             system_logs = list(task.get("system_logs") or [])
             if record is not None and record.message:
                 system_logs.append(record.message)
-            system_logs += _refused(job_dir)
+            system_logs += _refused(job_dir) + staging.output_notes(job_dir)
             if state == State.SYSTEM_ERROR and ends and ends[-1].get("exit_code") in runtime.RUNTIME_FAILURES:
                 stderr = _tail(job_dir, runtime.stream_path(task, job_dir, len(ends) - 1, "stderr"), 2000)
                 system_logs.append(f"executor {len(ends) - 1}: {runtime.RUNTIME_FAILURES[ends[-1]['exit_code']]}"
@@ -271,35 +294,48 @@ class TesService:
 
     def list(self, view: str, page_size: int, after, name_prefix: str | None, state: str | None,
              tags: dict[str, str], caller=None) -> dict:
-        """A page of the tasks ``caller`` may see, in creation order. Filters are applied as tasks are read, so
-        the token resumes right after the last task looked at (opaque: its creation time and id), and each task
-        comes once. A caller who is not an administrator is given only their own tasks (the store's filter)."""
+        """A page of the tasks ``caller`` may see, in creation order. The store filters by owner (a caller who
+        is not an administrator is given only their own tasks), name prefix, tags and a final state (indexed: no
+        other task is read); a state a task has before it ends is decided for each task that has not ended.
+        The token resumes right after the last task looked at (opaque: its creation time and id), so each task
+        comes once."""
+        store = self.engine.store
         owner = None if caller is None or caller.admin else caller.name or ""
-        tasks, last = [], after
+        if state is None or state in FINAL_STATES:
+            rows = store.task_page(after, page_size + 1, name_prefix, tags, state, whole=view != "MINIMAL",
+                                   owner=owner)
+            result = {"tasks": [self.render_row(row, view) for row in rows[:page_size]]}
+            if len(rows) > page_size:
+                result["next_page_token"] = page_token(rows[page_size - 1].created, rows[page_size - 1].id)
+            return result
+        tasks, last, ended = [], after, {}
         while len(tasks) < page_size:
-            rows = self.engine.store.tasks_after(last, 500, name_prefix, owner)
-            for task_id, manager, created, document in rows:
-                last = (created, task_id)
-                if not visible(document, caller):
-                    continue
-                if tags and not tags_match(tags, document["tags"]):
-                    continue
-                record = self.engine.store.get(manager, task_id)
-                if state is not None and self.state(task_id, manager, document, record) != state:
-                    continue
-                tasks.append(self.render(task_id, manager, created, document, view, record))
-                if len(tasks) == page_size:
-                    break
+            rows = store.task_page(last, 500, name_prefix, tags, ACTIVE, owner=owner)
+            for row in rows:
+                last = (row.created, row.id)
+                if not visible(row.document, caller):
+                    continue  # (the store's owner filter already left it out)
+                record = store.get(row.manager, row.id)
+                current = self.state(row.id, row.manager, row.document, record)
+                if current in FINAL_STATES:
+                    ended[row.id] = current  # its end was not recorded (the daemon stopped in between)
+                elif current == state:
+                    tasks.append(self.render(row.id, row.manager, row.created, row.document, view, record))
+                    if len(tasks) == page_size:
+                        break
             if len(rows) < 500:
                 break
+        if ended:
+            store.set_task_states(ended)
         result = {"tasks": tasks}
-        if last is not None and last != after and self.engine.store.tasks_after(last, 1, name_prefix, owner):
+        if last is not None and last != after and store.task_page(last, 1, name_prefix, tags, ACTIVE,
+                                                                  whole=False, owner=owner):
             result["next_page_token"] = page_token(*last)
         return result
 
     # -- cancel ---------------------------------------------------------------------------------------------------------
     def cancel(self, task_id: str, caller=None) -> None:
-        self.engine.cancel(self._find(task_id, caller)[0], task_id)
+        self.engine.cancel(self._find(task_id, caller).manager, task_id)  # a retired task's: nothing to do
 
     # -- service-info ---------------------------------------------------------------------------------------------------
     def service_info(self) -> dict:
@@ -354,6 +390,17 @@ def _tail(job_directory: str, path: str, limit: int = STREAM_TAIL) -> str:
 
 def _drop_none(obj: dict) -> dict:
     return {k: v for k, v in obj.items() if v is not None}
+
+
+def _document(task_id: str, state: str, created: float, task: dict, view: str, task_log: dict) -> dict:
+    """The BASIC or FULL view of a task (``task``: its document as stored)."""
+    full = view == "FULL"
+    return _drop_none({"id": task_id, "state": state, "name": task["name"], "description": task["description"],
+                       "inputs": [_input(i, full) for i in task["inputs"]],
+                       "outputs": [_drop_none(dict(o, url=staging.public_url(o["url"]))) for o in task["outputs"]],
+                       "resources": _resources(task["resources"]),
+                       "executors": [_executor(e, full) for e in task["executors"]], "volumes": task["volumes"],
+                       "tags": task["tags"], "creation_time": rfc3339(created), "logs": [task_log]})
 
 
 def _input(entry: dict, full: bool) -> dict:

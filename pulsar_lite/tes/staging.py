@@ -14,9 +14,10 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import posixpath
 import shutil
 import urllib.parse
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Iterator
 
 from .. import fsutil
@@ -25,6 +26,8 @@ from ..staging.actions import PermanentStagingError
 from .runtime import has_wildcards, host_path
 
 OUTPUTS_LOG = "outputs.json"
+#: lines for the task's system_logs about its outputs (those not sent after an executor failed)
+OUTPUT_NOTES = "outputs.notes"
 REMOTE_SCHEMES = ("http", "https", "ftp", "ftps")
 
 
@@ -98,6 +101,13 @@ def stage_in(task: dict, job_directory: str, roots: list[str], policy: RetryPoli
     return files, size
 
 
+class NotCreated(PermanentStagingError):
+    """An output the executors did not create (a FILE that is not there, a DIRECTORY that is not there)."""
+
+    def __init__(self):
+        super().__init__("the executors did not create it")
+
+
 def _readable(top: str) -> None:
     """A directory input the daemon made: readable by the executors' user whatever the daemon's umask (a
     FILE input is made 0644 the same way)."""
@@ -110,26 +120,45 @@ def _readable(top: str) -> None:
 def _matches(entry: dict, root: str) -> list[tuple[str, str]]:
     """(host file, URL) pairs an output sends. Found without following a symlink out of the mirror ``root``:
     a wildcard's walk and a DIRECTORY's never enter a symlinked directory, and a DIRECTORY output that is itself
-    a symlink is followed only while it stays in the mirror (else PathEscapes, which names no file of the host)."""
+    a symlink is followed only while it stays in the mirror (else PathEscapes, which names no file of the host).
+    A wildcard match that is a directory is sent as a DIRECTORY output is: every file below it. NotCreated for a
+    DIRECTORY output that is not there (an empty one sends nothing, as a wildcard matching nothing)."""
     url = entry["url"].rstrip("/")
     source = host_path(root, entry["path"])
     if entry["path_prefix"]:  # wildcards: every match, its URL the output's URL + the match less the prefix
         prefix = host_path(root, entry["path_prefix"]).rstrip("/") + "/"
-        matches = (os.path.join(root, match) for match in _glob(root, entry["path"]))
-        return [(match, f"{url}/{_quoted(match[len(prefix):])}") for match in sorted(matches)
-                if match.startswith(prefix)]
+        pairs = []
+        for match, is_directory in sorted(_glob(root, entry["path"])):
+            match = os.path.join(root, match)
+            if not match.startswith(prefix):
+                continue
+            if not is_directory:
+                pairs.append((match, f"{url}/{_quoted(match[len(prefix):])}"))
+                continue
+            try:
+                pairs += [(path, f"{url}/{_quoted(path[len(prefix):])}") for path in _walk(match, root)]
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # gone since the glob saw it (nothing of the task runs now: not expected)
+        return pairs
     if entry["type"] == "DIRECTORY":
         try:
-            top = fsutil.open_directory(source, root)
+            found = _walk(source, root)
         except (FileNotFoundError, NotADirectoryError):
-            return []
-        try:
-            found = [os.path.normpath(os.path.join(source, directory, name))
-                     for directory, _, names, _ in os.fwalk(".", dir_fd=top) for name in names]
-        finally:
-            os.close(top)
-        return [(path, f"{url}/{_quoted(os.path.relpath(path, source))}") for path in sorted(found)]
+            raise NotCreated() from None
+        return [(path, f"{url}/{_quoted(os.path.relpath(path, source))}") for path in found]
     return [(source, entry["url"])]
+
+
+def _walk(directory: str, root: str) -> list[str]:
+    """Every file below ``directory`` (sorted), walked with ``fwalk`` from a descriptor opened below the mirror
+    ``root`` (``fsutil.open_directory``: PathEscapes when the directory leads out of it): a symlinked directory in
+    it is not entered; a symlink to a file is listed (and refused when opened if it leads out)."""
+    top = fsutil.open_directory(directory, root)
+    try:
+        return sorted(os.path.normpath(os.path.join(directory, sub, name))
+                      for sub, _, names, _ in os.fwalk(".", dir_fd=top) for name in names)
+    finally:
+        os.close(top)
 
 
 def _quoted(relative: str) -> str:
@@ -137,13 +166,15 @@ def _quoted(relative: str) -> str:
     return urllib.parse.quote(relative, safe="/")
 
 
-def _glob(root: str, pattern: str) -> list[str]:
-    """The paths (relative to ``root``) matching ``pattern`` (a container path with wildcards), as glob finds
-    them (a wildcard matches no leading '.'), but component by component from descriptors opened with
-    O_NOFOLLOW: a symlinked directory on the way is not entered. A match that is a symlink is kept unless it
-    leads to something other than a regular file inside the mirror; one leading out is kept, and refused
-    when it is opened."""
+def _glob(root: str, pattern: str) -> list[tuple[str, bool]]:
+    """(path relative to ``root``, whether it is a directory) of each match of ``pattern`` (a container path
+    with wildcards), as glob finds them (a wildcard matches no leading '.'), but component by component from
+    descriptors opened with O_NOFOLLOW: a symlinked directory on the way is not entered. A match that is a
+    directory (not a symlink) is kept, to be walked; one that is a symlink is kept unless it leads to
+    something other than a regular file inside the mirror; one leading out is kept, and refused when it is
+    opened."""
     found = [""]
+    matches: list[tuple[str, bool]] = []
     parts = [part for part in pattern.split("/") if part]
     for n, part in enumerate(parts):
         last = n == len(parts) - 1
@@ -160,12 +191,14 @@ def _glob(root: str, pattern: str) -> list[str]:
                     if not last:
                         if entry.is_dir(follow_symlinks=False):
                             below.append(path)
+                    elif entry.is_dir(follow_symlinks=False):
+                        matches.append((path, True))
                     elif entry.is_file(follow_symlinks=False) or (entry.is_symlink() and _regular(root, path)):
-                        below.append(path)
+                        matches.append((path, False))
             finally:
                 os.close(fd)
         found = below
-    return found
+    return matches
 
 
 def _fits(name: str, part: str) -> bool:
@@ -187,24 +220,33 @@ def _regular(root: str, path: str) -> bool:
     return True
 
 
-def stage_out(task: dict, job_directory: str, roots: list[str], policy: RetryPolicy, remote=None) -> tuple[int, int]:
-    """Every output to its URL; writes the output file log; (files, bytes). Raises with a one-line reason
-    naming every output that could not be sent."""
+def stage_out(task: dict, job_directory: str, roots: list[str], policy: RetryPolicy, remote=None,
+              executor_failed: bool = False) -> tuple[int, int]:
+    """Every output that exists to its URL (``remote``: how the daemon's transfers reach it, its address
+    rule); writes the output file log and the notes for the task's ``system_logs`` (URLs in both with their
+    password masked: ``public_url``); (files, bytes).
+
+    After the executors succeeded, an output that could not be sent fails the task (raises with a one-line
+    reason naming each), a FILE or DIRECTORY output the executors did not create included; an empty DIRECTORY
+    and a wildcard matching nothing send nothing and are fine. After an executor failed (``executor_failed``)
+    whatever exists is sent all the same (the client wants the logs of what failed), and nothing raises: the
+    outputs that were not there are one line of the notes, each output that could not be sent another."""
     root = os.path.join(job_directory, "tes", "root")
-    sent, errors = [], []
+    sent, missing, errors = [], [], []
     for n, entry in enumerate(task["outputs"]):
         what = f"output {entry['name'] or n} ({entry['path']})"
         try:
             pairs = _matches(entry, root)
+        except NotCreated:
+            missing.append(what)
+            continue
         except fsutil.PathEscapes as exc:
             errors.append(f"{what}: {exc}")
             continue
-        if not pairs and not entry["path_prefix"]:
-            errors.append(f"{what}: the executors did not create it")
-            continue
+        placeholder = posixpath.dirname(entry["path"]) == "/" and not entry["path_prefix"]  # runtime.root_files
         for path, url in pairs:
             try:
-                with _opened(root, path) as source:
+                with _opened(root, path, placeholder) as source:
                     size = os.path.getsize(source)
                     kind = scheme(url)
                     if kind in ("http", "https"):
@@ -220,23 +262,43 @@ def stage_out(task: dict, job_directory: str, roots: list[str], policy: RetryPol
                                                     f"and file are)")
                 container_path = "/" + os.path.relpath(path, root)
                 sent.append({"url": public_url(url), "path": container_path, "size_bytes": str(size)})
+            except NotCreated:
+                missing.append(what)
             except Exception as exc:
                 errors.append(f"{what}: {exc}")
-    fsutil.write_bytes(os.path.join(job_directory, "tes", OUTPUTS_LOG), json.dumps(sent).encode(), mode=0o644)
-    if errors:
-        raise PermanentStagingError("; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""))
+    tes = os.path.join(job_directory, "tes")
+    fsutil.write_bytes(os.path.join(tes, OUTPUTS_LOG), json.dumps(sent).encode(), mode=0o644)
+    notes = []
+    if executor_failed:
+        if missing:
+            notes.append(f"outputs not sent, the executors did not create them: {', '.join(missing)}")
+        notes += [f"{line} (not sent)" for line in errors]
+    fsutil.write_bytes(os.path.join(tes, OUTPUT_NOTES), "".join(f"{line}\n" for line in notes).encode(), mode=0o644)
+    if not executor_failed:
+        errors = [f"{what}: the executors did not create it" for what in missing] + errors
+        if errors:
+            raise PermanentStagingError("; ".join(errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""))
     return len(sent), sum(int(s["size_bytes"]) for s in sent)
 
 
 @contextmanager
-def _opened(root: str, path: str) -> Iterator[str]:
+def _opened(root: str, path: str, placeholder: bool = False) -> Iterator[str]:
     """An output opened below the task's mirror ``root`` (the executors may have made it a symlink, which is
-    followed only while it stays inside), as a name that reaches the opened file (fsutil.opened_below)."""
-    try:
-        with fsutil.opened_below(root, path) as source:
-            yield source
-    except FileNotFoundError:
-        raise PermanentStagingError("the executors did not create it") from None
+    followed only while it stays inside), as a name that reaches the opened file (fsutil.opened_below).
+    NotCreated when it is not there, or (``placeholder``: a file mounted directly under ``/``) when it is still
+    the empty file dated 1970 the job script made for the mount (no executor wrote it)."""
+    with ExitStack() as stack:
+        try:
+            source = stack.enter_context(fsutil.opened_below(root, path))
+        except FileNotFoundError as exc:
+            if exc.strerror == "not a regular file":
+                raise PermanentStagingError("it is not a regular file") from None
+            raise NotCreated() from None
+        if placeholder:
+            info = os.stat(source)
+            if info.st_size == 0 and info.st_mtime_ns == 0:
+                raise NotCreated()
+        yield source
 
 
 def sent_outputs(job_directory: str) -> list[dict]:
@@ -245,3 +307,9 @@ def sent_outputs(job_directory: str) -> list[dict]:
         return json.loads(data) if data is not None else []
     except ValueError:
         return []
+
+
+def output_notes(job_directory: str) -> list[str]:
+    """The lines ``stage_out`` left for the task's ``system_logs`` (read below the job directory)."""
+    data = fsutil.read_bytes(os.path.join("tes", OUTPUT_NOTES), limit=16 * 1024, root=job_directory)
+    return [line for line in data.decode(errors="replace").splitlines() if line] if data else []

@@ -431,7 +431,9 @@ def test_outputs_are_not_sent_through_a_planted_symlink_out_of_the_tasks_directo
     assert done.state == "SYSTEM_ERROR"
     system_logs = " ".join(done.logs[0].system_logs)
     assert "id_rsa" not in system_logs and "shadow" not in system_logs, system_logs
-    assert "job.txt" in system_logs and "/out/dir" in system_logs, system_logs
+    # /out/dir is a mount of its own: the link went inside it (ln -s into a directory), where the walk does not
+    # enter it, and the directory left empty is no error of its own
+    assert "job.txt" in system_logs and "/out/dir" not in system_logs, system_logs
 
 
 def test_mounted_paths_with_the_runtimes_separators_are_refused_and_other_paths_pass_as_they_are(client, server):

@@ -28,6 +28,9 @@ def test_defaults_are_filled_in():
     (minimal(inputs=[{"path": "/a/../../etc/passwd", "content": "x"}]), "must not contain '..'"),
     (minimal(inputs=[{"path": "/a"}]), "inputs[0].url is required"),
     (minimal(outputs=[{"path": "/out/*.txt", "url": "http://h/d"}]), "path_prefix is required"),
+    (minimal(outputs=[{"path": "/out/*.txt", "path_prefix": "out", "url": "http://h/d"}]), "must be an absolute path"),
+    (minimal(outputs=[{"path": "/out/*.txt", "path_prefix": "/data", "url": "http://h/d"}]), "must be a prefix of its path"),
+    (minimal(outputs=[{"path": "/out/*.txt", "path_prefix": "/ou", "url": "http://h/d"}]), "must be a prefix of its path"),
     (minimal(inputs=[{"path": "/a", "content": "x", "type": "LINK"}]), "FILE or DIRECTORY"),
     (minimal(resources={"cpu_cores": 1.5}), "cpu_cores must be a positive integer"),
     (minimal(resources={"ram_gb": -1}), "ram_gb must be a positive number"),
@@ -76,6 +79,12 @@ def test_views_page_sizes_and_tokens():
 def test_times_are_rfc3339():
     assert protocol.rfc3339(0) == "1970-01-01T00:00:00.000Z"
     assert protocol.rfc3339(None) is None
+
+
+def test_a_path_prefix_is_a_directory_on_the_way_to_its_path():
+    for prefix in ("/", "/out", "/out/", "/out/many"):
+        task = protocol.read_task(minimal(outputs=[{"path": "/out/many/*.txt", "path_prefix": prefix, "url": "h"}]))
+        assert task["outputs"][0]["path_prefix"] == prefix.rstrip("/") or prefix == "/"
 
 
 def test_camel_case_resource_names_are_read_as_the_schemas():

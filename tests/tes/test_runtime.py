@@ -23,9 +23,28 @@ def test_mounts_inputs_read_only_outputs_and_volumes_read_write_parents_first():
     assert runtime.mounts(t) == [("/data", False), ("/scratch", False), ("/data/in.txt", True)]
 
 
-def test_a_wildcard_output_mounts_its_prefix():
+def test_a_wildcard_output_mounts_the_directory_it_matches_in():
     t = task(outputs=[{"path": "/out/many/*.bin", "path_prefix": "/out/many", "url": "http://h/d"}])
     assert runtime.mounts(t) == [("/out/many", False)]
+    t = task(outputs=[{"path": "/out/run*/x/*.bin", "path_prefix": "/", "url": "http://h/d"}])
+    assert runtime.mounts(t) == [("/out", False)]  # path_prefix shapes the URLs only
+    with pytest.raises(ValueError, match="directly under /"):
+        runtime.mounts(task(outputs=[{"path": "/*.bin", "path_prefix": "/", "url": "http://h/d"}]))
+
+
+def test_files_directly_under_the_containers_root_are_mounted_as_files():
+    t = task(inputs=[{"path": "/in.txt", "content": "x"}, {"path": "/both.txt", "content": "y"}],
+             outputs=[{"path": "/out.txt", "url": "http://h/o"}, {"path": "/both.txt", "url": "http://h/b"},
+                      {"path": "/o", "url": "http://h/d", "type": "DIRECTORY"}],
+             executors=[{"image": "b", "command": ["x"], "stdout": "/log.txt", "stderr": "/err/e.txt"}],
+             volumes=["/v"])
+    assert runtime.mounts(t) == [("/both.txt", False), ("/err", False), ("/in.txt", True), ("/log.txt", False),
+                                 ("/o", False), ("/out.txt", False), ("/v", False)]
+    assert runtime.root_files(t) == ["/log.txt", "/out.txt"]  # an input there is its own (staged) file
+    assert runtime.directories_to_make(t, "/r") == ["/r/err", "/r/o", "/r/v"]
+    text = runtime.script("tes-1", t, "/job", "podman", "podman", {})
+    assert "_tes_placeholders log.txt out.txt" in text
+    assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
 
 
 def test_podman_command_line():

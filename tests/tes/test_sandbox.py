@@ -88,3 +88,24 @@ def test_the_job_script_hands_the_writable_mounts_over_without_following_a_symli
     assert subprocess.run(["bash", "-c", text], timeout=60).returncode == 0
     assert {p.name: p.lstat().st_uid for p in (mirror / "v").iterdir()} == {"sub": 65534, "in.txt": 65534, "link": 65534}
     assert (mirror / "v").stat().st_uid == 65534 and outside.stat().st_uid == 0
+
+
+def test_files_directly_under_root_are_made_dated_1970_and_handed_over(tmp_path, root):
+    directory = tmp_path / "job"
+    mirror = directory / "tes" / "root"
+    mirror.mkdir(parents=True)
+    (mirror / "out.txt").symlink_to(tmp_path / "app.yml")  # left by an earlier run of the job
+    (tmp_path / "app.yml").write_text("token")
+    fake = tmp_path / "fake-podman"
+    fake.write_text("#!/bin/bash\nfor a; do [ \"$a\" != -v ] || echo \"$a\" >/dev/null; done; exit 0\n")
+    fake.chmod(0o755)
+    t = task(outputs=[{"path": "/out.txt", "url": "http://h/o"}])
+    text = runtime.script("tes-9", t, str(directory), "podman", str(fake), {})
+    assert subprocess.run(["bash", "-c", text], timeout=60).returncode == 0
+    made = (mirror / "out.txt").lstat()
+    assert not (mirror / "out.txt").is_symlink() and made.st_size == 0 and made.st_mtime_ns == 0
+    assert made.st_uid == 65534 and (tmp_path / "app.yml").read_text() == "token"
+    (mirror / "out.txt").unlink()
+    (mirror / "out.txt").mkdir()  # a directory in its place: refused, no executor runs
+    assert subprocess.run(["bash", "-c", text], timeout=60).returncode == 1
+    assert "/out.txt could not be made an empty file" in (directory / "tes" / "refused").read_text()

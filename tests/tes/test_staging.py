@@ -130,6 +130,51 @@ def test_a_directory_output_sends_its_files_and_skips_symlinked_directories_in_i
     assert not (sent / "d" / "linked").exists()
 
 
+def test_a_wildcard_match_that_is_a_directory_is_walked_without_entering_symlinked_directories(job, host):
+    out = job / "tes" / "root" / "out"
+    (out / "run1" / "logs").mkdir(parents=True)
+    (out / "run1" / "logs" / "a.log").write_text("a")
+    os.symlink(host, out / "run1" / "linked")
+    os.symlink(host, out / "run2")  # a match that is a symlink to a host directory: refused, its files unnamed
+    sent = job.parent / "sent"
+    task = read_task({"executors": [{"image": "busybox", "command": ["true"]}], "outputs": [
+        {"path": "/out/run*", "path_prefix": "/out", "url": f"file://{sent}/runs"}]})
+    with pytest.raises(PermanentStagingError) as info:
+        staging.stage_out(task, str(job), [str(sent)], RetryPolicy())
+    assert "run2" in str(info.value) and "id_rsa" not in str(info.value)
+    assert [entry["path"] for entry in staging.sent_outputs(str(job))] == ["/out/run1/logs/a.log"]
+    assert (sent / "runs" / "run1" / "logs" / "a.log").read_text() == "a"
+    assert not (sent / "runs" / "run1" / "linked").exists() and not (sent / "runs" / "run2").exists()
+
+
+def test_after_an_executor_failed_nothing_raises_and_the_notes_say_what_was_not_sent(job):
+    sent = job.parent / "sent"
+    task = read_task({"executors": [{"image": "busybox", "command": ["true"]}], "outputs": [
+        {"path": "/data/real.txt", "url": f"file://{sent}/real.txt"},
+        {"path": "/data/stolen.txt", "url": f"file://{sent}/stolen.txt"},
+        {"name": "gone", "path": "/data/gone.txt", "url": f"file://{sent}/gone.txt"},
+        {"path": "/nowhere", "url": f"file://{sent}/nowhere", "type": "DIRECTORY"}]})
+    assert staging.stage_out(task, str(job), [str(sent)], RetryPolicy(), executor_failed=True) == (1, 20)
+    assert (sent / "real.txt").read_text() == "made by the executor" and not (sent / "stolen.txt").exists()
+    notes = staging.output_notes(str(job))
+    assert notes[0] == ("outputs not sent, the executors did not create them: output gone (/data/gone.txt), "
+                        "output 3 (/nowhere)")
+    assert len(notes) == 2 and "stolen.txt" in notes[1] and "outside" in notes[1] and notes[1].endswith("(not sent)")
+    # the same outputs after the executors succeeded: the task fails, each output named
+    with pytest.raises(PermanentStagingError) as info:
+        staging.stage_out(task, str(job), [str(sent)], RetryPolicy())
+    assert "gone.txt): the executors did not create it" in str(info.value) and "stolen.txt" in str(info.value)
+    assert staging.output_notes(str(job)) == []
+
+
+def test_a_file_output_that_is_a_directory_says_so(job):
+    sent = job.parent / "sent"
+    task = read_task({"executors": [{"image": "busybox", "command": ["true"]}], "outputs": [
+        {"path": "/data", "url": f"file://{sent}/data"}]})
+    with pytest.raises(PermanentStagingError, match="not a regular file"):
+        staging.stage_out(task, str(job), [str(sent)], RetryPolicy())
+
+
 def test_ftp_inputs_and_outputs_with_the_password_shown_nowhere(ftp_area, tmp_path):
     """A real FTP server (tests/ftpserver.py): a FILE and a DIRECTORY come in; a FILE, a DIRECTORY and
     wildcard matches go out into directories the upload makes; the output log masks the password."""
