@@ -127,7 +127,13 @@ def serve(config: AppConfig) -> None:
 
     if context is not None:
         server.socket = tls.wrap_listener(server.socket, context)
-        signal.signal(signal.SIGHUP, lambda signum, frame: tls.reload(context, config.ssl_pem))
+        def reload(signum, frame):
+            try:
+                tls.reload(server.socket, config.ssl_pem)
+            except Exception:  # never out of the signal handler into the accept loop
+                log.exception("SIGHUP: ssl_pem %s not loaded again", config.ssl_pem)
+
+        signal.signal(signal.SIGHUP, reload)
     else:  # systemctl reload: nothing to load again (never the default action, which ends the process)
         signal.signal(signal.SIGHUP, lambda signum, frame: log.info("SIGHUP: nothing to reload (no ssl_pem)"))
 

@@ -39,13 +39,21 @@ def load(context: ssl.SSLContext, pem: str) -> None:
                           ) from None
 
 
-def reload(context: ssl.SSLContext, pem: str) -> None:
-    """Load ``pem`` again (SIGHUP); a file that cannot be read leaves the current certificate in place."""
+def reload(listener, pem: str) -> None:
+    """Load ``pem`` again (SIGHUP) into a new context the listening socket hands to the connections that follow;
+    a file that cannot serve leaves the current context whole (loading into it would replace its certificate
+    before finding the key does not match)."""
     try:
-        load(context, pem)
+        fresh = server_context(pem)
     except ConfigError as exc:
         log.error("%s; still serving the certificate loaded before", exc)
         return
+    if isinstance(listener, ssl.SSLSocket):
+        # a listening socket has no TLS session of its own (the context setter would reach for it); accept()
+        # wraps each connection with the socket's _context
+        listener._context = fresh
+    else:
+        listener.context = fresh
     log.info("ssl_pem %s loaded again: new connections get its certificate", pem)
 
 

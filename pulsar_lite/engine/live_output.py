@@ -46,6 +46,8 @@ class Followed:
     delivered: bool = False
     failures: int = 0
     next_try: float = 0.0
+    #: one send at a time (the thread's round and the staging phase's flush)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def urls_of(launch: dict | None) -> dict | None:
@@ -161,7 +163,10 @@ class LiveOutput:
                 if self.engine.stopping.is_set():
                     return
                 if followed.next_try <= now:
-                    self._send(followed, everything=False)
+                    try:
+                        self._send(followed, everything=False)
+                    except Exception:  # a defect: said, and the other jobs still served
+                        log.exception("job %s: live output failed", followed.job_id)
 
     def flush(self, manager: str, job_id: str) -> None:
         """Send what the job has not delivered yet (its run is over: from the staging phase, before the final
@@ -172,6 +177,10 @@ class LiveOutput:
             self._send(followed, everything=True)
 
     def _send(self, followed: Followed, everything: bool) -> None:
+        with followed.lock:
+            self._send_locked(followed, everything)
+
+    def _send_locked(self, followed: Followed, everything: bool) -> None:
         sent_any = False
         try:
             for stream in STREAMS:
@@ -184,7 +193,7 @@ class LiveOutput:
                     sent_any = True
                     if not everything:
                         break  # one chunk per stream per round: every job gets its turn
-        except transfer.TransferError as exc:
+        except Exception as exc:  # TransferError, or a URL libcurl cannot take (UnicodeEncodeError): a failed post
             followed.failures += 1
             pause = min(self.interval * 2 ** followed.failures, BACKOFF_MAX)
             followed.next_try = time.monotonic() + pause

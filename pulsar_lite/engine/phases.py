@@ -46,7 +46,10 @@ class StagingPhases:
         if record is None or record.state != wire.State.POSTPROCESSING:
             return
         if self.live_output is not None:  # the rest of the live output, before the final status is built
-            self.live_output.flush(manager, job_id)
+            try:
+                self.live_output.flush(manager, job_id)
+            except Exception:  # a defect: said; the final status carries the streams
+                log.exception("job %s: live output's last post failed", job_id)
         try:
             self.postprocessor(manager, self.job_directory(manager, job_id), record)
             final, message = (wire.State.FAILED if record.message else wire.State.COMPLETE), None

@@ -34,7 +34,9 @@ except ImportError:  # pragma: no cover - exercised only where pycurl is missing
 
 log = logging.getLogger(__name__)
 
-SECRET_PARAMS = {"job_key", "private_token", "token", "api_key", "key"}
+#: query parameters that are credentials (Galaxy's job key; pre-signed URLs' signatures: S3, GCS, Azure SAS)
+SECRET_PARAMS = {"job_key", "private_token", "token", "api_key", "key", "x-amz-signature", "x-amz-credential",
+                 "x-amz-security-token", "x-goog-signature", "x-goog-credential", "sig", "signature"}
 TRANSIENT_STATUS = {408, 425, 429}
 _sleep = time.sleep
 
@@ -65,6 +67,16 @@ def redact(url: str) -> str:
                                                                                               keep_blank_values=True)],
                       safe="*/")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def mask_query(url: str) -> str:
+    """``url`` with the values of its credential query parameters (SECRET_PARAMS) as ``***``."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(k.lower() in SECRET_PARAMS for k, _ in pairs):
+        return url
+    query = urlencode([(k, "***" if k.lower() in SECRET_PARAMS else v) for k, v in pairs], safe="*/")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 def _transient(status: int | None) -> bool:

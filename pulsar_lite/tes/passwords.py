@@ -46,7 +46,7 @@ def check_hash(encoded: str) -> tuple[int, bytes, bytes]:
     parts = encoded.split("$")
     if len(parts) != 4 or parts[0] != ALGORITHM:
         raise ValueError(f"not a {ALGORITHM}$<iterations>$<salt>$<hash> hash")
-    if not parts[1].isdigit() or not MIN_ITERATIONS <= int(parts[1]) <= MAX_ITERATIONS:
+    if not (parts[1].isascii() and parts[1].isdigit()) or not MIN_ITERATIONS <= int(parts[1]) <= MAX_ITERATIONS:
         raise ValueError(f"iterations must be a number between {MIN_ITERATIONS} and {MAX_ITERATIONS}")
     try:
         salt, key = base64.b64decode(parts[2], validate=True), base64.b64decode(parts[3], validate=True)

@@ -296,5 +296,5 @@ def read_page_token(token: str | None) -> tuple[float, str] | None:
     try:
         created, task_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         return float(created), str(task_id)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise BadRequest("page_token is not one this server gave out") from None

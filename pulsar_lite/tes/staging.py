@@ -33,8 +33,15 @@ REMOTE_SCHEMES = ("http", "https", "ftp", "ftps")
 
 def public_url(url: str | None) -> str | None:
     """``url`` with the password of its user information masked (``user:***@``; a user name alone, often a
-    token, is masked whole: ``***@``); the rest as it is."""
-    if not url or "@" not in url:
+    token, is masked whole: ``***@``) and the credentials of its query (``X-Amz-Signature``, ``sig``, ...);
+    the rest as it is."""
+    if not url:
+        return url
+    if "?" in url:  # a pre-signed URL's signature is a credential too
+        from ..staging.transfer import mask_query
+
+        url = mask_query(url)
+    if "@" not in url:
         return url
     parts = urllib.parse.urlsplit(url)
     if "@" not in parts.netloc:

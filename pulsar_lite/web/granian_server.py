@@ -97,6 +97,10 @@ def serve_granian(config) -> None:
              ", ".join(m.staging_directory for m in config.managers.values()), config.store_path)
     threading.Thread(target=_notify_when_serving, args=(host, port, bool(secure)), name="pulsar-lite-ready",
                      daemon=True).start()
+    # systemctl reload (SIGHUP): granian would start a second worker beside the one holding the job state, which
+    # cannot take it, and then stop both; a renewed certificate needs a restart under granian
+    server.signal_handler_reload = lambda *args, **kwargs: log.info("SIGHUP: nothing reloaded (granian: restart "
+                                                                     "to load a renewed ssl_pem)")
     server.serve(target_loader=lambda: _load_app(config), wrap_loader=False)
 
 
