@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import tempfile
 
-from .actions import PermanentStagingError
+from .actions import PermanentStagingError, _source_path
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +136,7 @@ def fetch(action: dict, target: str, settings: SshSettings | None = None) -> int
     TransientCopyError)."""
     settings = settings or SETTINGS
     action_type = action["action_type"]
-    remote = (action.get("source") or {}).get("path") or action.get("path")
-    if not remote:
-        raise PermanentStagingError(f"{action_type} action has no source path")
+    remote = _source_path(action)
     user, host, port = _endpoint(action)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     with _KeyFile(action.get("ssh_key"), action_type) as key:
@@ -159,9 +157,7 @@ def send(action: dict, source: str, settings: SshSettings | None = None) -> int:
     own) to the Galaxy-side path ``action['source']['path']``, its directory made first."""
     settings = settings or SETTINGS
     action_type = action["action_type"]
-    remote = (action.get("source") or {}).get("path") or action.get("path")
-    if not remote:
-        raise PermanentStagingError(f"{action_type} action has no destination path")
+    remote = _source_path(action)  # for an output, the Galaxy-side path it goes to
     user, host, port = _endpoint(action)
     fds = _inherited(source)
     size = os.stat(source).st_size

@@ -63,9 +63,7 @@ def redact(url: str) -> str:
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
         netloc = (userinfo.split(":", 1)[0] + ":***@" if ":" in userinfo else "***@") + host
-    query = urlencode([(k, "***" if k.lower() in SECRET_PARAMS else v) for k, v in parse_qsl(parts.query,
-                                                                                              keep_blank_values=True)],
-                      safe="*/")
+    query = _masked(parse_qsl(parts.query, keep_blank_values=True))
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
@@ -75,8 +73,12 @@ def mask_query(url: str) -> str:
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     if not any(k.lower() in SECRET_PARAMS for k, _ in pairs):
         return url
-    query = urlencode([(k, "***" if k.lower() in SECRET_PARAMS else v) for k, v in pairs], safe="*/")
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, _masked(pairs), parts.fragment))
+
+
+def _masked(pairs: list[tuple[str, str]]) -> str:
+    """A query string of ``pairs``, the values of credential parameters (SECRET_PARAMS) as ``***``."""
+    return urlencode([(k, "***" if k.lower() in SECRET_PARAMS else v) for k, v in pairs], safe="*/")
 
 
 def _transient(status: int | None) -> bool:
